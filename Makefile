@@ -1,0 +1,35 @@
+# Genba — two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.genba-installed
+TORCH_PIN := torch==2.13.0
+
+.PHONY: demo test lint bench clean venv
+
+venv: $(STAMP)
+
+# torch goes first (the CPU wheel); an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/genba demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check genba export edge_agent server gui tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/export_infer.py
+
+clean:
+	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

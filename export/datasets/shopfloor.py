@@ -1,0 +1,275 @@
+"""Seeded, versioned generator of synthetic shop-floor defect reports.
+
+The demo, the tests and the benchmarks all stand on this data, so it is built to
+resist a keyword lookup: wide synonym tables, vocabulary shared across classes,
+negated and false-lead mentions of other classes, typos and abbreviations, site
+jargon and site-specific class mixes, label noise in training parts, and lengths
+from two words to a few sentences. ``tests/export/test_datasets.py`` checks that a
+bag-of-words baseline stays well below a pretrained encoder with the same few labels.
+
+Pure standard library on purpose: importing it must stay cheap for the CLI and GUI.
+Randomness comes only from ``random.Random`` instances seeded through ``zlib.crc32``
+(never ``hash()``, which is salted per process), so a seed means the same data in
+every process. Changing what a seed produces means bumping ``GENERATOR_VERSION``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import string
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from export.datasets import vocabulary as vocab
+
+GENERATOR_VERSION: str = "1.0.0"
+LABELS: tuple[str, ...] = (
+    "scratch", "dent", "contamination", "misalignment", "missing_part", "no_defect",
+)
+SITES: tuple[str, ...] = ("site-a", "site-b", "site-c")
+
+CENTRAL = "central"
+NO_DEFECT = "no_defect"
+DEFECT_LABELS: tuple[str, ...] = tuple(label for label in LABELS if label != NO_DEFECT)
+
+# Share of training reports whose recorded label is wrong (operators mis-click).
+LABEL_NOISE_RATE = 0.05
+# Per-report chances of each ingredient; tuned with the realism test, not guessed.
+IDIOM_RATE = 0.3
+GLOSS_RATE = 0.35
+NEGATED_MENTION_RATE = 0.10
+FALSE_LEAD_RATE = 0.04
+NO_DEFECT_AS_NEGATION_RATE = 0.12
+DISPOSITION_RATE = 0.2
+HEADER_RATE = 0.3
+CONTEXT_RATE = 0.15
+ABBREVIATION_RATE = 0.2
+TYPO_RATE = 0.02
+
+_CENTRAL_LINES = 3
+_SITE_LINES = 4
+_SHIFTS = ("day", "swing", "night")
+
+
+@dataclass(frozen=True)
+class Report:
+    """One defect report as an operator wrote it."""
+
+    text: str
+    label: str  # the recorded label (training parts carry some label noise)
+    true_label: str  # ground truth
+    group: str  # "<source>/line-<n>/<shift>", e.g. "site-a/line-2/night"
+
+    def to_json(self) -> dict[str, str]:
+        """The JSONL record every Genba input file uses (DESIGN: input files)."""
+        return {"text": self.text, "label": self.label, "group": self.group}
+
+
+@dataclass(frozen=True)
+class Split:
+    """A training part and a fixed, noise-free evaluation part."""
+
+    train: tuple[Report, ...]  # central: IT's training part; site: the site's training pool
+    eval: tuple[Report, ...]  # labels == true labels (no noise)
+
+
+def central_split(seed: int = 0, n_train: int = 600, n_eval: int = 300) -> Split:
+    """IT's data: balanced classes, no site jargon."""
+    priors = {label: 1.0 / len(LABELS) for label in LABELS}
+    return _split(CENTRAL, priors, seed, n_train, n_eval)
+
+
+def site_split(site: str, seed: int = 0, n_pool: int = 600, n_eval: int = 300) -> Split:
+    """One site's data: its own class mix and its own words for some classes."""
+    if site not in SITES:
+        raise ValueError(f"unknown site {site!r}; valid sites: {', '.join(SITES)}")
+    return _split(site, vocab.SITE_PRIORS[site], seed, n_pool, n_eval)
+
+
+def sample_per_class(reports: Iterable[Report], per_class: int, seed: int) -> list[Report]:
+    """A stratified few-label sample: ``per_class`` reports of each recorded label.
+
+    Stratifies on the recorded label, as an operator's labelling queue would.
+    Raises ValueError when a label has fewer reports than asked for, rather than
+    silently returning a smaller sample that would misstate "N labels per class".
+    """
+    by_label: dict[str, list[Report]] = {label: [] for label in LABELS}
+    for report in reports:
+        by_label[report.label].append(report)
+    rng = _rng("sample", seed, per_class)
+    sample: list[Report] = []
+    for label in LABELS:
+        pool = by_label[label]
+        if len(pool) < per_class:
+            raise ValueError(f"only {len(pool)} reports labelled {label!r}, {per_class} asked for")
+        sample.extend(rng.sample(pool, per_class))
+    rng.shuffle(sample)
+    return sample
+
+
+def write_jsonl(reports: Iterable[Report], path: str | os.PathLike[str]) -> None:
+    """Write one ``Report.to_json()`` per line, UTF-8, non-ASCII kept as is."""
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        for report in reports:
+            handle.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
+
+
+# --- splits -------------------------------------------------------------------
+
+
+def _split(source: str, priors: Mapping[str, float], seed: int, n_train: int, n_eval: int) -> Split:
+    # Separate streams per part, so asking for more training reports never changes eval.
+    train = _generate(source, priors, n_train, _rng(source, seed, "train"), noisy=True)
+    evaluation = _generate(source, priors, n_eval, _rng(source, seed, "eval"), noisy=False)
+    return Split(train=train, eval=evaluation)
+
+
+def _rng(*parts: object) -> random.Random:
+    key = "|".join([GENERATOR_VERSION, *map(str, parts)])
+    return random.Random(zlib.crc32(key.encode("utf-8")))
+
+
+def _generate(
+    source: str, priors: Mapping[str, float], count: int, rng: random.Random, *, noisy: bool
+) -> tuple[Report, ...]:
+    labels = _label_sequence(priors, count)
+    rng.shuffle(labels)
+    reports = []
+    for true_label in labels:
+        recorded = _mislabel(true_label, rng) if noisy and rng.random() < LABEL_NOISE_RATE else true_label
+        text = _compose(true_label, source, rng)
+        reports.append(Report(text=text, label=recorded, true_label=true_label, group=_group(source, rng)))
+    return tuple(reports)
+
+
+def _label_sequence(priors: Mapping[str, float], count: int) -> list[str]:
+    """Exact class counts from the priors (largest remainder), in LABELS order."""
+    total = sum(priors.values())
+    shares = {label: count * priors[label] / total for label in LABELS}
+    counts = {label: int(share) for label, share in shares.items()}
+    by_remainder = sorted(LABELS, key=lambda label: counts[label] - shares[label])
+    for label in by_remainder[: count - sum(counts.values())]:
+        counts[label] += 1
+    return [label for label in LABELS for _ in range(counts[label])]
+
+
+def _mislabel(true_label: str, rng: random.Random) -> str:
+    return rng.choice([label for label in LABELS if label != true_label])
+
+
+def _group(source: str, rng: random.Random) -> str:
+    lines = _CENTRAL_LINES if source == CENTRAL else _SITE_LINES
+    return f"{source}/line-{rng.randint(1, lines)}/{rng.choice(_SHIFTS)}"
+
+
+# --- text ---------------------------------------------------------------------
+
+
+def _compose(label: str, source: str, rng: random.Random) -> str:
+    clauses = [_finding(label, source, rng)]
+    if rng.random() < GLOSS_RATE:
+        clauses.append(rng.choice(vocab.CLASS_GLOSSES[label]))
+    if label != NO_DEFECT and rng.random() < NEGATED_MENTION_RATE:
+        # "no scratch found, dent on rim": the other class is named, and ruled out.
+        negation = _negated_mention(_other_defect(label, rng), rng)
+        clauses.insert(rng.randint(0, 1), negation)
+    if label != NO_DEFECT and rng.random() < DISPOSITION_RATE:
+        clauses.append(rng.choice(vocab.DISPOSITIONS))
+    text = rng.choice((", ", "; ", " - ", ". ")).join(clauses)
+    if rng.random() < HEADER_RATE:
+        text = f"{_header(rng)}{rng.choice((': ', ' - ', ' '))}{text}"
+    if rng.random() < CONTEXT_RATE:
+        text = f"{_end_sentence(text)} {rng.choice(vocab.CONTEXT_SENTENCES)}"
+    return _apply_casing(_misspell(text, rng), rng)
+
+
+def _finding(label: str, source: str, rng: random.Random) -> str:
+    if label == NO_DEFECT and rng.random() < NO_DEFECT_AS_NEGATION_RATE:
+        return ", ".join(_negated_mention(other, rng) for other in rng.sample(DEFECT_LABELS, rng.randint(1, 2)))
+    phrase = _phrase(label, source, rng)
+    if label != NO_DEFECT and rng.random() < FALSE_LEAD_RATE:
+        mention = rng.choice(vocab.CLASS_MENTIONS[_other_defect(label, rng)])
+        return rng.choice(vocab.FALSE_LEAD_TEMPLATES).format(mention=mention, phrase=phrase)
+    return phrase
+
+
+def _phrase(label: str, source: str, rng: random.Random) -> str:
+    jargon = vocab.SITE_JARGON.get(source, {}).get(label)
+    if jargon and rng.random() < vocab.SITE_JARGON_RATE:
+        return _fill(rng.choice(jargon), rng)
+    draw = rng.random()
+    if draw < IDIOM_RATE:
+        return _fill(rng.choice(vocab.CLASS_PHRASES[label]), rng)
+    nouns = vocab.CLASS_NOUNS.get(label)
+    if nouns and draw < IDIOM_RATE + (1 - IDIOM_RATE) / 2:
+        return _fill(rng.choice(vocab.NOUN_PATTERNS), rng, noun=rng.choice(nouns))
+    return _fill(rng.choice(vocab.STATE_PATTERNS), rng, state=rng.choice(vocab.CLASS_STATES[label]))
+
+
+def _negated_mention(label: str, rng: random.Random) -> str:
+    mention = rng.choice(vocab.CLASS_MENTIONS[label])
+    return rng.choice(vocab.NEGATION_TEMPLATES).format(mention=mention)
+
+
+def _other_defect(label: str, rng: random.Random) -> str:
+    return rng.choice([other for other in DEFECT_LABELS if other != label])
+
+
+def _fill(template: str, rng: random.Random, **slots: str) -> str:
+    return template.format(
+        part=rng.choice(vocab.PARTS), loc=rng.choice(vocab.LOCATIONS), size=rng.choice(vocab.SIZES), **slots
+    )
+
+
+def _header(rng: random.Random) -> str:
+    initials = "".join(rng.choices(string.ascii_uppercase, k=2))
+    return rng.choice(vocab.HEADERS).format(
+        pn=f"{rng.randint(1000, 9999)}-{rng.choice('ABCDEFGH')}",
+        stn=rng.randint(1, 40),
+        ini=initials,
+        lot=rng.randint(100, 9999),
+        wo=rng.randint(10000, 99999),
+    )
+
+
+def _end_sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _misspell(text: str, rng: random.Random) -> str:
+    """Abbreviate known words and mistype a few others, as hurried operators do."""
+    words = text.split(" ")
+    return " ".join(_misspell_word(word, rng) for word in words)
+
+
+def _misspell_word(word: str, rng: random.Random) -> str:
+    core = word.strip(string.punctuation)
+    short_forms = vocab.ABBREVIATIONS.get(core.lower())
+    if short_forms and rng.random() < ABBREVIATION_RATE:
+        return word.replace(core, rng.choice(short_forms))
+    if len(core) >= 4 and core.isalpha() and rng.random() < TYPO_RATE:
+        return word.replace(core, _typo(core, rng))
+    return word
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    position = rng.randint(1, len(word) - 2)
+    kind = rng.randrange(3)
+    if kind == 0:  # dropped letter
+        return word[:position] + word[position + 1 :]
+    if kind == 1:  # swapped neighbours
+        return word[:position] + word[position + 1] + word[position] + word[position + 2 :]
+    return word[:position] + word[position] + word[position:]  # doubled letter
+
+
+def _apply_casing(text: str, rng: random.Random) -> str:
+    draw = rng.random()
+    if draw < 0.15:
+        return text.lower()
+    if draw < 0.22:
+        return text.upper()  # some terminals, some operators
+    return text[:1].upper() + text[1:]
+

@@ -1,0 +1,242 @@
+"""The model bundle: manifest, per-file hashes, signature, atomic writes, verification.
+
+Layout of a bundle directory::
+
+    manifest.json   canonical JSON (sorted keys, no insignificant whitespace)
+    manifest.sig    Ed25519 signature over the exact bytes of manifest.json
+    backbone.onnx   ...and every other payload file, each listed in manifest["files"]
+
+A bundle is valid only if manifest.json is canonical, every listed file exists
+with the listed SHA-256, no unlisted file is present, and (when trusted keys are
+given) the signature verifies against one of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from genba import archive, keys
+from genba.errors import BundleFormatError, IntegrityError, OutputPathError, SignatureError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "manifest.sig"
+_RESERVED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
+_CHUNK = 1 << 20
+
+
+def canonical_bytes(manifest: Mapping[str, Any]) -> bytes:
+    """The one byte form of a manifest that is hashed, signed and written."""
+    return json.dumps(
+        manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def payload_files(root: Path) -> dict[str, Path]:
+    """Every file under ``root`` except the manifest and signature, by POSIX relative path.
+
+    Links are refused outright: a bundle is plain files, nothing that points elsewhere.
+    """
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            raise IntegrityError(f"bundle holds a link ({relative}); bundles hold plain files only")
+        if path.is_file() and relative not in _RESERVED:
+            found[relative] = path
+    return found
+
+
+def file_table(root: Path) -> dict[str, dict[str, Any]]:
+    return {
+        name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        for name, path in payload_files(root).items()
+    }
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle whose files matched its manifest (and whose signature verified, if checked)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    signer_key_id: str | None
+
+    @property
+    def signed(self) -> bool:
+        return self.signer_key_id is not None
+
+    def file(self, name: str) -> Path:
+        if name not in self.manifest["files"]:
+            raise BundleFormatError(f"bundle lists no file named {name!r}")
+        return self.path / name
+
+
+def read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
+    manifest_path = root / MANIFEST_NAME
+    if not root.is_dir():
+        raise BundleFormatError(f"{root} is not a bundle directory or archive")
+    try:
+        raw = manifest_path.read_bytes()
+    except FileNotFoundError as exc:
+        raise BundleFormatError(f"{root} has no {MANIFEST_NAME}; it is not a Genba bundle") from exc
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"{MANIFEST_NAME} is corrupt (not valid JSON)") from exc
+    if not isinstance(manifest, dict) or canonical_bytes(manifest) != raw:
+        raise IntegrityError(f"{MANIFEST_NAME} was modified (not in canonical form)")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleFormatError(
+            f"bundle format version {version!r} is not supported (this Genba reads {FORMAT_VERSION})"
+        )
+    if not isinstance(manifest.get("files"), dict):
+        raise BundleFormatError(f"{MANIFEST_NAME} has no file table")
+    return manifest, raw
+
+
+def verify_directory(root: Path, trusted: list[Ed25519PublicKey] | None) -> VerifiedBundle:
+    """Verify a bundle directory; ``trusted=None`` checks integrity only (no signature)."""
+    manifest, raw = read_manifest(root)
+    signer = _verify_signature(root, manifest, raw, trusted) if trusted is not None else None
+    _verify_files(root, manifest["files"])
+    return VerifiedBundle(path=root, manifest=manifest, signer_key_id=signer)
+
+
+@contextlib.contextmanager
+def open_verified(
+    source: Path, trusted: list[Ed25519PublicKey] | None
+) -> Iterator[VerifiedBundle]:
+    """Verify a bundle directory or a ``.tar``/``.zip`` of one (unpacked safely to a temp dir)."""
+    if source.is_dir():
+        yield verify_directory(source, trusted)
+        return
+    if not source.exists():
+        raise BundleFormatError(f"bundle {source} not found")
+    with tempfile.TemporaryDirectory(prefix="genba-bundle-") as scratch:
+        root = archive.extract_safely(source, Path(scratch))
+        yield verify_directory(root, trusted)
+
+
+def _verify_signature(
+    root: Path, manifest: Mapping[str, Any], raw: bytes, trusted: list[Ed25519PublicKey]
+) -> str:
+    signature_path = root / SIGNATURE_NAME
+    if not signature_path.is_file():
+        raise SignatureError(
+            "bundle is unsigned; sign it with 'genba bundle sign' or export with --signing-key"
+        )
+    signer = manifest.get("signer") or {}
+    expected = signer.get("key_id") if isinstance(signer, dict) else None
+    return keys.verify_signature(raw, signature_path.read_bytes(), trusted, expected)
+
+
+def _verify_files(root: Path, listed: Mapping[str, Any]) -> None:
+    present = payload_files(root)
+    unlisted = sorted(set(present) - set(listed))
+    if unlisted:
+        raise IntegrityError(f"bundle holds a file its manifest does not list: {unlisted[0]}")
+    for name, entry in sorted(listed.items()):
+        if name not in present:
+            raise IntegrityError(f"bundle file {name} is missing")
+        if not isinstance(entry, dict) or sha256_file(present[name]) != entry.get("sha256"):
+            raise IntegrityError(f"bundle file {name} does not match its hash (modified or corrupt)")
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+class BundleWriter:
+    """Stage a bundle in a temporary sibling directory, then rename it into place.
+
+    Nothing appears at ``out`` unless :meth:`commit` succeeds; a failure at any
+    point (or an exception inside the ``with`` block) removes the staging dir.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.staging: Path | None = None
+
+    def __enter__(self) -> BundleWriter:
+        if self.out.exists():
+            raise OutputPathError(f"{self.out} already exists; choose another --out or remove it")
+        parent = self.out.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=parent))
+        except OSError as exc:
+            raise OutputPathError(f"cannot write to {parent}: {exc.strerror}") from exc
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.staging is not None and self.staging.exists():
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    @property
+    def root(self) -> Path:
+        if self.staging is None:
+            raise RuntimeError("BundleWriter used outside its 'with' block")
+        return self.staging
+
+    def commit(self, manifest: dict[str, Any], signing_key: Ed25519PrivateKey | None) -> Path:
+        finalize_manifest(self.root, manifest, signing_key)
+        try:
+            os.rename(self.root, self.out)
+        except OSError as exc:
+            raise OutputPathError(f"cannot create {self.out}: {exc.strerror}") from exc
+        self.staging = None
+        return self.out
+
+
+def finalize_manifest(
+    root: Path, manifest: dict[str, Any], signing_key: Ed25519PrivateKey | None
+) -> dict[str, Any]:
+    """Hash the payload into the manifest, write it canonically, and sign it."""
+    final = dict(manifest)
+    final["format_version"] = FORMAT_VERSION
+    final["files"] = file_table(root)
+    final["signer"] = (
+        {"key_id": keys.key_id(signing_key.public_key()), "algorithm": "ed25519"}
+        if signing_key is not None
+        else None
+    )
+    raw = canonical_bytes(final)
+    (root / MANIFEST_NAME).write_bytes(raw)
+    signature_path = root / SIGNATURE_NAME
+    if signing_key is not None:
+        signature_path.write_bytes(keys.sign(signing_key, raw))
+    elif signature_path.exists():
+        signature_path.unlink()
+    return final
+
+
+def sign_existing(bundle: Path, signing_key: Ed25519PrivateKey, out: Path) -> Path:
+    """Verify ``bundle``'s integrity, then write a signed copy at ``out`` (atomically)."""
+    with open_verified(bundle, trusted=None) as verified:
+        with BundleWriter(out) as writer:
+            for name in verified.manifest["files"]:
+                target = writer.root / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(verified.path / name, target)
+            manifest = {k: v for k, v in verified.manifest.items() if k not in {"files", "signer"}}
+            return writer.commit(manifest, signing_key)

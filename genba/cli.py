@@ -1,0 +1,74 @@
+"""``genba``: one entry point; each package registers its own subcommands.
+
+Only argparse and the registering modules are imported here, so ``genba
+--help`` stays fast; every handler imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from genba import env as _env  # noqa: F401  (telemetry off, offline on: first, always)
+from genba.errors import GenbaError
+
+#: Modules with a ``register(subparsers)`` function, in the order shown by --help.
+COMMAND_MODULES = ("export.cli", "genba.commands", "genba.demo.cli")
+USAGE_EXIT = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_EXIT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="genba",
+        description="Genba: export, ship, serve and improve models on the shop floor, offline.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    subparsers.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    _quiet_libraries(args.verbose)
+    try:
+        return int(args.handler(args) or 0)
+    except GenbaError as error:
+        print(f"genba {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"genba {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Third-party progress chatter goes to the log only when asked for."""
+    level = logging.INFO if verbose else logging.ERROR
+    for name in ("optimum", "transformers", "torch.onnx", "onnxruntime", "sentence_transformers"):
+        logging.getLogger(name).setLevel(level)
+    import warnings
+
+    if not verbose:
+        warnings.filterwarnings("ignore")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

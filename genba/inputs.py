@@ -1,0 +1,70 @@
+"""JSONL input files (``--eval``, ``--calibration``, ``--input``).
+
+One object per line: ``{"text": ..., "label": ...}`` or ``{"image": "path", "label": ...}``,
+with an optional ``"group"`` tag. Image paths are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genba.errors import InputFileError
+
+
+@dataclass(frozen=True)
+class Example:
+    """One input: text or an image path, with an optional label and group tag."""
+
+    text: str | None = None
+    image: Path | None = None
+    label: str | None = None
+    group: str | None = None
+
+    @property
+    def payload(self) -> str | Path:
+        if self.text is not None:
+            return self.text
+        assert self.image is not None
+        return self.image
+
+
+def read_jsonl(path: Path, role: str = "input", require_labels: bool = False) -> list[Example]:
+    """Read and validate a whole file; the first bad line fails it with its line number."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise InputFileError(f"{role} file {path} not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{role} file {path} cannot be read: {exc}") from exc
+    examples = [
+        _example(line, path, number, role, require_labels)
+        for number, line in enumerate(lines, start=1)
+        if line.strip()
+    ]
+    if not examples:
+        raise InputFileError(f"{role} file {path} holds no examples (expected JSON lines)")
+    return examples
+
+
+def _example(line: str, path: Path, number: int, role: str, require_labels: bool) -> Example:
+    where = f"{role} file {path}, line {number}"
+    try:
+        record: Any = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{where}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(record, dict):
+        raise InputFileError(f"{where}: expected a JSON object with 'text' or 'image'")
+    text, image = record.get("text"), record.get("image")
+    if (text is None) == (image is None):
+        raise InputFileError(f"{where}: needs exactly one of 'text' or 'image'")
+    label, group = record.get("label"), record.get("group")
+    if require_labels and label is None:
+        raise InputFileError(f"{where}: has no 'label' (evaluation data must be labelled)")
+    for name, value in (("text", text), ("image", image), ("label", label), ("group", group)):
+        if value is not None and not isinstance(value, str):
+            raise InputFileError(f"{where}: '{name}' must be a string")
+    image_path = (path.parent / image) if image is not None else None
+    return Example(text=text, image=image_path, label=label, group=group)

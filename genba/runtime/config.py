@@ -1,0 +1,47 @@
+"""Runtime settings, one frozen dataclass validated as a whole."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from genba.errors import ConfigError
+
+ProviderPolicy = Literal["auto", "gpu", "cpu"]
+GraphOptimization = Literal["disabled", "basic", "extended", "all"]
+
+PROVIDER_POLICIES: tuple[str, ...] = ("auto", "gpu", "cpu")
+GRAPH_OPTIMIZATIONS: tuple[str, ...] = ("disabled", "basic", "extended", "all")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How ONNX Runtime sessions are made.
+
+    ``intra_op_threads=0`` lets ONNX Runtime use one thread per physical core,
+    which is what a dedicated shop-floor PC wants; tests and benchmarks pin it.
+    """
+
+    provider: ProviderPolicy = "auto"
+    intra_op_threads: int = 0
+    inter_op_threads: int = 1
+    graph_optimization: GraphOptimization = "all"
+    cuda_device_id: int = 0
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.provider not in PROVIDER_POLICIES:
+            problems.append(f"provider must be one of {', '.join(PROVIDER_POLICIES)}, not {self.provider!r}")
+        if self.intra_op_threads < 0:
+            problems.append("intra_op_threads must be >= 0 (0 = one per core)")
+        if self.inter_op_threads < 1:
+            problems.append("inter_op_threads must be >= 1")
+        if self.graph_optimization not in GRAPH_OPTIMIZATIONS:
+            problems.append(
+                f"graph_optimization must be one of {', '.join(GRAPH_OPTIMIZATIONS)}, "
+                f"not {self.graph_optimization!r}"
+            )
+        if self.cuda_device_id < 0:
+            problems.append("cuda_device_id must be >= 0")
+        if problems:
+            raise ConfigError(problems)

@@ -1,0 +1,136 @@
+"""Run a verified bundle: backbone (embedding) then head (logits), or one graph."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from genba.bundle import VerifiedBundle
+from genba.errors import BundleFormatError, IntegrityError
+from genba.runtime.config import RuntimeConfig
+from genba.runtime.preprocess import Feeds, Preprocessor, preprocessor_for
+from genba.runtime.sessions import active_provider, create_session
+
+CLASSIFIER_TASKS = ("text-classification", "image-classification")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One answer: the label and score for classifiers, the embedding size otherwise."""
+
+    latency_ms: float
+    provider: str
+    label: str | None = None
+    score: float | None = None
+    embedding_size: int | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"latency_ms": round(self.latency_ms, 3), "provider": self.provider}
+        if self.label is not None:
+            out.update(label=self.label, score=round(float(self.score or 0.0), 6))
+        if self.embedding_size is not None:
+            out["embedding_size"] = self.embedding_size
+        return out
+
+
+class GraphSet:
+    """ONNX Runtime sessions for one graph layout: ``model`` alone, or ``backbone`` [+ ``head``]."""
+
+    def __init__(self, graphs: Mapping[str, bytes], config: RuntimeConfig) -> None:
+        self.layout = _layout_of(graphs)
+        self._sessions = {role: create_session(data, config) for role, data in graphs.items()}
+        self.provider = active_provider(next(iter(self._sessions.values())))
+
+    def run_feeds(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        """Run prepared inputs; returns ``embedding`` (split layouts) and ``logits`` (classifiers)."""
+        if self.layout == "single":
+            session = self._sessions["model"]
+            names = [o.name for o in session.get_outputs()]
+            return dict(zip(names, session.run(None, _inputs_for(session, feeds)), strict=True))
+        backbone = self._sessions["backbone"]
+        (embedding,) = backbone.run(["embedding"], _inputs_for(backbone, feeds))
+        outputs = {"embedding": embedding}
+        if "head" in self._sessions:
+            (logits,) = self._sessions["head"].run(["logits"], {"embedding": embedding})
+            outputs["logits"] = logits
+        return outputs
+
+
+class BundleModel:
+    """A verified bundle ready to run: its graphs' sessions plus its preprocessing.
+
+    Graph bytes are read once and checked against the manifest hash before a
+    session is made from those same bytes, so nothing can change in between.
+    """
+
+    def __init__(self, bundle: VerifiedBundle, config: RuntimeConfig | None = None) -> None:
+        self.config = config or RuntimeConfig()
+        self.manifest = bundle.manifest
+        self.task: str = self.manifest["task"]
+        self.labels: tuple[str, ...] = tuple(self.manifest.get("labels") or ())
+        graphs = {
+            role: _checked_bytes(bundle, spec["file"]) for role, spec in self.manifest["graphs"].items()
+        }
+        self.graphs = GraphSet(graphs, self.config)
+        self.preprocessor: Preprocessor = preprocessor_for(bundle.path, self.manifest["input"])
+        self.provider = self.graphs.provider
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task in CLASSIFIER_TASKS
+
+    def run(self, items: Sequence[Any], pad_to: int | None = None) -> dict[str, np.ndarray]:
+        return self.graphs.run_feeds(self.preprocessor.encode(items, pad_to=pad_to))
+
+    def predict(self, items: Sequence[Any]) -> list[Prediction]:
+        """Answer a batch; latency covers preprocessing and inference of the whole batch."""
+        start = time.perf_counter()
+        outputs = self.run(items)
+        latency = (time.perf_counter() - start) * 1000.0
+        if not self.is_classifier:
+            size = int(outputs["embedding"].shape[-1])
+            return [Prediction(latency, self.provider, embedding_size=size) for _ in items]
+        probabilities = softmax(outputs["logits"])
+        return [self._classified(row, latency) for row in probabilities]
+
+    def _classified(self, probabilities: np.ndarray, latency: float) -> Prediction:
+        best = int(np.argmax(probabilities))
+        scores = {label: float(p) for label, p in zip(self.labels, probabilities, strict=True)}
+        return Prediction(
+            latency, self.provider, label=self.labels[best], score=float(probabilities[best]), scores=scores
+        )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return np.asarray(exp / exp.sum(axis=-1, keepdims=True))
+
+
+def _layout_of(graphs: Mapping[str, Any]) -> str:
+    if set(graphs) == {"model"}:
+        return "single"
+    if "backbone" in graphs and set(graphs) <= {"backbone", "head"}:
+        return "split"
+    raise BundleFormatError(f"bundle graph layout {sorted(graphs)} is not supported")
+
+
+def _checked_bytes(bundle: VerifiedBundle, name: str) -> bytes:
+    data = bundle.file(name).read_bytes()
+    if hashlib.sha256(data).hexdigest() != bundle.manifest["files"][name]["sha256"]:
+        raise IntegrityError(f"bundle file {name} does not match its hash (modified or corrupt)")
+    return data
+
+
+def _inputs_for(session: Any, feeds: Feeds) -> Feeds:
+    wanted = [i.name for i in session.get_inputs()]
+    missing = [name for name in wanted if name not in feeds]
+    if missing:
+        raise BundleFormatError(f"graph needs inputs {missing} that the preprocessing does not produce")
+    return {name: feeds[name] for name in wanted}

@@ -1,0 +1,106 @@
+"""ONNX Runtime sessions with an explicit provider policy.
+
+``auto`` uses the CUDA provider only when it really loads (ONNX Runtime would
+otherwise fall back to CPU silently) and says which provider is active;
+``gpu`` refuses to start without CUDA; ``cpu`` never tries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from genba import env as _env  # noqa: F401  (telemetry off before onnxruntime is imported)
+from genba.errors import RuntimeLoadError
+from genba.runtime.config import RuntimeConfig
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+log = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+_OPTIMIZATION_LEVELS = {
+    "disabled": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+
+def gpu_visible() -> bool:
+    """Cheap check before trying CUDA: a driver device node must exist."""
+    return Path("/dev/nvidiactl").exists() or Path("/dev/dxg").exists()
+
+
+def session_options(config: RuntimeConfig) -> onnxruntime.SessionOptions:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = config.intra_op_threads
+    options.inter_op_num_threads = config.inter_op_threads
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, _OPTIMIZATION_LEVELS[config.graph_optimization]
+    )
+    # Errors only: a failed CUDA attempt under "auto" is expected on CPU-only PCs.
+    options.log_severity_level = 3
+    return options
+
+
+def create_session(model: bytes | Path, config: RuntimeConfig) -> onnxruntime.InferenceSession:
+    """A session on the provider the policy allows; raises RuntimeLoadError otherwise."""
+    if config.provider == "cpu" or (config.provider == "auto" and not gpu_visible()):
+        return _session(model, config, [CPU])
+    session = _try_cuda(model, config)
+    if session is not None:
+        return session
+    if config.provider == "gpu":
+        raise RuntimeLoadError(
+            "provider 'gpu' requested but the CUDA execution provider did not load "
+            "(check the NVIDIA driver and onnxruntime-gpu); use --provider auto or cpu to run on CPU"
+        )
+    log.info("CUDA execution provider unavailable; serving on CPU")
+    return _session(model, config, [CPU])
+
+
+def active_provider(session: onnxruntime.InferenceSession) -> str:
+    providers = session.get_providers()
+    return CUDA if CUDA in providers else providers[0]
+
+
+def _try_cuda(model: bytes | Path, config: RuntimeConfig) -> onnxruntime.InferenceSession | None:
+    import onnxruntime as ort
+
+    if CUDA not in ort.get_available_providers():
+        return None
+    try:
+        preload = getattr(ort, "preload_dlls", None)
+        if preload is not None:
+            preload()
+        cuda_options = {"device_id": str(config.cuda_device_id)}
+        session = _session(model, config, [(CUDA, cuda_options), CPU])
+    except (RuntimeError, OSError, ValueError) as exc:  # ORT raises plain RuntimeError subclasses
+        log.info("CUDA provider failed to load: %s", exc)
+        return None
+    return session if CUDA in session.get_providers() else None
+
+
+def _session(
+    model: bytes | Path, config: RuntimeConfig, providers: list[object]
+) -> onnxruntime.InferenceSession:
+    import onnxruntime as ort
+
+    source = model if isinstance(model, bytes) else os.fspath(model)
+    try:
+        return ort.InferenceSession(source, sess_options=session_options(config), providers=providers)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise RuntimeLoadError(f"ONNX Runtime cannot load the model: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -19,17 +19,28 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
     parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--out", type=Path, required=True, metavar="BUNDLE", help="bundle directory to create")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="BUNDLE", help="bundle directory to create"
+    )
     parser.add_argument("--labels", help="comma-separated label names, one per model output")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
-    parser.add_argument("--calibration", type=Path, metavar="FILE", help="JSONL inputs for int8 static calibration")
+    parser.add_argument(
+        "--calibration", type=Path, metavar="FILE", help="JSONL inputs for int8 static calibration"
+    )
     parser.add_argument("--eval", type=Path, metavar="FILE", help="labelled JSONL for the accuracy gate")
-    parser.add_argument("--signing-key", type=Path, metavar="KEY", help="Ed25519 private key that signs the bundle")
+    parser.add_argument(
+        "--signing-key", type=Path, metavar="KEY", help="Ed25519 private key that signs the bundle"
+    )
     parser.add_argument("--name", help="model name in the manifest (default: the directory name)")
     parser.add_argument("--version", type=int, default=1, help="model version (a positive integer)")
     parser.add_argument("--max-length", type=int, default=128, help="token limit for text models")
-    parser.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="PTS",
-                        help="largest accuracy drop vs torch the gate allows, in points")
+    parser.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=1.0,
+        metavar="PTS",
+        help="largest accuracy drop vs torch the gate allows, in points",
+    )
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads while measuring")
     parser.set_defaults(handler=run)
 

@@ -28,12 +28,16 @@ def fit_linear_head(
     features = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
     targets = torch.as_tensor(np.asarray(label_indices, dtype=np.int64))
     counts = torch.bincount(targets, minlength=num_labels).float()
-    class_weights = torch.where(counts > 0, counts.sum() / (num_labels * counts.clamp(min=1)), torch.zeros_like(counts))
+    class_weights = torch.where(
+        counts > 0, counts.sum() / (num_labels * counts.clamp(min=1)), torch.zeros_like(counts)
+    )
     linear = torch.nn.Linear(features.shape[1], num_labels)
     with torch.no_grad():
         linear.weight.normal_(0.0, 0.01, generator=generator)
         linear.bias.zero_()
-    optimizer = torch.optim.LBFGS(linear.parameters(), lr=1.0, max_iter=max_iterations, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        linear.parameters(), lr=1.0, max_iter=max_iterations, line_search_fn="strong_wolfe"
+    )
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights)
 
     def closure() -> torch.Tensor:

@@ -76,4 +76,3 @@ def _split(
 
 def _input_names(model: Any) -> tuple[str, ...]:
     return tuple(i.name for i in model.graph.input)
-

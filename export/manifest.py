@@ -11,7 +11,16 @@ import numpy as np
 
 from genba.runtime.model import softmax
 
-_VERSIONED = ("genba", "onnxruntime-gpu", "onnxruntime", "onnx", "torch", "transformers", "optimum", "optimum-onnx")
+_VERSIONED = (
+    "genba",
+    "onnxruntime-gpu",
+    "onnxruntime",
+    "onnx",
+    "torch",
+    "transformers",
+    "optimum",
+    "optimum-onnx",
+)
 
 
 def runtime_versions() -> dict[str, str]:
@@ -64,8 +73,8 @@ def lineage(source: dict[str, Any], parent: dict[str, Any] | None = None) -> dic
 
 
 def timestamp(now: dt.datetime | None = None) -> str:
-    moment = now or dt.datetime.now(dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+    moment = now or dt.datetime.now(dt.UTC)
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:

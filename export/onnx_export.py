@@ -11,8 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from genba.errors import ExportError, ModelSourceError
 from export.sources import ModelSource
+from genba.errors import ExportError, ModelSourceError
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,7 @@ def export_fp32(model: Any, task: str, out_dir: Path, opset: int) -> Path:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        onnx_export_from_model(
-            model, out_dir, task=task, opset=opset, do_validation=False, device="cpu"
-        )
+        onnx_export_from_model(model, out_dir, task=task, opset=opset, do_validation=False, device="cpu")
     except (ValueError, KeyError, RuntimeError) as exc:
         raise ExportError(f"ONNX export failed: {_first_line(exc)}") from exc
     graph = out_dir / "model.onnx"

@@ -87,8 +87,12 @@ def export_model(
             config, source, exported, inputs, preprocessor, runtime, head_bytes, Path(work), say
         )
         chosen = _choose(candidates.reports, config)
-        graph_table = _install_graphs(writer.root, exported, chosen, candidates.paths[chosen.name], head_bytes)
-        stats_outputs = _run_chosen(candidates.paths[chosen.name], head_bytes, exported.layout, candidates.stats_feeds, runtime)
+        graph_table = _install_graphs(
+            writer.root, exported, chosen, candidates.paths[chosen.name], head_bytes
+        )
+        stats_outputs = _run_chosen(
+            candidates.paths[chosen.name], head_bytes, exported.layout, candidates.stats_feeds, runtime
+        )
         manifest = {
             "model": {
                 "name": config.name or config.model_dir.name,
@@ -105,7 +109,11 @@ def export_model(
             "validation": candidates.summary(chosen),
             "reference_stats": reference_statistics(stats_outputs, inputs.labels, candidates.stats_source),
             "lineage": lineage(
-                {"model_type": source.model_type, "library": source.library, "architectures": list(source.architectures)}
+                {
+                    "model_type": source.model_type,
+                    "library": source.library,
+                    "architectures": list(source.architectures),
+                }
             ),
         }
         path = writer.commit(manifest, signing_key)
@@ -123,14 +131,17 @@ def _read_inputs(config: ExportConfig, source: ModelSource, head: HeadWeights | 
     return _Inputs(labels=labels, eval=eval_examples, calibration=calibration)
 
 
-def _resolve_labels(config: ExportConfig, source: ModelSource, head: HeadWeights | None) -> tuple[str, ...] | None:
+def _resolve_labels(
+    config: ExportConfig, source: ModelSource, head: HeadWeights | None
+) -> tuple[str, ...] | None:
     if not config.is_classifier:
         return None
     outputs = head.num_labels if head is not None else len(source.config_labels or ())
     if config.labels is not None:
         if outputs and len(config.labels) != outputs:
             raise UsageError(
-                f"label count mismatch: the model has {outputs} outputs but --labels gives {len(config.labels)}"
+                f"label count mismatch: the model has {outputs} outputs "
+                f"but --labels gives {len(config.labels)}"
             )
         return config.labels
     if head is None and source.config_labels and source.has_classifier_for(config.task):
@@ -188,13 +199,16 @@ def _evaluate_candidates(
     work: Path,
     say: Progress,
 ) -> _Candidates:
-    sample_items = samples.gate_samples(source.modality, inputs.eval, inputs.calibration, config.gates.sample_count)
+    sample_items = samples.gate_samples(
+        source.modality, inputs.eval, inputs.calibration, config.gates.sample_count
+    )
     sample_feeds = preprocessor.encode(sample_items)
     torch_outputs = exported.reference.run(sample_feeds)
     eval_set = _eval_set(inputs, preprocessor)
     torch_accuracy = accuracy(exported.reference.run, eval_set) if eval_set else None
     calibration_feeds = [
-        preprocessor.encode(batch) for batch in samples.batched(samples.payloads(inputs.calibration)[:_CALIBRATION_LIMIT], 8)
+        preprocessor.encode(batch)
+        for batch in samples.batched(samples.payloads(inputs.calibration)[:_CALIBRATION_LIMIT], 8)
     ]
     cuda = _cuda_active(runtime, exported.main)
     names, skipped = quantize.candidate_names(config.precision, bool(calibration_feeds), cuda)
@@ -204,7 +218,9 @@ def _evaluate_candidates(
         say(f"building and checking the {name} variant")
         variant = quantize.build_variant(name, exported.main, work, source.model_type, calibration_feeds)
         graph_set = _graph_set(variant.path, head_bytes, exported.layout, runtime)
-        report = CandidateReport(name, variant.precision, variant.path.stat().st_size, details=variant.details)
+        report = CandidateReport(
+            name, variant.precision, variant.path.stat().st_size, details=variant.details
+        )
         report.provider = graph_set.provider
         figures = compare_outputs(graph_set.run_feeds(sample_feeds), torch_outputs)
         report.max_abs_diff, report.mean_cosine = figures["max_abs_diff"], figures["mean_cosine"]
@@ -240,7 +256,9 @@ def _eval_set(inputs: _Inputs, preprocessor: Preprocessor) -> EvalSet | None:
 def _choose(reports: list[CandidateReport], config: ExportConfig) -> CandidateReport:
     passing = [r for r in reports if r.passed]
     if not passing:
-        why = "; ".join(f"{r.name} ({', '.join(r.failures()) or 'no gate could be computed'})" for r in reports)
+        why = "; ".join(
+            f"{r.name} ({', '.join(r.failures()) or 'no gate could be computed'})" for r in reports
+        )
         report = {"candidates": [r.to_json() for r in reports]}
         raise GateFailedError(f"export refused: no variant passed its gates: {why}", report)
     chosen = min(passing, key=lambda r: r.latency_ms_b1 or float("inf"))
@@ -260,7 +278,12 @@ def _install_graphs(
     }
     if head_bytes is not None:
         (root / "head.onnx").write_bytes(head_bytes)
-        table["head"] = {"file": "head.onnx", "precision": "fp32", "inputs": ["embedding"], "outputs": ["logits"]}
+        table["head"] = {
+            "file": "head.onnx",
+            "precision": "fp32",
+            "inputs": ["embedding"],
+            "outputs": ["logits"],
+        }
     return table
 
 
@@ -274,7 +297,11 @@ def _graph_set(path: Path, head_bytes: bytes | None, layout: str, runtime: Runti
 
 
 def _run_chosen(
-    path: Path, head_bytes: bytes | None, layout: str, feeds: list[dict[str, np.ndarray]], runtime: RuntimeConfig
+    path: Path,
+    head_bytes: bytes | None,
+    layout: str,
+    feeds: list[dict[str, np.ndarray]],
+    runtime: RuntimeConfig,
 ) -> dict[str, np.ndarray]:
     graph_set = _graph_set(path, head_bytes, layout, runtime)
     outputs = [graph_set.run_feeds(batch) for batch in feeds]

@@ -20,9 +20,7 @@ class TorchReference:
     ``features`` (pooling applied to last_hidden_state exactly as in the graph).
     """
 
-    def __init__(
-        self, model: Any, kind: str, modality: str, head: HeadWeights | None = None
-    ) -> None:
+    def __init__(self, model: Any, kind: str, modality: str, head: HeadWeights | None = None) -> None:
         import torch
 
         self.model = model

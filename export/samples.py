@@ -62,7 +62,8 @@ def check_labels(examples: Sequence[Example] | None, labels: Sequence[str], path
     for example in examples or ():
         if example.label not in known:
             raise UsageError(
-                f"eval file {path}: label {example.label!r} is not one of the model's labels ({', '.join(labels)})"
+                f"eval file {path}: label {example.label!r} is not one of the model's labels "
+                f"({', '.join(labels)})"
             )
 
 

@@ -81,9 +81,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def _require_weights(path: Path) -> None:
     if not any((path / name).is_file() for name in _WEIGHT_FILES):
-        raise ModelSourceError(
-            f"{path} holds no model weights (model.safetensors or pytorch_model.bin)"
-        )
+        raise ModelSourceError(f"{path} holds no model weights (model.safetensors or pytorch_model.bin)")
 
 
 def _require_known_to_transformers(model_type: str) -> None:
@@ -110,7 +108,8 @@ def _require_exportable(model_type: str, task: str) -> None:
         ) from exc
     if task not in tasks:
         raise UnsupportedArchitectureError(
-            f"architecture {model_type!r} cannot be exported for {task} (it supports: {', '.join(sorted(tasks))})"
+            f"architecture {model_type!r} cannot be exported for {task} "
+            f"(it supports: {', '.join(sorted(tasks))})"
         )
 
 
@@ -123,9 +122,11 @@ def _modality(path: Path) -> Modality:
             raise ModelSourceError(f"{processor} cannot be read as JSON: {exc}") from exc
         if isinstance(data, dict) and "image_mean" in data:
             return "image"
-    if (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file() or (
-        path / "tokenizer_config.json"
-    ).is_file():
+    if (
+        (path / "tokenizer.json").is_file()
+        or (path / "vocab.txt").is_file()
+        or (path / "tokenizer_config.json").is_file()
+    ):
         return "text"
     raise ModelSourceError(
         f"{path} has neither a tokenizer nor an image processor; save one next to the model"

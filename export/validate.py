@@ -49,7 +49,11 @@ class CandidateReport:
     chosen: bool = False
 
     def failures(self) -> list[str]:
-        return [f"{name}: {gate['value']} vs limit {gate['limit']}" for name, gate in self.gates.items() if not gate["passed"]]
+        return [
+            f"{name}: {gate['value']} vs limit {gate['limit']}"
+            for name, gate in self.gates.items()
+            if not gate["passed"]
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {k: _rounded(v) for k, v in asdict(self).items()}
@@ -59,7 +63,11 @@ def compare_outputs(
     ours: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]
 ) -> dict[str, float | None]:
     """Largest absolute difference over embedding and logits, and embedding cosines."""
-    diffs = [float(np.max(np.abs(ours[k] - reference[k]))) for k in ("embedding", "logits") if k in ours and k in reference]
+    diffs = [
+        float(np.max(np.abs(ours[k] - reference[k])))
+        for k in ("embedding", "logits")
+        if k in ours and k in reference
+    ]
     figures: dict[str, float | None] = {"max_abs_diff": max(diffs) if diffs else None}
     # Single-graph bundles expose only logits; their direction is what is compared then.
     direction = next((k for k in ("embedding", "logits") if k in ours and k in reference), None)
@@ -100,12 +108,18 @@ def apply_gates(
     """Record every gate's value, limit and verdict; the candidate passes only if all pass."""
     checks: dict[str, dict[str, Any]] = {}
     if tolerance.max_abs_diff is not None and report.max_abs_diff is not None:
-        checks["max_abs_diff"] = _gate(report.max_abs_diff, tolerance.max_abs_diff, report.max_abs_diff <= tolerance.max_abs_diff)
+        checks["max_abs_diff"] = _gate(
+            report.max_abs_diff, tolerance.max_abs_diff, report.max_abs_diff <= tolerance.max_abs_diff
+        )
     if report.mean_cosine is not None:
-        checks["mean_cosine"] = _gate(report.mean_cosine, tolerance.min_mean_cosine, report.mean_cosine >= tolerance.min_mean_cosine)
+        checks["mean_cosine"] = _gate(
+            report.mean_cosine, tolerance.min_mean_cosine, report.mean_cosine >= tolerance.min_mean_cosine
+        )
     if has_eval and report.accuracy_delta_pts is not None:
         limit = gates.max_accuracy_drop_pts
-        checks["accuracy_drop_pts"] = _gate(report.accuracy_delta_pts, limit, report.accuracy_delta_pts <= limit)
+        checks["accuracy_drop_pts"] = _gate(
+            report.accuracy_delta_pts, limit, report.accuracy_delta_pts <= limit
+        )
     report.gates = checks
     report.passed = bool(checks) and all(check["passed"] for check in checks.values())
     return report

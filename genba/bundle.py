@@ -124,9 +124,7 @@ def verify_directory(root: Path, trusted: list[Ed25519PublicKey] | None) -> Veri
 
 
 @contextlib.contextmanager
-def open_verified(
-    source: Path, trusted: list[Ed25519PublicKey] | None
-) -> Iterator[VerifiedBundle]:
+def open_verified(source: Path, trusted: list[Ed25519PublicKey] | None) -> Iterator[VerifiedBundle]:
     """Verify a bundle directory or a ``.tar``/``.zip`` of one (unpacked safely to a temp dir)."""
     if source.is_dir():
         yield verify_directory(source, trusted)
@@ -232,11 +230,10 @@ def finalize_manifest(
 
 def sign_existing(bundle: Path, signing_key: Ed25519PrivateKey, out: Path) -> Path:
     """Verify ``bundle``'s integrity, then write a signed copy at ``out`` (atomically)."""
-    with open_verified(bundle, trusted=None) as verified:
-        with BundleWriter(out) as writer:
-            for name in verified.manifest["files"]:
-                target = writer.root / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(verified.path / name, target)
-            manifest = {k: v for k, v in verified.manifest.items() if k not in {"files", "signer"}}
-            return writer.commit(manifest, signing_key)
+    with open_verified(bundle, trusted=None) as verified, BundleWriter(out) as writer:
+        for name in verified.manifest["files"]:
+            target = writer.root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(verified.path / name, target)
+        manifest = {k: v for k, v in verified.manifest.items() if k not in {"files", "signer"}}
+        return writer.commit(manifest, signing_key)

@@ -33,7 +33,11 @@ def _keys_new(args: argparse.Namespace) -> int:
 
     key = keys.generate_signing_key()
     private, public = keys.write_key_pair(key, args.out)
-    print(json.dumps({"private_key": str(private), "public_key": str(public), "key_id": keys.key_id(key.public_key())}))
+    print(
+        json.dumps(
+            {"private_key": str(private), "public_key": str(public), "key_id": keys.key_id(key.public_key())}
+        )
+    )
     return 0
 
 
@@ -45,7 +49,9 @@ def _register_bundle(subparsers: Any) -> None:
     actions = bundle_parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     verify = actions.add_parser("verify", help="check every file hash and the signature")
     verify.add_argument("bundle", type=Path, help="bundle directory, .tar or .zip")
-    verify.add_argument("--trust", type=Path, action="append", required=True, help="trusted public key (repeatable)")
+    verify.add_argument(
+        "--trust", type=Path, action="append", required=True, help="trusted public key (repeatable)"
+    )
     verify.set_defaults(handler=_bundle_verify)
     info = actions.add_parser("info", help="print what a bundle holds (checks integrity, not trust)")
     info.add_argument("bundle", type=Path)
@@ -73,14 +79,18 @@ def _bundle_verify(args: argparse.Namespace) -> int:
 
     with open_verified(args.bundle, _trusted(args.trust)) as verified:
         model = verified.manifest["model"]
-        print(json.dumps({
-            "valid": True,
-            "bundle": str(args.bundle),
-            "model": model["name"],
-            "version": model["version"],
-            "signer_key_id": verified.signer_key_id,
-            "files": len(verified.manifest["files"]),
-        }))
+        print(
+            json.dumps(
+                {
+                    "valid": True,
+                    "bundle": str(args.bundle),
+                    "model": model["name"],
+                    "version": model["version"],
+                    "signer_key_id": verified.signer_key_id,
+                    "files": len(verified.manifest["files"]),
+                }
+            )
+        )
     return 0
 
 
@@ -98,7 +108,7 @@ def _bundle_info(args: argparse.Namespace) -> int:
 
 def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
     validation = manifest.get("validation") or {}
-    chosen = next((c for c in validation.get("candidates", []) if c.get("chosen")), {})
+    chosen: dict[str, Any] = next((c for c in validation.get("candidates", []) if c.get("chosen")), {})
     return {
         "model": manifest["model"],
         "task": manifest["task"],
@@ -107,7 +117,10 @@ def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
         "precision": manifest.get("precision"),
         "signed_by": (manifest.get("signer") or {}).get("key_id"),
         "chosen_variant": validation.get("chosen"),
-        "chosen_figures": {k: chosen.get(k) for k in ("latency_ms_b1", "mean_cosine", "max_abs_diff", "accuracy", "accuracy_delta_pts")},
+        "chosen_figures": {
+            k: chosen.get(k)
+            for k in ("latency_ms_b1", "mean_cosine", "max_abs_diff", "accuracy", "accuracy_delta_pts")
+        },
         "torch_accuracy": validation.get("torch_accuracy"),
         "lineage": manifest.get("lineage"),
         "bytes": sum(f["bytes"] for f in manifest["files"].values()),
@@ -139,7 +152,9 @@ def _bundle_pack(args: argparse.Namespace) -> int:
 def _register_predict(subparsers: Any) -> None:
     predict = subparsers.add_parser("predict", help="run a bundle on text, an image or a JSONL file")
     predict.add_argument("bundle", type=Path, help="bundle directory, .tar or .zip")
-    predict.add_argument("--trust", type=Path, action="append", help="also verify the signature with this key")
+    predict.add_argument(
+        "--trust", type=Path, action="append", help="also verify the signature with this key"
+    )
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="one text input")
     source.add_argument("--image", type=Path, help="one image file (image bundles)")

@@ -6,6 +6,8 @@ The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GenbaError(Exception):
     """Root of every error Genba raises on purpose."""
@@ -91,7 +93,7 @@ class GateFailedError(ExportError):
     ``report`` holds the full validation report, so the caller can print why.
     """
 
-    def __init__(self, message: str, report: dict[str, object]) -> None:
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
         super().__init__(message)
         self.report = report
 

@@ -4,10 +4,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_WORDS = (
-    "scratch dent oil dust housing surface bracket screw missing part ok good bad left right "
-    "line shift rim flange gasket clip no found on the a of at near"
-).split()
+_WORDS = [
+    "scratch",
+    "dent",
+    "oil",
+    "dust",
+    "housing",
+    "surface",
+    "bracket",
+    "screw",
+    "missing",
+    "part",
+    "ok",
+    "good",
+    "bad",
+    "left",
+    "right",
+    "line",
+    "shift",
+    "rim",
+    "flange",
+    "gasket",
+    "clip",
+    "no",
+    "found",
+    "on",
+    "the",
+    "a",
+    "of",
+    "at",
+    "near",
+]
 
 
 def save_tiny_tokenizer(out: Path) -> None:
@@ -22,21 +49,32 @@ def save_tiny_tokenizer(out: Path) -> None:
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
     fast = BertTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]",
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
     )
     fast.save_pretrained(out)
 
 
-def tiny_bert_classifier(out: Path, labels: tuple[str, ...] = ("ok", "scratch", "dent"), seed: int = 0) -> Path:
+def tiny_bert_classifier(
+    out: Path, labels: tuple[str, ...] = ("ok", "scratch", "dent"), seed: int = 0
+) -> Path:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(_WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
+        vocab_size=len(_WORDS) + 5,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
     )
     BertForSequenceClassification(config).eval().save_pretrained(out)
     save_tiny_tokenizer(out)
@@ -49,8 +87,12 @@ def tiny_bert_encoder(out: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(_WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
+        vocab_size=len(_WORDS) + 5,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     )
     BertModel(config).eval().save_pretrained(out)
     save_tiny_tokenizer(out)
@@ -63,8 +105,14 @@ def tiny_vit_classifier(out: Path, labels: tuple[str, ...] = ("ok", "crack"), se
 
     torch.manual_seed(seed)
     config = ViTConfig(
-        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
     )
     ViTForImageClassification(config).eval().save_pretrained(out)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
@@ -75,7 +123,9 @@ def tiny_fnet_classifier(out: Path) -> Path:
     """An architecture transformers knows but optimum cannot export to ONNX."""
     from transformers import FNetConfig, FNetForSequenceClassification
 
-    config = FNetConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, intermediate_size=64, num_labels=2)
+    config = FNetConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=1, intermediate_size=64, num_labels=2
+    )
     FNetForSequenceClassification(config).save_pretrained(out)
     save_tiny_tokenizer(out)
     return out

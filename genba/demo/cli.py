@@ -11,7 +11,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo", help="run the main job on the embedded defaults (builds the default bundle)"
     )
-    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: demo-out)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("demo-out"), help="output folder (default: demo-out)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(handler=run)
 

@@ -17,7 +17,12 @@ from typing import Any
 def run_demo(out: Path, seed: int = 0) -> int:
     from export.config import ExportConfig
     from export.datasets import LABELS
-    from export.default_model import DEFAULT_MODEL_NAME, pretrained_model_dir, train_default_head, write_default_data
+    from export.default_model import (
+        DEFAULT_MODEL_NAME,
+        pretrained_model_dir,
+        train_default_head,
+        write_default_data,
+    )
     from export.pipeline import export_model
 
     steps: dict[str, float] = {}
@@ -61,7 +66,9 @@ def _signing_key(path: Path) -> Path:
     return path
 
 
-def _report(bundle: Path, manifest: dict[str, Any], key: Path, generator: str, steps: dict[str, float]) -> dict[str, Any]:
+def _report(
+    bundle: Path, manifest: dict[str, Any], key: Path, generator: str, steps: dict[str, float]
+) -> dict[str, Any]:
     from genba.commands import summarize
 
     validation = manifest["validation"]
@@ -71,7 +78,20 @@ def _report(bundle: Path, manifest: dict[str, Any], key: Path, generator: str, s
         "generator_version": generator,
         "summary": summarize(manifest),
         "candidates": [
-            {k: c[k] for k in ("name", "passed", "chosen", "latency_ms_b1", "file_bytes", "mean_cosine", "accuracy", "accuracy_delta_pts", "gates")}
+            {
+                k: c[k]
+                for k in (
+                    "name",
+                    "passed",
+                    "chosen",
+                    "latency_ms_b1",
+                    "file_bytes",
+                    "mean_cosine",
+                    "accuracy",
+                    "accuracy_delta_pts",
+                    "gates",
+                )
+            }
             for c in validation["candidates"]
         ],
         "skipped": validation["skipped"],

@@ -52,9 +52,9 @@ class GateConfig:
 class ExportConfig:
     """Everything ``genba export`` needs, validated as a whole."""
 
-    model_dir: Path
     task: Task
     out: Path
+    model_dir: Path | None = None
     labels: tuple[str, ...] | None = None
     precision: Precision = "auto"
     calibration: Path | None = None
@@ -90,6 +90,12 @@ class ExportConfig:
             problems.append("threads must be >= 0 and latency_runs >= 1")
         if problems:
             raise ConfigError(problems)
+
+    @property
+    def model_name(self) -> str:
+        if self.name:
+            return self.name
+        return self.model_dir.name if self.model_dir is not None else "model"
 
     @property
     def is_classifier(self) -> bool:

@@ -59,7 +59,7 @@ class ExportResult:
 
 
 @dataclass(frozen=True)
-class _Inputs:
+class Inputs:
     labels: tuple[str, ...] | None
     eval: list[Example] | None
     calibration: list[Example] | None
@@ -71,15 +71,37 @@ def export_model(
     progress: Progress | None = None,
     now: dt.datetime | None = None,
 ) -> ExportResult:
-    """Run the whole pipeline; raises a GenbaError (and leaves no bundle) on any failure."""
-    say = progress or (lambda message: log.info(message))
+    """Export a model directory; raises a GenbaError (and leaves no bundle) on any failure."""
+    if config.model_dir is None:
+        raise UsageError("no model directory given")
     source = inspect_model_dir(config.model_dir, config.task)
-    inputs = _read_inputs(config, source, head)
+    inputs = read_inputs(config, source.modality, _resolve_labels(config, source, head))
+
+    def make_graphs(work: Path) -> ExportedGraphs:
+        return export_graphs(source, config.task, work, config.opset, head)
+
+    def make_preprocessing(root: Path, input_names: tuple[str, ...]) -> dict[str, Any]:
+        return _save_preprocessing(source, root, config, input_names)
+
+    return build_bundle(config, source, inputs, make_graphs, make_preprocessing, progress, now)
+
+
+def build_bundle(
+    config: ExportConfig,
+    source: ModelSource,
+    inputs: Inputs,
+    make_graphs: Callable[[Path], ExportedGraphs],
+    make_preprocessing: Callable[[Path, tuple[str, ...]], dict[str, Any]],
+    progress: Progress | None = None,
+    now: dt.datetime | None = None,
+) -> ExportResult:
+    """The shared back half: graphs → variants → gates → staged, signed, renamed bundle."""
+    say = progress or (lambda message: log.info(message))
     signing_key = keys.load_private_key(config.signing_key) if config.signing_key else None
     with BundleWriter(config.out) as writer, tempfile.TemporaryDirectory(prefix="genba-export-") as work:
         say(f"exporting {source.model_type} ({source.library}) to ONNX")
-        exported = export_graphs(source, config.task, Path(work), config.opset, head)
-        spec = _save_preprocessing(source, writer.root, config, exported.input_names)
+        exported = make_graphs(Path(work))
+        spec = make_preprocessing(writer.root, exported.input_names)
         preprocessor = preprocessor_for(writer.root, spec)
         runtime = RuntimeConfig(provider="auto", intra_op_threads=config.threads)
         head_bytes = _head_bytes(exported.head, config.opset)
@@ -87,18 +109,11 @@ def export_model(
             config, source, exported, inputs, preprocessor, runtime, head_bytes, Path(work), say
         )
         chosen = _choose(candidates.reports, config)
-        graph_table = _install_graphs(
-            writer.root, exported, chosen, candidates.paths[chosen.name], head_bytes
-        )
-        stats_outputs = _run_chosen(
-            candidates.paths[chosen.name], head_bytes, exported.layout, candidates.stats_feeds, runtime
-        )
+        chosen_path = candidates.paths[chosen.name]
+        graph_table = _install_graphs(writer.root, exported, chosen, chosen_path, head_bytes)
+        stats_outputs = _run_chosen(chosen_path, head_bytes, exported.layout, candidates.stats_feeds, runtime)
         manifest = {
-            "model": {
-                "name": config.name or config.model_dir.name,
-                "version": config.version,
-                "created_at": timestamp(now),
-            },
+            "model": {"name": config.model_name, "version": config.version, "created_at": timestamp(now)},
             "task": config.task,
             "labels": list(inputs.labels) if inputs.labels else None,
             "input": spec,
@@ -120,15 +135,15 @@ def export_model(
     return ExportResult(bundle=path, manifest=_committed_manifest(path))
 
 
-def _read_inputs(config: ExportConfig, source: ModelSource, head: HeadWeights | None) -> _Inputs:
-    labels = _resolve_labels(config, source, head)
+def read_inputs(config: ExportConfig, modality: str, labels: tuple[str, ...] | None) -> Inputs:
+    """Read and check the eval and calibration files before any heavy work starts."""
     eval_examples = read_jsonl(config.eval, "eval", require_labels=True) if config.eval else None
     calibration = read_jsonl(config.calibration, "calibration") if config.calibration else None
-    samples.check_modality(eval_examples, source.modality, "eval", config.eval)
-    samples.check_modality(calibration, source.modality, "calibration", config.calibration)
+    samples.check_modality(eval_examples, modality, "eval", config.eval)
+    samples.check_modality(calibration, modality, "calibration", config.calibration)
     if eval_examples and labels:
         samples.check_labels(eval_examples, labels, config.eval)
-    return _Inputs(labels=labels, eval=eval_examples, calibration=calibration)
+    return Inputs(labels=labels, eval=eval_examples, calibration=calibration)
 
 
 def _resolve_labels(
@@ -192,7 +207,7 @@ def _evaluate_candidates(
     config: ExportConfig,
     source: ModelSource,
     exported: ExportedGraphs,
-    inputs: _Inputs,
+    inputs: Inputs,
     preprocessor: Preprocessor,
     runtime: RuntimeConfig,
     head_bytes: bytes | None,
@@ -245,7 +260,7 @@ def _evaluate_candidates(
     )
 
 
-def _eval_set(inputs: _Inputs, preprocessor: Preprocessor) -> EvalSet | None:
+def _eval_set(inputs: Inputs, preprocessor: Preprocessor) -> EvalSet | None:
     if not inputs.eval or not inputs.labels:
         return None
     index = {label: i for i, label in enumerate(inputs.labels)}

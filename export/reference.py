@@ -17,14 +17,23 @@ class TorchReference:
 
     ``kind`` is ``sentence`` (sentence-transformers pooling), ``classifier`` (the
     embedding is the input of the final linear layer, captured by a hook) or
-    ``features`` (pooling applied to last_hidden_state exactly as in the graph).
+    ``features`` (pooling applied to last_hidden_state exactly as in the graph), or
+    ``module`` (a plain torch module whose output is ``module_output``).
     """
 
-    def __init__(self, model: Any, kind: str, modality: str, head: HeadWeights | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        kind: str,
+        modality: str,
+        head: HeadWeights | None = None,
+        module_output: str = "embedding",
+    ) -> None:
         import torch
 
         self.model = model
         self.kind = kind
+        self.module_output = module_output
         self.modality = modality
         self._head = (
             (torch.from_numpy(head.weight.astype(np.float32)), torch.from_numpy(head.bias.astype(np.float32)))
@@ -49,6 +58,10 @@ class TorchReference:
                 embedding = self.model(dict(tensors))["sentence_embedding"]
             elif self.kind == "classifier":
                 return self._classifier(tensors)
+            elif self.kind == "module" and self.module_output == "logits":
+                return {"logits": self.model(**tensors).float().numpy()}
+            elif self.kind == "module":
+                embedding = self.model(**tensors)
             else:
                 embedding = self._pooled(self.model(**tensors).last_hidden_state, tensors)
             result = {"embedding": embedding.float().numpy()}

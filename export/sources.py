@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from genba.errors import ModelSourceError, UnsupportedArchitectureError, UsageError
 
-Library = Literal["transformers", "sentence_transformers"]
+Library = Literal["transformers", "sentence_transformers", "torch"]
 Modality = Literal["text", "image"]
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")

@@ -39,7 +39,7 @@ DEFECT_LABELS: tuple[str, ...] = tuple(label for label in LABELS if label != NO_
 LABEL_NOISE_RATE = 0.05
 # Per-report chances of each ingredient; tuned with the realism test, not guessed.
 IDIOM_RATE = 0.3
-GLOSS_RATE = 0.35
+GLOSS_RATE = 0.5
 NEGATED_MENTION_RATE = 0.10
 FALSE_LEAD_RATE = 0.04
 NO_DEFECT_AS_NEGATION_RATE = 0.12
@@ -171,7 +171,7 @@ def _group(source: str, rng: random.Random) -> str:
 def _compose(label: str, source: str, rng: random.Random) -> str:
     clauses = [_finding(label, source, rng)]
     if rng.random() < GLOSS_RATE:
-        clauses.append(rng.choice(vocab.CLASS_GLOSSES[label]))
+        clauses.append(_gloss(label, rng))
     if label != NO_DEFECT and rng.random() < NEGATED_MENTION_RATE:
         # "no scratch found, dent on rim": the other class is named, and ruled out.
         negation = _negated_mention(_other_defect(label, rng), rng)
@@ -207,6 +207,12 @@ def _phrase(label: str, source: str, rng: random.Random) -> str:
     if nouns and draw < IDIOM_RATE + (1 - IDIOM_RATE) / 2:
         return _fill(rng.choice(vocab.NOUN_PATTERNS), rng, noun=rng.choice(nouns))
     return _fill(rng.choice(vocab.STATE_PATTERNS), rng, state=rng.choice(vocab.CLASS_STATES[label]))
+
+
+def _gloss(label: str, rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return rng.choice(vocab.CAUSE_FRAMES).format(cause=rng.choice(vocab.CLASS_CAUSES[label]))
+    return rng.choice(vocab.CLASS_EFFECTS[label])
 
 
 def _negated_mention(label: str, rng: random.Random) -> str:

@@ -158,47 +158,86 @@ CLASS_PHRASES: Mapping[str, tuple[str, ...]] = {
     ),
 }
 
-# Plain-words explanations operators add after the finding ("dent on lid, looks like it
-# was dropped"). They say the same thing again in everyday words, which a pretrained
-# encoder understands and a keyword list has rarely seen.
-CLASS_GLOSSES: Mapping[str, tuple[str, ...]] = {
+# Plain-words explanations operators add after the finding ("dent on lid, probably
+# dropped"): a likely cause, or what they saw. They restate the class in everyday
+# words, which a pretrained encoder relates to the finding and a keyword list built
+# from a few labels has mostly never seen.
+CLASS_CAUSES: Mapping[str, tuple[str, ...]] = {
     "scratch": (
-        "thin line cut into the paint", "finish rubbed off", "you can see bare metal",
-        "visible line when tilted to the light", "catches a fingernail",
-        "looks like something dragged across it", "rubbed against the fixture",
-        "paint worn away in a stripe", "tool slipped and marked it", "coating torn in a line",
+        "dragged across the bench", "rubbed against the fixture", "scraped by the gripper",
+        "slid along the conveyor rail", "caught on a sharp edge", "marked by a screwdriver",
+        "packed without a separator", "stacked without foam", "rubbed by the next part",
+        "brushed against the guard", "scraped on the pallet", "keyed by a loose bolt in the tote",
     ),
     "dent": (
-        "surface pushed inwards", "not flat anymore", "looks like it was hit",
-        "probably dropped", "bowl-shaped dip in the metal", "forklift bumped the rack",
-        "knocked against the conveyor", "sheet metal caved from an impact",
-        "shape is bent out of form", "got crushed in the tote",
+        "dropped on the floor", "hit by the forklift", "knocked against the rack",
+        "struck by the press tool", "crushed in the tote", "banged into the conveyor end",
+        "squeezed too hard by the clamp", "landed on a corner", "bumped by a trolley",
+        "impacted in transport", "hammered to fit", "stepped on",
     ),
     "contamination": (
-        "needs cleaning", "wipes off with a cloth", "came off on my glove",
-        "not washed properly", "leftover from machining", "oil dripping from the press",
-        "dirt from the floor", "coolant splashed on it", "washer line skipped it",
-        "particles stuck in the paint",
+        "not washed properly", "handled with oily gloves", "coolant splashed on it",
+        "the washer line skipped it", "left next to the grinding station", "oil dripped from the press",
+        "the blow-off nozzle is blocked", "stored uncovered", "dust from the sanding booth",
+        "chips left from drilling", "lubricant overflowed", "cleaning bath overdue",
     ),
     "misalignment": (
-        "doesn't line up with the frame", "gap bigger on one side",
-        "one edge higher than the other", "sits at an angle", "fixture needs adjusting",
-        "not parallel to the edge", "robot placed it off target", "locating pin worn",
-        "jig out of adjustment", "needs to be re-positioned",
+        "the fixture needs adjusting", "the locating pin is worn", "the robot placed it off target",
+        "the jig is out of adjustment", "the clamp closed too early", "assembled at an angle",
+        "the guide rail has moved", "the teach point drifted", "pressed in crooked",
+        "the nest is loose", "wrong shim used", "the stop block slipped",
     ),
     "missing_part": (
-        "the hole is empty", "nothing fitted there", "feeder ran empty",
-        "step skipped at assembly", "count is one short", "bag of fasteners not used",
-        "never installed", "left out at the previous station", "bin for that part was empty",
-        "assembly incomplete",
+        "the feeder ran empty", "the step was skipped at assembly", "the bin for that part was empty",
+        "the screwdriver did not cycle", "left out at the previous station", "the kit was short",
+        "the operator was interrupted", "the bowl feeder jammed", "never picked by the robot",
+        "the count sensor missed it", "parts shortage on the line", "the pick light did not show",
     ),
     "no_defect": (
-        "nothing to report", "customer complaint not confirmed", "camera false reject",
-        "measured again, fine", "all features present and in place", "no rework needed",
-        "ready for shipping", "rechecked twice, good", "meets the drawing",
-        "nothing abnormal",
+        "the camera rejected it falsely", "the customer complaint was not confirmed",
+        "the alarm was a sensor glitch", "the first check was a false call", "the gauge was dirty",
+        "a reflection fooled the vision system", "wrong recipe on the tester, retested fine",
+        "the tag was put on the wrong part",
     ),
 }
+
+CLASS_EFFECTS: Mapping[str, tuple[str, ...]] = {
+    "scratch": (
+        "thin line through the paint", "bare metal showing", "fine line visible under the lamp",
+        "finish rubbed off", "a groove you can feel", "coating worn away in a stripe",
+        "paint is cut", "shiny streak across the face", "anodizing broken in a line",
+    ),
+    "dent": (
+        "surface pushed inwards", "not flat anymore", "a hollow in the sheet metal",
+        "corner folded", "edge bent out of shape", "a bowl-shaped dip", "panel caved",
+        "lip pressed down", "profile squashed", "light shows a dip",
+    ),
+    "contamination": (
+        "wipes off with a cloth", "comes off on the glove", "surface feels greasy",
+        "particles in the paint", "film you can smear with a finger", "loose chips rattle inside",
+        "dark marks that rub away", "needs a clean", "specks stuck to the coating",
+    ),
+    "misalignment": (
+        "doesn't line up with the frame", "gap bigger on one side", "one edge higher than the other",
+        "sits at an angle", "not parallel to the edge", "holes out of register",
+        "needs to be re-positioned", "edges do not match up", "leans to the left",
+    ),
+    "missing_part": (
+        "the hole is empty", "nothing fitted there", "count is one short", "position is bare",
+        "slot has nothing in it", "assembly incomplete", "thread unused", "seat is empty",
+        "bag of fasteners still full",
+    ),
+    "no_defect": (
+        "nothing to report", "measured again, fine", "all features present and in place",
+        "no rework needed", "ready for shipping", "rechecked twice, good", "meets the drawing",
+        "nothing abnormal", "every dimension in range",
+    ),
+}
+
+CAUSE_FRAMES: tuple[str, ...] = (
+    "probably {cause}", "cause: {cause}", "{cause} I think", "likely {cause}", "{cause}",
+    "root cause {cause}", "seems {cause}",
+)
 
 # Plain nouns for mentioning a class in passing, mostly under a negation:
 # "no scratch found, dent on rim" is a dent.

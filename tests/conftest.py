@@ -1,0 +1,91 @@
+"""Shared fixtures: tiny models built here (never downloaded), keys, and exported bundles."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from genba import env as _env  # noqa: E402,F401  (telemetry off before anything heavy loads)
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import tiny_models  # noqa: E402
+
+TEXTS = ("scratch on the housing surface", "no dent found, part ok", "oil on the bracket near the rim")
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(models_dir: Path) -> Path:
+    return tiny_models.tiny_bert_classifier(models_dir / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(models_dir: Path) -> Path:
+    return tiny_models.tiny_bert_encoder(models_dir / "tiny-encoder")
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(models_dir: Path) -> Path:
+    return tiny_models.tiny_vit_classifier(models_dir / "tiny-vit")
+
+
+@pytest.fixture(scope="session")
+def tiny_fnet(models_dir: Path) -> Path:
+    return tiny_models.tiny_fnet_classifier(models_dir / "tiny-fnet")
+
+
+@pytest.fixture(scope="session")
+def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from genba import keys
+
+    return keys.write_key_pair(keys.generate_signing_key(), tmp_path_factory.mktemp("keys") / "it-sign.pem")
+
+
+@pytest.fixture(scope="session")
+def other_keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from genba import keys
+
+    return keys.write_key_pair(keys.generate_signing_key(), tmp_path_factory.mktemp("keys2") / "other.pem")
+
+
+@pytest.fixture(scope="session")
+def text_eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "eval.jsonl"
+    lines = [
+        '{"text": "scratch on the housing", "label": "scratch"}',
+        '{"text": "dent near the flange", "label": "dent"}',
+        '{"text": "part ok no issues found", "label": "ok"}',
+        '{"text": "left rim dent", "label": "dent"}',
+        '{"text": "surface scratch on the line", "label": "scratch", "group": "line-1"}',
+        '{"text": "good part", "label": "ok"}',
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bert_bundle(tiny_bert: Path, keypair: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A signed two-graph bundle of the tiny BERT classifier (fp32), exported once per session."""
+    from export import ExportConfig, export_model
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny-bert-v1"
+    config = ExportConfig(
+        model_dir=tiny_bert, task="text-classification", out=out, precision="fp32", signing_key=keypair[0]
+    )
+    return export_model(config).bundle
+
+
+@pytest.fixture
+def bundle_copy(bert_bundle: Path, tmp_path: Path) -> Path:
+    """A private copy a test may tamper with."""
+    return Path(shutil.copytree(bert_bundle, tmp_path / "bundle"))

@@ -39,7 +39,7 @@ from genba.bundle import BundleWriter
 from genba.errors import GateFailedError, UsageError
 from genba.inputs import Example, read_jsonl
 from genba.runtime import GraphSet, RuntimeConfig
-from genba.runtime.preprocess import Preprocessor, preprocessor_for
+from genba.runtime.preprocess import Feeds, Preprocessor, preprocessor_for
 from genba.runtime.sessions import CUDA, active_provider, create_session
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,35 @@ class _Candidates:
         }
 
 
+@dataclass
+class _GateData:
+    """Everything every variant is judged on, prepared once: the same arrays torch saw."""
+
+    sample_items: list[Any]
+    sample_feeds: dict[str, np.ndarray]
+    torch_outputs: dict[str, np.ndarray]
+    eval_set: EvalSet | None
+    torch_accuracy: float | None
+    calibration_feeds: list[dict[str, np.ndarray]]
+
+
+def _gate_data(
+    config: ExportConfig, modality: str, exported: ExportedGraphs, inputs: Inputs, preprocessor: Preprocessor
+) -> _GateData:
+    sample_items = samples.gate_samples(modality, inputs.eval, inputs.calibration, config.gates.sample_count)
+    sample_feeds = preprocessor.encode(sample_items)
+    eval_set = _eval_set(inputs, preprocessor)
+    calibration = samples.payloads(inputs.calibration)[:_CALIBRATION_LIMIT]
+    return _GateData(
+        sample_items=sample_items,
+        sample_feeds=sample_feeds,
+        torch_outputs=exported.reference.run(sample_feeds),
+        eval_set=eval_set,
+        torch_accuracy=accuracy(exported.reference.run, eval_set) if eval_set else None,
+        calibration_feeds=[preprocessor.encode(batch) for batch in samples.batched(calibration, 8)],
+    )
+
+
 def _evaluate_candidates(
     config: ExportConfig,
     source: ModelSource,
@@ -214,50 +243,48 @@ def _evaluate_candidates(
     work: Path,
     say: Progress,
 ) -> _Candidates:
-    sample_items = samples.gate_samples(
-        source.modality, inputs.eval, inputs.calibration, config.gates.sample_count
-    )
-    sample_feeds = preprocessor.encode(sample_items)
-    torch_outputs = exported.reference.run(sample_feeds)
-    eval_set = _eval_set(inputs, preprocessor)
-    torch_accuracy = accuracy(exported.reference.run, eval_set) if eval_set else None
-    calibration_feeds = [
-        preprocessor.encode(batch)
-        for batch in samples.batched(samples.payloads(inputs.calibration)[:_CALIBRATION_LIMIT], 8)
-    ]
+    data = _gate_data(config, source.modality, exported, inputs, preprocessor)
     cuda = _cuda_active(runtime, exported.main)
-    names, skipped = quantize.candidate_names(config.precision, bool(calibration_feeds), cuda)
-    latency_feeds = preprocessor.encode(sample_items[:1])
+    names, skipped = quantize.candidate_names(config.precision, bool(data.calibration_feeds), cuda)
+    latency_feeds = preprocessor.encode(data.sample_items[:1])
     reports, paths = [], {}
     for name in names:
         say(f"building and checking the {name} variant")
-        variant = quantize.build_variant(name, exported.main, work, source.model_type, calibration_feeds)
+        variant = quantize.build_variant(name, exported.main, work, source.model_type, data.calibration_feeds)
         graph_set = _graph_set(variant.path, head_bytes, exported.layout, runtime)
-        report = CandidateReport(
-            name, variant.precision, variant.path.stat().st_size, details=variant.details
-        )
-        report.provider = graph_set.provider
-        figures = compare_outputs(graph_set.run_feeds(sample_feeds), torch_outputs)
-        report.max_abs_diff, report.mean_cosine = figures["max_abs_diff"], figures["mean_cosine"]
-        report.min_cosine, report.label_agreement = figures["min_cosine"], figures["label_agreement"]
-        if eval_set is not None and torch_accuracy is not None:
-            report.accuracy = accuracy(graph_set.run_feeds, eval_set)
-            report.accuracy_delta_pts = round((torch_accuracy - report.accuracy) * 100.0, 4)
-        report.latency_ms_b1 = median_latency_ms(graph_set, latency_feeds, config.latency_runs)
+        report = _measure(variant, graph_set, data, latency_feeds, config.latency_runs)
         tolerance = config.gates.tolerances[variant.precision]
-        reports.append(apply_gates(report, tolerance, config.gates, eval_set is not None))
+        reports.append(apply_gates(report, tolerance, config.gates, data.eval_set is not None))
         paths[name] = variant.path
-    stats_items = samples.payloads(inputs.eval) or sample_items
+    stats_items = samples.payloads(inputs.eval) or data.sample_items
     return _Candidates(
         reports=reports,
         paths=paths,
         skipped=skipped,
-        torch_accuracy=torch_accuracy,
-        sample_count=len(sample_items),
+        torch_accuracy=data.torch_accuracy,
+        sample_count=len(data.sample_items),
         eval_count=len(inputs.eval or ()),
         stats_feeds=[preprocessor.encode(b) for b in samples.batched(stats_items, _BATCH)],
         stats_source="eval" if inputs.eval else "samples",
     )
+
+
+def _measure(
+    variant: quantize.Variant, graph_set: GraphSet, data: _GateData, latency_feeds: Feeds, runs: int
+) -> CandidateReport:
+    """One variant's figures: drift from torch, accuracy against torch's, median latency."""
+    report = CandidateReport(
+        variant.name, variant.precision, variant.path.stat().st_size, details=variant.details
+    )
+    report.provider = graph_set.provider
+    figures = compare_outputs(graph_set.run_feeds(data.sample_feeds), data.torch_outputs)
+    report.max_abs_diff, report.mean_cosine = figures["max_abs_diff"], figures["mean_cosine"]
+    report.min_cosine, report.label_agreement = figures["min_cosine"], figures["label_agreement"]
+    if data.eval_set is not None and data.torch_accuracy is not None:
+        report.accuracy = accuracy(graph_set.run_feeds, data.eval_set)
+        report.accuracy_delta_pts = round((data.torch_accuracy - report.accuracy) * 100.0, 4)
+    report.latency_ms_b1 = median_latency_ms(graph_set, latency_feeds, runs)
+    return report
 
 
 def _eval_set(inputs: Inputs, preprocessor: Preprocessor) -> EvalSet | None:

@@ -26,7 +26,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from export.layout import ExportedGraphs
 from export.onnx_export import save_text_preprocessing
 from export.pipeline import ExportResult, Progress, build_bundle, read_inputs
 from export.reference import TorchReference
-from export.sources import ModelSource
+from export.sources import Modality, ModelSource
 from genba.errors import ExportError, UsageError
 
 
@@ -51,7 +51,7 @@ class ImagePreprocessing:
     rescale_factor: float = 1 / 255
     resample: int = 2  # PIL bilinear
 
-    modality = "image"
+    modality: ClassVar[Modality] = "image"
 
     def spec(self, root: Path) -> dict[str, Any]:
         del root
@@ -73,7 +73,7 @@ class TextPreprocessing:
     tokenizer_dir: Path
     max_length: int = 128
 
-    modality = "text"
+    modality: ClassVar[Modality] = "text"
 
     def spec(self, root: Path) -> dict[str, Any]:
         spec = save_text_preprocessing(self.tokenizer_dir, root / "preprocess")
@@ -111,16 +111,26 @@ def from_torch(
     """Export ``module`` (and an optional ``nn.Linear`` head) to a validated, signed bundle."""
     settings = TorchExport(**options)
     config = ExportConfig(
-        task=settings.task, out=out, labels=tuple(settings.labels) if settings.labels else None,
-        precision=settings.precision, calibration=settings.calibration, eval=settings.eval,
-        signing_key=settings.signing_key, name=settings.name, version=settings.version,
-        opset=settings.opset, gates=settings.gates,
+        task=settings.task,
+        out=out,
+        labels=tuple(settings.labels) if settings.labels else None,
+        precision=settings.precision,
+        calibration=settings.calibration,
+        eval=settings.eval,
+        signing_key=settings.signing_key,
+        name=settings.name,
+        version=settings.version,
+        opset=settings.opset,
+        gates=settings.gates,
     )
     if config.is_classifier and not config.labels:
         raise UsageError("from_torch needs labels=... for a classification task")
     source = ModelSource(
-        path=Path(settings.name), library="torch", model_type=type(module).__name__.lower(),
-        architectures=(type(module).__qualname__,), modality=settings.preprocessing.modality,
+        path=Path(settings.name),
+        library="torch",
+        model_type=type(module).__name__.lower(),
+        architectures=(type(module).__qualname__,),
+        modality=settings.preprocessing.modality,
         config_labels=None,
     )
     inputs = read_inputs(config, source.modality, config.labels)
@@ -128,8 +138,12 @@ def from_torch(
     single_output = LOGITS if config.is_classifier and head_weights is None else EMBEDDING
 
     def make_graphs(work: Path) -> ExportedGraphs:
-        path = _torch_onnx_export(module, example_inputs, work / "module-fp32.onnx", single_output, config.opset)
-        reference = TorchReference(module, "module", source.modality, head_weights, module_output=single_output)
+        path = _torch_onnx_export(
+            module, example_inputs, work / "module-fp32.onnx", single_output, config.opset
+        )
+        reference = TorchReference(
+            module, "module", source.modality, head_weights, module_output=single_output
+        )
         layout = "single" if single_output == LOGITS else "split"
         return ExportedGraphs(layout, path, head_weights, reference, tuple(example_inputs))
 
@@ -166,8 +180,16 @@ def _torch_onnx_export(
     module.eval()
     try:
         torch.onnx.export(
-            module, (), str(path), kwargs=dict(example_inputs), input_names=names, output_names=[output],
-            dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False, external_data=False,
+            module,
+            (),
+            str(path),
+            kwargs=dict(example_inputs),
+            input_names=names,
+            output_names=[output],
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            dynamo=False,
+            external_data=False,
         )
     except Exception as exc:  # the exporter raises many error types for unsupported ops
         raise ExportError(f"torch.onnx export of {type(module).__name__} failed: {exc}") from exc

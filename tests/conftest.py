@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from genba import env as _env  # noqa: E402,F401  (telemetry off before anything heavy loads)
+from genba import env as _env  # noqa: F401  (telemetry off before anything heavy loads)
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import tiny_models  # noqa: E402
+import tiny_models
 
 TEXTS = ("scratch on the housing surface", "no dent found, part ok", "oil on the bracket near the rim")
 
@@ -74,7 +74,9 @@ def text_eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def bert_bundle(tiny_bert: Path, keypair: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bert_bundle(
+    tiny_bert: Path, keypair: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A signed two-graph bundle of the tiny BERT classifier (fp32), exported once per session."""
     from export import ExportConfig, export_model
 

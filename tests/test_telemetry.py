@@ -24,7 +24,9 @@ def _clean_environment(home: Path) -> dict[str, str]:
 
 def _telemetry_files(home: Path) -> list[str]:
     return sorted(
-        str(path.relative_to(home)) for path in home.rglob("*") if any(m in path.name for m in TELEMETRY_MARKERS)
+        str(path.relative_to(home))
+        for path in home.rglob("*")
+        if any(m in path.name for m in TELEMETRY_MARKERS)
     )
 
 
@@ -34,11 +36,24 @@ def test_export_and_predict_leave_no_telemetry_files(tiny_bert: Path, tmp_path: 
     environment = _clean_environment(home)
     bundle = tmp_path / "bundle"
     for argv in (
-        ["export", str(tiny_bert), "--task", "text-classification", "--out", str(bundle), "--precision", "int8"],
+        [
+            "export",
+            str(tiny_bert),
+            "--task",
+            "text-classification",
+            "--out",
+            str(bundle),
+            "--precision",
+            "int8",
+        ],
         ["predict", str(bundle), "--text", "scratch on the housing"],
     ):
         done = subprocess.run(
-            [sys.executable, "-m", "genba", *argv], env=environment, capture_output=True, text=True, timeout=600
+            [sys.executable, "-m", "genba", *argv],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert done.returncode == 0, done.stderr
     assert _telemetry_files(home) == []
@@ -52,7 +67,13 @@ def test_control_without_the_switches_does_write_telemetry(bert_bundle: Path, tm
         f"ort.InferenceSession({str(bert_bundle / 'head.onnx')!r}, providers=['CPUExecutionProvider'])"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], env=_clean_environment(home), capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        env=_clean_environment(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert _telemetry_files(home), "ONNX Runtime wrote no telemetry without the switch: the main test proves nothing"
+    assert _telemetry_files(home), (
+        "ONNX Runtime wrote no telemetry without the switch: the main test proves nothing"
+    )

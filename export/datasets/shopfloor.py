@@ -27,7 +27,12 @@ from export.datasets import vocabulary as vocab
 
 GENERATOR_VERSION: str = "1.0.0"
 LABELS: tuple[str, ...] = (
-    "scratch", "dent", "contamination", "misalignment", "missing_part", "no_defect",
+    "scratch",
+    "dent",
+    "contamination",
+    "misalignment",
+    "missing_part",
+    "no_defect",
 )
 SITES: tuple[str, ...] = ("site-a", "site-b", "site-c")
 
@@ -188,7 +193,9 @@ def _compose(label: str, source: str, rng: random.Random) -> str:
 
 def _finding(label: str, source: str, rng: random.Random) -> str:
     if label == NO_DEFECT and rng.random() < NO_DEFECT_AS_NEGATION_RATE:
-        return ", ".join(_negated_mention(other, rng) for other in rng.sample(DEFECT_LABELS, rng.randint(1, 2)))
+        return ", ".join(
+            _negated_mention(other, rng) for other in rng.sample(DEFECT_LABELS, rng.randint(1, 2))
+        )
     phrase = _phrase(label, source, rng)
     if label != NO_DEFECT and rng.random() < FALSE_LEAD_RATE:
         mention = rng.choice(vocab.CLASS_MENTIONS[_other_defect(label, rng)])
@@ -278,4 +285,3 @@ def _apply_casing(text: str, rng: random.Random) -> str:
     if draw < 0.22:
         return text.upper()  # some terminals, some operators
     return text[:1].upper() + text[1:]
-

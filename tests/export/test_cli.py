@@ -38,8 +38,17 @@ def test_export_prints_the_report_and_writes_a_signed_bundle(
     capsys: pytest.CaptureFixture[str], tiny_bert: Path, keypair: tuple[Path, Path], out_dir: Path
 ) -> None:
     code, out, _ = _run(
-        capsys, "export", str(tiny_bert), "--task", "text-classification", "--out", str(out_dir / "b"),
-        "--precision", "fp32", "--signing-key", str(keypair[0]),
+        capsys,
+        "export",
+        str(tiny_bert),
+        "--task",
+        "text-classification",
+        "--out",
+        str(out_dir / "b"),
+        "--precision",
+        "fp32",
+        "--signing-key",
+        str(keypair[0]),
     )
     assert code == 0
     assert json.loads(out)["validation"]["chosen"] == "fp32"
@@ -76,14 +85,27 @@ def _bad_exports(tiny_bert: Path, tiny_fnet: Path, tmp: Path, out: Path) -> dict
 
 
 CASES = [
-    "missing dir", "not a model", "unknown task", "unsupported architecture", "label mismatch",
-    "missing calibration", "unreadable eval", "eval of unknown label", "missing key", "unwritable output",
+    "missing dir",
+    "not a model",
+    "unknown task",
+    "unsupported architecture",
+    "label mismatch",
+    "missing calibration",
+    "unreadable eval",
+    "eval of unknown label",
+    "missing key",
+    "unwritable output",
 ]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
-    capsys: pytest.CaptureFixture[str], tiny_bert: Path, tiny_fnet: Path, tmp_path: Path, out_dir: Path, case: str
+    capsys: pytest.CaptureFixture[str],
+    tiny_bert: Path,
+    tiny_fnet: Path,
+    tmp_path: Path,
+    out_dir: Path,
+    case: str,
 ) -> None:
     argv, message = _bad_exports(tiny_bert, tiny_fnet, tmp_path, out_dir / "bundle")[case]
     code, _, err = _run(capsys, "export", *argv)
@@ -98,8 +120,19 @@ def test_gate_failure_exits_non_zero_with_the_report(
     capsys: pytest.CaptureFixture[str], tiny_bert: Path, text_eval_file: Path, out_dir: Path
 ) -> None:
     code, out, err = _run(
-        capsys, "export", str(tiny_bert), "--task", "text-classification", "--out", str(out_dir / "b"),
-        "--precision", "fp32", "--eval", str(text_eval_file), "--max-accuracy-drop", "-1",
+        capsys,
+        "export",
+        str(tiny_bert),
+        "--task",
+        "text-classification",
+        "--out",
+        str(out_dir / "b"),
+        "--precision",
+        "fp32",
+        "--eval",
+        str(text_eval_file),
+        "--max-accuracy-drop",
+        "-1",
     )
     assert code == 4
     assert json.loads(out)["bundle"] is None
@@ -129,19 +162,21 @@ def test_bundle_info_and_pack(capsys: pytest.CaptureFixture[str], bert_bundle: P
 def test_predict_text_and_jsonl(
     capsys: pytest.CaptureFixture[str], bert_bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    code, out, _ = _run(capsys, "predict", str(bert_bundle), "--trust", str(keypair[1]), "--text", "dent on rim")
+    code, out, _ = _run(
+        capsys, "predict", str(bert_bundle), "--trust", str(keypair[1]), "--text", "dent on rim"
+    )
     answer = json.loads(out)
     assert code == 0 and answer["provider"] == "CPUExecutionProvider"
-    assert answer["label"] in ("ok", "scratch", "dent") and 0 < answer["score"] <= 1 and answer["latency_ms"] > 0
+    assert (
+        answer["label"] in ("ok", "scratch", "dent") and 0 < answer["score"] <= 1 and answer["latency_ms"] > 0
+    )
     inputs = tmp_path / "in.jsonl"
     inputs.write_text('{"text": "a"}\n{"text": "b"}\n{"text": "scratch"}\n')
     code, out, _ = _run(capsys, "predict", str(bert_bundle), "--input", str(inputs))
     assert code == 0 and len(out.strip().splitlines()) == 3
 
 
-def test_predict_refuses_a_tampered_bundle(
-    capsys: pytest.CaptureFixture[str], bundle_copy: Path
-) -> None:
+def test_predict_refuses_a_tampered_bundle(capsys: pytest.CaptureFixture[str], bundle_copy: Path) -> None:
     target = bundle_copy / "backbone.onnx"
     data = bytearray(target.read_bytes())
     data[100] ^= 0x10

@@ -21,7 +21,9 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_demo_builds_a_signed_int8_bundle_that_verifies(demo_out: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_builds_a_signed_int8_bundle_that_verifies(
+    demo_out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (path,) = (demo_out / "bundles").iterdir()
     trusted = [keys.load_public_key(demo_out / "keys" / "it-sign.pem.pub")]
     manifest = bundle.verify_directory(path, trusted).manifest
@@ -40,7 +42,11 @@ def test_default_head_is_a_real_classifier(demo_out: Path) -> None:
     (path,) = (demo_out / "bundles").iterdir()
     model = BundleModel(bundle.verify_directory(path, None), RuntimeConfig(provider="cpu"))
     reports = central_split(seed=0).eval
-    predictions = [p.label for i in range(0, len(reports), 32) for p in model.predict([r.text for r in reports[i : i + 32]])]
+    predictions = [
+        p.label
+        for i in range(0, len(reports), 32)
+        for p in model.predict([r.text for r in reports[i : i + 32]])
+    ]
     accuracy = sum(p == r.label for p, r in zip(predictions, reports, strict=True)) / len(reports)
     assert accuracy >= 0.6, f"default head accuracy {accuracy:.3f} is barely above chance (1/6)"
     manifest_accuracy = next(c for c in model.manifest["validation"]["candidates"] if c["chosen"])["accuracy"]

@@ -22,7 +22,9 @@ class _Backbone:
             def __init__(self) -> None:
                 super().__init__()
                 self.body = torch.nn.Sequential(
-                    torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                    torch.nn.Conv2d(3, 8, 3, stride=2),
+                    torch.nn.ReLU(),
+                    torch.nn.AdaptiveAvgPool2d(1),
                     torch.nn.Flatten(),
                 )
 
@@ -39,8 +41,12 @@ def test_module_with_a_linear_head_becomes_a_two_graph_bundle(tmp_path: Path) ->
     torch.manual_seed(0)
     backbone, head = _Backbone.build(), torch.nn.Linear(8, 2)
     result = from_torch(
-        backbone, {"pixel_values": torch.randn(1, 3, 32, 32)}, tmp_path / "b",
-        task="image-classification", preprocessing=ImagePreprocessing(32, 32), labels=("ok", "crack"),
+        backbone,
+        {"pixel_values": torch.randn(1, 3, 32, 32)},
+        tmp_path / "b",
+        task="image-classification",
+        preprocessing=ImagePreprocessing(32, 32),
+        labels=("ok", "crack"),
         head=head,
     )
     assert set(result.manifest["graphs"]) == {"backbone", "head"}
@@ -67,8 +73,12 @@ def test_module_without_head_is_one_graph(tmp_path: Path) -> None:
             return self.inner(pixel_values)
 
     result = from_torch(
-        Whole(), {"pixel_values": torch.randn(2, 3, 32, 32)}, tmp_path / "one",
-        task="image-classification", preprocessing=ImagePreprocessing(32, 32), labels=("a", "b", "c"),
+        Whole(),
+        {"pixel_values": torch.randn(2, 3, 32, 32)},
+        tmp_path / "one",
+        task="image-classification",
+        preprocessing=ImagePreprocessing(32, 32),
+        labels=("a", "b", "c"),
     )
     assert set(result.manifest["graphs"]) == {"model"}
 
@@ -78,7 +88,10 @@ def test_classification_without_labels_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="labels"):
         from_torch(
-            _Backbone.build(), {"pixel_values": torch.randn(1, 3, 32, 32)}, tmp_path / "x",
-            task="image-classification", preprocessing=ImagePreprocessing(32, 32),
+            _Backbone.build(),
+            {"pixel_values": torch.randn(1, 3, 32, 32)},
+            tmp_path / "x",
+            task="image-classification",
+            preprocessing=ImagePreprocessing(32, 32),
         )
     assert not (tmp_path / "x").exists()

@@ -36,8 +36,12 @@ def test_auto_builds_every_candidate_and_keeps_the_fastest_passing_one(
 ) -> None:
     result = export_model(
         ExportConfig(
-            model_dir=tiny_bert, task="text-classification", out=tmp_path / "auto", precision="auto",
-            eval=text_eval_file, calibration=text_eval_file,
+            model_dir=tiny_bert,
+            task="text-classification",
+            out=tmp_path / "auto",
+            precision="auto",
+            eval=text_eval_file,
+            calibration=text_eval_file,
         )
     )
     report = result.report
@@ -56,7 +60,9 @@ def test_a_failing_gate_fails_the_export_and_leaves_no_bundle(tiny_bert: Path, t
     out = tmp_path / "refused"
     with pytest.raises(GateFailedError, match="no variant passed its gates") as failure:
         export_model(
-            ExportConfig(model_dir=tiny_bert, task="text-classification", out=out, precision="int8", gates=strict)
+            ExportConfig(
+                model_dir=tiny_bert, task="text-classification", out=out, precision="int8", gates=strict
+            )
         )
     candidates = failure.value.report["candidates"]
     assert {c["name"] for c in candidates} == {"int8-per-channel", "int8-per-tensor"}
@@ -69,13 +75,20 @@ def test_the_accuracy_gate_compares_with_torch(tiny_bert: Path, text_eval_file: 
     with pytest.raises(GateFailedError, match="accuracy_drop_pts"):
         export_model(
             ExportConfig(
-                model_dir=tiny_bert, task="text-classification", out=tmp_path / "b", precision="fp32",
-                eval=text_eval_file, gates=GateConfig(max_accuracy_drop_pts=-1.0),
+                model_dir=tiny_bert,
+                task="text-classification",
+                out=tmp_path / "b",
+                precision="fp32",
+                eval=text_eval_file,
+                gates=GateConfig(max_accuracy_drop_pts=-1.0),
             )
         )
     passed = export_model(
         ExportConfig(
-            model_dir=tiny_bert, task="text-classification", out=tmp_path / "ok", precision="fp32",
+            model_dir=tiny_bert,
+            task="text-classification",
+            out=tmp_path / "ok",
+            precision="fp32",
             eval=text_eval_file,
         )
     )
@@ -109,7 +122,10 @@ def test_feature_extraction_bundle_serves_pooled_embeddings(tiny_encoder: Path, 
 def test_labels_override_names_but_must_match_the_output_count(tiny_bert: Path, tmp_path: Path) -> None:
     renamed = export_model(
         ExportConfig(
-            model_dir=tiny_bert, task="text-classification", out=tmp_path / "r", precision="fp32",
+            model_dir=tiny_bert,
+            task="text-classification",
+            out=tmp_path / "r",
+            precision="fp32",
             labels=("good", "scratched", "dented"),
         )
     )

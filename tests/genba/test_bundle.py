@@ -49,9 +49,8 @@ def test_changing_any_byte_of_any_file_is_refused(
         target.write_bytes(bytes(tampered))
         with pytest.raises(BundleError):
             bundle.verify_directory(bundle_copy, _trusted(keypair[1]))
-        with pytest.raises(BundleError):
-            with bundle.open_verified(bundle_copy, _trusted(keypair[1])) as verified:
-                BundleModel(verified)
+        with pytest.raises(BundleError), bundle.open_verified(bundle_copy, _trusted(keypair[1])) as verified:
+            BundleModel(verified)
         target.write_bytes(original)
     bundle.verify_directory(bundle_copy, _trusted(keypair[1]))  # restored: valid again
 
@@ -117,10 +116,9 @@ def test_signing_an_unsigned_copy_makes_it_verify(
 
 def test_writer_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
     out = tmp_path / "never"
-    with pytest.raises(RuntimeError):
-        with bundle.BundleWriter(out) as writer:
-            (writer.root / "backbone.onnx").write_bytes(b"partial")
-            raise RuntimeError("export failed half way")
+    with pytest.raises(RuntimeError), bundle.BundleWriter(out) as writer:
+        (writer.root / "backbone.onnx").write_bytes(b"partial")
+        raise RuntimeError("export failed half way")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -13,7 +13,9 @@ def test_key_pair_is_written_with_a_private_mode(tmp_path: Path) -> None:
     private, public = keys.write_key_pair(keys.generate_signing_key(), tmp_path / "k.pem")
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert public.name == "k.pem.pub"
-    assert keys.key_id(keys.load_public_key(public)) == keys.key_id(keys.load_private_key(private).public_key())
+    assert keys.key_id(keys.load_public_key(public)) == keys.key_id(
+        keys.load_private_key(private).public_key()
+    )
 
 
 def test_existing_key_files_are_never_overwritten(tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TEXTS
 
 from genba import bundle
 from genba.errors import ConfigError, RuntimeLoadError
 from genba.runtime import BundleModel, RuntimeConfig
 from genba.runtime.sessions import CPU, gpu_visible
-from conftest import TEXTS
 
 
 def _model(path: Path, **config: object) -> BundleModel:

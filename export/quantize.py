@@ -109,12 +109,23 @@ def fuse(fp32_graph: Path, model_type: str, workdir: Path) -> Path | None:
     out = workdir / "backbone-fused.onnx"
     if out.exists():
         return out
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions(family)
+    # Symbolic shape inference trips over the attention-mask Expand that transformers
+    # emits, which silently disables SkipLayerNormalization fusion. Residual Adds in
+    # these encoders always join equal shapes, so the fusion is safe without it.
+    options.enable_shape_inference = False
     with _quiet_quantizer():
         try:
             optimized = optimize_model(
-                str(fp32_graph), model_type=family, num_heads=0, hidden_size=0, use_gpu=False
+                str(fp32_graph),
+                model_type=family,
+                num_heads=0,
+                hidden_size=0,
+                optimization_options=options,
+                use_gpu=False,
             )
         except Exception as exc:  # the optimizer raises assorted errors on unknown patterns
             log.info("graph fusion skipped: %s", exc)

@@ -36,11 +36,11 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(THREADS)
-    from export.datasets import GENERATOR_VERSION, LABELS, central_split
-    from export.default_model import pretrained_model_dir
+    from export.datasets import GENERATOR_VERSION, LABELS
+    from export.default_model import default_central_split, pretrained_model_dir
 
     chosen_manifest, head = _export_default(args.out)
-    split = central_split(seed=0)
+    split = default_central_split(seed=0)
     eval_texts = [r.text for r in split.eval]
     eval_labels = np.array([LABELS.index(r.label) for r in split.eval])
     long_texts = _long_texts(eval_texts, 32)
@@ -127,18 +127,22 @@ def _export_default(out: Path) -> tuple[dict[str, Any], Any]:
 
 def _build_variants(model_dir: Path, work: Path, preprocessor: Any) -> dict[str, Path]:
     """Every variant the pipeline can build, named as in the manifest, plus the unfused export."""
-    from export.datasets import central_split, sample_per_class
+    from export.datasets import sample_per_class
+    from export.default_model import default_central_split
     from export.layout import export_graphs
     from export.quantize import build_variant
     from export.sources import inspect_model_dir
 
     source = inspect_model_dir(model_dir, "feature-extraction")
     exported = export_graphs(source, "feature-extraction", work, 18, None)
-    texts = [r.text for r in sample_per_class(central_split(seed=0).train, 16, seed=0)]
+    texts = [r.text for r in sample_per_class(default_central_split(seed=0).train, 16, seed=0)]
     calibration = [preprocessor.encode(texts[i : i + 8]) for i in range(0, len(texts), 8)]
+    probe = [preprocessor.encode(texts[i : i + 16]) for i in range(0, 64, 16)]  # as the pipeline ranks
     paths = {"ort-fp32-unfused": exported.main}
-    for name in ("fp32", "fp16", "int8-per-channel", "int8-per-tensor", "int8-static"):
-        paths[name] = build_variant(name, exported.main, work, source.model_type, calibration).path
+    for name in ("fp32", "fp16", "int8-per-channel", "int8-mixed", "int8-per-tensor", "int8-static"):
+        paths[name] = build_variant(
+            name, exported.main, work, source.model_type, calibration, probe=probe
+        ).path
     return paths
 
 

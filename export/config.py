@@ -66,6 +66,8 @@ class ExportConfig:
     opset: int = 18
     threads: int = 0
     latency_runs: int = 20
+    #: int8-mixed may keep layers in fp32 until its graph reaches this share of the fp32 size.
+    max_int8_size_ratio: float = 0.3
     gates: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
@@ -86,6 +88,8 @@ class ExportConfig:
             problems.append("version must be a positive integer")
         if not 8 <= self.max_length <= 8192:
             problems.append("max_length must be between 8 and 8192")
+        if not 0.0 < self.max_int8_size_ratio <= 1.0:
+            problems.append("max_int8_size_ratio must be in (0, 1]")
         if self.threads < 0 or self.latency_runs < 1:
             problems.append("threads must be >= 0 and latency_runs >= 1")
         if problems:

@@ -12,12 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-from export.datasets import GENERATOR_VERSION, LABELS, central_split, sample_per_class, write_jsonl
+from export.datasets import GENERATOR_VERSION, LABELS, Split, central_split, sample_per_class, write_jsonl
 from export.graphs import HeadWeights
 from export.head_training import fit_linear_head
 
 DEFAULT_MODEL_NAME = "genba-default-minilm"
 _CALIBRATION_PER_CLASS = 16
+#: A larger evaluation part than the generator's default: a 1-point gate needs
+#: more than 300 examples to mean something (1 point = 3 examples there).
+CENTRAL_EVAL_SIZE = 1000
+
+
+def default_central_split(seed: int = 0) -> Split:
+    return central_split(seed=seed, n_eval=CENTRAL_EVAL_SIZE)
 
 
 def pretrained_model_dir() -> Path:
@@ -46,7 +53,7 @@ class DefaultData:
 
 
 def write_default_data(folder: Path, seed: int = 0) -> DefaultData:
-    split = central_split(seed=seed)
+    split = default_central_split(seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     eval_file = folder / "central-eval.jsonl"
     calibration_file = folder / "calibration.jsonl"
@@ -57,7 +64,7 @@ def write_default_data(folder: Path, seed: int = 0) -> DefaultData:
 
 def train_default_head(seed: int = 0) -> HeadWeights:
     """Fit the default head on the central training part (recorded labels, noise included)."""
-    split = central_split(seed=seed)
+    split = default_central_split(seed=seed)
     embeddings = embed_texts([report.text for report in split.train])
     indices = [LABELS.index(report.label) for report in split.train]
     return fit_linear_head(embeddings, indices, len(LABELS), seed=seed)

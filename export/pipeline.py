@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 _BATCH = 32
 _CALIBRATION_LIMIT = 128
+_PROBE_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,7 @@ class _GateData:
     eval_set: EvalSet | None
     torch_accuracy: float | None
     calibration_feeds: list[dict[str, np.ndarray]]
+    probe_feeds: list[dict[str, np.ndarray]]
 
 
 def _gate_data(
@@ -229,6 +231,11 @@ def _gate_data(
         eval_set=eval_set,
         torch_accuracy=accuracy(exported.reference.run, eval_set) if eval_set else None,
         calibration_feeds=[preprocessor.encode(batch) for batch in samples.batched(calibration, 8)],
+        # Layer sensitivity is ranked on calibration data first, so the eval split judges it fresh.
+        probe_feeds=[
+            preprocessor.encode(batch)
+            for batch in samples.batched((calibration + sample_items)[:_PROBE_LIMIT], 16)
+        ],
     )
 
 
@@ -250,7 +257,15 @@ def _evaluate_candidates(
     reports, paths = [], {}
     for name in names:
         say(f"building and checking the {name} variant")
-        variant = quantize.build_variant(name, exported.main, work, source.model_type, data.calibration_feeds)
+        variant = quantize.build_variant(
+            name,
+            exported.main,
+            work,
+            source.model_type,
+            data.calibration_feeds,
+            probe=data.probe_feeds,
+            max_size_ratio=config.max_int8_size_ratio,
+        )
         graph_set = _graph_set(variant.path, head_bytes, exported.layout, runtime)
         report = _measure(variant, graph_set, data, latency_feeds, config.latency_runs)
         tolerance = config.gates.tolerances[variant.precision]

@@ -8,6 +8,7 @@ integer MatMuls over whole blocks instead of dozens of small ops.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ _FUSION_MODEL_TYPES = {
 VARIANTS_BY_PRECISION: dict[str, tuple[str, ...]] = {
     "fp32": ("fp32",),
     "fp16": ("fp16",),
-    "int8": ("int8-per-channel", "int8-per-tensor"),
+    "int8": ("int8-per-channel", "int8-mixed", "int8-per-tensor"),
     "int8-static": ("int8-static",),
 }
 
@@ -60,7 +61,7 @@ def candidate_names(requested: str, has_calibration: bool, cuda: bool) -> tuple[
     """Which variants to build for ``--precision``; ``auto`` builds all that can run here."""
     if requested != "auto":
         return list(VARIANTS_BY_PRECISION[requested]), []
-    names = ["fp32", "int8-per-channel", "int8-per-tensor"]
+    names = ["fp32", "int8-per-channel", "int8-mixed", "int8-per-tensor"]
     skipped: list[Skipped] = []
     if has_calibration:
         names.append("int8-static")
@@ -74,9 +75,19 @@ def candidate_names(requested: str, has_calibration: bool, cuda: bool) -> tuple[
 
 
 def build_variant(
-    name: str, fp32_graph: Path, workdir: Path, model_type: str, calibration: Sequence[dict[str, np.ndarray]]
+    name: str,
+    fp32_graph: Path,
+    workdir: Path,
+    model_type: str,
+    calibration: Sequence[dict[str, np.ndarray]],
+    probe: Sequence[dict[str, np.ndarray]] = (),
+    max_size_ratio: float = 0.3,
 ) -> Variant:
-    """Build one named variant from the plain fp32 export."""
+    """Build one named variant from the plain fp32 export.
+
+    ``probe`` inputs drive the sensitivity ranking of ``int8-mixed``, whose
+    fp32 layers may grow the graph to at most ``max_size_ratio`` of fp32.
+    """
     fused = fuse(fp32_graph, model_type, workdir)
     base = fused or fp32_graph
     out = workdir / f"backbone-{name}.onnx"
@@ -91,6 +102,15 @@ def build_variant(
                 per_channel = name == "int8-per-channel"
                 _quantize_dynamic(base, out, per_channel)
                 details = {"fused": fused is not None, "per_channel": per_channel, "mode": "dynamic"}
+                return Variant(name, "int8", out, details)
+            if name == "int8-mixed":
+                kept = _quantize_mixed(base, out, workdir, probe or calibration, max_size_ratio)
+                details = {
+                    "fused": fused is not None,
+                    "per_channel": True,
+                    "mode": "dynamic",
+                    "fp32_nodes": kept,
+                }
                 return Variant(name, "int8", out, details)
             if name == "int8-static":
                 _quantize_static(fp32_graph, out, calibration)
@@ -138,7 +158,28 @@ def fuse(fp32_graph: Path, model_type: str, workdir: Path) -> Path | None:
     return out
 
 
-def _quantize_dynamic(source: Path, out: Path, per_channel: bool) -> None:
+def _quantize_mixed(
+    base: Path, out: Path, workdir: Path, probe: Sequence[dict[str, np.ndarray]], max_size_ratio: float
+) -> list[str]:
+    from export import mixed
+
+    if not probe:
+        raise ValueError("int8-mixed needs sample inputs to rank layer sensitivity")
+    full_int8 = workdir / "backbone-int8-per-channel.onnx"
+    if not full_int8.exists():
+        _quantize_dynamic(base, full_int8, per_channel=True)
+    budget = int(max_size_ratio * base.stat().st_size) - full_int8.stat().st_size
+    ranking = mixed.rank_nodes(base, probe, _quantize_except, workdir)
+    kept = mixed.choose_fp32_nodes(ranking, budget)
+    _quantize_dynamic(base, out, per_channel=True, exclude=kept)
+    return kept
+
+
+def _quantize_except(source: Path, out: Path, exclude: list[str]) -> None:
+    _quantize_dynamic(source, out, per_channel=True, exclude=exclude)
+
+
+def _quantize_dynamic(source: Path, out: Path, per_channel: bool, exclude: Sequence[str] = ()) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -146,6 +187,7 @@ def _quantize_dynamic(source: Path, out: Path, per_channel: bool) -> None:
         str(source),
         str(out),
         per_channel=per_channel,
+        nodes_to_exclude=list(exclude),
         weight_type=QuantType.QInt8,
         # The fused contrib ops defeat ONNX shape inference; their outputs are float.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
@@ -199,11 +241,15 @@ class _CalibrationReader:
 
 @contextlib.contextmanager
 def _quiet_quantizer() -> Iterator[None]:
-    """The quantizer and optimizer log advice on the root logger; keep the CLI output clean."""
+    """The quantizer and optimizer log advice on the root logger and print to stdout.
+
+    Keep both out of the CLI's output, whose stdout is a JSON document.
+    """
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.setLevel(level)

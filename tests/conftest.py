@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from genba import env as _env  # noqa: F401  (telemetry off before anything heavy loads)
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-import tiny_models
+def _load_tiny_models() -> ModuleType:
+    """Load the builders by path: putting tests/ on sys.path would let tests/export shadow export."""
+    path = Path(__file__).with_name("tiny_models.py")
+    spec = importlib.util.spec_from_file_location("genba_tests_tiny_models", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-TEXTS = ("scratch on the housing surface", "no dent found, part ok", "oil on the bracket near the rim")
+
+tiny_models = _load_tiny_models()
+
+
+@pytest.fixture(scope="session")
+def texts() -> tuple[str, ...]:
+    return ("scratch on the housing surface", "no dent found, part ok", "oil on the bracket near the rim")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from export.datasets import LABELS, central_split
+from export.datasets import LABELS
+from export.default_model import default_central_split
 from genba import bundle, keys
 from genba.demo.default_bundle import run_demo
 from genba.runtime import BundleModel, RuntimeConfig
@@ -41,7 +42,7 @@ def test_demo_builds_a_signed_int8_bundle_that_verifies(
 def test_default_head_is_a_real_classifier(demo_out: Path) -> None:
     (path,) = (demo_out / "bundles").iterdir()
     model = BundleModel(bundle.verify_directory(path, None), RuntimeConfig(provider="cpu"))
-    reports = central_split(seed=0).eval
+    reports = default_central_split(seed=0).eval
     predictions = [
         p.label
         for i in range(0, len(reports), 32)

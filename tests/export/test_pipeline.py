@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEXTS
 
 from export import ExportConfig, GateConfig, Tolerance, export_model
 from genba import bundle
@@ -46,7 +45,7 @@ def test_auto_builds_every_candidate_and_keeps_the_fastest_passing_one(
     )
     report = result.report
     names = {c["name"] for c in report["candidates"]}
-    assert {"fp32", "int8-per-channel", "int8-per-tensor", "int8-static"} <= names
+    assert {"fp32", "int8-per-channel", "int8-mixed", "int8-per-tensor", "int8-static"} <= names
     assert any(s["name"] == "fp16" for s in report["skipped"]) or "fp16" in names
     passing = [c for c in report["candidates"] if c["passed"]]
     chosen = next(c for c in report["candidates"] if c["chosen"])
@@ -65,7 +64,7 @@ def test_a_failing_gate_fails_the_export_and_leaves_no_bundle(tiny_bert: Path, t
             )
         )
     candidates = failure.value.report["candidates"]
-    assert {c["name"] for c in candidates} == {"int8-per-channel", "int8-per-tensor"}
+    assert {c["name"] for c in candidates} == {"int8-per-channel", "int8-mixed", "int8-per-tensor"}
     assert all(not c["gates"]["mean_cosine"]["passed"] for c in candidates)
     assert list(tmp_path.iterdir()) == []
 
@@ -110,12 +109,14 @@ def test_vit_classifier_exports_and_predicts_images(tiny_vit: Path, tmp_path: Pa
     assert prediction.label in ("ok", "crack")
 
 
-def test_feature_extraction_bundle_serves_pooled_embeddings(tiny_encoder: Path, tmp_path: Path) -> None:
+def test_feature_extraction_bundle_serves_pooled_embeddings(
+    texts: tuple[str, ...], tiny_encoder: Path, tmp_path: Path
+) -> None:
     result = export_model(
         ExportConfig(model_dir=tiny_encoder, task="feature-extraction", out=tmp_path / "fe", precision="fp32")
     )
     assert set(result.manifest["graphs"]) == {"backbone"} and result.manifest["labels"] is None
-    predictions = _load(result.bundle).predict(list(TEXTS))
+    predictions = _load(result.bundle).predict(list(texts))
     assert {p.embedding_size for p in predictions} == {32}
 
 

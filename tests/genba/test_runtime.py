@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEXTS
 
 from genba import bundle
 from genba.errors import ConfigError, RuntimeLoadError
@@ -22,11 +21,11 @@ def test_cpu_policy_runs_on_cpu(bert_bundle: Path) -> None:
     assert _model(bert_bundle, provider="cpu").provider == CPU
 
 
-def test_auto_policy_says_which_provider_is_active(bert_bundle: Path) -> None:
+def test_auto_policy_says_which_provider_is_active(texts: tuple[str, ...], bert_bundle: Path) -> None:
     model = _model(bert_bundle, provider="auto")
     expected = "CUDAExecutionProvider" if gpu_visible() else CPU
     assert model.provider == expected
-    assert {p.provider for p in model.predict(list(TEXTS))} == {expected}
+    assert {p.provider for p in model.predict(list(texts))} == {expected}
 
 
 @pytest.mark.skipif(gpu_visible(), reason="this machine has a GPU; the refusal is for CPU-only PCs")
@@ -41,18 +40,20 @@ def test_invalid_runtime_config_reports_every_problem() -> None:
     assert "provider must be one of" in str(error.value) and "intra_op_threads" in str(error.value)
 
 
-def test_split_bundle_matches_the_torch_classifier(bert_bundle: Path, tiny_bert: Path) -> None:
+def test_split_bundle_matches_the_torch_classifier(
+    texts: tuple[str, ...], bert_bundle: Path, tiny_bert: Path
+) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification
 
     model = _model(bert_bundle, provider="cpu", intra_op_threads=1)
-    feeds = model.preprocessor.encode(list(TEXTS))
+    feeds = model.preprocessor.encode(list(texts))
     ours = model.graphs.run_feeds(feeds)
     torch_model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
     with torch.inference_mode():
         expected = torch_model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
     np.testing.assert_allclose(ours["logits"], expected, atol=1e-4)
-    assert ours["embedding"].shape == (len(TEXTS), 32)
+    assert ours["embedding"].shape == (len(texts), 32)
 
 
 def test_batches_are_padded_to_their_longest_item_only(bert_bundle: Path) -> None:
@@ -65,10 +66,10 @@ def test_batches_are_padded_to_their_longest_item_only(bert_bundle: Path) -> Non
     np.testing.assert_allclose(single, batched, atol=1e-5)
 
 
-def test_predictions_carry_label_score_and_latency(bert_bundle: Path) -> None:
+def test_predictions_carry_label_score_and_latency(texts: tuple[str, ...], bert_bundle: Path) -> None:
     model = _model(bert_bundle, provider="cpu")
-    predictions = model.predict(list(TEXTS))
-    assert len(predictions) == len(TEXTS)
+    predictions = model.predict(list(texts))
+    assert len(predictions) == len(texts)
     for prediction in predictions:
         assert prediction.label in model.labels
         assert 0.0 < (prediction.score or 0.0) <= 1.0

@@ -253,7 +253,7 @@ def _evaluate_candidates(
     data = _gate_data(config, source.modality, exported, inputs, preprocessor)
     cuda = _cuda_active(runtime, exported.main)
     names, skipped = quantize.candidate_names(config.precision, bool(data.calibration_feeds), cuda)
-    latency_feeds = preprocessor.encode(data.sample_items[:1])
+    latency_feeds = [preprocessor.encode([item]) for item in data.sample_items[:8]]
     reports, paths = [], {}
     for name in names:
         say(f"building and checking the {name} variant")
@@ -285,7 +285,7 @@ def _evaluate_candidates(
 
 
 def _measure(
-    variant: quantize.Variant, graph_set: GraphSet, data: _GateData, latency_feeds: Feeds, runs: int
+    variant: quantize.Variant, graph_set: GraphSet, data: _GateData, latency_feeds: list[Feeds], runs: int
 ) -> CandidateReport:
     """One variant's figures: drift from torch, accuracy against torch's, median latency."""
     report = CandidateReport(

@@ -90,12 +90,13 @@ def accuracy(run: Any, eval_set: EvalSet) -> float:
     return float((predictions == eval_set.labels).mean())
 
 
-def median_latency_ms(graphs: GraphSet, feeds: Feeds, runs: int) -> float:
-    """Median single-input latency after warm-up (the first run builds kernels)."""
-    for _ in range(3):
+def median_latency_ms(graphs: GraphSet, single_inputs: Sequence[Feeds], runs: int) -> float:
+    """Median single-input latency over typical inputs, after warm-up (the first runs build kernels)."""
+    for feeds in single_inputs[:3]:
         graphs.run_feeds(feeds)
     timings = []
-    for _ in range(runs):
+    for run in range(runs):
+        feeds = single_inputs[run % len(single_inputs)]
         start = time.perf_counter()
         graphs.run_feeds(feeds)
         timings.append((time.perf_counter() - start) * 1000.0)

@@ -43,15 +43,16 @@ DEFECT_LABELS: tuple[str, ...] = tuple(label for label in LABELS if label != NO_
 # Share of training reports whose recorded label is wrong (operators mis-click).
 LABEL_NOISE_RATE = 0.05
 # Per-report chances of each ingredient; tuned with the realism test, not guessed.
-IDIOM_RATE = 0.3
-GLOSS_RATE = 0.5
-NEGATED_MENTION_RATE = 0.10
-FALSE_LEAD_RATE = 0.04
-NO_DEFECT_AS_NEGATION_RATE = 0.12
-DISPOSITION_RATE = 0.2
-HEADER_RATE = 0.3
-CONTEXT_RATE = 0.15
-ABBREVIATION_RATE = 0.2
+IDIOM_RATE = 0.25
+ZIPF_EXPONENT = 0.8
+HEADING_RATE = 0.5
+NEGATED_MENTION_RATE = 0.06
+FALSE_LEAD_RATE = 0.03
+NO_DEFECT_AS_NEGATION_RATE = 0.08
+DISPOSITION_RATE = 0.15
+HEADER_RATE = 0.25
+CONTEXT_RATE = 0.12
+ABBREVIATION_RATE = 0.15
 TYPO_RATE = 0.02
 
 _CENTRAL_LINES = 3
@@ -175,8 +176,6 @@ def _group(source: str, rng: random.Random) -> str:
 
 def _compose(label: str, source: str, rng: random.Random) -> str:
     clauses = [_finding(label, source, rng)]
-    if rng.random() < GLOSS_RATE:
-        clauses.append(_gloss(label, rng))
     if label != NO_DEFECT and rng.random() < NEGATED_MENTION_RATE:
         # "no scratch found, dent on rim": the other class is named, and ruled out.
         negation = _negated_mention(_other_defect(label, rng), rng)
@@ -197,6 +196,10 @@ def _finding(label: str, source: str, rng: random.Random) -> str:
             _negated_mention(other, rng) for other in rng.sample(DEFECT_LABELS, rng.randint(1, 2))
         )
     phrase = _phrase(label, source, rng)
+    if label != NO_DEFECT and rng.random() < HEADING_RATE:
+        # "dent - panel pushed in": the finding named first, then described.
+        heading = _common_first(vocab.CLASS_HEADINGS[label], rng)
+        phrase = f"{heading}{rng.choice((' - ', ', ', ': '))}{phrase}"
     if label != NO_DEFECT and rng.random() < FALSE_LEAD_RATE:
         mention = rng.choice(vocab.CLASS_MENTIONS[_other_defect(label, rng)])
         return rng.choice(vocab.FALSE_LEAD_TEMPLATES).format(mention=mention, phrase=phrase)
@@ -209,17 +212,18 @@ def _phrase(label: str, source: str, rng: random.Random) -> str:
         return _fill(rng.choice(jargon), rng)
     draw = rng.random()
     if draw < IDIOM_RATE:
-        return _fill(rng.choice(vocab.CLASS_PHRASES[label]), rng)
+        return _fill(rng.choice(vocab.CLASS_IDIOMS[label]), rng)
     nouns = vocab.CLASS_NOUNS.get(label)
     if nouns and draw < IDIOM_RATE + (1 - IDIOM_RATE) / 2:
-        return _fill(rng.choice(vocab.NOUN_PATTERNS), rng, noun=rng.choice(nouns))
-    return _fill(rng.choice(vocab.STATE_PATTERNS), rng, state=rng.choice(vocab.CLASS_STATES[label]))
+        patterns = vocab.NOUN_PATTERNS + (vocab.SIZED_NOUN_PATTERNS if label in vocab.SIZED_LABELS else ())
+        return _fill(rng.choice(patterns), rng, noun=_common_first(nouns, rng))
+    return _fill(rng.choice(vocab.STATE_PATTERNS), rng, state=_common_first(vocab.CLASS_STATES[label], rng))
 
 
-def _gloss(label: str, rng: random.Random) -> str:
-    if rng.random() < 0.5:
-        return rng.choice(vocab.CAUSE_FRAMES).format(cause=rng.choice(vocab.CLASS_CAUSES[label]))
-    return rng.choice(vocab.CLASS_EFFECTS[label])
+def _common_first(words: tuple[str, ...], rng: random.Random) -> str:
+    """Pick with Zipf-like weights: the tables list the everyday word first, the rare one last."""
+    weights = [1.0 / (rank + 1) ** ZIPF_EXPONENT for rank in range(len(words))]
+    return rng.choices(words, weights=weights)[0]
 
 
 def _negated_mention(label: str, rng: random.Random) -> str:

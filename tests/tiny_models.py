@@ -59,22 +59,29 @@ def save_tiny_tokenizer(out: Path) -> None:
     fast.save_pretrained(out)
 
 
-def tiny_bert_classifier(
-    out: Path, labels: tuple[str, ...] = ("ok", "scratch", "dent"), seed: int = 0
-) -> Path:
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
+def _tiny_bert_config(**extra: object) -> object:
+    from transformers import BertConfig
 
-    torch.manual_seed(seed)
-    config = BertConfig(
+    return BertConfig(
         vocab_size=len(_WORDS) + 5,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
+        **extra,
+    )
+
+
+def tiny_bert_classifier(
+    out: Path, labels: tuple[str, ...] = ("ok", "scratch", "dent"), seed: int = 0
+) -> Path:
+    import torch
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = _tiny_bert_config(
+        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)}
     )
     BertForSequenceClassification(config).eval().save_pretrained(out)
     save_tiny_tokenizer(out)
@@ -83,18 +90,10 @@ def tiny_bert_classifier(
 
 def tiny_bert_encoder(out: Path, seed: int = 0) -> Path:
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(_WORDS) + 5,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).eval().save_pretrained(out)
+    BertModel(_tiny_bert_config()).eval().save_pretrained(out)
     save_tiny_tokenizer(out)
     return out
 

@@ -257,8 +257,9 @@ ABBREVIATIONS = _short_forms("""
 """)
 
 # --- the sites ---------------------------------------------------------------------
-# Each site has words of its own that central never uses: a model trained only on
-# central data has to learn them from the site's labels (what site learning is for).
+# Each site has words of its own for some classes, words central never uses: a model
+# trained only on central data has to learn them from the site's labels (what site
+# learning is for).
 # site-a: a US plant's slang; site-b: a German plant writing half in German;
 # site-c: a Japanese plant writing shop-floor Japanese in romaji.
 
@@ -280,7 +281,6 @@ SITE_JARGON: Mapping[str, Mapping[str, tuple[str, ...]]] = {
             short-shipped hardware | screw MIA {loc} | bare hole {loc} | MIA fastener | no-show clip |
             hardware MIA
         """),
-        "no_defect": _table("good to go | clean bill | green tag | green-tagged | all green | good to roll"),
     },
     "site-b": {
         "scratch": _table("""
@@ -295,16 +295,9 @@ SITE_JARGON: Mapping[str, Mapping[str, tuple[str, ...]]] = {
             Versatz {loc} | versetzt | {part} schief | schief eingebaut | Spaltmaß n.i.O. | Spalt zu groß |
             verdreht
         """),
-        "missing_part": _table("""
-            Schraube fehlt | Dichtung fehlt | {part} nicht verbaut | Clip fehlt | fehlende Schraube |
-            Teil fehlt | nicht montiert
-        """),
         "no_defect": _table("i.O. | in Ordnung | Prüfung i.O. | alles i.O. | ohne Befund | o.B."),
     },
     "site-c": {
-        "scratch": _table(
-            "kizu {loc} | surikizu on {part} | kizu ari | {part} kizu | hikkaki kizu | surikizu ari"
-        ),
         "dent": _table("dakon {loc} | hekomi on the {part} | dakon ari | {part} hekomi | hekomi ari"),
         "contamination": _table("""
             ibutsu {loc} | yogore on {part} | ibutsu ari | yogore ari | abura yogore | {part} yogore
@@ -315,39 +308,53 @@ SITE_JARGON: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "missing_part": _table("""
             ketsuhin | buhin nashi {loc} | neji nashi | kumitsuke more | buhin ketsuraku | neji ketsuraku
         """),
-        "no_defect": _table("ijou nashi | mondai nashi | ryouhin | OK desu"),
     },
 }
 
+# Each site makes its own products and heads its reports its own way: words a central
+# model has never seen around the finding, even when the finding itself is plain English.
+SITE_PARTS: Mapping[str, tuple[str, ...]] = {
+    "site-a": _table("""
+        door skin | front panel | side panel | lid | handle | top cover | bezel | hinge arm | trim strip |
+        fender | hood panel | kick plate | drawer front | toe board | wrap panel
+    """),
+    "site-b": _table("""
+        valve body | pump housing | gear case | manifold | bearing cap | flange | end cap | impeller |
+        cylinder head | crankcase | spindle housing | bore cap | shaft collar | pulley | volute
+    """),
+    "site-c": _table("""
+        connector shell | terminal block | enclosure | sensor mount | battery tray | control box |
+        PCB carrier | heat sink | display frame | relay cover | harness clip | cable gland | fan shroud |
+        busbar cover | DIN rail bracket
+    """),
+}
+
+SITE_HEADERS: Mapping[str, tuple[str, ...]] = {
+    "site-a": _table("Cell {stn} | Job {wo} | booth {stn} | tech {ini}"),
+    "site-b": _table("Auftrag {wo} | Prüfer {ini} | Sachnr. {pn} | AG {stn}"),
+    "site-c": _table("hinban {pn} | koutei {stn} | tantou {ini} | lot no. {lot}"),
+}
+
+
+def _mix(text: str) -> dict[str, float]:
+    """Parse "scratch .30 | dent .20" into class shares."""
+    return {label: float(share) for label, share in (entry.split() for entry in _table(text))}
+
+
 # Class mixes differ per site (non-IID): site-a paints, site-b machines, site-c assembles.
 SITE_PRIORS: Mapping[str, Mapping[str, float]] = {
-    "site-a": {
-        "scratch": 0.30,
-        "dent": 0.20,
-        "contamination": 0.08,
-        "misalignment": 0.12,
-        "missing_part": 0.10,
-        "no_defect": 0.20,
-    },
-    "site-b": {
-        "scratch": 0.08,
-        "dent": 0.10,
-        "contamination": 0.35,
-        "misalignment": 0.12,
-        "missing_part": 0.15,
-        "no_defect": 0.20,
-    },
-    "site-c": {
-        "scratch": 0.08,
-        "dent": 0.10,
-        "contamination": 0.12,
-        "misalignment": 0.25,
-        "missing_part": 0.25,
-        "no_defect": 0.20,
-    },
+    "site-a": _mix(
+        "scratch .30 | dent .20 | contamination .08 | misalignment .12 | missing_part .10 | no_defect .20"
+    ),
+    "site-b": _mix(
+        "scratch .08 | dent .10 | contamination .35 | misalignment .12 | missing_part .15 | no_defect .20"
+    ),
+    "site-c": _mix(
+        "scratch .08 | dent .10 | contamination .12 | misalignment .25 | missing_part .25 | no_defect .20"
+    ),
 }
 
 # How often a site's report uses its own word for a class that has one. Higher makes
 # sites differ more from central; it also narrows the pretrained model's lead, since
 # no pretraining knows "dakon" either.
-SITE_JARGON_RATE = 0.3
+SITE_JARGON_RATE = 0.25

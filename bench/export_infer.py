@@ -29,7 +29,7 @@ SEQ_LEN = 128
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds")
     parser.add_argument("--runs", type=int, default=10, help="timed calls per round at batch 1")
     args = parser.parse_args()
     import numpy as np
@@ -207,16 +207,19 @@ def _interleaved_timings(
     rounds: int,
     runs: int,
 ) -> dict[str, dict[str, float]]:
-    """Round-robin over the runners so machine noise hits every variant alike."""
+    """Round-robin over the runners so machine noise hits every variant alike.
+
+    Batch 1 and batch 32 are timed in separate phases: a large batch between two
+    small ones would flush caches and park worker threads, penalising batch 1.
+    """
     samples: dict[str, dict[str, list[float]]] = {n: {"b1": [], "b32": []} for n in runners}
-    for run in runners.values():
-        for _ in range(3):
-            run(b1)
-        run(b32)
-    for _ in range(rounds):
-        for name, run in runners.items():
-            samples[name]["b1"].extend(_time(run, b1) for _ in range(runs))
-            samples[name]["b32"].append(_time(run, b32))
+    for phase, feeds, per_round in (("b1", b1, runs), ("b32", b32, 2)):
+        for run in runners.values():
+            for _ in range(3):
+                run(feeds)
+        for _ in range(rounds):
+            for name, run in runners.items():
+                samples[name][phase].extend(_time(run, feeds) for _ in range(per_round))
     return {n: {k: statistics.median(v) for k, v in s.items()} for n, s in samples.items()}
 
 

@@ -57,6 +57,9 @@ def export_fp32(model: Any, task: str, out_dir: Path, opset: int) -> Path:
     from optimum.exporters.onnx import onnx_export_from_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    # optimum advises installing accelerate for tied-weight deduplication; the models
+    # exported here have no tied weights in their graphs, so the advice is noise.
+    logging.getLogger("optimum.exporters.onnx.base").setLevel(logging.ERROR)
     try:
         onnx_export_from_model(model, out_dir, task=task, opset=opset, do_validation=False, device="cpu")
     except (ValueError, KeyError, RuntimeError) as exc:

@@ -99,28 +99,15 @@ def main() -> int:
 
 def _export_default(out: Path) -> tuple[dict[str, Any], Any]:
     """Build the default bundle exactly as the product does; the pipeline picks ``chosen``."""
-    from export.config import ExportConfig
-    from export.datasets import LABELS
-    from export.default_model import pretrained_model_dir, train_default_head, write_default_data
-    from export.pipeline import export_model
+    from export.default_model import export_default_bundle, train_default_head, write_default_data
 
     bundle = out / "bundle"
     if bundle.exists():
         shutil.rmtree(bundle)
-    data = write_default_data(out / "data")
     head = train_default_head()
-    result = export_model(
-        ExportConfig(
-            model_dir=pretrained_model_dir(),
-            task="text-classification",
-            out=bundle,
-            labels=LABELS,
-            calibration=data.calibration_file,
-            eval=data.eval_file,
-            threads=THREADS,
-        ),
-        head=head,
-        progress=lambda m: print(f"… {m}", file=sys.stderr),
+    progress = lambda m: print(f"… {m}", file=sys.stderr)  # noqa: E731
+    result = export_default_bundle(
+        bundle, write_default_data(out / "data"), head, threads=THREADS, progress=progress
     )
     return result.manifest, head
 

@@ -15,6 +15,7 @@ import numpy as np
 from export.datasets import GENERATOR_VERSION, LABELS, Split, central_split, sample_per_class, write_jsonl
 from export.graphs import HeadWeights
 from export.head_training import fit_linear_head
+from export.pipeline import ExportResult, Progress
 
 DEFAULT_MODEL_NAME = "genba-default-minilm"
 _CALIBRATION_PER_CLASS = 16
@@ -68,3 +69,31 @@ def train_default_head(seed: int = 0) -> HeadWeights:
     embeddings = embed_texts([report.text for report in split.train])
     indices = [LABELS.index(report.label) for report in split.train]
     return fit_linear_head(embeddings, indices, len(LABELS), seed=seed)
+
+
+def export_default_bundle(
+    out: Path,
+    data: DefaultData,
+    head: HeadWeights,
+    signing_key: Path | None = None,
+    threads: int = 0,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Export MiniLM + the default head with ``auto`` precision, gated on the central eval part."""
+    from export.config import ExportConfig
+    from export.pipeline import export_model
+
+    config = ExportConfig(
+        model_dir=pretrained_model_dir(),
+        task="text-classification",
+        out=out,
+        labels=LABELS,
+        precision="auto",
+        calibration=data.calibration_file,
+        eval=data.eval_file,
+        signing_key=signing_key,
+        name=DEFAULT_MODEL_NAME,
+        version=1,
+        threads=threads,
+    )
+    return export_model(config, head=head, progress=progress)

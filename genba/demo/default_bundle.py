@@ -15,15 +15,12 @@ from typing import Any
 
 
 def run_demo(out: Path, seed: int = 0) -> int:
-    from export.config import ExportConfig
-    from export.datasets import LABELS
     from export.default_model import (
         DEFAULT_MODEL_NAME,
-        pretrained_model_dir,
+        export_default_bundle,
         train_default_head,
         write_default_data,
     )
-    from export.pipeline import export_model
 
     steps: dict[str, float] = {}
     out.mkdir(parents=True, exist_ok=True)
@@ -37,22 +34,7 @@ def run_demo(out: Path, seed: int = 0) -> int:
     if bundle.exists():
         shutil.rmtree(bundle)  # the demo is re-runnable: rebuild rather than refuse
     clock = time.perf_counter()
-    result = export_model(
-        ExportConfig(
-            model_dir=pretrained_model_dir(),
-            task="text-classification",
-            out=bundle,
-            labels=LABELS,
-            precision="auto",
-            calibration=data.calibration_file,
-            eval=data.eval_file,
-            signing_key=key,
-            name=DEFAULT_MODEL_NAME,
-            version=1,
-        ),
-        head=head,
-        progress=_say,
-    )
+    result = export_default_bundle(bundle, data, head, signing_key=key, progress=_say)
     steps["export_s"] = time.perf_counter() - clock
     print(json.dumps(_report(result.bundle, result.manifest, key, data.generator_version, steps), indent=2))
     return 0

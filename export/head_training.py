@@ -48,7 +48,3 @@ def fit_linear_head(
 
     optimizer.step(closure)
     return HeadWeights(linear.weight.detach().numpy().copy(), linear.bias.detach().numpy().copy())
-
-
-def predict_with_head(head: HeadWeights, embeddings: np.ndarray) -> np.ndarray:
-    return np.asarray(np.argmax(embeddings @ head.weight.T + head.bias, axis=1))

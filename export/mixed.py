@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from export.validate import row_cosines
+
 _CANDIDATE_OPS = ("MatMul", "Attention")
 _BYTES_SAVED_PER_PARAM = 3  # fp32 (4 bytes) kept instead of int8 (1 byte)
 
@@ -52,7 +54,7 @@ def rank_nodes(
         out = workdir / "sensitivity-probe.onnx"
         with contextlib.redirect_stdout(io.StringIO()):
             quantize_only(base, out, [other for other in names if other != node.name])
-        error = 1.0 - _mean_cosine(_embeddings(out.read_bytes(), probe_feeds), reference)
+        error = 1.0 - float(row_cosines(_embeddings(out.read_bytes(), probe_feeds), reference).mean())
         ranking.append(Sensitivity(node.name, error, weights[node.input[1]] * _BYTES_SAVED_PER_PARAM))
     return sorted(ranking, key=lambda s: s.error, reverse=True)
 
@@ -75,9 +77,3 @@ def _embeddings(graph: bytes, feeds: Sequence[dict[str, np.ndarray]]) -> np.ndar
 
     graphs = GraphSet({"backbone": graph}, RuntimeConfig(provider="cpu"))
     return np.concatenate([graphs.run_feeds(f)["embedding"] for f in feeds])
-
-
-def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a2, b2 = a.reshape(len(a), -1), b.reshape(len(b), -1)
-    cosines = (a2 * b2).sum(1) / np.maximum(np.linalg.norm(a2, axis=1) * np.linalg.norm(b2, axis=1), 1e-12)
-    return float(cosines.mean())

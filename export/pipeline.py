@@ -40,7 +40,7 @@ from genba.errors import GateFailedError, UsageError
 from genba.inputs import Example, read_jsonl
 from genba.runtime import GraphSet, RuntimeConfig
 from genba.runtime.preprocess import Feeds, Preprocessor, preprocessor_for
-from genba.runtime.sessions import CUDA, active_provider, create_session
+from genba.runtime.sessions import CUDA, active_provider, create_session, cuda_possible
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -133,7 +133,9 @@ def build_bundle(
             ),
         }
         path = writer.commit(manifest, signing_key)
-    return ExportResult(bundle=path, manifest=_committed_manifest(path))
+        written = writer.manifest
+    assert written is not None
+    return ExportResult(bundle=path, manifest=written)
 
 
 def read_inputs(config: ExportConfig, modality: str, labels: tuple[str, ...] | None) -> Inputs:
@@ -271,7 +273,6 @@ def _evaluate_candidates(
         tolerance = config.gates.tolerances[variant.precision]
         reports.append(apply_gates(report, tolerance, config.gates, data.eval_set is not None))
         paths[name] = variant.path
-    stats_items = samples.payloads(inputs.eval) or data.sample_items
     return _Candidates(
         reports=reports,
         paths=paths,
@@ -279,7 +280,7 @@ def _evaluate_candidates(
         torch_accuracy=data.torch_accuracy,
         sample_count=len(data.sample_items),
         eval_count=len(inputs.eval or ()),
-        stats_feeds=[preprocessor.encode(b) for b in samples.batched(stats_items, _BATCH)],
+        stats_feeds=_stats_feeds(data, inputs, preprocessor),
         stats_source="eval" if inputs.eval else "samples",
     )
 
@@ -300,6 +301,15 @@ def _measure(
         report.accuracy_delta_pts = round((data.torch_accuracy - report.accuracy) * 100.0, 4)
     report.latency_ms_b1 = median_latency_ms(graph_set, latency_feeds, runs)
     return report
+
+
+def _stats_feeds(data: _GateData, inputs: Inputs, preprocessor: Preprocessor) -> list[Feeds]:
+    """The validation inputs the reference statistics describe, tokenized once where possible."""
+    if data.eval_set is not None:
+        return data.eval_set.batches
+    if inputs.eval:
+        return [preprocessor.encode(b) for b in samples.batched(samples.payloads(inputs.eval), _BATCH)]
+    return [data.sample_feeds]
 
 
 def _eval_set(inputs: Inputs, preprocessor: Preprocessor) -> EvalSet | None:
@@ -366,11 +376,10 @@ def _run_chosen(
 
 
 def _cuda_active(runtime: RuntimeConfig, graph: Path) -> bool:
-    """Whether the provider policy lands on CUDA here (fp16 is only a candidate then)."""
+    """Whether the provider policy lands on CUDA here (fp16 is only a candidate then).
+
+    Loading a session to find out is only worth it where a GPU can exist at all.
+    """
+    if not cuda_possible(runtime):
+        return False
     return active_provider(create_session(graph, runtime)) == CUDA
-
-
-def _committed_manifest(path: Path) -> dict[str, Any]:
-    from genba.bundle import read_manifest
-
-    return read_manifest(path)[0]

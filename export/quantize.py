@@ -33,6 +33,8 @@ _FUSION_MODEL_TYPES = {
     "deit": "vit",
 }
 
+_NOT_FUSED_MARK = "backbone-fused.none"
+
 VARIANTS_BY_PRECISION: dict[str, tuple[str, ...]] = {
     "fp32": ("fp32",),
     "fp16": ("fp16",),
@@ -129,6 +131,8 @@ def fuse(fp32_graph: Path, model_type: str, workdir: Path) -> Path | None:
     out = workdir / "backbone-fused.onnx"
     if out.exists():
         return out
+    if (workdir / _NOT_FUSED_MARK).exists():
+        return None
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -149,10 +153,12 @@ def fuse(fp32_graph: Path, model_type: str, workdir: Path) -> Path | None:
             )
         except Exception as exc:  # the optimizer raises assorted errors on unknown patterns
             log.info("graph fusion skipped: %s", exc)
+            (workdir / _NOT_FUSED_MARK).touch()
             return None
     stats = optimized.get_fused_operator_statistics()
     if not any(stats.get(op, 0) for op in ("Attention", "MultiHeadAttention")):
         log.info("graph fusion found no attention blocks; keeping the plain graph")
+        (workdir / _NOT_FUSED_MARK).touch()  # every variant asks; the answer will not change
         return None
     optimized.save_model_to_file(str(out))
     return out

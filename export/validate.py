@@ -72,7 +72,7 @@ def compare_outputs(
     # Single-graph bundles expose only logits; their direction is what is compared then.
     direction = next((k for k in ("embedding", "logits") if k in ours and k in reference), None)
     if direction is not None:
-        cosines = _row_cosines(ours[direction], reference[direction])
+        cosines = row_cosines(ours[direction], reference[direction])
         figures.update(mean_cosine=float(cosines.mean()), min_cosine=float(cosines.min()))
     else:
         figures.update(mean_cosine=None, min_cosine=None)
@@ -134,7 +134,7 @@ def _gate(value: float, limit: float, passed: bool) -> dict[str, Any]:
     return {"value": _rounded(value), "limit": limit, "passed": bool(passed)}
 
 
-def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a2, b2 = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
     norms = np.linalg.norm(a2, axis=1) * np.linalg.norm(b2, axis=1)
     return np.asarray((a2 * b2).sum(axis=1) / np.maximum(norms, 1e-12))

@@ -174,11 +174,14 @@ class BundleWriter:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.staging: Path | None = None
+        self.manifest: dict[str, Any] | None = None  # what commit() wrote, hashes and signer included
+        self._created_parents: list[Path] = []
 
     def __enter__(self) -> BundleWriter:
         if self.out.exists():
             raise OutputPathError(f"{self.out} already exists; choose another --out or remove it")
         parent = self.out.parent
+        self._created_parents = [p for p in (parent, *parent.parents) if not p.exists()]
         try:
             parent.mkdir(parents=True, exist_ok=True)
             self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=parent))
@@ -187,8 +190,14 @@ class BundleWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.staging is not None and self.staging.exists():
-            shutil.rmtree(self.staging, ignore_errors=True)
+        if self.staging is None:
+            return  # committed: the bundle and its folders stay
+        shutil.rmtree(self.staging, ignore_errors=True)
+        for folder in self._created_parents:  # innermost first; only the ones made for this bundle
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     @property
     def root(self) -> Path:
@@ -197,7 +206,7 @@ class BundleWriter:
         return self.staging
 
     def commit(self, manifest: dict[str, Any], signing_key: Ed25519PrivateKey | None) -> Path:
-        finalize_manifest(self.root, manifest, signing_key)
+        self.manifest = finalize_manifest(self.root, manifest, signing_key)
         try:
             os.rename(self.root, self.out)
         except OSError as exc:

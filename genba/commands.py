@@ -178,9 +178,10 @@ def _predict(args: argparse.Namespace) -> int:
         items = [args.text]
     trusted = _trusted(args.trust) if args.trust else None
     with open_verified(args.bundle, trusted) as verified:
+        kind = verified.manifest["input"]["kind"]
+        if kind != ("text" if isinstance(items[0], str) else "image"):
+            raise UsageError(f"this bundle takes {kind} input; use --{kind} or an --input file of {kind}s")
         model = BundleModel(verified, RuntimeConfig(provider=args.provider, intra_op_threads=args.threads))
-        if (model.manifest["input"]["kind"] == "image") != (not isinstance(items[0], str)):
-            raise UsageError(f"this bundle takes {model.manifest['input']['kind']} input")
         for item in items:
             (prediction,) = model.predict([item])
             print(json.dumps(prediction.to_json()), flush=True)

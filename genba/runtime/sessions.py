@@ -51,9 +51,14 @@ def session_options(config: RuntimeConfig) -> onnxruntime.SessionOptions:
     return options
 
 
+def cuda_possible(config: RuntimeConfig) -> bool:
+    """Whether the policy would try CUDA at all (``cpu``, or ``auto`` with no GPU device, never does)."""
+    return config.provider == "gpu" or (config.provider == "auto" and gpu_visible())
+
+
 def create_session(model: bytes | Path, config: RuntimeConfig) -> onnxruntime.InferenceSession:
     """A session on the provider the policy allows; raises RuntimeLoadError otherwise."""
-    if config.provider == "cpu" or (config.provider == "auto" and not gpu_visible()):
+    if not cuda_possible(config):
         return _session(model, config, [CPU])
     session = _try_cuda(model, config)
     if session is not None:

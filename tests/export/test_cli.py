@@ -19,6 +19,10 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, captured.out, captured.err
 
 
+def _fp32_export(model: Path, out: Path) -> list[str]:
+    return ["export", str(model), "--task", "text-classification", "--out", str(out), "--precision", "fp32"]
+
+
 def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "error" in line]
 
@@ -37,19 +41,7 @@ def out_dir(tmp_path: Path) -> Path:
 def test_export_prints_the_report_and_writes_a_signed_bundle(
     capsys: pytest.CaptureFixture[str], tiny_bert: Path, keypair: tuple[Path, Path], out_dir: Path
 ) -> None:
-    code, out, _ = _run(
-        capsys,
-        "export",
-        str(tiny_bert),
-        "--task",
-        "text-classification",
-        "--out",
-        str(out_dir / "b"),
-        "--precision",
-        "fp32",
-        "--signing-key",
-        str(keypair[0]),
-    )
+    code, out, _ = _run(capsys, *_fp32_export(tiny_bert, out_dir / "b"), "--signing-key", str(keypair[0]))
     assert code == 0
     assert json.loads(out)["validation"]["chosen"] == "fp32"
     code, out, _ = _run(capsys, "bundle", "verify", str(out_dir / "b"), "--trust", str(keypair[1]))
@@ -119,21 +111,8 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
 def test_gate_failure_exits_non_zero_with_the_report(
     capsys: pytest.CaptureFixture[str], tiny_bert: Path, text_eval_file: Path, out_dir: Path
 ) -> None:
-    code, out, err = _run(
-        capsys,
-        "export",
-        str(tiny_bert),
-        "--task",
-        "text-classification",
-        "--out",
-        str(out_dir / "b"),
-        "--precision",
-        "fp32",
-        "--eval",
-        str(text_eval_file),
-        "--max-accuracy-drop",
-        "-1",
-    )
+    argv = _fp32_export(tiny_bert, out_dir / "b")
+    code, out, err = _run(capsys, *argv, "--eval", str(text_eval_file), "--max-accuracy-drop", "-1")
     assert code == 4
     assert json.loads(out)["bundle"] is None
     assert "no variant passed its gates" in _errors(err)[0]

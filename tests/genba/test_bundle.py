@@ -122,6 +122,12 @@ def test_writer_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_writer_removes_the_folders_it_made_when_it_fails(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), bundle.BundleWriter(tmp_path / "new" / "deeper" / "bundle"):
+        raise RuntimeError("export failed")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_non_bundle_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not a Genba bundle"):
         bundle.verify_directory(tmp_path, trusted=None)

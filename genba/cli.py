@@ -49,13 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     _quiet_libraries(args.verbose)
+    name = " ".join(part for part in ("genba", args.command, getattr(args, "action", None)) if part)
     try:
         return int(args.handler(args) or 0)
     except GenbaError as error:
-        print(f"genba {args.command}: error: {error}", file=sys.stderr)
+        print(f"{name}: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print(f"genba {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -102,3 +102,89 @@ class RuntimeLoadError(GenbaError):
     """ONNX Runtime could not create a session with the requested provider."""
 
     exit_code = 5
+
+
+class AgentError(GenbaError):
+    """The site agent refused or could not do what was asked. Exit code 7.
+
+    ``status`` is the HTTP status the local API answers with for this error.
+    """
+
+    exit_code = 7
+    status = 500
+
+
+class AgentUnavailableError(AgentError):
+    """The agent is not running, not reachable, or has no model to answer with."""
+
+    status = 503
+
+
+class NoModelError(AgentUnavailableError):
+    """No production model is installed at this site yet."""
+
+
+class AuthenticationError(AgentError):
+    """A request without a valid token for this site."""
+
+    status = 401
+
+
+class PermissionDeniedError(AgentError):
+    """A valid token whose role may not do what was asked."""
+
+    status = 403
+
+
+class InstallRefusedError(AgentError):
+    """A bundle the site will not install: older than production, a duplicate, or the wrong kind."""
+
+    status = 409
+
+
+class RolloutError(AgentError):
+    """A promotion or rollback that cannot happen in the current state (no candidate, no target)."""
+
+    status = 409
+
+
+class StoreError(GenbaError):
+    """The site store cannot be opened, migrated or written. Exit code 6."""
+
+    exit_code = 6
+
+
+class UnknownItemError(UsageError):
+    """An id or version that does not exist."""
+
+
+class DuplicateItemError(UsageError):
+    """An item that already exists, such as a model name and version installed twice."""
+
+
+class ServingError(GenbaError, RuntimeError):
+    """The serving path could not answer: the model broke its contract, or the agent is stopping.
+
+    Exit code 1; ``status`` is the HTTP status a local API would answer with.
+    """
+
+    status = 500
+
+
+class ShuttingDownError(ServingError):
+    """A request arrived after the agent began shutting down."""
+
+    status = 503
+
+    def __init__(self, message: str = "the agent is shutting down and accepts no new requests") -> None:
+        super().__init__(message)
+
+
+class OverloadedError(ServingError):
+    """More requests are waiting than the agent queues; the client should back off and retry."""
+
+    status = 503
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(f"the agent is overloaded ({waiting} requests waiting); retry shortly")
+        self.waiting = waiting

@@ -1,0 +1,109 @@
+"""Hash chains for the audit log and the egress ledger.
+
+Each row's hash is ``sha256(prev_hash + "\\n" + canonical JSON of the row's other fields)`` and the
+first row's ``prev_hash`` is 64 zeros, so editing, deleting or reordering any row breaks every
+hash after it. The fields include ``seq``, which is what makes reordering visible.
+What a chain cannot show on its own is the newest rows being cut off the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any, Final
+
+from edge_agent.store.records import ChainEntry, ChainReport
+
+GENESIS_HASH: Final = "0" * 64
+
+# The columns each chained table holds besides seq, created_at, prev_hash and hash.
+CHAIN_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "audit_log": ("actor", "event", "details"),
+    "egress_ledger": ("destination", "kind", "payload_bytes", "round", "details"),
+}
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, no whitespace; NaN is refused rather than guessed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def entry_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    """The hash of one row; ``fields`` are all its columns except ``hash`` itself."""
+    text = prev_hash + "\n" + canonical_json(dict(fields))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def append_entry(
+    conn: sqlite3.Connection, table: str, created_at: float, fields: Mapping[str, Any]
+) -> ChainEntry:
+    """Append one row; the caller holds a write transaction, so the last hash cannot move under us."""
+    columns = _columns(table)
+    if set(fields) != set(columns):
+        raise ValueError(f"{table} entries need exactly the fields {columns}, got {sorted(fields)}")
+    last = conn.execute(f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    # Normalise through JSON first, so the hash covers exactly what a reader decodes later.
+    details = json.loads(canonical_json(fields["details"]))
+    hashed = {**fields, "details": details, "seq": seq, "created_at": created_at, "prev_hash": prev_hash}
+    digest = entry_hash(prev_hash, hashed)
+    stored = [canonical_json(details) if name == "details" else fields[name] for name in columns]
+    conn.execute(
+        f"INSERT INTO {table} (seq, created_at, {', '.join(columns)}, prev_hash, hash) "
+        f"VALUES (?, ?, {', '.join('?' for _ in columns)}, ?, ?)",
+        (seq, created_at, *stored, prev_hash, digest),
+    )
+    return ChainEntry(seq=seq, created_at=created_at, fields={**fields, "details": details}, hash=digest)
+
+
+def read_entries(conn: sqlite3.Connection, table: str, limit: int, offset: int) -> list[ChainEntry]:
+    """Newest first, as an operator reads a log."""
+    columns = _columns(table)
+    rows = conn.execute(
+        f"SELECT seq, created_at, {', '.join(columns)}, hash FROM {table} ORDER BY seq DESC LIMIT ? OFFSET ?",
+        (limit, offset),
+    ).fetchall()
+    return [_entry(columns, row) for row in rows]
+
+
+def verify_chain(conn: sqlite3.Connection, table: str) -> ChainReport:
+    """Recompute every hash in order; the first row that does not fit is reported."""
+    columns = _columns(table)
+    entries: int = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    cursor = conn.execute(
+        f"SELECT seq, created_at, {', '.join(columns)}, prev_hash, hash FROM {table} ORDER BY seq"
+    )
+    expected_prev = GENESIS_HASH
+    for row in cursor:
+        seq, prev_hash, stored_hash = row[0], row[-2], row[-1]
+        if prev_hash != expected_prev or _recomputed_hash(columns, row) != stored_hash:
+            return ChainReport(ok=False, entries=entries, first_bad_seq=seq)
+        expected_prev = stored_hash
+    return ChainReport(ok=True, entries=entries, first_bad_seq=None)
+
+
+def _recomputed_hash(columns: tuple[str, ...], row: tuple[Any, ...]) -> str | None:
+    seq, created_at, *values, prev_hash, _stored_hash = row
+    fields = dict(zip(columns, values, strict=True))
+    try:
+        fields["details"] = json.loads(fields["details"])
+    except (TypeError, ValueError):
+        return None  # details that are not JSON were not written by the store
+    return entry_hash(prev_hash, {**fields, "seq": seq, "created_at": created_at, "prev_hash": prev_hash})
+
+
+def _entry(columns: tuple[str, ...], row: tuple[Any, ...]) -> ChainEntry:
+    seq, created_at, *values, digest = row
+    fields = dict(zip(columns, values, strict=True))
+    fields["details"] = json.loads(fields["details"])
+    return ChainEntry(seq=seq, created_at=created_at, fields=fields, hash=digest)
+
+
+def _columns(table: str) -> tuple[str, ...]:
+    # Table names are interpolated into SQL, so only the two known chains are accepted.
+    try:
+        return CHAIN_COLUMNS[table]
+    except KeyError:
+        raise ValueError(f"{table!r} is not a hash-chained table") from None

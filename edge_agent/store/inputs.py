@@ -1,0 +1,223 @@
+"""Inputs, the predictions made for them, and the labels operators give them.
+
+Functions here run inside a transaction the caller (``SiteStore``) opened; they never commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from edge_agent.store.chain import canonical_json
+from edge_agent.store.records import (
+    INPUT_KINDS,
+    SPLITS,
+    STAGES,
+    InputRecord,
+    LabelledInput,
+    LabelRow,
+    PredictionRecord,
+    QueueItem,
+    StoredInput,
+)
+from edge_agent.store.validate import decode_object, require_choice, require_existing
+from genba.errors import UnknownItemError, UsageError
+
+_INSERT_INPUT: Final = (
+    "INSERT INTO inputs (created_at, kind, payload, payload_sha256, groups, source) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_PREDICTION: Final = (
+    "INSERT INTO predictions (input_id, model_id, stage, label, score, margin, latency_ms, provider, "
+    "served, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The production answer an operator saw for an input (newest, should a batch ever be replayed).
+_SERVED_PREDICTION: Final = (
+    "SELECT max(id) FROM predictions WHERE input_id = {input} AND stage = 'production' AND served = 1"
+)
+
+
+def check_served(inputs: Sequence[InputRecord], predictions: Sequence[Sequence[PredictionRecord]]) -> None:
+    """Validate a micro-batch before taking the write lock."""
+    if len(inputs) != len(predictions):
+        raise UsageError(f"got {len(inputs)} inputs but predictions for {len(predictions)}")
+    for record in inputs:
+        require_choice(record.kind, INPUT_KINDS, "input kind")
+    for answers in predictions:
+        check_predictions(answers)
+
+
+def check_predictions(predictions: Sequence[PredictionRecord]) -> None:
+    for prediction in predictions:
+        require_choice(prediction.stage, STAGES, "prediction stage")
+
+
+def insert_served(
+    conn: sqlite3.Connection,
+    now: float,
+    inputs: Sequence[InputRecord],
+    predictions: Sequence[Sequence[PredictionRecord]],
+) -> list[tuple[int, list[int]]]:
+    """The hot path: one micro-batch of inputs and their answers, in the caller's one transaction."""
+    require_existing(conn, "models", (p.model_id for answers in predictions for p in answers), "model")
+    cursor = conn.cursor()
+    written: list[tuple[int, list[int]]] = []
+    for record, answers in zip(inputs, predictions, strict=True):
+        payload = bytes(record.payload)
+        cursor.execute(
+            _INSERT_INPUT,
+            (
+                now,
+                record.kind,
+                payload,
+                hashlib.sha256(payload).hexdigest(),
+                canonical_json(dict(record.groups)),
+                record.source,
+            ),
+        )
+        input_id = _last_id(cursor)
+        prediction_ids = []
+        for prediction in answers:
+            cursor.execute(_INSERT_PREDICTION, _prediction_values(input_id, prediction, now))
+            prediction_ids.append(_last_id(cursor))
+        written.append((input_id, prediction_ids))
+    return written
+
+
+def insert_predictions(
+    conn: sqlite3.Connection, now: float, input_ids: Sequence[int], predictions: Sequence[PredictionRecord]
+) -> list[int]:
+    """Answers that arrive after the input was stored (shadow, evaluation)."""
+    if len(input_ids) != len(predictions):
+        raise UsageError(f"got {len(input_ids)} input ids but {len(predictions)} predictions")
+    require_existing(conn, "inputs", input_ids, "input")
+    require_existing(conn, "models", (p.model_id for p in predictions), "model")
+    cursor = conn.cursor()
+    ids = []
+    for input_id, prediction in zip(input_ids, predictions, strict=True):
+        cursor.execute(_INSERT_PREDICTION, _prediction_values(input_id, prediction, now))
+        ids.append(_last_id(cursor))
+    return ids
+
+
+def fetch_input(conn: sqlite3.Connection, input_id: int) -> StoredInput:
+    row = conn.execute(
+        "SELECT id, kind, payload, groups, created_at FROM inputs WHERE id = ?", (input_id,)
+    ).fetchone()
+    if row is None:
+        raise UnknownItemError(f"input {input_id} does not exist")
+    return StoredInput(
+        id=row[0], kind=row[1], payload=bytes(row[2]), groups=decode_object(row[3]), created_at=row[4]
+    )
+
+
+def served_prediction(conn: sqlite3.Connection, input_id: int) -> tuple[int, str | None] | None:
+    row = conn.execute(
+        f"SELECT id, label FROM predictions WHERE id = ({_SERVED_PREDICTION.format(input='?')})", (input_id,)
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def insert_label(
+    conn: sqlite3.Connection,
+    now: float,
+    input_id: int,
+    label: str,
+    *,
+    actor: str,
+    split: str,
+    operator_seconds: float | None,
+    groups: Mapping[str, str] | None,
+) -> LabelRow:
+    """A correction is a label that differs from what production served for the input."""
+    require_choice(split, SPLITS, "label split")
+    row = conn.execute("SELECT groups FROM inputs WHERE id = ?", (input_id,)).fetchone()
+    if row is None:
+        raise UnknownItemError(f"input {input_id} does not exist")
+    merged_groups = {**decode_object(row[0]), **dict(groups or {})}
+    served = served_prediction(conn, input_id)
+    is_correction = served is not None and served[1] != label
+    cursor = conn.execute(
+        "INSERT INTO labels (input_id, label, operator_seconds, actor, groups, split, is_correction, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            input_id,
+            label,
+            operator_seconds,
+            actor,
+            canonical_json(merged_groups),
+            split,
+            int(is_correction),
+            now,
+        ),
+    )
+    return LabelRow(
+        id=_last_id(cursor),
+        input_id=input_id,
+        label=label,
+        split=split,
+        is_correction=is_correction,
+        operator_seconds=operator_seconds,
+        created_at=now,
+    )
+
+
+def labelled_inputs(conn: sqlite3.Connection, split: str, limit: int) -> list[LabelledInput]:
+    """Inputs whose latest label is in ``split``, newest label first; pruned payloads are left out."""
+    require_choice(split, SPLITS, "label split")
+    rows = conn.execute(
+        "SELECT i.id, i.kind, i.payload, l.label, l.groups FROM latest_labels AS l "
+        "JOIN inputs AS i ON i.id = l.input_id "
+        "WHERE l.split = ? AND i.pruned_at IS NULL ORDER BY l.id DESC LIMIT ?",
+        (split, limit),
+    ).fetchall()
+    return [
+        LabelledInput(input_id=r[0], kind=r[1], payload=bytes(r[2]), label=r[3], groups=decode_object(r[4]))
+        for r in rows
+    ]
+
+
+def uncertain_unlabelled(conn: sqlite3.Connection, limit: int) -> list[QueueItem]:
+    """The labelling queue: least sure production answers first, then newest; unanswered inputs last."""
+    rows = conn.execute(
+        "SELECT i.id, i.kind, i.payload, p.label, p.score, p.margin, i.created_at FROM inputs AS i "
+        f"LEFT JOIN predictions AS p ON p.id = ({_SERVED_PREDICTION.format(input='i.id')}) "
+        "WHERE i.pruned_at IS NULL AND NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.input_id = i.id) "
+        "ORDER BY p.margin IS NULL, p.margin, i.created_at DESC, i.id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [
+        QueueItem(
+            input_id=r[0],
+            kind=r[1],
+            payload=bytes(r[2]),
+            label=r[3],
+            score=r[4],
+            margin=r[5],
+            created_at=r[6],
+        )
+        for r in rows
+    ]
+
+
+def _prediction_values(input_id: int, prediction: PredictionRecord, now: float) -> tuple[Any, ...]:
+    p = prediction
+    return (
+        input_id,
+        p.model_id,
+        p.stage,
+        p.label,
+        p.score,
+        p.margin,
+        p.latency_ms,
+        p.provider,
+        int(p.served),
+        now,
+    )
+
+
+def _last_id(cursor: sqlite3.Cursor) -> int:
+    row_id = cursor.lastrowid
+    assert row_id is not None  # an INSERT into a rowid table always sets it
+    return row_id

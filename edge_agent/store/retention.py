@@ -1,0 +1,41 @@
+"""Retention: old inputs lose their payload; every row that KPIs or audits need stays.
+
+The payload (the operator's text or the photo) is what is private, so that is what goes, along
+with its hash (a SHA-256 of a short report can be confirmed by guessing the report). Predictions,
+labels and the input row itself remain, so figures over past months do not change. The audit log
+and the egress ledger are never pruned.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from typing import Final
+
+from edge_agent.store.chain import append_entry
+from genba.errors import UsageError
+
+_PRUNE: Final = (
+    "UPDATE inputs SET payload = x'', payload_sha256 = '', pruned_at = ? "
+    "WHERE created_at < ? AND pruned_at IS NULL AND {labelled}EXISTS "
+    "(SELECT 1 FROM labels WHERE labels.input_id = inputs.id)"
+)
+
+
+def prune_inputs(
+    conn: sqlite3.Connection, now: float, *, keep_days: float, keep_labelled: bool
+) -> dict[str, int]:
+    """Blank the payloads of inputs older than ``keep_days``; labelled ones too unless ``keep_labelled``.
+
+    Runs in the caller's one transaction and records an audit entry "retention" with the counts,
+    also when nothing was old enough: the log then shows the policy ran.
+    """
+    if not (isinstance(keep_days, int | float) and math.isfinite(keep_days) and keep_days >= 0):
+        raise UsageError(f"keep_days must be a number of days, 0 or more, not {keep_days!r}")
+    cutoff = now - keep_days * 86400.0
+    unlabelled = conn.execute(_PRUNE.format(labelled="NOT "), (now, cutoff)).rowcount
+    labelled = 0 if keep_labelled else conn.execute(_PRUNE.format(labelled=""), (now, cutoff)).rowcount
+    counts = {"unlabelled": unlabelled, "labelled": labelled, "pruned": unlabelled + labelled}
+    details = {**counts, "keep_days": keep_days, "keep_labelled": keep_labelled, "cutoff": cutoff}
+    append_entry(conn, "audit_log", now, {"actor": "system", "event": "retention", "details": details})
+    return counts

@@ -1,0 +1,218 @@
+"""The site store's schema as ordered migrations, tracked with ``PRAGMA user_version``.
+
+Each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the version bump,
+so a crash or an error mid-migration leaves the store at the previous version, never half-way.
+Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Final
+
+from genba.errors import StoreError
+
+_V1: Final = """
+CREATE TABLE inputs (
+    id INTEGER PRIMARY KEY,
+    created_at REAL NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('text', 'image')),
+    payload BLOB NOT NULL,
+    payload_sha256 TEXT NOT NULL,
+    groups TEXT NOT NULL DEFAULT '{}',
+    source TEXT NOT NULL DEFAULT '',
+    pruned_at REAL
+);
+CREATE INDEX inputs_by_time ON inputs (created_at);
+
+CREATE TABLE models (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,
+    signer_key_id TEXT,
+    lineage TEXT NOT NULL DEFAULT '{}',
+    manifest TEXT NOT NULL DEFAULT '{}',
+    installed_at REAL NOT NULL,
+    installed_by TEXT NOT NULL,
+    UNIQUE (name, version)
+);
+
+CREATE TABLE predictions (
+    id INTEGER PRIMARY KEY,
+    input_id INTEGER NOT NULL REFERENCES inputs (id),
+    model_id INTEGER NOT NULL REFERENCES models (id),
+    stage TEXT NOT NULL CHECK (stage IN ('production', 'pilot', 'shadow', 'evaluation')),
+    label TEXT,
+    score REAL,
+    margin REAL,
+    latency_ms REAL NOT NULL,
+    provider TEXT NOT NULL,
+    served INTEGER NOT NULL CHECK (served IN (0, 1)),
+    created_at REAL NOT NULL
+);
+CREATE INDEX predictions_by_model_stage_time ON predictions (model_id, stage, created_at);
+CREATE INDEX predictions_by_input ON predictions (input_id);
+CREATE INDEX predictions_by_time ON predictions (created_at);
+
+CREATE TABLE labels (
+    id INTEGER PRIMARY KEY,
+    input_id INTEGER NOT NULL REFERENCES inputs (id),
+    label TEXT NOT NULL,
+    operator_seconds REAL,
+    actor TEXT NOT NULL,
+    groups TEXT NOT NULL DEFAULT '{}',
+    split TEXT NOT NULL CHECK (split IN ('train', 'holdout')),
+    is_correction INTEGER NOT NULL CHECK (is_correction IN (0, 1)),
+    created_at REAL NOT NULL
+);
+CREATE INDEX labels_by_input ON labels (input_id, id);
+
+-- The label that counts for an input is its newest one (highest id: the clock may repeat).
+CREATE VIEW latest_labels AS
+SELECT l.* FROM labels AS l
+WHERE l.id = (SELECT max(newer.id) FROM labels AS newer WHERE newer.input_id = l.input_id);
+
+CREATE TABLE slots (
+    slot TEXT PRIMARY KEY CHECK (slot IN ('production', 'candidate')),
+    model_id INTEGER NOT NULL REFERENCES models (id),
+    stage TEXT NOT NULL,
+    since REAL NOT NULL,
+    CHECK ((slot = 'production' AND stage = 'production')
+        OR (slot = 'candidate' AND stage IN ('pilot', 'shadow', 'evaluation')))
+);
+
+CREATE TABLE production_history (
+    id INTEGER PRIMARY KEY,
+    model_id INTEGER NOT NULL REFERENCES models (id),
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    end_reason TEXT CHECK (end_reason IN ('replaced', 'rolled_back', 'restored'))
+);
+
+CREATE TABLE stage_decisions (
+    id INTEGER PRIMARY KEY,
+    model_id INTEGER NOT NULL REFERENCES models (id),
+    from_stage TEXT,
+    to_stage TEXT,
+    actor TEXT NOT NULL,
+    outcome TEXT NOT NULL
+        CHECK (outcome IN ('advance', 'hold', 'rollback', 'install', 'replace', 'reject')),
+    gates TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX stage_decisions_by_model ON stage_decisions (model_id, id);
+
+CREATE TABLE kpi_daily (
+    day TEXT NOT NULL,
+    model_id INTEGER NOT NULL REFERENCES models (id),
+    stage TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (day, model_id, stage, metric)
+);
+
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    created_at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    event TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+
+CREATE TABLE egress_ledger (
+    seq INTEGER PRIMARY KEY,
+    created_at REAL NOT NULL,
+    destination TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload_bytes INTEGER NOT NULL CHECK (payload_bytes >= 0),
+    round INTEGER,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+
+-- The chains are append-only. These triggers stop the store's own code from ever changing them;
+-- someone editing the file by hand can drop them, which is what the hash chain then detects.
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER egress_ledger_no_update BEFORE UPDATE ON egress_ledger
+BEGIN SELECT RAISE(ABORT, 'egress_ledger is append-only'); END;
+CREATE TRIGGER egress_ledger_no_delete BEFORE DELETE ON egress_ledger
+BEGIN SELECT RAISE(ABORT, 'egress_ledger is append-only'); END;
+"""
+
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1),)
+SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def check_not_newer(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]] = MIGRATIONS) -> int:
+    """Refuse a store written by a newer Genba: its tables may mean things this code gets wrong."""
+    found, known = schema_version(conn), migrations[-1][0]
+    if found > known:
+        raise StoreError(f"store schema v{found} is newer than this Genba (v{known}); upgrade Genba")
+    return found
+
+
+def apply_migrations(
+    conn: sqlite3.Connection, path: Path, migrations: Sequence[tuple[int, str]] = MIGRATIONS
+) -> int:
+    """Bring the store up to the newest migration; returns the version it ends at.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). The version is re-read inside
+    each write transaction, so two processes opening a fresh store at once migrate it only once.
+    """
+    if check_not_newer(conn, migrations) == migrations[-1][0]:
+        return migrations[-1][0]  # the usual case: no write lock needed just to open
+    for version, sql in migrations:
+        conn.execute("BEGIN IMMEDIATE")  # a lock held elsewhere surfaces as the caller's "locked" error
+        try:
+            if schema_version(conn) < version:
+                _migrate(conn, path, version, sql)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return schema_version(conn)
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, version: int, sql: str) -> None:
+    try:
+        for statement in split_statements(sql):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"site store {path} cannot be migrated to schema v{version} ({exc}); "
+            "restore it from backup or report this as a bug"
+        ) from exc
+
+
+def split_statements(sql: str) -> Iterator[str]:
+    """Cut a script into single statements (``executescript`` would commit our transaction)."""
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip():
+                yield pending.strip()
+            pending = ""
+    if pending.strip() and not _only_comments(pending):
+        raise sqlite3.OperationalError(f"incomplete SQL statement: {pending.strip()[:60]}")
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())

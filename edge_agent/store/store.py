@@ -1,0 +1,318 @@
+"""``SiteStore``: the site's SQLite store (WAL) behind one small, thread-safe class.
+
+Every write method is one transaction, durable when it returns. Readers in other processes
+(training, reports) open ``SiteStore.read_only(path)`` and read through WAL while the agent
+writes. The work is done by plain functions in the sibling modules; this class owns the
+connection, the lock, the clock and the error translation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from edge_agent.store import inputs as input_rows
+from edge_agent.store import kpi, rollout
+from edge_agent.store.chain import append_entry, read_entries, verify_chain
+from edge_agent.store.connection import Database
+from edge_agent.store.records import (
+    ChainEntry,
+    ChainReport,
+    InputRecord,
+    LabelledInput,
+    LabelRow,
+    ModelRow,
+    PredictionRecord,
+    QueueItem,
+    Slots,
+    StoredInput,
+    Transition,
+)
+from edge_agent.store.retention import prune_inputs
+from edge_agent.store.schema import SCHEMA_VERSION, apply_migrations, check_not_newer, schema_version
+from genba.errors import StoreError
+
+Clock = Callable[[], float]
+
+
+class SiteStore:
+    """The site store. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, path: Path, clock: Clock = time.time, *, _read_only: bool = False) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._db = Database(self.path, read_only=_read_only)
+        try:
+            with self._db.autocommit() as conn:
+                if _read_only:
+                    _require_current_schema(self.path, check_not_newer(conn))
+                else:
+                    apply_migrations(conn, self.path)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def read_only(cls, path: Path, clock: Clock = time.time) -> SiteStore:
+        """A reader for another process or thread; it reads through WAL and never blocks the writer."""
+        return cls(path, clock, _read_only=True)
+
+    def __enter__(self) -> SiteStore:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def schema_version(self) -> int:
+        with self._db.read() as conn:
+            return schema_version(conn)
+
+    def integrity_check(self) -> str:
+        """SQLite's own check of the file: "ok", or the first problem it found."""
+        with self._db.read() as conn:
+            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # Inputs, predictions, labels
+
+    def record_served(
+        self, inputs: Sequence[InputRecord], predictions: Sequence[Sequence[PredictionRecord]]
+    ) -> list[tuple[int, list[int]]]:
+        """One micro-batch in one transaction: per input, (input_id, ids of ``predictions[i]``)."""
+        input_rows.check_served(inputs, predictions)
+        with self._db.write() as conn:
+            return input_rows.insert_served(conn, self._clock(), inputs, predictions)
+
+    def add_predictions(self, input_ids: Sequence[int], predictions: Sequence[PredictionRecord]) -> list[int]:
+        """Answers given after their input was stored (shadow, evaluation): one per input id."""
+        input_rows.check_predictions(predictions)
+        with self._db.write() as conn:
+            return input_rows.insert_predictions(conn, self._clock(), input_ids, predictions)
+
+    def get_input(self, input_id: int) -> StoredInput:
+        with self._db.read() as conn:
+            return input_rows.fetch_input(conn, input_id)
+
+    def served_prediction(self, input_id: int) -> tuple[int, str | None] | None:
+        """(prediction id, label) of the production answer served for the input, if there was one."""
+        with self._db.read() as conn:
+            return input_rows.served_prediction(conn, input_id)
+
+    def add_label(
+        self,
+        input_id: int,
+        label: str,
+        *,
+        actor: str,
+        split: str,
+        operator_seconds: float | None = None,
+        groups: Mapping[str, str] | None = None,
+    ) -> LabelRow:
+        """Record an operator's label; ``groups`` are merged over the input's own."""
+        with self._db.write() as conn:
+            return input_rows.insert_label(
+                conn,
+                self._clock(),
+                input_id,
+                label,
+                actor=actor,
+                split=split,
+                operator_seconds=operator_seconds,
+                groups=groups,
+            )
+
+    def labelled_inputs(self, split: str, limit: int = 10000) -> list[LabelledInput]:
+        """Inputs whose latest label is in ``split``, newest first (pruned payloads left out)."""
+        with self._db.read() as conn:
+            return input_rows.labelled_inputs(conn, split, limit)
+
+    def uncertain_unlabelled(self, limit: int = 20) -> list[QueueItem]:
+        """The labelling queue: smallest production margin first, ties newest first."""
+        with self._db.read() as conn:
+            return input_rows.uncertain_unlabelled(conn, limit)
+
+    # Models, slots and rollout decisions
+
+    def add_model(
+        self,
+        *,
+        name: str,
+        version: int,
+        manifest_sha256: str,
+        path: str,
+        signer_key_id: str | None,
+        lineage: Mapping[str, Any],
+        manifest: Mapping[str, Any],
+        installed_by: str,
+    ) -> ModelRow:
+        fields = {
+            "name": name,
+            "version": version,
+            "manifest_sha256": manifest_sha256,
+            "path": path,
+            "signer_key_id": signer_key_id,
+            "lineage": lineage,
+            "manifest": manifest,
+            "installed_by": installed_by,
+        }
+        with self._db.write() as conn:
+            return rollout.insert_model(conn, self._clock(), fields)
+
+    def get_model(self, model_id: int) -> ModelRow:
+        with self._db.read() as conn:
+            return rollout.fetch_model(conn, model_id)
+
+    def find_model(self, name: str | None, version: int) -> ModelRow | None:
+        """That version of that model (any name when ``name`` is None); the newest install wins."""
+        with self._db.read() as conn:
+            return rollout.find_model(conn, name, version)
+
+    def list_models(self) -> list[ModelRow]:
+        with self._db.read() as conn:
+            return rollout.list_models(conn)
+
+    def slots(self) -> Slots:
+        with self._db.read() as conn:
+            return rollout.read_slots(conn)
+
+    def apply_transition(self, t: Transition) -> None:
+        """Slots, production history, the decision and its audit entry, all or nothing."""
+        rollout.check_transition(t)
+        with self._db.write() as conn:
+            rollout.apply_transition(conn, self._clock(), t)
+
+    def record_decision(
+        self,
+        model_id: int,
+        from_stage: str | None,
+        to_stage: str | None,
+        actor: str,
+        outcome: str,
+        gates: Mapping[str, Any] | None,
+    ) -> int:
+        """A decision that changes no slot (a gate saying 'hold'); returns its id."""
+        with self._db.write() as conn:
+            return rollout.insert_decision(
+                conn, self._clock(), model_id, from_stage, to_stage, actor, outcome, gates
+            )
+
+    def decisions(self, model_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first; all models when ``model_id`` is None."""
+        with self._db.read() as conn:
+            return rollout.read_decisions(conn, model_id, limit)
+
+    def rollback_target(self) -> int | None:
+        """The model a rollback returns to: the one most recently replaced and not yet restored."""
+        with self._db.read() as conn:
+            return rollout.rollback_target(conn)
+
+    def production_history(self) -> list[dict[str, Any]]:
+        """Newest first: id, model_id, name, version, started_at, ended_at, end_reason."""
+        with self._db.read() as conn:
+            return rollout.read_history(conn)
+
+    # Figures for the gates and the reports
+
+    def stage_count(self, model_id: int, stage: str, since: float) -> int:
+        with self._db.read() as conn:
+            return kpi.stage_count(conn, model_id, stage, since)
+
+    def agreement(self, candidate_id: int, production_id: int, since: float) -> tuple[int, int]:
+        """(compared, agreed) over inputs since ``since`` that both models answered."""
+        with self._db.read() as conn:
+            return kpi.agreement(conn, candidate_id, production_id, since)
+
+    def latencies(
+        self, model_id: int, since: float, stage: str | None = None, limit: int = 5000
+    ) -> list[float]:
+        with self._db.read() as conn:
+            return kpi.latencies(conn, model_id, since, stage, limit)
+
+    def kpi_summary(self, since: float | None = None) -> dict[str, Any]:
+        with self._db.read() as conn:
+            return kpi.summary(conn, since)
+
+    def refresh_kpi_daily(self, day: str | None = None) -> int:
+        """Recompute one UTC day (today by the clock when None); returns the rows written."""
+        with self._db.write() as conn:
+            return kpi.refresh_daily(conn, day if day is not None else kpi.utc_day(self._clock()))
+
+    def kpi_daily(self, days: int = 30) -> list[dict[str, Any]]:
+        """Rows of the last ``days`` UTC days, newest day first."""
+        with self._db.read() as conn:
+            return kpi.read_daily(conn, kpi.first_day(self._clock(), days))
+
+    # Hash-chained logs
+
+    def append_audit(self, event: str, actor: str, details: Mapping[str, Any]) -> ChainEntry:
+        with self._db.write() as conn:
+            fields = {"actor": actor, "event": event, "details": dict(details)}
+            return append_entry(conn, "audit_log", self._clock(), fields)
+
+    def audit(self, limit: int = 100, offset: int = 0) -> list[ChainEntry]:
+        """Newest first."""
+        with self._db.read() as conn:
+            return read_entries(conn, "audit_log", limit, offset)
+
+    def append_egress(
+        self,
+        *,
+        destination: str,
+        kind: str,
+        payload_bytes: int,
+        round: int | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> ChainEntry:
+        """Record one message that left the site: where to, what kind, how many bytes."""
+        fields = {
+            "destination": destination,
+            "kind": kind,
+            "payload_bytes": int(payload_bytes),
+            "round": round,
+            "details": dict(details or {}),
+        }
+        with self._db.write() as conn:
+            return append_entry(conn, "egress_ledger", self._clock(), fields)
+
+    def egress(self, limit: int = 100, offset: int = 0) -> list[ChainEntry]:
+        """Newest first."""
+        with self._db.read() as conn:
+            return read_entries(conn, "egress_ledger", limit, offset)
+
+    def egress_totals(self) -> dict[str, int]:
+        """Bytes sent, by kind."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT kind, sum(payload_bytes) FROM egress_ledger GROUP BY kind ORDER BY kind"
+            )
+            return {kind: int(total) for kind, total in rows}
+
+    def verify_chains(self) -> dict[str, ChainReport]:
+        with self._db.read() as conn:
+            return {"audit": verify_chain(conn, "audit_log"), "egress": verify_chain(conn, "egress_ledger")}
+
+    # Retention
+
+    def prune(self, *, keep_days: float, keep_labelled: bool = True) -> dict[str, int]:
+        """Blank payloads older than ``keep_days``; see ``edge_agent.store.retention``."""
+        with self._db.write() as conn:
+            counts = prune_inputs(conn, self._clock(), keep_days=keep_days, keep_labelled=keep_labelled)
+        if counts["pruned"]:
+            self._db.checkpoint()  # old page images in the WAL still hold the text until it is emptied
+        return counts
+
+
+def _require_current_schema(path: Path, found: int) -> None:
+    if found < SCHEMA_VERSION:
+        raise StoreError(
+            f"site store {path} has schema v{found}, older than this Genba (v{SCHEMA_VERSION}); "
+            "start the agent once to migrate it"
+        )

@@ -1,0 +1,157 @@
+"""Opening, migrating and refusing stores; the connection's settings; errors that read as one line."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge_agent.store import MIGRATIONS, SCHEMA_VERSION, ModelRow, SiteStore
+from edge_agent.store.connection import store_error
+from edge_agent.store.schema import apply_migrations
+from genba.errors import StoreError
+
+EXPECTED_TABLES = {
+    "inputs",
+    "predictions",
+    "labels",
+    "models",
+    "slots",
+    "production_history",
+    "stage_decisions",
+    "kpi_daily",
+    "audit_log",
+    "egress_ledger",
+}
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def _names(path: Path, kind: str) -> set[str]:
+    with _raw(path) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = ?", (kind,))}
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    assert [version for version, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    assert MIGRATIONS[-1][0] == SCHEMA_VERSION
+
+
+def test_an_empty_file_is_migrated_to_the_newest_schema(store_path: Path) -> None:
+    with SiteStore(store_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+    with _raw(store_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert _names(store_path, "table") >= EXPECTED_TABLES
+    assert "latest_labels" in _names(store_path, "view")
+    assert len(_names(store_path, "trigger")) == 4
+
+
+def test_reopening_a_migrated_store_changes_nothing(
+    store_path: Path, add_model: Callable[..., ModelRow]
+) -> None:
+    with SiteStore(store_path) as store:
+        model = add_model(store)
+    with SiteStore(store_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.list_models() == [model]
+
+
+def test_a_store_from_a_newer_genba_is_refused(store_path: Path) -> None:
+    SiteStore(store_path).close()
+    with _raw(store_path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 3}")
+    with pytest.raises(StoreError) as caught:
+        SiteStore(store_path)
+    expected = (
+        f"store schema v{SCHEMA_VERSION + 3} is newer than this Genba (v{SCHEMA_VERSION}); upgrade Genba"
+    )
+    assert str(caught.value) == expected
+    assert caught.value.exit_code == 6
+    with pytest.raises(StoreError, match="newer than this Genba"):
+        SiteStore.read_only(store_path)
+
+
+def test_a_failing_migration_leaves_the_previous_version_whole(store_path: Path) -> None:
+    broken = (*MIGRATIONS, (SCHEMA_VERSION + 1, "CREATE TABLE extra (x);\nINSERT INTO missing VALUES (1);\n"))
+    conn = _raw(store_path)
+    try:
+        with pytest.raises(StoreError, match=f"cannot be migrated to schema v{SCHEMA_VERSION + 1}"):
+            apply_migrations(conn, store_path, broken)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert not conn.in_transaction
+    finally:
+        conn.close()
+    assert "extra" not in _names(store_path, "table")
+    assert "inputs" in _names(store_path, "table")
+
+
+def test_the_connection_runs_wal_with_synchronous_normal(store: SiteStore, store_path: Path) -> None:
+    with store._db.autocommit() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # 1 is NORMAL
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    # WAL is recorded in the file itself, so every later connection gets it too.
+    with _raw(store_path) as other:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.append_audit("opened", "system", {})
+    assert store_path.with_name("store.db-wal").exists()
+
+
+def test_the_store_file_is_private_to_its_owner(store: SiteStore, store_path: Path) -> None:
+    assert stat.S_IMODE(store_path.stat().st_mode) == 0o600
+
+
+def test_a_file_that_is_not_a_database_fails_with_one_line(store_path: Path) -> None:
+    store_path.write_bytes(b"this is a shopping list, not a database\n" * 200)
+    with pytest.raises(StoreError) as caught:
+        SiteStore(store_path)
+    message = str(caught.value)
+    assert message == (
+        f"site store {store_path} is not a database (corrupt or wrong file); "
+        "restore it from backup or point --data elsewhere"
+    )
+    assert "\n" not in message
+    assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_a_missing_folder_fails_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot be created .*--data folder"):
+        SiteStore(tmp_path / "absent" / "store.db")
+    with pytest.raises(StoreError, match="cannot be opened"):
+        SiteStore.read_only(tmp_path / "absent.db")
+
+
+def test_a_reader_refuses_a_store_the_agent_has_not_migrated(store_path: Path) -> None:
+    _raw(store_path).close()  # an empty database: schema v0
+    with pytest.raises(StoreError, match="has schema v0, older than this Genba"):
+        SiteStore.read_only(store_path)
+
+
+def test_a_closed_store_says_so(store_path: Path) -> None:
+    store = SiteStore(store_path)
+    store.close()
+    store.close()  # closing twice is harmless
+    with pytest.raises(StoreError, match="is closed"):
+        store.list_models()
+
+
+@pytest.mark.parametrize(
+    ("sqlite_says", "we_say"),
+    [
+        ("database is locked", "is locked by another process; stop the other process using it, then retry"),
+        ("database or disk is full", "cannot be written because the disk is full; free some space and retry"),
+        ("attempt to write a readonly database", "cannot be written (opened read-only"),
+        ("something\nunheard of", "failed (something unheard of); check the file or restore it from backup"),
+    ],
+)
+def test_sqlite_errors_become_one_line_with_what_to_do(sqlite_says: str, we_say: str) -> None:
+    error = store_error(Path("/site/store.db"), sqlite3.OperationalError(sqlite_says))
+    assert str(error).startswith(f"site store /site/store.db {we_say}")
+    assert "\n" not in str(error) and error.exit_code == 6

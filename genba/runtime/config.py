@@ -9,9 +9,11 @@ from genba.errors import ConfigError
 
 ProviderPolicy = Literal["auto", "gpu", "cpu"]
 GraphOptimization = Literal["disabled", "basic", "extended", "all"]
+IoBinding = Literal["auto", "on", "off"]
 
 PROVIDER_POLICIES: tuple[str, ...] = ("auto", "gpu", "cpu")
 GRAPH_OPTIMIZATIONS: tuple[str, ...] = ("disabled", "basic", "extended", "all")
+IO_BINDINGS: tuple[str, ...] = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,11 @@ class RuntimeConfig:
 
     ``intra_op_threads=0`` lets ONNX Runtime use one thread per physical core,
     which is what a dedicated shop-floor PC wants; tests and benchmarks pin it.
+
+    ``io_binding``: ``auto`` binds inputs and outputs to the device when the
+    active provider is CUDA (the embedding then stays on the GPU between
+    backbone and head); ``on`` binds on CPU too (same results, no gain: it is
+    there to exercise the path); ``off`` always uses plain ``session.run``.
     """
 
     provider: ProviderPolicy = "auto"
@@ -27,6 +34,7 @@ class RuntimeConfig:
     inter_op_threads: int = 1
     graph_optimization: GraphOptimization = "all"
     cuda_device_id: int = 0
+    io_binding: IoBinding = "auto"
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -43,5 +51,7 @@ class RuntimeConfig:
             )
         if self.cuda_device_id < 0:
             problems.append("cuda_device_id must be >= 0")
+        if self.io_binding not in IO_BINDINGS:
+            problems.append(f"io_binding must be one of {', '.join(IO_BINDINGS)}, not {self.io_binding!r}")
         if problems:
             raise ConfigError(problems)

@@ -12,9 +12,10 @@ import numpy as np
 
 from genba.bundle import VerifiedBundle
 from genba.errors import BundleFormatError, IntegrityError
+from genba.runtime import binding
 from genba.runtime.config import RuntimeConfig
 from genba.runtime.preprocess import Feeds, Preprocessor, preprocessor_for
-from genba.runtime.sessions import active_provider, create_session
+from genba.runtime.sessions import CUDA, active_provider, create_session
 
 CLASSIFIER_TASKS = ("text-classification", "image-classification")
 
@@ -40,15 +41,29 @@ class Prediction:
 
 
 class GraphSet:
-    """ONNX Runtime sessions for one graph layout: ``model`` alone, or ``backbone`` [+ ``head``]."""
+    """ONNX Runtime sessions for one graph layout: ``model`` alone, or ``backbone`` [+ ``head``].
+
+    ``io_binding`` says whether runs go through IO binding (see ``RuntimeConfig``
+    and ``genba.runtime.binding``); status pages report it beside ``provider``.
+    """
 
     def __init__(self, graphs: Mapping[str, bytes], config: RuntimeConfig) -> None:
         self.layout = _layout_of(graphs)
         self._sessions = {role: create_session(data, config) for role, data in graphs.items()}
         self.provider = active_provider(next(iter(self._sessions.values())))
+        # The device only when every graph landed on CUDA: a head that fell back to CPU reads host memory.
+        on_cuda = all(active_provider(s) == CUDA for s in self._sessions.values())
+        self._placement = binding.Placement("cuda" if on_cuda else "cpu", config.cuda_device_id)
+        self._io_binding = config.io_binding == "on" or (config.io_binding == "auto" and on_cuda)
+
+    @property
+    def io_binding(self) -> bool:
+        return self._io_binding
 
     def run_feeds(self, feeds: Feeds) -> dict[str, np.ndarray]:
         """Run prepared inputs; returns ``embedding`` (split layouts) and ``logits`` (classifiers)."""
+        if self._io_binding:
+            return self._run_bound(feeds)
         if self.layout == "single":
             session = self._sessions["model"]
             names = [o.name for o in session.get_outputs()]
@@ -60,6 +75,15 @@ class GraphSet:
             (logits,) = self._sessions["head"].run(["logits"], {"embedding": embedding})
             outputs["logits"] = logits
         return outputs
+
+    def _run_bound(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        if self.layout == "single":
+            session = self._sessions["model"]
+            return binding.run_single(session, _inputs_for(session, feeds), self._placement)
+        backbone = self._sessions["backbone"]
+        return binding.run_split(
+            backbone, self._sessions.get("head"), _inputs_for(backbone, feeds), self._placement
+        )
 
 
 class BundleModel:
@@ -85,18 +109,35 @@ class BundleModel:
     def is_classifier(self) -> bool:
         return self.task in CLASSIFIER_TASKS
 
+    @property
+    def io_binding(self) -> bool:
+        """Whether runs go through IO binding (CUDA under ``auto``, or forced ``on``)."""
+        return self.graphs.io_binding
+
     def run(self, items: Sequence[Any], pad_to: int | None = None) -> dict[str, np.ndarray]:
         return self.graphs.run_feeds(self.preprocessor.encode(items, pad_to=pad_to))
 
-    def predict(self, items: Sequence[Any]) -> list[Prediction]:
-        """Answer a batch; latency covers preprocessing and inference of the whole batch."""
+    def predict_arrays(self, items: Sequence[Any]) -> tuple[np.ndarray | None, np.ndarray | None, float]:
+        """Answer a batch as arrays: ``(probabilities, embedding, latency_ms)``.
+
+        ``probabilities`` is ``[n, classes]`` for classifiers and None otherwise;
+        ``embedding`` is ``[n, size]``, or None for a single-graph classifier
+        that has no embedding output. Latency covers preprocessing and
+        inference of the whole batch. Serving uses this to compute margins
+        without building a dict per item.
+        """
         start = time.perf_counter()
         outputs = self.run(items)
         latency = (time.perf_counter() - start) * 1000.0
-        if not self.is_classifier:
-            size = int(outputs["embedding"].shape[-1])
+        probabilities = softmax(outputs["logits"]) if self.is_classifier else None
+        return probabilities, outputs.get("embedding"), latency
+
+    def predict(self, items: Sequence[Any]) -> list[Prediction]:
+        """Answer a batch; latency covers preprocessing and inference of the whole batch."""
+        probabilities, embedding, latency = self.predict_arrays(items)
+        if probabilities is None:
+            size = int(embedding.shape[-1]) if embedding is not None else None
             return [Prediction(latency, self.provider, embedding_size=size) for _ in items]
-        probabilities = softmax(outputs["logits"])
         return [self._classified(row, latency) for row in probabilities]
 
     def _classified(self, probabilities: np.ndarray, latency: float) -> Prediction:

@@ -1,0 +1,340 @@
+"""The site agent: serves the production model, keeps everything in the site store, runs the rollout.
+
+This is the library the local API, the CLI and tests drive; it knows no HTTP.
+Threads: a micro-batching worker answers requests (production, plus the pilot
+candidate's suggestion) and commits them before anyone is answered; a shadow
+worker runs a shadow candidate on the same inputs afterwards, off the answer path;
+a gatekeeper evaluates the candidate's gates and advances it when they pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_agent.answers import Answer, Item, ModelAnswer, model_answers
+from edge_agent.config import AgentConfig, load_agent_config
+from edge_agent.library import LoadedModel, ModelLibrary
+from edge_agent.rollout import CANDIDATE_STAGES, GateReport, evaluate_gates
+from edge_agent.serving import MicroBatcher
+from edge_agent.site import SiteFolder
+from edge_agent.store import LabelledInput, LabelRow, SiteStore
+from genba.errors import GenbaError, NoModelError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Active:
+    """The models in the slots, swapped as one reference so a batch never sees half a switch."""
+
+    production: LoadedModel | None = None
+    candidate: LoadedModel | None = None
+    stage: str | None = None
+    since: float = 0.0
+
+
+class Agent:
+    def __init__(self, site: SiteFolder, config: AgentConfig, clock: Callable[[], float] = time.time) -> None:
+        self.site = site.require_initialized()
+        self.config = config
+        self.clock = clock
+        self.store = SiteStore(site.store_file, clock=clock)
+        self.library = ModelLibrary(site.models_dir, site.trusted_keys(), config.runtime)
+        self.active = Active()
+        self.load_problems: list[str] = []
+        self.started_at = clock()
+        self.switch_lock = threading.RLock()
+        self._batcher: MicroBatcher[Item, Answer] = MicroBatcher(self._answer_batch, config.batching)
+        self._shadow: queue.Queue[tuple[LoadedModel, list[int], list[Item]] | None] = queue.Queue(
+            maxsize=config.shadow_queue
+        )
+        self.shadow_dropped = 0
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._accuracy_cache: dict[tuple[int, int, int], float | None] = {}
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def open(cls, site: SiteFolder, config: AgentConfig | None = None) -> Agent:
+        agent = cls(site, config or load_agent_config(site.config_file))
+        agent.start()
+        return agent
+
+    def start(self) -> None:
+        from edge_agent import transitions
+
+        self.library.clean_staging()
+        transitions.load_slots(self)
+        self.store.prune(keep_days=self.config.store.retention_days)
+        self.store.append_audit("agent_start", "system", self.describe_active())
+        self._batcher.start()
+        for target, name in ((self._shadow_loop, "genba-shadow"), (self._gatekeeper_loop, "genba-gates")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._batcher.close()
+        self._shadow.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.store.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- answering
+
+    def predict(self, items: Sequence[Item]) -> list[Answer]:
+        futures = self._batcher.submit_many(list(items))
+        return [future.result() for future in futures]
+
+    async def apredict(self, items: Sequence[Item]) -> list[Answer]:
+        return await self._batcher.run_many(list(items))
+
+    def expected_input_kind(self) -> str:
+        production = self.active.production
+        if production is None:
+            raise self.no_model_error()
+        return str(production.identity.manifest["input"]["kind"])
+
+    def no_model_error(self) -> NoModelError:
+        if self.load_problems:
+            return NoModelError(f"no model is serving: {self.load_problems[-1]}")
+        return NoModelError("no production model installed; install one with 'genba agent install BUNDLE'")
+
+    def _answer_batch(self, items: list[Item]) -> list[Answer]:
+        active = self.active
+        if active.production is None:
+            raise self.no_model_error()
+        values = [item.value for item in items]
+        served = self._run_model(active.production, values, "production")
+        pilot = self._run_model(active.candidate, values, "pilot") if active.stage == "pilot" else None
+        predictions = []
+        for row, answer in enumerate(served):
+            records = [answer.record(active.production.model_id, served=True)]
+            if pilot is not None and active.candidate is not None:
+                records.append(pilot[row].record(active.candidate.model_id, served=True))
+            predictions.append(records)
+        stored = self.store.record_served([item.record() for item in items], predictions)
+        if active.stage == "shadow" and active.candidate is not None:
+            self._offer_shadow(active.candidate, [input_id for input_id, _ in stored], items)
+        self._wake.set()
+        return [
+            Answer(input_id, ids[0], served[row], pilot[row] if pilot else None)
+            for row, (input_id, ids) in enumerate(stored)
+        ]
+
+    @staticmethod
+    def _run_model(loaded: LoadedModel | None, values: list[Any], stage: str) -> list[ModelAnswer]:
+        assert loaded is not None
+        probabilities, _, latency_ms = loaded.model.predict_arrays(values)
+        summary = {"name": loaded.identity.name, "version": loaded.identity.version}
+        return model_answers(
+            probabilities,
+            loaded.model.labels,
+            len(values),
+            model=summary,
+            stage=stage,
+            latency_ms=latency_ms,
+            provider=loaded.model.provider,
+        )
+
+    def _offer_shadow(self, candidate: LoadedModel, input_ids: list[int], items: list[Item]) -> None:
+        try:
+            self._shadow.put_nowait((candidate, input_ids, items))
+        except queue.Full:
+            self.shadow_dropped += len(items)  # shadow answers are a sample; serving never waits for them
+
+    def _shadow_loop(self) -> None:
+        while (job := self._shadow.get()) is not None:
+            candidate, input_ids, items = job
+            if self.active.candidate is not candidate or self.active.stage != "shadow":
+                continue
+            try:
+                answers = self._run_model(candidate, [i.value for i in items], "shadow")
+                self.store.add_predictions(
+                    input_ids, [a.record(candidate.model_id, served=False) for a in answers]
+                )
+            except GenbaError as error:
+                log.warning("shadow answers of model %s failed: %s", candidate.model_id, error)
+            self._wake.set()
+
+    # ---------------------------------------------------------------- labels and queue
+
+    def label(
+        self,
+        input_id: int,
+        label: str,
+        *,
+        actor: str,
+        operator_seconds: float | None = None,
+        groups: dict[str, str] | None = None,
+        split: str | None = None,
+    ) -> LabelRow:
+        known = self.known_labels()
+        if known and label not in known:
+            raise UsageError(f"unknown label {label!r}; expected one of {', '.join(sorted(known))}")
+        row = self.store.add_label(
+            input_id,
+            label,
+            actor=actor,
+            split=split or self.split_for(input_id),
+            operator_seconds=operator_seconds,
+            groups=groups,
+        )
+        self._wake.set()
+        return row
+
+    def known_labels(self) -> set[str]:
+        active = self.active
+        return {label for m in (active.production, active.candidate) if m for label in m.model.labels}
+
+    def split_for(self, input_id: int) -> str:
+        """A fixed, reproducible share of labels is held out for the gates and never used for training."""
+        digest = hashlib.sha256(f"{self.config.site}:{input_id}".encode()).digest()
+        fraction = int.from_bytes(digest[:4], "big") / 2**32
+        return "holdout" if fraction < self.config.store.holdout_fraction else "train"
+
+    # ---------------------------------------------------------------- gates
+
+    def gate_report(self) -> GateReport | None:
+        slots = self.store.slots()
+        if (
+            slots.candidate is None
+            or slots.production is None
+            or slots.candidate.stage not in CANDIDATE_STAGES
+        ):
+            return None
+        return evaluate_gates(
+            self.store, self.config.gates, slots.candidate, slots.production, self.accuracy_of
+        )
+
+    def accuracy_of(self, model_id: int, held_out: Sequence[LabelledInput]) -> float | None:
+        active = self.active
+        loaded = next(
+            (m for m in (active.production, active.candidate) if m and m.model_id == model_id), None
+        )
+        if loaded is None or not held_out or not loaded.model.is_classifier:
+            return None
+        key = (model_id, len(held_out), max(item.input_id for item in held_out))
+        if key not in self._accuracy_cache:
+            from edge_agent.transitions import decode_payload
+
+            values = [decode_payload(item.kind, item.payload) for item in held_out]
+            correct = 0
+            for start in range(0, len(values), 64):
+                answers = self._run_model(loaded, values[start : start + 64], "evaluation")
+                chunk = held_out[start : start + 64]
+                correct += sum(a.label == item.label for a, item in zip(answers, chunk, strict=True))
+            self._accuracy_cache[key] = correct / len(held_out)
+        return self._accuracy_cache[key]
+
+    def _gatekeeper_loop(self) -> None:
+        from edge_agent import transitions
+
+        last_kpis = 0.0
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=self.config.gates.evaluate_every_s)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                if self.config.gates.auto_advance:
+                    transitions.advance_if_gates_pass(self)
+                if self.clock() - last_kpis > 60.0:
+                    self.store.refresh_kpi_daily()
+                    last_kpis = self.clock()
+            except GenbaError as error:
+                log.warning("gate evaluation failed: %s", error)
+            self._stopping.wait(timeout=min(1.0, self.config.gates.evaluate_every_s))
+
+    # ---------------------------------------------------------------- slots
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def install(self, source: Path, *, actor: str, rollback: bool = False) -> dict[str, Any]:
+        from edge_agent import transitions
+
+        return transitions.install(self, source, actor=actor, rollback=rollback)
+
+    def promote(self, *, actor: str, to_stage: str | None = None) -> dict[str, Any]:
+        from edge_agent import transitions
+
+        return transitions.promote(self, actor=actor, to_stage=to_stage)
+
+    def rollback(self, *, actor: str, version: int | None = None) -> dict[str, Any]:
+        from edge_agent import transitions
+
+        return transitions.rollback(self, actor=actor, version=version)
+
+    def models(self) -> list[dict[str, Any]]:
+        slots = self.store.slots()
+        in_slot = {s.model_id: s.stage for s in (slots.production, slots.candidate) if s is not None}
+        return [
+            {
+                "model_id": row.id,
+                "name": row.name,
+                "version": row.version,
+                "signer_key_id": row.signer_key_id,
+                "installed_at": row.installed_at,
+                "installed_by": row.installed_by,
+                "precision": (row.manifest.get("precision") or {}).get("variant"),
+                "lineage": row.lineage,
+                "stage": in_slot.get(row.id),
+            }
+            for row in self.store.list_models()
+        ]
+
+    # ---------------------------------------------------------------- status
+
+    def describe_active(self) -> dict[str, Any]:
+        active = self.active
+        candidate = active.candidate.describe() if active.candidate else None
+        if candidate is not None:
+            candidate.update(stage=active.stage, since=active.since)
+        return {
+            "production": active.production.describe() if active.production else None,
+            "candidate": candidate,
+        }
+
+    def status(self) -> dict[str, Any]:
+        from importlib import metadata
+
+        report = self.gate_report()
+        return {
+            "site": self.config.site,
+            **self.describe_active(),
+            "gates": report.to_json() if report else None,
+            "problems": list(self.load_problems),
+            "batching": self._batcher.stats,
+            "shadow_dropped": self.shadow_dropped,
+            "uptime_s": round(self.clock() - self.started_at, 1),
+            "pid": os.getpid(),
+            "store": {"schema_version": self.store.schema_version},
+            "versions": {name: _version(metadata, name) for name in ("genba", "onnxruntime-gpu")},
+        }
+
+
+def _version(metadata: Any, name: str) -> str | None:
+    try:
+        return str(metadata.version(name))
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,155 @@
+"""``genba agent``: create a site, serve it, and manage its models (a shell over the library).
+
+``status``, ``install``, ``promote`` and ``rollback`` talk to the running agent
+through its local API. When no agent is running they work on the site folder
+directly (holding its lock), so a site can be prepared before its first start;
+that needs read access to the supervisor token, the same right the API asks for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MANAGE = ("install", "promote", "rollback")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "agent", help="the site agent: init, serve, status, install, promote, rollback"
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    init = actions.add_parser("init", help="create a site folder: settings, trusted keys, role tokens")
+    _data(init)
+    source = init.add_mutually_exclusive_group(required=True)
+    source.add_argument("--kit", type=Path, help="site kit folder made by 'genba provision'")
+    source.add_argument(
+        "--trust", type=Path, action="append", help="trusted bundle signer public key (repeatable)"
+    )
+    init.add_argument("--site", help="site name (default: the kit's, or 'site')")
+    init.set_defaults(handler=_init)
+
+    serve = actions.add_parser("serve", help="serve the local API on loopback until stopped (Ctrl-C)")
+    _data(serve)
+    serve.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default from agent.toml; 0 = any)")
+    serve.add_argument("--provider", choices=("auto", "gpu", "cpu"), help="override [runtime] provider")
+    serve.set_defaults(handler=_serve)
+
+    status = actions.add_parser("status", help="models, stage, gates, provider and versions")
+    _data(status)
+    status.set_defaults(handler=_status)
+
+    install = actions.add_parser("install", help="verify a bundle and make it the candidate (in shadow)")
+    _data(install)
+    install.add_argument("bundle", type=Path, help="bundle directory, .tar or .zip")
+    install.add_argument("--rollback", action="store_true", help="allow a version older than production")
+    install.set_defaults(handler=_install)
+
+    promote = actions.add_parser("promote", help="move the candidate to its next stage (supervisor)")
+    _data(promote)
+    promote.add_argument("--to", choices=("pilot", "production"), help="target stage (default: the next one)")
+    promote.set_defaults(handler=_promote)
+
+    rollback = actions.add_parser("rollback", help="put the previous production model back (supervisor)")
+    _data(rollback)
+    rollback.add_argument("--version", type=int, help="an installed version instead of the previous one")
+    rollback.set_defaults(handler=_rollback)
+
+
+def _data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="the site's data folder")
+
+
+def _init(args: argparse.Namespace) -> int:
+    from edge_agent.site_init import init_site
+
+    site = init_site(args.data, site_name=args.site, trust=args.trust, kit=args.kit)
+    _print(
+        {"data": str(site.root), "tokens": {p.stem: str(p) for p in sorted(site.tokens_dir.glob("*.token"))}}
+    )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from edge_agent.config import load_agent_config
+    from edge_agent.service.server import serve
+    from edge_agent.site import SiteFolder
+
+    site = SiteFolder(args.data).require_initialized()
+    overrides: dict[str, dict[str, Any]] = {"api": {}, "runtime": {}}
+    if args.port is not None:
+        overrides["api"]["port"] = args.port
+    if args.provider:
+        overrides["runtime"]["provider"] = args.provider
+    serve(site, load_agent_config(site.config_file, overrides))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    _print(_run(args.data, lambda client: client.status(), lambda agent: agent.status(), manage=False))
+    return 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    bundle = args.bundle.resolve()
+    _print(
+        _run(
+            args.data,
+            lambda c: c.install(bundle, rollback=args.rollback),
+            lambda a: a.install(bundle, actor="supervisor", rollback=args.rollback),
+        )
+    )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    _print(
+        _run(
+            args.data, lambda c: c.promote(args.to), lambda a: a.promote(actor="supervisor", to_stage=args.to)
+        )
+    )
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    _print(
+        _run(
+            args.data,
+            lambda c: c.rollback(args.version),
+            lambda a: a.rollback(actor="supervisor", version=args.version),
+        )
+    )
+    return 0
+
+
+def _run(data: Path, online: Callable[[Any], Any], offline: Callable[[Any], Any], manage: bool = True) -> Any:
+    """Through the running agent's API if one answers, else on the folder directly."""
+    from edge_agent.service.client import AgentClient
+    from edge_agent.site import SiteFolder
+    from genba.errors import AgentUnavailableError
+
+    site = SiteFolder(data).require_initialized()
+    try:
+        client = AgentClient.for_site(site.root, "supervisor" if manage else None)
+        client.health()
+    except AgentUnavailableError:
+        return _offline(site, offline, manage)
+    with client:
+        return online(client)
+
+
+def _offline(site: Any, action: Callable[[Any], Any], manage: bool) -> Any:
+    from edge_agent.agent import Agent
+    from edge_agent.site import exclusive_agent
+
+    site.read_token("supervisor" if manage else "operator")  # the same right the API would ask for
+    with exclusive_agent(site), Agent.open(site) as agent:
+        return action(agent)
+
+
+def _print(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, default=str))

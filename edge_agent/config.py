@@ -1,0 +1,210 @@
+"""The agent's configuration: one frozen dataclass per part, read from ``agent.toml``.
+
+Every part validates itself; :func:`load_agent_config` gathers every problem
+from every part before it raises, so a site engineer fixes the file in one go.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edge_agent.serving import BatchingConfig
+from genba.errors import ConfigError
+from genba.runtime.config import RuntimeConfig
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+ROLES = ("operator", "supervisor", "integration")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """When a candidate may advance a stage on its own (a supervisor may always advance it).
+
+    ``max_accuracy_drop_pts=0`` means the candidate must be at least as accurate as
+    production on held-out operator labels; agreement is bounded below, not above,
+    because a better model must be free to disagree where production is wrong.
+    """
+
+    min_items: int = 200
+    min_labels: int = 30
+    min_agreement: float = 0.7
+    max_accuracy_drop_pts: float = 0.0
+    latency_p95_budget_ms: float = 250.0
+    auto_advance: bool = True
+    evaluate_every_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.min_items < 1:
+            problems.append("gates.min_items must be >= 1")
+        if self.min_labels < 1:
+            problems.append("gates.min_labels must be >= 1")
+        if not 0.0 <= self.min_agreement <= 1.0:
+            problems.append("gates.min_agreement must be between 0 and 1")
+        if self.max_accuracy_drop_pts < 0:
+            problems.append("gates.max_accuracy_drop_pts must be >= 0")
+        if self.latency_p95_budget_ms <= 0:
+            problems.append("gates.latency_p95_budget_ms must be > 0")
+        if self.evaluate_every_s <= 0:
+            problems.append("gates.evaluate_every_s must be > 0")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The local API: loopback only, bounded requests."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_request_bytes: int = 1 << 20
+    max_batch_items: int = 256
+    max_text_chars: int = 20_000
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.host not in LOOPBACK_HOSTS:
+            problems.append(
+                f"api.host must be a loopback address ({', '.join(LOOPBACK_HOSTS)}), not {self.host!r}"
+            )
+        if not 0 <= self.port <= 65535:
+            problems.append("api.port must be between 0 (any free port) and 65535")
+        if self.max_request_bytes < 1024:
+            problems.append("api.max_request_bytes must be >= 1024")
+        if self.max_batch_items < 1:
+            problems.append("api.max_batch_items must be >= 1")
+        if self.max_text_chars < 1:
+            problems.append("api.max_text_chars must be >= 1")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """What the site store keeps and how labels are split between training and gates."""
+
+    retention_days: float = 90.0
+    holdout_fraction: float = 0.3
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.retention_days <= 0:
+            problems.append("store.retention_days must be > 0")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            problems.append("store.holdout_fraction must be between 0 and 1 (exclusive)")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    site: str = "site"
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    gates: GateConfig = field(default_factory=GateConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    shadow_queue: int = 256
+
+    def __post_init__(self) -> None:
+        if not self.site or not self.site.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError([f"site name {self.site!r} must be letters, digits, '-' or '_'"])
+
+
+_SECTIONS: dict[str, Callable[..., Any]] = {
+    "runtime": RuntimeConfig,
+    "batching": BatchingConfig,
+    "gates": GateConfig,
+    "api": ApiConfig,
+    "store": StoreConfig,
+}
+
+T = TypeVar("T")
+
+
+def load_agent_config(path: Path, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> AgentConfig:
+    """Read ``agent.toml``; ``overrides`` (section → key → value) win over the file."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError([f"{path} not found; create the site with 'genba agent init'"]) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path} is not valid TOML: {exc}"]) from exc
+    return config_from_mapping(document, overrides)
+
+
+def config_from_mapping(
+    document: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> AgentConfig:
+    problems: list[str] = []
+    parts: dict[str, Any] = {}
+    known = {"site", "shadow_queue", *_SECTIONS}
+    problems += [f"unknown setting {key!r}" for key in document if key not in known]
+    for name, factory in _SECTIONS.items():
+        values = {**dict(document.get(name) or {}), **dict((overrides or {}).get(name) or {})}
+        part = _build(name, factory, values, problems)
+        if part is not None:
+            parts[name] = part
+    if problems:
+        raise ConfigError(problems)
+    site = document.get("site", {})
+    name = site.get("name", "site") if isinstance(site, Mapping) else site
+    try:
+        return AgentConfig(site=str(name), shadow_queue=int(document.get("shadow_queue", 256)), **parts)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError([str(exc)]) from exc
+
+
+def _build(name: str, factory: Callable[..., T], values: Mapping[str, Any], problems: list[str]) -> T | None:
+    allowed = {f.name for f in fields(factory)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        problems.extend(f"unknown setting {name}.{key}" for key in unknown)
+        return None
+    try:
+        return factory(**values)
+    except ConfigError as error:
+        problems.extend(error.problems)
+    except TypeError as exc:
+        problems.append(f"[{name}]: {exc}")
+    return None
+
+
+def default_toml(site: str) -> str:
+    """The ``agent.toml`` written by ``genba agent init``: every setting, at its default, explained."""
+    return f"""# Genba site agent. Changes take effect when the agent restarts.
+[site]
+name = "{site}"
+
+[runtime]
+provider = "auto"            # auto: CUDA when it really loads, else CPU | gpu: refuse without CUDA | cpu
+intra_op_threads = 0         # 0 = one per physical core
+graph_optimization = "all"
+io_binding = "auto"          # auto: on with CUDA
+
+[batching]
+max_batch_size = 32          # concurrent requests share one batch up to this size
+max_wait_ms = 2.0            # waited for more requests only while under concurrent load
+
+[gates]
+min_items = 200              # candidate answers in a stage before it may advance on its own
+min_labels = 30              # held-out operator labels needed to judge accuracy
+min_agreement = 0.7          # share of inputs where candidate and production agree
+max_accuracy_drop_pts = 0.0  # candidate accuracy may be at most this many points below production
+latency_p95_budget_ms = 250.0
+auto_advance = true
+
+[api]
+host = "127.0.0.1"           # loopback only
+port = 0                     # 0 = any free port; the address is written to agent.addr
+max_request_bytes = 1048576
+max_batch_items = 256
+
+[store]
+retention_days = 90          # raw inputs without labels are blanked after this
+holdout_fraction = 0.3       # share of operator labels kept for gates, never for training
+"""

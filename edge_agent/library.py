@@ -1,0 +1,134 @@
+"""Installed bundles: verified copies under ``DATA/models`` and the sessions made from them.
+
+A bundle offered for install is verified against the site's trusted keys, copied
+into a hidden staging folder, renamed into place, and verified again from the
+copy, because the copy is what will be loaded, now and after every restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genba.bundle import MANIFEST_NAME, SIGNATURE_NAME, VerifiedBundle, open_verified, verify_directory
+from genba.runtime.config import RuntimeConfig
+from genba.runtime.model import BundleModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BundleIdentity:
+    name: str
+    version: int
+    manifest_sha256: str
+    signer_key_id: str | None
+    manifest: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def rollback(self) -> bool:
+        lineage = self.manifest.get("lineage") or {}
+        return bool(isinstance(lineage, dict) and lineage.get("rollback"))
+
+
+def identity_of(bundle: VerifiedBundle) -> BundleIdentity:
+    model = bundle.manifest.get("model") or {}
+    raw = (bundle.path / MANIFEST_NAME).read_bytes()
+    return BundleIdentity(
+        name=str(model.get("name", "model")),
+        version=int(model.get("version", 0)),
+        manifest_sha256=hashlib.sha256(raw).hexdigest(),
+        signer_key_id=bundle.signer_key_id,
+        manifest=bundle.manifest,
+    )
+
+
+@dataclass
+class LoadedModel:
+    """A model row from the store with its live ONNX Runtime sessions."""
+
+    model_id: int
+    identity: BundleIdentity
+    model: BundleModel
+
+    @property
+    def version(self) -> int:
+        return self.identity.version
+
+    def describe(self) -> dict[str, Any]:
+        manifest = self.identity.manifest
+        return {
+            "model_id": self.model_id,
+            "name": self.identity.name,
+            "version": self.identity.version,
+            "task": manifest.get("task"),
+            "labels": list(manifest.get("labels") or []),
+            "precision": (manifest.get("precision") or {}).get("variant"),
+            "signer_key_id": self.identity.signer_key_id,
+            "signature_verified": True,
+            "lineage": manifest.get("lineage"),
+            "provider": self.model.provider,
+            "io_binding": bool(getattr(self.model, "io_binding", False)),
+        }
+
+
+class ModelLibrary:
+    def __init__(self, models_dir: Path, trusted: list[Any], runtime: RuntimeConfig) -> None:
+        self.models_dir = models_dir
+        self.trusted = trusted
+        self.runtime = runtime
+
+    def inspect(self, source: Path) -> BundleIdentity:
+        """Verify an offered bundle (directory or archive) and say what it is, without keeping it."""
+        with open_verified(source, self.trusted) as bundle:
+            return identity_of(bundle)
+
+    def copy_in(self, source: Path) -> tuple[Path, BundleIdentity]:
+        """Verify ``source`` and copy it into the library; returns the copy's folder."""
+        with open_verified(source, self.trusted) as bundle:
+            identity = identity_of(bundle)
+            target = (
+                self.models_dir
+                / f"{_safe(identity.name)}-v{identity.version}-{identity.manifest_sha256[:12]}"
+            )
+            if target.exists():
+                verify_directory(target, self.trusted)  # an earlier, interrupted install left it complete
+                return target, identity
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".install-", dir=self.models_dir))
+            try:
+                for name in (*bundle.manifest["files"], MANIFEST_NAME, SIGNATURE_NAME):
+                    destination = staging / name
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(bundle.path / name, destination)
+                verify_directory(staging, self.trusted)
+                staging.rename(target)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        return target, identity
+
+    def load(self, model_id: int, path: Path) -> LoadedModel:
+        """Verify the installed copy again (it sits on disk between restarts) and open its sessions."""
+        bundle = verify_directory(path, self.trusted)
+        model = BundleModel(bundle, self.runtime)
+        log.info("loaded %s from %s on %s", bundle.manifest.get("model"), path.name, model.provider)
+        return LoadedModel(model_id=model_id, identity=identity_of(bundle), model=model)
+
+    def clean_staging(self) -> None:
+        """Remove half-copied installs left by a crash (they never became a model)."""
+        for leftover in self.models_dir.glob(".install-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64] or "model"

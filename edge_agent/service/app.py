@@ -1,0 +1,231 @@
+"""The local API: a thin FastAPI shell over :class:`edge_agent.agent.Agent`.
+
+Answers from the micro-batcher are awaited (the event loop never blocks on a
+model); everything touching the store or loading a model runs in FastAPI's
+thread pool. Errors leave as ``{"error": {"code", "message"}}`` with one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from edge_agent.agent import Agent
+from edge_agent.answers import Item
+from edge_agent.config import ApiConfig
+from edge_agent.service import schemas
+from edge_agent.service.auth import TokenRegistry, authorize
+from edge_agent.service.limits import BodySizeLimit
+from edge_agent.store import ChainEntry
+from genba.errors import (
+    BundleError,
+    GenbaError,
+    InputFileError,
+    UnknownItemError,
+    UsageError,
+)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": schemas.ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
+}
+
+
+def asgi_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> Any:
+    """The app as served: the size limit wraps everything, so no oversized body is ever parsed."""
+    return BodySizeLimit(create_app(agent, tokens, config), config.max_request_bytes)
+
+
+def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAPI:
+    app = FastAPI(
+        title=f"Genba site agent ({agent.config.site})",
+        version="1",
+        description="Local API of a Genba site: loopback only, one bearer token per role.",
+        responses=ERRORS,
+    )
+    _install_error_handlers(app)
+
+    def role_with(permission: str) -> Callable[..., str]:
+        def dependency(authorization: str | None = Header(None)) -> str:
+            return authorize(tokens.role_for(authorization), permission)
+
+        return dependency
+
+    predict_role = Depends(role_with("predict"))
+    read_role = Depends(role_with("read"))
+    manage_role = Depends(role_with("manage"))
+
+    @app.get("/health", tags=["status"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/predict", response_model=schemas.PredictResponse, tags=["predict"])
+    async def predict(body: schemas.PredictRequest, role: str = predict_role) -> Any:
+        item = await _item(agent, body, role, config)
+        (answer,) = await agent.apredict([item])
+        return answer.to_json()
+
+    @app.post("/v1/predict/batch", response_model=schemas.PredictBatchResponse, tags=["predict"])
+    async def predict_batch(body: schemas.PredictBatchRequest, role: str = predict_role) -> Any:
+        if len(body.items) > config.max_batch_items:
+            raise UsageError(f"at most {config.max_batch_items} items per batch request")
+        items = [await _item(agent, entry, role, config) for entry in body.items]
+        return {"items": [answer.to_json() for answer in await agent.apredict(items)]}
+
+    @app.post("/v1/labels", response_model=schemas.LabelResponse, tags=["labels"])
+    def label(body: schemas.LabelRequest, role: str = Depends(role_with("label"))) -> Any:
+        row = agent.label(
+            body.input_id,
+            body.label,
+            actor=role,
+            operator_seconds=body.operator_seconds,
+            groups=dict(body.groups),
+            split=body.split,
+        )
+        return {
+            "label_id": row.id,
+            "input_id": row.input_id,
+            "label": row.label,
+            "split": row.split,
+            "is_correction": row.is_correction,
+        }
+
+    @app.get("/v1/queue", response_model=schemas.QueueResponse, tags=["labels"])
+    def queue(limit: int = Query(20, ge=1, le=500), role: str = Depends(role_with("queue"))) -> Any:
+        return {
+            "items": [
+                {
+                    "input_id": q.input_id,
+                    "kind": q.kind,
+                    "text": q.payload.decode("utf-8") if q.kind == "text" else None,
+                    "label": q.label,
+                    "score": q.score,
+                    "margin": q.margin,
+                    "created_at": q.created_at,
+                }
+                for q in agent.store.uncertain_unlabelled(limit)
+            ]
+        }
+
+    @app.get("/v1/status", tags=["status"])
+    def status(role: str = read_role) -> dict[str, Any]:
+        return {"role": role, **agent.status()}
+
+    @app.get("/v1/models", tags=["models"])
+    def models(role: str = read_role) -> dict[str, Any]:
+        return {"models": agent.models(), "history": agent.store.production_history()}
+
+    @app.post("/v1/models/install", tags=["models"])
+    def install(body: schemas.InstallRequest, role: str = manage_role) -> dict[str, Any]:
+        return agent.install(Path(body.path), actor=role, rollback=body.rollback)
+
+    @app.post("/v1/models/promote", tags=["models"])
+    def promote(body: schemas.PromoteRequest, role: str = manage_role) -> dict[str, Any]:
+        return agent.promote(actor=role, to_stage=body.to_stage)
+
+    @app.post("/v1/models/rollback", tags=["models"])
+    def rollback(body: schemas.RollbackRequest, role: str = manage_role) -> dict[str, Any]:
+        return agent.rollback(actor=role, version=body.version)
+
+    @app.get("/v1/gates", tags=["models"])
+    def gates(role: str = read_role) -> dict[str, Any]:
+        report = agent.gate_report()
+        return {"gates": report.to_json() if report else None, "decisions": agent.store.decisions(limit=50)}
+
+    @app.get("/v1/kpis", tags=["status"])
+    def kpis(days: int = Query(30, ge=1, le=3650), role: str = read_role) -> dict[str, Any]:
+        return {"summary": agent.store.kpi_summary(), "daily": agent.store.kpi_daily(days)}
+
+    @app.get("/v1/egress", response_model=schemas.ChainResponse, tags=["privacy"])
+    def egress(
+        limit: int = Query(100, ge=1, le=5000), offset: int = Query(0, ge=0), role: str = read_role
+    ) -> Any:
+        entries = agent.store.egress(limit=limit, offset=offset)
+        return {
+            "entries": [_entry(e) for e in entries],
+            "verified": agent.store.verify_chains()["egress"].ok,
+            "totals": agent.store.egress_totals(),
+        }
+
+    @app.get("/v1/audit", response_model=schemas.ChainResponse, tags=["privacy"])
+    def audit(
+        limit: int = Query(100, ge=1, le=5000), offset: int = Query(0, ge=0), role: str = read_role
+    ) -> Any:
+        entries = agent.store.audit(limit=limit, offset=offset)
+        return {"entries": [_entry(e) for e in entries], "verified": agent.store.verify_chains()["audit"].ok}
+
+    return app
+
+
+async def _item(agent: Agent, body: schemas.PredictRequest, role: str, config: ApiConfig) -> Item:
+    kind = agent.expected_input_kind()
+    if body.text is not None:
+        if kind != "text":
+            raise UsageError("this site's model takes images; send 'image' (base64 file bytes), not 'text'")
+        return Item("text", body.text, body.text.encode("utf-8"), dict(body.groups), role)
+    if kind != "image":
+        raise UsageError("this site's model takes text; send 'text', not 'image'")
+    raw = _base64(body.image or "")
+    from edge_agent.transitions import decode_payload
+
+    image = await run_in_threadpool(decode_payload, "image", raw)
+    return Item("image", image, raw, dict(body.groups), role)
+
+
+def _base64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputFileError("'image' is not valid base64") from exc
+
+
+def _entry(entry: ChainEntry) -> dict[str, Any]:
+    return {"seq": entry.seq, "created_at": entry.created_at, "fields": entry.fields, "hash": entry.hash}
+
+
+def http_status(error: GenbaError) -> int:
+    status = getattr(error, "status", None)  # agent and serving errors carry their own
+    if isinstance(status, int):
+        return status
+    if isinstance(error, UnknownItemError):
+        return 404
+    if isinstance(error, BundleError):
+        return 422
+    if isinstance(error, UsageError):
+        return 400
+    return 500
+
+
+def error_code(error: Exception) -> str:
+    name = type(error).__name__.removesuffix("Error") or "Genba"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GenbaError)
+    async def genba_error(request: Request, error: GenbaError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if http_status(error) == 401 else None
+        return _error(http_status(error), error_code(error), str(error), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = error.errors()
+        first = problems[0] if problems else {}
+        if first.get("type") == "json_invalid":
+            return _error(400, "malformed_json", "the request body is not valid JSON")
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        return _error(422, "invalid_request", f"{where}: {message}{more}")
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)

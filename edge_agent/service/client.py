@@ -1,0 +1,244 @@
+"""Typed client of the agent's local API, for the GUI, the CLI and integrations.
+
+It imports httpx and the kernel's errors only: no torch, ONNX Runtime or flwr,
+so it is cheap to import from a desktop app. Every failure is a
+:class:`genba.errors.AgentError` with the agent's own one-line message.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from edge_agent.site import ROLES, SiteFolder
+from genba.errors import (
+    AgentError,
+    AgentUnavailableError,
+    AuthenticationError,
+    InstallRefusedError,
+    KeyFileError,
+    PermissionDeniedError,
+    RolloutError,
+)
+
+
+@dataclass(frozen=True)
+class ModelAnswer:
+    label: str | None
+    score: float | None
+    scores: dict[str, float]
+    model_name: str
+    model_version: int
+    stage: str
+    provider: str
+    latency_ms: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelAnswer:
+        return cls(
+            label=data["label"],
+            score=data["score"],
+            scores=dict(data.get("scores") or {}),
+            model_name=data["model"]["name"],
+            model_version=int(data["model"]["version"]),
+            stage=data["stage"],
+            provider=data["provider"],
+            latency_ms=float(data["latency_ms"]),
+        )
+
+
+@dataclass(frozen=True)
+class PredictResult(ModelAnswer):
+    input_id: int = 0
+    prediction_id: int = 0
+    suggestion: ModelAnswer | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PredictResult:
+        base = ModelAnswer.from_json(data)
+        suggestion = ModelAnswer.from_json(data["suggestion"]) if data.get("suggestion") else None
+        return cls(
+            **vars(base),
+            input_id=int(data["input_id"]),
+            prediction_id=int(data["prediction_id"]),
+            suggestion=suggestion,
+        )
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    label_id: int
+    input_id: int
+    label: str
+    split: str
+    is_correction: bool
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    input_id: int
+    kind: str
+    text: str | None
+    label: str | None
+    score: float | None
+    margin: float | None
+    created_at: float
+
+
+_ERRORS: dict[int, type[AgentError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    409: RolloutError,
+    503: AgentUnavailableError,
+}
+
+
+class AgentClient:
+    """``AgentClient.for_site(data_dir)`` finds the running agent and the best token this user may read."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport, trust_env=False
+        )  # never a proxy: the agent is on loopback
+
+    @classmethod
+    def for_site(cls, data_dir: Path, role: str | None = None, *, timeout: float = 30.0) -> AgentClient:
+        site = SiteFolder(data_dir).require_initialized()
+        url = site.read_address()["url"]
+        return cls(url, _token(site, role), timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ calls
+
+    def health(self) -> bool:
+        return self._call("GET", "/health").get("status") == "ok"
+
+    def predict(
+        self, text: str | None = None, *, image: bytes | None = None, groups: dict[str, str] | None = None
+    ) -> PredictResult:
+        return PredictResult.from_json(self._call("POST", "/v1/predict", json=_item(text, image, groups)))
+
+    def predict_batch(self, texts: list[str], groups: dict[str, str] | None = None) -> list[PredictResult]:
+        body = {"items": [_item(text, None, groups) for text in texts]}
+        return [
+            PredictResult.from_json(d) for d in self._call("POST", "/v1/predict/batch", json=body)["items"]
+        ]
+
+    def label(
+        self,
+        input_id: int,
+        label: str,
+        *,
+        operator_seconds: float | None = None,
+        groups: dict[str, str] | None = None,
+        split: str | None = None,
+    ) -> LabelResult:
+        body: dict[str, Any] = {"input_id": input_id, "label": label, "groups": groups or {}}
+        if operator_seconds is not None:
+            body["operator_seconds"] = operator_seconds
+        if split is not None:
+            body["split"] = split
+        return LabelResult(**self._call("POST", "/v1/labels", json=body))
+
+    def queue(self, limit: int = 20) -> list[QueueEntry]:
+        return [QueueEntry(**d) for d in self._call("GET", "/v1/queue", params={"limit": limit})["items"]]
+
+    def status(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/status")
+
+    def models(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/models")
+
+    def install(self, bundle: Path, *, rollback: bool = False) -> dict[str, Any]:
+        body = {"path": str(Path(bundle).resolve()), "rollback": rollback}
+        return self._call("POST", "/v1/models/install", json=body, timeout=300.0)
+
+    def promote(self, to_stage: str | None = None) -> dict[str, Any]:
+        return self._call("POST", "/v1/models/promote", json={"to_stage": to_stage}, timeout=300.0)
+
+    def rollback(self, version: int | None = None) -> dict[str, Any]:
+        return self._call("POST", "/v1/models/rollback", json={"version": version}, timeout=300.0)
+
+    def gates(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/gates", timeout=300.0)
+
+    def kpis(self, days: int = 30) -> dict[str, Any]:
+        return self._call("GET", "/v1/kpis", params={"days": days})
+
+    def egress(self, limit: int = 100) -> dict[str, Any]:
+        return self._call("GET", "/v1/egress", params={"limit": limit})
+
+    def audit(self, limit: int = 100) -> dict[str, Any]:
+        return self._call("GET", "/v1/audit", params={"limit": limit})
+
+    def _call(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
+        try:
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise AgentUnavailableError(f"the agent at {self.base_url} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise AgentUnavailableError(
+                f"cannot reach the agent at {self.base_url} ({type(exc).__name__}); "
+                "is 'genba agent serve' running?"
+            ) from exc
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.json()
+
+
+def _item(text: str | None, image: bytes | None, groups: dict[str, str] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"groups": groups or {}}
+    if text is not None:
+        body["text"] = text
+    if image is not None:
+        body["image"] = base64.b64encode(image).decode("ascii")
+    return body
+
+
+def _error_from(response: httpx.Response) -> AgentError:
+    try:
+        message = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = f"the agent answered HTTP {response.status_code}"
+    if response.status_code == 409 and "install" in response.request.url.path:
+        return InstallRefusedError(message)
+    error = _ERRORS.get(response.status_code, AgentError)(message)
+    error.status = response.status_code
+    return error
+
+
+def _token(site: SiteFolder, role: str | None) -> str:
+    """The requested role's token, or the most capable one this user may read."""
+    for candidate in [role] if role else ["supervisor", "operator", "integration"]:
+        assert candidate in ROLES, candidate
+        try:
+            return site.read_token(candidate)
+        except KeyFileError:
+            if role:
+                raise
+    raise KeyFileError(
+        f"this user may read no token in {site.tokens_dir}; ask IT to add you to a genba group"
+    )

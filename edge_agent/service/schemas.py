@@ -1,0 +1,130 @@
+"""Request and response bodies of the local API (pydantic; strict, unknown fields refused)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+GroupName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+GroupValue = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Groups = Annotated[dict[GroupName, GroupValue], Field(max_length=16)]
+LabelName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PredictRequest(Strict):
+    """One input: ``text`` for text bundles, or ``image`` (base64 file bytes) for image bundles."""
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000)] | None = None
+    image: Annotated[str, StringConstraints(min_length=4, max_length=2_000_000)] | None = None
+    groups: Groups = Field(default_factory=dict, description="tags such as line, shift, product")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> PredictRequest:
+        if (self.text is None) == (self.image is None):
+            raise ValueError("give exactly one of 'text' or 'image'")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("'text' is empty (only whitespace)")
+        return self
+
+
+class PredictBatchRequest(Strict):
+    items: Annotated[list[PredictRequest], Field(min_length=1, max_length=256)]
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: int
+
+
+class ModelAnswerOut(BaseModel):
+    label: str | None
+    score: float | None
+    scores: dict[str, float]
+    model: ModelRef
+    stage: str
+    provider: str
+    latency_ms: float
+
+
+class PredictResponse(ModelAnswerOut):
+    input_id: int
+    prediction_id: int
+    suggestion: ModelAnswerOut | None = Field(
+        None, description="the pilot candidate's answer, a marked suggestion that never replaces production's"
+    )
+
+
+class PredictBatchResponse(BaseModel):
+    items: list[PredictResponse]
+
+
+class LabelRequest(Strict):
+    input_id: Annotated[int, Field(ge=1)]
+    label: LabelName
+    operator_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
+    groups: Groups = Field(default_factory=dict)
+    split: Literal["train", "holdout"] | None = Field(
+        None, description="holdout labels judge candidates and are never trained on; default: a fixed share"
+    )
+
+
+class LabelResponse(BaseModel):
+    label_id: int
+    input_id: int
+    label: str
+    split: str
+    is_correction: bool
+
+
+class QueueEntry(BaseModel):
+    input_id: int
+    kind: str
+    text: str | None
+    label: str | None
+    score: float | None
+    margin: float | None
+    created_at: float
+
+
+class QueueResponse(BaseModel):
+    items: list[QueueEntry]
+
+
+class InstallRequest(Strict):
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    rollback: bool = False
+
+
+class PromoteRequest(Strict):
+    to_stage: Literal["pilot", "production"] | None = None
+
+
+class RollbackRequest(Strict):
+    version: Annotated[int, Field(ge=0)] | None = None
+
+
+class ChainEntryOut(BaseModel):
+    seq: int
+    created_at: float
+    fields: dict[str, Any]
+    hash: str
+
+
+class ChainResponse(BaseModel):
+    entries: list[ChainEntryOut]
+    verified: bool = Field(description="whether the whole hash chain verified when this was read")
+    totals: dict[str, int] | None = Field(None, description="egress only: bytes that left, by kind")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,138 @@
+"""The site's data folder: its layout, creation (``genba agent init``), keys, tokens and address file.
+
+::
+
+    DATA/
+      agent.toml        settings (edge_agent.config)
+      trusted/          public keys whose signatures this site accepts (*.pem, *.pub)
+      tokens/           one bearer token per role: operator, supervisor, integration
+      models/           installed bundles, verified copies (never edited in place)
+      store.db          the site store (SQLite, WAL)
+      agent.addr        JSON with the running agent's URL, written once it listens
+      agent.lock        held by the one agent serving this folder
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genba import keys
+from genba.errors import AgentUnavailableError, KeyFileError, UsageError
+
+TOKEN_MODE_GROUP = 0o640
+TOKEN_MODE_PRIVATE = 0o600
+ROLES = ("operator", "supervisor", "integration")
+
+
+@dataclass(frozen=True)
+class SiteFolder:
+    root: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "agent.toml"
+
+    @property
+    def trusted_dir(self) -> Path:
+        return self.root / "trusted"
+
+    @property
+    def tokens_dir(self) -> Path:
+        return self.root / "tokens"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def store_file(self) -> Path:
+        return self.root / "store.db"
+
+    @property
+    def address_file(self) -> Path:
+        return self.root / "agent.addr"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "agent.lock"
+
+    def token_file(self, role: str) -> Path:
+        return self.tokens_dir / f"{role}.token"
+
+    def require_initialized(self) -> SiteFolder:
+        if not self.config_file.is_file():
+            raise UsageError(
+                f"{self.root} is not a Genba site folder (no agent.toml); "
+                "create it with 'genba agent init --data DIR --trust KEY'"
+            )
+        return self
+
+    def trusted_keys(self) -> list[Any]:
+        files = sorted(p for p in self.trusted_dir.glob("*") if p.suffix in (".pem", ".pub"))
+        if not files:
+            raise KeyFileError(
+                f"{self.trusted_dir} holds no trusted public key; add one with 'genba agent init'"
+            )
+        return [keys.load_public_key(path) for path in files]
+
+    def read_token(self, role: str) -> str:
+        path = self.token_file(role)
+        try:
+            return path.read_text(encoding="ascii").strip()
+        except FileNotFoundError as exc:
+            raise KeyFileError(f"no {role} token at {path}; is this a Genba site folder?") from exc
+        except PermissionError as exc:
+            raise KeyFileError(
+                f"cannot read the {role} token {path}: this user is not in the group that may use it"
+            ) from exc
+
+    def read_address(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.address_file.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError) as exc:
+            raise AgentUnavailableError(
+                f"the agent for {self.root} is not running; "
+                f"start it with 'genba agent serve --data {self.root}'"
+            ) from exc
+        if not isinstance(data, dict) or "url" not in data:
+            raise AgentUnavailableError(f"{self.address_file} is damaged; restart the agent")
+        return data
+
+    def write_address(self, url: str, pid: int) -> None:
+        payload = json.dumps({"url": url, "pid": pid, "openapi": url + "/openapi.json"})
+        temporary = self.address_file.with_suffix(".addr.tmp")
+        temporary.write_text(payload, encoding="utf-8")
+        os.replace(temporary, self.address_file)
+
+    def clear_address(self, pid: int) -> None:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, AgentUnavailableError):
+            if self.read_address().get("pid") == pid:
+                self.address_file.unlink()
+
+    def kit_site_name(self) -> str | None:
+        config = tomllib.loads(self.config_file.read_text(encoding="utf-8"))
+        site = config.get("site", {})
+        return site.get("name") if isinstance(site, dict) else None
+
+
+@contextlib.contextmanager
+def exclusive_agent(site: SiteFolder) -> Iterator[None]:
+    """Hold the folder's lock while serving: two agents on one store would fight over its slots."""
+    import fcntl
+
+    handle = site.lock_file.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UsageError(f"another agent is already serving {site.root}; stop it first") from exc
+        yield
+    finally:
+        handle.close()

@@ -1,0 +1,273 @@
+"""Install, promote, roll back: every change of the model slots.
+
+Each change is decided first, committed to the store in one transaction with its
+audit entry, and only then swapped in memory. A crash before the commit changes
+nothing; after it, the restarted agent loads what the store says. A model that
+cannot be verified or loaded never reaches a slot, and production keeps serving.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_agent.library import BundleIdentity, LoadedModel
+from edge_agent.rollout import CANDIDATE_STAGES, check_target, next_stage
+from edge_agent.store import ModelRow, Transition
+from genba.errors import GenbaError, InputFileError, InstallRefusedError, RolloutError, UnknownItemError
+
+if TYPE_CHECKING:
+    from edge_agent.agent import Agent
+
+log = logging.getLogger(__name__)
+
+
+def decode_payload(kind: str, payload: bytes) -> Any:
+    """Stored bytes back into what the model takes: text, or a decoded image."""
+    if kind == "text":
+        return payload.decode("utf-8")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(payload))
+        image.load()
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputFileError(
+            "the image cannot be decoded (PNG, JPEG or another format Pillow reads)"
+        ) from exc
+    return image
+
+
+def load_slots(agent: Agent) -> None:
+    """At start: load what the store says is in the slots, verifying each copy again."""
+    from edge_agent.agent import Active
+
+    slots = agent.store.slots()
+    production = _load_or_report(agent, slots.production.model_id) if slots.production else None
+    candidate = _load_or_report(agent, slots.candidate.model_id) if slots.candidate else None
+    agent.active = Active(
+        production=production,
+        candidate=candidate,
+        stage=slots.candidate.stage if slots.candidate and candidate else None,
+        since=slots.candidate.since if slots.candidate else 0.0,
+    )
+
+
+def _load_or_report(agent: Agent, model_id: int) -> LoadedModel | None:
+    row = agent.store.get_model(model_id)
+    try:
+        return agent.library.load(row.id, Path(row.path))
+    except GenbaError as error:
+        problem = f"{row.name} v{row.version} was refused at load: {error}"
+        agent.load_problems.append(problem)
+        agent.store.append_audit("load_refused", "system", {"model_id": row.id, "reason": str(error)})
+        log.error(problem)
+        return None
+
+
+def install(agent: Agent, source: Path, *, actor: str, rollback: bool = False) -> dict[str, Any]:
+    """Verify, copy in and load a bundle; it becomes the candidate in shadow (or production on a new site)."""
+    with agent.switch_lock:
+        path, identity = agent.library.copy_in(source)
+        _refuse_unwanted(agent, identity, rollback or identity.rollback)
+        row = agent.store.find_model(identity.name, identity.version) or agent.store.add_model(
+            name=identity.name,
+            version=identity.version,
+            manifest_sha256=identity.manifest_sha256,
+            path=str(path),
+            signer_key_id=identity.signer_key_id,
+            lineage=identity.manifest.get("lineage") or {},
+            manifest=identity.manifest,
+            installed_by=actor,
+        )
+        loaded = agent.library.load(row.id, path)
+        active = agent.active
+        if active.production is None:
+            _apply(
+                agent,
+                Transition(
+                    event="install",
+                    actor=actor,
+                    model_id=row.id,
+                    from_stage=None,
+                    to_stage="production",
+                    outcome="install",
+                    production=row.id,
+                    production_change="promote",
+                    details={"model": identity.label, "reason": "first model at this site"},
+                ),
+                production=loaded,
+            )
+        else:
+            replaced = active.candidate.identity.label if active.candidate else None
+            _apply(
+                agent,
+                Transition(
+                    event="replace_candidate" if replaced else "install",
+                    actor=actor,
+                    model_id=row.id,
+                    from_stage=None,
+                    to_stage="shadow",
+                    outcome="replace" if replaced else "install",
+                    candidate=(row.id, "shadow"),
+                    details={
+                        "model": identity.label,
+                        "replaced": replaced,
+                        "rollback": rollback or identity.rollback,
+                    },
+                ),
+                candidate=loaded,
+                stage="shadow",
+            )
+        return {
+            "installed": loaded.describe(),
+            "slot": "production" if active.production is None else "candidate",
+        }
+
+
+def _refuse_unwanted(agent: Agent, identity: BundleIdentity, rollback: bool) -> None:
+    existing = agent.store.find_model(identity.name, identity.version)
+    if existing is not None and existing.manifest_sha256 != identity.manifest_sha256:
+        raise InstallRefusedError(
+            f"a different bundle named {identity.label} is already installed; "
+            "IT must give a new version a new number"
+        )
+    active = agent.active
+    for loaded, slot in ((active.production, "production"), (active.candidate, "the candidate")):
+        if loaded is not None and loaded.identity.manifest_sha256 == identity.manifest_sha256:
+            raise InstallRefusedError(f"{identity.label} is already {slot}")
+    production = active.production
+    same_model = production is not None and production.identity.name == identity.name
+    if same_model and not rollback and production is not None and identity.version < production.version:
+        raise InstallRefusedError(
+            f"{identity.label} is older than production v{production.version}; "
+            "going back is a rollback: use 'genba agent rollback' or install with --rollback"
+        )
+
+
+def promote(agent: Agent, *, actor: str, to_stage: str | None = None, gated: bool = False) -> dict[str, Any]:
+    """Move the candidate to its next stage (or ``to_stage``); to production is the atomic switch."""
+    with agent.switch_lock:
+        active = agent.active
+        if active.candidate is None or active.stage not in CANDIDATE_STAGES:
+            raise RolloutError("there is no candidate to promote; install a bundle first")
+        target = to_stage or next_stage(active.stage)
+        check_target(active.stage, target)
+        report = agent.gate_report()
+        if gated and (report is None or not (report.ready and report.passed)):
+            return {"promoted": False, "gates": report.to_json() if report else None}
+        gates = report.to_json() if report else None
+        candidate = active.candidate
+        common: dict[str, Any] = {
+            "actor": actor,
+            "model_id": candidate.model_id,
+            "from_stage": active.stage,
+            "to_stage": target,
+            "gates": gates,
+            "details": {"model": candidate.identity.label, "by_gates": gated},
+        }
+        if target == "production":
+            previous = active.production.identity.label if active.production else None
+            common["details"]["replaced"] = previous
+            _apply(
+                agent,
+                Transition(
+                    event="promote",
+                    outcome="advance",
+                    production=candidate.model_id,
+                    production_change="promote",
+                    candidate=None,
+                    **common,
+                ),
+                production=candidate,
+                candidate=None,
+                stage=None,
+            )
+        else:
+            _apply(
+                agent,
+                Transition(
+                    event="advance", outcome="advance", candidate=(candidate.model_id, target), **common
+                ),
+                candidate=candidate,
+                stage=target,
+            )
+        return {"promoted": True, "model": candidate.identity.label, "stage": target, "gates": gates}
+
+
+def advance_if_gates_pass(agent: Agent) -> None:
+    report = agent.gate_report()
+    if report is not None and report.ready and report.passed:
+        result = promote(agent, actor="gates", gated=True)
+        if result["promoted"]:
+            log.info("gates passed: %s moved to %s", result["model"], result["stage"])
+
+
+def rollback(agent: Agent, *, actor: str, version: int | None = None) -> dict[str, Any]:
+    """Put the previous production model (or an installed ``version``) back into production now."""
+    with agent.switch_lock:
+        current = agent.active.production
+        row = _rollback_row(agent, version)
+        if current is not None and row.id == current.model_id:
+            raise RolloutError(f"{row.name} v{row.version} is already production")
+        loaded = agent.library.load(row.id, Path(row.path))
+        _apply(
+            agent,
+            Transition(
+                event="rollback",
+                actor=actor,
+                model_id=row.id,
+                from_stage="production",
+                to_stage="production",
+                outcome="rollback",
+                production=row.id,
+                production_change="rollback",
+                details={
+                    "model": loaded.identity.label,
+                    "replaced": current.identity.label if current else None,
+                },
+            ),
+            production=loaded,
+        )
+        return {"rolled_back_to": loaded.describe(), "replaced": current.identity.label if current else None}
+
+
+def _rollback_row(agent: Agent, version: int | None) -> ModelRow:
+    if version is None:
+        target = agent.store.rollback_target()
+        if target is None:
+            raise RolloutError("there is no previous production model to roll back to")
+        return agent.store.get_model(target)
+    name = agent.active.production.identity.name if agent.active.production else None
+    row = agent.store.find_model(name, version) or agent.store.find_model(None, version)
+    if row is None:
+        raise UnknownItemError(f"no installed model has version {version}; see 'genba agent status'")
+    return row
+
+
+_KEEP: Any = object()
+
+
+def _apply(
+    agent: Agent,
+    transition: Transition,
+    *,
+    production: LoadedModel | None = _KEEP,
+    candidate: LoadedModel | None = _KEEP,
+    stage: str | None = _KEEP,
+) -> None:
+    """Commit the transition, then swap the in-memory slots in one reference assignment."""
+    from edge_agent.agent import Active
+
+    agent.store.apply_transition(transition)
+    now = agent.store.slots().candidate
+    before = agent.active
+    agent.active = Active(
+        production=before.production if production is _KEEP else production,
+        candidate=before.candidate if candidate is _KEEP else candidate,
+        stage=before.stage if stage is _KEEP else stage,
+        since=now.since if now else 0.0,
+    )
+    agent.wake()

@@ -1,0 +1,107 @@
+"""Helpers for agent tests: site settings, bundle versions, a real agent process. Loaded by path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from edge_agent.service.client import AgentClient
+from edge_agent.site import SiteFolder
+from genba import env, keys
+from genba.bundle import BundleWriter, verify_directory
+
+#: Gates small enough for a test to walk a candidate through every stage in seconds.
+TEST_SETTINGS: dict[str, dict[str, Any]] = {
+    "runtime": {"provider": "cpu", "intra_op_threads": 1},
+    "gates": {
+        "min_items": 12,
+        "min_labels": 6,
+        "min_agreement": 0.5,
+        "evaluate_every_s": 0.2,
+        "latency_p95_budget_ms": 5000.0,
+    },
+    "batching": {"max_batch_size": 16, "max_wait_ms": 2.0},
+}
+
+
+def write_settings(site: SiteFolder, settings: dict[str, dict[str, Any]]) -> None:
+    document = tomllib.loads(site.config_file.read_text(encoding="utf-8"))
+    for section, values in settings.items():
+        document.setdefault(section, {}).update(values)
+    site.config_file.write_text(tomli_w.dumps(document), encoding="utf-8")
+
+
+def reversion(
+    bundle: Path, key_path: Path, out: Path, version: int, edit: Callable[[Path], None] | None = None
+) -> Path:
+    """A signed copy of ``bundle`` with another version number (and optionally edited files)."""
+    verified = verify_directory(bundle, None)
+    with BundleWriter(out) as writer:
+        for name in verified.manifest["files"]:
+            (writer.root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(bundle / name, writer.root / name)
+        if edit is not None:
+            edit(writer.root)
+        manifest = {k: v for k, v in verified.manifest.items() if k not in {"files", "signer"}}
+        manifest["model"] = {**manifest["model"], "version": version}
+        return writer.commit(manifest, keys.load_private_key(key_path))
+
+
+class AgentProcess:
+    """``genba agent serve`` in a child process, as a site runs it."""
+
+    def __init__(self, site: SiteFolder, log_path: Path) -> None:
+        self.site = site
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> AgentProcess:
+        self.site.address_file.unlink(missing_ok=True)
+        log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "genba", "agent", "serve", "--data", str(self.site.root)]
+        self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env.child_environment())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"agent exited with {self.process.returncode}: {self.log()}")
+            if self.site.address_file.exists():
+                return self
+            time.sleep(0.05)
+        raise AssertionError(f"agent did not start in {timeout} s: {self.log()}")
+
+    @property
+    def url(self) -> str:
+        return str(json.loads(self.site.address_file.read_text())["url"])
+
+    def client(self, role: str = "supervisor") -> AgentClient:
+        return AgentClient(self.url, self.site.read_token(role))
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=30)
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

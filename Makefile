@@ -30,6 +30,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/export_infer.py
+	$(BIN)/python bench/agent_api.py
 
 clean:
 	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

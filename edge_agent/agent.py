@@ -61,7 +61,8 @@ class Agent:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._accuracy_cache: dict[tuple[int, int, int], float | None] = {}
+        self._accuracy_cache: dict[tuple[int, int], float | None] = {}
+        self.held_back: set[tuple[int, str]] = set()  # (model, stage) already recorded as held by the gates
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -107,6 +108,9 @@ class Agent:
 
     async def apredict(self, items: Sequence[Item]) -> list[Answer]:
         return await self._batcher.run_many(list(items))
+
+    async def apredict_one(self, item: Item) -> Answer:
+        return await self._batcher.run(item)
 
     def expected_input_kind(self) -> str:
         production = self.active.production
@@ -233,8 +237,10 @@ class Agent:
         )
         if loaded is None or not held_out or not loaded.model.is_classifier:
             return None
-        key = (model_id, len(held_out), max(item.input_id for item in held_out))
+        key = (model_id, hash(tuple((item.input_id, item.label) for item in held_out)))
         if key not in self._accuracy_cache:
+            if len(self._accuracy_cache) > 64:
+                self._accuracy_cache.clear()
             from edge_agent.transitions import decode_payload
 
             values = [decode_payload(item.kind, item.payload) for item in held_out]
@@ -250,6 +256,7 @@ class Agent:
         from edge_agent import transitions
 
         last_kpis = 0.0
+        last_prune = self.clock()  # start() has just pruned
         while not self._stopping.is_set():
             self._wake.wait(timeout=self.config.gates.evaluate_every_s)
             self._wake.clear()
@@ -261,8 +268,11 @@ class Agent:
                 if self.clock() - last_kpis > 60.0:
                     self.store.refresh_kpi_daily()
                     last_kpis = self.clock()
+                if self.clock() - last_prune > 86_400.0:
+                    self.store.prune(keep_days=self.config.store.retention_days)
+                    last_prune = self.clock()
             except GenbaError as error:
-                log.warning("gate evaluation failed: %s", error)
+                log.warning("gate evaluation or store upkeep failed: %s", error)
             self._stopping.wait(timeout=min(1.0, self.config.gates.evaluate_every_s))
 
     # ---------------------------------------------------------------- slots

@@ -185,6 +185,7 @@ provider = "auto"            # auto: CUDA when it really loads, else CPU | gpu: 
 intra_op_threads = 0         # 0 = one per physical core
 graph_optimization = "all"
 io_binding = "auto"          # auto: on with CUDA
+spin_wait = true             # ONNX Runtime threads spin between runs (lower batch-1 latency, busier cores)
 
 [batching]
 max_batch_size = 32          # concurrent requests share one batch up to this size

@@ -198,11 +198,24 @@ def promote(agent: Agent, *, actor: str, to_stage: str | None = None, gated: boo
 
 
 def advance_if_gates_pass(agent: Agent) -> None:
+    """Advance the candidate when its gates pass; record once per stage when they hold it back."""
     report = agent.gate_report()
-    if report is not None and report.ready and report.passed:
+    if report is None or not report.ready:
+        return
+    if report.passed:
         result = promote(agent, actor="gates", gated=True)
         if result["promoted"]:
             log.info("gates passed: %s moved to %s", result["model"], result["stage"])
+        return
+    key = (report.model_id, report.stage)
+    if key not in agent.held_back:
+        agent.held_back.add(key)
+        next_one = next_stage(report.stage)
+        agent.store.record_decision(
+            report.model_id, report.stage, next_one, "gates", "hold", report.to_json()
+        )
+        failed = ", ".join(g.name for g in report.gates if not g.passed)
+        log.warning("gates hold model %s in %s: %s", report.model_id, report.stage, failed)
 
 
 def rollback(agent: Agent, *, actor: str, version: int | None = None) -> dict[str, Any]:

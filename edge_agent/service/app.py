@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,9 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     )
     _install_error_handlers(app)
 
-    def role_with(permission: str) -> Callable[..., str]:
-        def dependency(authorization: str | None = Header(None)) -> str:
+    def role_with(permission: str) -> Callable[..., Awaitable[str]]:
+        async def dependency(authorization: str | None = Header(None)) -> str:
+            # async: a plain def dependency would cost a thread-pool hop on every request
             return authorize(tokens.role_for(authorization), permission)
 
         return dependency
@@ -70,8 +71,7 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     @app.post("/v1/predict", response_model=schemas.PredictResponse, tags=["predict"])
     async def predict(body: schemas.PredictRequest, role: str = predict_role) -> Any:
         item = await _item(agent, body, role, config)
-        (answer,) = await agent.apredict([item])
-        return answer.to_json()
+        return (await agent.apredict_one(item)).to_json()
 
     @app.post("/v1/predict/batch", response_model=schemas.PredictBatchResponse, tags=["predict"])
     async def predict_batch(body: schemas.PredictBatchRequest, role: str = predict_role) -> Any:
@@ -146,7 +146,9 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
 
     @app.get("/v1/egress", response_model=schemas.ChainResponse, tags=["privacy"])
     def egress(
-        limit: int = Query(100, ge=1, le=5000), offset: int = Query(0, ge=0), role: str = read_role
+        limit: int = Query(100, ge=1, le=5000),
+        offset: int = Query(0, ge=0, le=1_000_000_000),
+        role: str = read_role,
     ) -> Any:
         entries = agent.store.egress(limit=limit, offset=offset)
         return {
@@ -157,7 +159,9 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
 
     @app.get("/v1/audit", response_model=schemas.ChainResponse, tags=["privacy"])
     def audit(
-        limit: int = Query(100, ge=1, le=5000), offset: int = Query(0, ge=0), role: str = read_role
+        limit: int = Query(100, ge=1, le=5000),
+        offset: int = Query(0, ge=0, le=1_000_000_000),
+        role: str = read_role,
     ) -> Any:
         entries = agent.store.audit(limit=limit, offset=offset)
         return {"entries": [_entry(e) for e in entries], "verified": agent.store.verify_chains()["audit"].ok}

@@ -64,7 +64,7 @@ class PredictBatchResponse(BaseModel):
 
 
 class LabelRequest(Strict):
-    input_id: Annotated[int, Field(ge=1)]
+    input_id: Annotated[int, Field(ge=1, le=2**62)]
     label: LabelName
     operator_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
     groups: Groups = Field(default_factory=dict)
@@ -105,7 +105,7 @@ class PromoteRequest(Strict):
 
 
 class RollbackRequest(Strict):
-    version: Annotated[int, Field(ge=0)] | None = None
+    version: Annotated[int, Field(ge=0, le=2**31)] | None = None
 
 
 class ChainEntryOut(BaseModel):

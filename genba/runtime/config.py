@@ -35,6 +35,7 @@ class RuntimeConfig:
     graph_optimization: GraphOptimization = "all"
     cuda_device_id: int = 0
     io_binding: IoBinding = "auto"
+    spin_wait: bool = True
 
     def __post_init__(self) -> None:
         problems: list[str] = []

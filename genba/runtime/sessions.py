@@ -70,6 +70,10 @@ def session_options(config: RuntimeConfig) -> onnxruntime.SessionOptions:
     # of MB, mostly attention scores), a fair price on a dedicated PC; nothing measured says otherwise.
     options.enable_cpu_mem_arena = True
     # Errors only: a failed CUDA attempt under "auto" is expected on CPU-only PCs.
+    # ONNX Runtime's worker threads spin after each run waiting for the next one. That
+    # helps a tight loop of runs (export, benchmarks) but on a small PC serving HTTP
+    # they burn the cores the request handling needs, so the agent turns it off.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spin_wait else "0")
     options.log_severity_level = 3
     return options
 

@@ -43,7 +43,7 @@ def test_no_request_makes_the_agent_fail(fuzzed_agent: Any) -> None:
     assert len(operations) >= 12
     for operation in operations:
 
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
         @given(case=operation.as_strategy())
         def check(case: Any) -> None:
             case.call_and_validate(

@@ -152,3 +152,50 @@ def test_a_restart_keeps_models_stage_predictions_and_chains(
         assert client.kpis()["summary"]["predictions"] == kpis_before["predictions"]
         assert client.audit()["verified"] and client.egress()["verified"]
         assert client.predict(TEXTS[0]).suggestion is not None  # still in pilot after the restart
+
+
+def _spoil_head(root: Path) -> None:
+    """Negate the head's weights: the candidate now ranks every class the other way round."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(root / "head.onnx")
+    for index, tensor in enumerate(model.graph.initializer):
+        spoiled = numpy_helper.from_array(-numpy_helper.to_array(tensor), tensor.name)
+        model.graph.initializer[index].CopyFrom(spoiled)
+    onnx.save(model, root / "head.onnx")
+    assert np.any(numpy_helper.to_array(model.graph.initializer[0]) != 0)
+
+
+def test_a_candidate_worse_on_held_out_labels_is_held_in_shadow(
+    make_site: Callable[..., SiteFolder],
+    agent_process: Callable[..., Any],
+    bundle_versions: dict[int, Path],
+    make_version: Callable[..., Path],
+    waiter: Callable[..., Any],
+) -> None:
+    site = make_site()
+    agent = agent_process(site)
+    worse = make_version(bundle_versions[1], 5, edit=_spoil_head)
+    with agent.client() as client:
+        client.install(bundle_versions[1])
+        _label_holdout(client, _feed(client, 1), 8)  # the operators confirm production's answers
+        client.install(worse)
+        _feed(client, 3)
+        held = waiter(
+            lambda: [d for d in client.gates()["decisions"] if d["outcome"] == "hold"],
+            what="the gates holding the candidate back",
+        )
+        assert (
+            held[0]["from_stage"] == "shadow"
+            and held[0]["to_stage"] == "pilot"
+            and held[0]["actor"] == "gates"
+        )
+        gates = {g["name"]: g for g in client.gates()["gates"]["gates"]}
+        assert gates["accuracy"]["passed"] is False and gates["accuracy"]["value"] < 0
+        assert gates["items"]["passed"] is True
+        _feed(client, 1)
+        status = client.status()
+        assert status["candidate"]["version"] == 5 and status["candidate"]["stage"] == "shadow"
+        assert status["production"]["version"] == 1

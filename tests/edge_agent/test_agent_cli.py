@@ -1,0 +1,73 @@
+"""`genba agent ...`: offline on the site folder, and through the running agent's API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.site import SiteFolder
+from genba.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out) if code == 0 and captured.out.strip() else None
+    return code, payload, captured.err
+
+
+def test_a_site_is_prepared_offline_then_managed_through_its_agent(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    keypair: tuple[Path, Path],
+    bundle_versions: dict[int, Path],
+    agent_process: Callable[..., Any],
+    agent_harness: Any,
+) -> None:
+    data = str(tmp_path / "site")
+    code, created, _ = _run(
+        capsys, "agent", "init", "--data", data, "--trust", str(keypair[1]), "--site", "line-1"
+    )
+    assert code == 0 and set(created["tokens"]) == {"operator", "supervisor", "integration"}
+    site = SiteFolder(Path(data))
+    agent_harness.write_settings(site, {"runtime": {"provider": "cpu"}, "gates": {"auto_advance": False}})
+
+    code, installed, _ = _run(capsys, "agent", "install", "--data", data, str(bundle_versions[1]))
+    assert code == 0 and installed["slot"] == "production"  # no agent running: done on the folder
+    code, status, _ = _run(capsys, "agent", "status", "--data", data)
+    assert code == 0 and status["production"]["version"] == 1 and status["site"] == "line-1"
+
+    agent_process(site)
+    code, installed, _ = _run(capsys, "agent", "install", "--data", data, str(bundle_versions[2]))
+    assert code == 0 and installed["slot"] == "candidate"
+    code, promoted, _ = _run(capsys, "agent", "promote", "--data", data, "--to", "production")
+    assert code == 0 and promoted["stage"] == "production"
+    code, rolled, _ = _run(capsys, "agent", "rollback", "--data", data)
+    assert code == 0 and rolled["rolled_back_to"]["version"] == 1
+    code, status, _ = _run(capsys, "agent", "status", "--data", data)
+    assert status["role"] == "supervisor" and status["production"]["version"] == 1
+
+
+def test_agent_commands_fail_with_one_line_and_an_exit_code(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    keypair: tuple[Path, Path],
+    bundle_versions: dict[int, Path],
+    other_keypair: tuple[Path, Path],
+    make_version: Callable[..., Path],
+) -> None:
+    code, _, err = _run(capsys, "agent", "status", "--data", str(tmp_path / "nowhere"))
+    assert code == 2 and "not a Genba site folder" in err and err.count("\n") == 1
+    data = str(tmp_path / "site")
+    _run(capsys, "agent", "init", "--data", data, "--trust", str(keypair[1]))
+    foreign = make_version(bundle_versions[1], 4, key=other_keypair[0])
+    code, _, err = _run(capsys, "agent", "install", "--data", data, str(foreign))
+    assert code == 3 and err.startswith("genba agent install: error:") and "invalid" in err
+    code, _, err = _run(capsys, "agent", "promote", "--data", data)
+    assert code == 7 and "no candidate" in err
+    code, _, err = _run(capsys, "agent", "init", "--data", data, "--trust", str(keypair[1]))
+    assert code == 2 and "already a site folder" in err

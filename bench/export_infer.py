@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchtexts import long_texts
+
 from genba import env as _env  # noqa: F401  (telemetry off before onnxruntime loads)
 
 THREADS = 2
@@ -43,13 +45,13 @@ def main() -> int:
     split = default_central_split(seed=0)
     eval_texts = [r.text for r in split.eval]
     eval_labels = np.array([LABELS.index(r.label) for r in split.eval])
-    long_texts = _long_texts(eval_texts, 32)
+    texts_128 = long_texts(eval_texts, 32)
 
     with tempfile.TemporaryDirectory() as work:
         preprocessor = _preprocessor(args.out / "bundle")
         variants = _build_variants(pretrained_model_dir(), Path(work), preprocessor)
-        feeds_b1 = preprocessor.encode(long_texts[:1], pad_to=SEQ_LEN)
-        feeds_b32 = preprocessor.encode(long_texts, pad_to=SEQ_LEN)
+        feeds_b1 = preprocessor.encode(texts_128[:1], pad_to=SEQ_LEN)
+        feeds_b32 = preprocessor.encode(texts_128, pad_to=SEQ_LEN)
         assert feeds_b1["input_ids"].shape == (1, SEQ_LEN), "inputs must be 128 real tokens"
         runners = {"torch-fp32": _torch_runner(pretrained_model_dir(), head)}
         runners.update({name: _ort_runner(path, head) for name, path in variants.items()})
@@ -214,18 +216,6 @@ def _time(run: Callable[[dict[str, Any]], Any], feeds: dict[str, Any]) -> float:
     start = time.perf_counter()
     run(feeds)
     return (time.perf_counter() - start) * 1000.0
-
-
-def _long_texts(texts: list[str], count: int) -> list[str]:
-    """Join reports until each input is well past 128 tokens, so truncation makes it exactly 128."""
-    joined, index = [], 0
-    for _ in range(count):
-        parts: list[str] = []
-        while sum(len(p.split()) for p in parts) < 200:
-            parts.append(texts[index % len(texts)])
-            index += 1
-        joined.append(" ".join(parts))
-    return joined
 
 
 def _concat(chunks: list[Any]) -> Any:

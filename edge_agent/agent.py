@@ -69,7 +69,11 @@ class Agent:
     @classmethod
     def open(cls, site: SiteFolder, config: AgentConfig | None = None) -> Agent:
         agent = cls(site, config or load_agent_config(site.config_file))
-        agent.start()
+        try:
+            agent.start()
+        except BaseException:
+            agent.store.close()
+            raise
         return agent
 
     def start(self) -> None:

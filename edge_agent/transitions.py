@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 from edge_agent.library import BundleIdentity, LoadedModel
 from edge_agent.rollout import CANDIDATE_STAGES, check_target, next_stage
 from edge_agent.store import ModelRow, Transition
-from genba.errors import GenbaError, InputFileError, InstallRefusedError, RolloutError, UnknownItemError
+from genba.errors import (
+    GenbaError,
+    InputFileError,
+    InstallRefusedError,
+    RolloutError,
+    RuntimeLoadError,
+    UnknownItemError,
+)
 
 if TYPE_CHECKING:
     from edge_agent.agent import Agent
@@ -59,6 +66,8 @@ def _load_or_report(agent: Agent, model_id: int) -> LoadedModel | None:
     row = agent.store.get_model(model_id)
     try:
         return agent.library.load(row.id, Path(row.path))
+    except RuntimeLoadError:
+        raise  # the provider policy cannot be met ('gpu' without CUDA): refuse to start, no fallback
     except GenbaError as error:
         problem = f"{row.name} v{row.version} was refused at load: {error}"
         agent.load_problems.append(problem)

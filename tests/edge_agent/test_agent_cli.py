@@ -71,3 +71,27 @@ def test_agent_commands_fail_with_one_line_and_an_exit_code(
     assert code == 7 and "no candidate" in err
     code, _, err = _run(capsys, "agent", "init", "--data", data, "--trust", str(keypair[1]))
     assert code == 2 and "already a site folder" in err
+
+
+def test_serve_refuses_to_start_when_the_gpu_policy_cannot_be_met(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    keypair: tuple[Path, Path],
+    bundle_versions: dict[int, Path],
+) -> None:
+    import subprocess
+    import sys
+
+    from genba import env
+    from genba.runtime.sessions import gpu_visible
+
+    if gpu_visible():
+        pytest.skip("this machine has a GPU: the 'gpu' policy may well be met here")
+    data = str(tmp_path / "site")
+    _run(capsys, "agent", "init", "--data", data, "--trust", str(keypair[1]))
+    assert _run(capsys, "agent", "install", "--data", data, str(bundle_versions[1]))[0] == 0
+    command = [sys.executable, "-m", "genba", "agent", "serve", "--data", data, "--provider", "gpu"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env.child_environment())
+    assert done.returncode == 5
+    assert "provider 'gpu' requested but the CUDA execution provider did not load" in done.stderr
+    assert not SiteFolder(Path(data)).address_file.exists()

@@ -14,17 +14,23 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from genba import env as _env  # noqa: F401  (telemetry off before anything heavy loads)
 
 
-def _load_tiny_models() -> ModuleType:
-    """Load the builders by path: putting tests/ on sys.path would let tests/export shadow export."""
-    path = Path(__file__).with_name("tiny_models.py")
-    spec = importlib.util.spec_from_file_location("genba_tests_tiny_models", path)
+def _load_helpers(relative: str, name: str) -> ModuleType:
+    """Load test helpers by path: putting tests/ on sys.path would let tests/export shadow export."""
+    path = Path(__file__).parent / relative
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-tiny_models = _load_tiny_models()
+tiny_models = _load_helpers("tiny_models.py", "genba_tests_tiny_models")
+
+
+@pytest.fixture(scope="session")
+def agent_harness() -> ModuleType:
+    """Site settings, bundle versions and a real agent process (tests/edge_agent/harness.py)."""
+    return _load_helpers("edge_agent/harness.py", "genba_tests_agent_harness")
 
 
 @pytest.fixture(scope="session")

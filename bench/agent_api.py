@@ -171,13 +171,11 @@ def _precision(bundle: Path) -> Any:
 def _measure(
     agent: Any, site: Any, bundle: Path, texts: list[str], rounds: int, seconds: float
 ) -> dict[str, Any]:
+    from edge_agent.config import load_agent_config
     from edge_agent.library import ModelLibrary
-    from genba.runtime.config import RuntimeConfig
 
-    library = ModelLibrary(
-        site.models_dir, site.trusted_keys(), RuntimeConfig(provider="cpu", intra_op_threads=THREADS)
-    )
-    bare = library.load(0, bundle).model
+    runtime = load_agent_config(site.config_file).runtime  # the very session options the agent uses
+    bare = ModelLibrary(site.models_dir, site.trusted_keys(), runtime).load(0, bundle.resolve()).model
     client = _client(site)
     long = long_texts(texts, 32)
     api_b1, ort_b1, api_tput, ort_tput, api_long, ort_long = [], [], [], [], [], []

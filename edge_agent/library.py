@@ -118,7 +118,12 @@ class ModelLibrary:
         return target, identity
 
     def load(self, model_id: int, path: Path) -> LoadedModel:
-        """Verify the installed copy again (it sits on disk between restarts) and open its sessions."""
+        """Verify the installed copy again (it sits on disk between restarts) and open its sessions.
+
+        ``path`` may be relative to the models folder (how the store records it, so the
+        whole site folder can move) or absolute.
+        """
+        path = self.models_dir / path
         bundle = verify_directory(path, self.trusted)
         model = BundleModel(bundle, self.runtime)
         log.info("loaded %s from %s on %s", bundle.manifest.get("model"), path.name, model.provider)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,12 @@ def test_a_site_is_prepared_offline_then_managed_through_its_agent(
     assert code == 0 and installed["slot"] == "production"  # no agent running: done on the folder
     code, status, _ = _run(capsys, "agent", "status", "--data", data)
     assert code == 0 and status["production"]["version"] == 1 and status["site"] == "line-1"
+
+    moved = tmp_path / "moved" / "site"  # a site folder keeps working wherever it is moved
+    shutil.move(data, moved)
+    code, status, _ = _run(capsys, "agent", "status", "--data", str(moved))
+    assert code == 0 and status["production"]["version"] == 1 and not status["problems"]
+    data, site = str(moved), SiteFolder(moved)
 
     agent_process(site)
     code, installed, _ = _run(capsys, "agent", "install", "--data", data, str(bundle_versions[2]))

@@ -91,7 +91,7 @@ def install(agent: Agent, source: Path, *, actor: str, rollback: bool = False) -
             manifest=identity.manifest,
             installed_by=actor,
         )
-        loaded = agent.library.load(row.id, path)
+        loaded = agent.library.load(row.id, Path(row.path))
         active = agent.active
         if active.production is None:
             _apply(

@@ -102,3 +102,20 @@ def test_serve_refuses_to_start_when_the_gpu_policy_cannot_be_met(
     assert done.returncode == 5
     assert "provider 'gpu' requested but the CUDA execution provider did not load" in done.stderr
     assert not SiteFolder(Path(data)).address_file.exists()
+
+
+def test_a_site_folder_given_as_a_relative_path_works(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    keypair: tuple[Path, Path],
+    bundle_versions: dict[int, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _run(capsys, "agent", "init", "--data", "relative/site", "--trust", str(keypair[1]))[0] == 0
+    code, installed, err = _run(
+        capsys, "agent", "install", "--data", "relative/site", str(bundle_versions[1])
+    )
+    assert code == 0, err
+    code, status, _ = _run(capsys, "agent", "status", "--data", "relative/site")
+    assert status["production"]["version"] == 1 and not status["problems"]

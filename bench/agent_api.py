@@ -72,7 +72,8 @@ def main() -> int:
         "targets": {"p50_overhead_vs_ort_b1": "<= 1.3", "throughput_vs_ort_b32": ">= 0.8"},
         "details": {
             **results,
-            "threads": THREADS,
+            "threads": args.intra_op_threads,
+            "spin_wait": args.spin_wait == "on",
             "clients": CLIENTS,
             "texts": len(texts),
             "rounds": args.rounds,

@@ -48,7 +48,9 @@ class Agent:
         self.config = config
         self.clock = clock
         self.store = SiteStore(site.store_file, clock=clock)
-        self.library = ModelLibrary(site.models_dir, site.trusted_keys(), config.runtime)
+        self.library = ModelLibrary(
+            site.models_dir, site.trusted_keys(), config.runtime, site.site_public_key(), config.site
+        )
         self.active = Active()
         self.load_problems: list[str] = []
         self.started_at = clock()

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genba import keys
 from genba.bundle import MANIFEST_NAME, SIGNATURE_NAME, VerifiedBundle, open_verified, verify_directory
+from genba.errors import SignatureError
 from genba.runtime.config import RuntimeConfig
 from genba.runtime.model import BundleModel
 
@@ -82,20 +84,49 @@ class LoadedModel:
 
 
 class ModelLibrary:
-    def __init__(self, models_dir: Path, trusted: list[Any], runtime: RuntimeConfig) -> None:
+    """Installed bundles. ``trusted`` are IT's keys; ``site_key`` may sign this site's own candidates only."""
+
+    def __init__(
+        self,
+        models_dir: Path,
+        trusted: list[Any],
+        runtime: RuntimeConfig,
+        site_key: Any | None = None,
+        site_name: str | None = None,
+    ) -> None:
         self.models_dir = models_dir
-        self.trusted = trusted
+        self.trusted = [*trusted, site_key] if site_key is not None else list(trusted)
         self.runtime = runtime
+        self.site_key_id = keys.key_id(site_key) if site_key is not None else None
+        self.site_name = site_name
+
+    def check_signer(self, bundle: VerifiedBundle) -> VerifiedBundle:
+        """A bundle signed with the site's own key must be a training candidate of this very site."""
+        if self.site_key_id is None or bundle.signer_key_id != self.site_key_id:
+            return bundle
+        lineage = bundle.manifest.get("lineage") or {}
+        source = lineage.get("source") if isinstance(lineage, dict) else None
+        if not (
+            isinstance(source, dict)
+            and source.get("kind") == "site-training"
+            and source.get("site") == self.site_name
+            and lineage.get("parent")
+        ):
+            raise SignatureError(
+                "bundle is signed with this site's own key, which signs only this site's "
+                "training candidates; bundles from IT must carry IT's signature"
+            )
+        return bundle
 
     def inspect(self, source: Path) -> BundleIdentity:
         """Verify an offered bundle (directory or archive) and say what it is, without keeping it."""
         with open_verified(source, self.trusted) as bundle:
-            return identity_of(bundle)
+            return identity_of(self.check_signer(bundle))
 
     def copy_in(self, source: Path) -> tuple[Path, BundleIdentity]:
         """Verify ``source`` and copy it into the library; returns the copy's folder."""
         with open_verified(source, self.trusted) as bundle:
-            identity = identity_of(bundle)
+            identity = identity_of(self.check_signer(bundle))
             target = (
                 self.models_dir
                 / f"{_safe(identity.name)}-v{identity.version}-{identity.manifest_sha256[:12]}"
@@ -124,7 +155,7 @@ class ModelLibrary:
         whole site folder can move) or absolute.
         """
         path = self.models_dir / path
-        bundle = verify_directory(path, self.trusted)
+        bundle = self.check_signer(verify_directory(path, self.trusted))
         model = BundleModel(bundle, self.runtime)
         log.info("loaded %s from %s on %s", bundle.manifest.get("model"), path.name, model.provider)
         return LoadedModel(model_id=model_id, identity=identity_of(bundle), model=model)

@@ -6,6 +6,7 @@
       agent.toml        settings (edge_agent.config)
       trusted/          public keys whose signatures this site accepts (*.pem, *.pub)
       tokens/           one bearer token per role: operator, supervisor, integration
+      keys/             site-sign.pem (0600) and .pub: signs this site's own training candidates
       models/           installed bundles, verified copies (never edited in place)
       store.db          the site store (SQLite, WAL)
       agent.addr        JSON with the running agent's URL, written once it listens
@@ -62,6 +63,15 @@ class SiteFolder:
     @property
     def lock_file(self) -> Path:
         return self.root / "agent.lock"
+
+    @property
+    def site_key_file(self) -> Path:
+        """The site's own Ed25519 key: it signs this site's training candidates and nothing else."""
+        return self.root / "keys" / "site-sign.pem"
+
+    def site_public_key(self) -> Any | None:
+        public = self.site_key_file.with_name(self.site_key_file.name + ".pub")
+        return keys.load_public_key(public) if public.is_file() else None
 
     def token_file(self, role: str) -> Path:
         return self.tokens_dir / f"{role}.token"

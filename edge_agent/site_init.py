@@ -30,10 +30,21 @@ def init_site(
     for path in trusted_keys:
         keys.load_public_key(path)  # refuse anything that is not a public key before copying it
         shutil.copyfile(path, site.trusted_dir / path.name)
+    _site_signing_key(site, kit)
     for role in ROLES:
         write_token(site, role)
     site.config_file.write_text(default_toml(name), encoding="utf-8")
     return site
+
+
+def _site_signing_key(site: SiteFolder, kit: Path | None) -> None:
+    """The kit's site key when provisioned by IT, else a fresh one for a standalone site."""
+    provisioned = kit / "site-sign.pem" if kit is not None else None
+    if provisioned is not None and provisioned.is_file():
+        key = keys.load_private_key(provisioned)
+    else:
+        key = keys.generate_signing_key()
+    keys.write_key_pair(key, site.site_key_file)
 
 
 def write_token(site: SiteFolder, role: str) -> Path:

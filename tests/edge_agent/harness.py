@@ -42,9 +42,14 @@ def write_settings(site: SiteFolder, settings: dict[str, dict[str, Any]]) -> Non
 
 
 def reversion(
-    bundle: Path, key_path: Path, out: Path, version: int, edit: Callable[[Path], None] | None = None
+    bundle: Path,
+    key_path: Path,
+    out: Path,
+    version: int,
+    edit: Callable[[Path], None] | None = None,
+    lineage_update: dict[str, Any] | None = None,
 ) -> Path:
-    """A signed copy of ``bundle`` with another version number (and optionally edited files)."""
+    """A signed copy of ``bundle`` with another version number (and optionally edited files or lineage)."""
     verified = verify_directory(bundle, None)
     with BundleWriter(out) as writer:
         for name in verified.manifest["files"]:
@@ -54,6 +59,7 @@ def reversion(
             edit(writer.root)
         manifest = {k: v for k, v in verified.manifest.items() if k not in {"files", "signer"}}
         manifest["model"] = {**manifest["model"], "version": version}
+        manifest["lineage"] = {**manifest["lineage"], **(lineage_update or {})}
         return writer.commit(manifest, keys.load_private_key(key_path))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +100,50 @@ def test_a_site_without_a_running_agent_says_how_to_start_it(
         site.read_address()
     with pytest.raises(UsageError, match="not a Genba site folder"):
         SiteFolder(tmp_path / "elsewhere").require_initialized()
+
+
+def test_init_creates_a_private_site_signing_key(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
+    site = init_site(tmp_path / "data", site_name="a", trust=[keypair[1]])
+    assert stat.S_IMODE(os.stat(site.site_key_file).st_mode) == 0o600
+    assert site.site_public_key() is not None
+
+
+def test_the_site_key_signs_only_this_sites_training_candidates(
+    tmp_path: Path, keypair: tuple[Path, Path], bundle_versions: dict[int, Path], agent_harness: Any
+) -> None:
+    from edge_agent.library import ModelLibrary
+    from genba.errors import SignatureError
+    from genba.runtime.config import RuntimeConfig
+
+    site = init_site(tmp_path / "data", site_name="line-2", trust=[keypair[1]])
+    library = ModelLibrary(
+        site.models_dir, site.trusted_keys(), RuntimeConfig(provider="cpu"), site.site_public_key(), "line-2"
+    )
+
+    plain = agent_harness.reversion(bundle_versions[1], site.site_key_file, tmp_path / "plain", 7)
+    with pytest.raises(SignatureError, match="own key"):
+        library.inspect(plain)  # site-signed, but not a training candidate of this site
+    local = agent_harness.reversion(
+        bundle_versions[1],
+        site.site_key_file,
+        tmp_path / "local",
+        8,
+        lineage_update={
+            "parent": {"name": "x", "version": 1},
+            "source": {"kind": "site-training", "site": "line-2"},
+        },
+    )
+    assert library.inspect(local).version == 8
+    foreign = agent_harness.reversion(
+        bundle_versions[1],
+        site.site_key_file,
+        tmp_path / "foreign",
+        9,
+        lineage_update={
+            "parent": {"name": "x", "version": 1},
+            "source": {"kind": "site-training", "site": "line-9"},
+        },
+    )
+    with pytest.raises(SignatureError, match="own key"):
+        library.inspect(foreign)
+    assert library.inspect(bundle_versions[2]).version == 2  # IT's signature is accepted as before

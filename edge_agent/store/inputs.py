@@ -136,6 +136,12 @@ def insert_label(
     if row is None:
         raise UnknownItemError(f"input {input_id} does not exist")
     merged_groups = {**decode_object(row[0]), **dict(groups or {})}
+    # An input keeps the split of its first label: a label training has seen must never
+    # become a held-out one (or the reverse) because someone labelled the input again.
+    first = conn.execute(
+        "SELECT split FROM labels WHERE input_id = ? ORDER BY id LIMIT 1", (input_id,)
+    ).fetchone()
+    split = first[0] if first is not None else split
     served = served_prediction(conn, input_id)
     is_correction = served is not None and served[1] != label
     cursor = conn.execute(

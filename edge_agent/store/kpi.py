@@ -83,8 +83,11 @@ def latency_quantiles(
 def summary(conn: sqlite3.Connection, since: float | None) -> dict[str, Any]:
     """Headline KPIs since ``since``; a labelled input counts once, by its latest label."""
     start = since if since is not None else -math.inf
+    # "served" counts answers returned as the answer (production), not pilot suggestions beside them
     predictions, served = conn.execute(
-        "SELECT count(*), coalesce(sum(served), 0) FROM predictions WHERE created_at >= ?", (start,)
+        "SELECT count(*), coalesce(sum(served AND stage = 'production'), 0) FROM predictions "
+        "WHERE created_at >= ?",
+        (start,),
     ).fetchone()
     p50, p95 = latency_quantiles(conn, "stage = 'production' AND created_at >= ?", (start,), (0.5, 0.95))
     return {

@@ -149,7 +149,22 @@ CREATE TRIGGER egress_ledger_no_delete BEFORE DELETE ON egress_ledger
 BEGIN SELECT RAISE(ABORT, 'egress_ledger is append-only'); END;
 """
 
-MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1),)
+# v2: embeddings the site's training computed with a backbone, so the next run embeds only new inputs.
+# ``model_key`` names everything that decides an embedding (backbone graph, preprocessing), so a
+# head-swapped candidate shares its parent's vectors. ``vector`` is float32, little-endian.
+_V2: Final = """
+CREATE TABLE embeddings (
+    model_key TEXT NOT NULL,
+    input_id INTEGER NOT NULL REFERENCES inputs (id),
+    dim INTEGER NOT NULL CHECK (dim > 0),
+    vector BLOB NOT NULL CHECK (length(vector) = 4 * dim),
+    created_at REAL NOT NULL,
+    PRIMARY KEY (model_key, input_id)
+);
+CREATE INDEX embeddings_by_input ON embeddings (input_id);
+"""
+
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2))
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
+from edge_agent.store import embeddings as embedding_rows
 from edge_agent.store import inputs as input_rows
 from edge_agent.store import kpi, rollout
 from edge_agent.store.chain import append_entry, read_entries, verify_chain
@@ -138,6 +141,28 @@ class SiteStore:
         """The labelling queue: smallest production margin first, ties newest first."""
         with self._db.read() as conn:
             return input_rows.uncertain_unlabelled(conn, limit)
+
+    # Embeddings cached by site training (edge_agent.store.embeddings)
+
+    def get_embeddings(self, model_key: str, input_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Cached float32 vectors by input id; inputs with none (or pruned) are left out."""
+        with self._db.read() as conn:
+            return embedding_rows.read_embeddings(conn, model_key, input_ids)
+
+    def put_embeddings(self, model_key: str, vectors: Mapping[int, np.ndarray]) -> int:
+        """Cache vectors in one transaction; returns how many were written (pruned inputs are skipped)."""
+        embedding_rows.check_vectors(model_key, vectors)
+        with self._db.write() as conn:
+            return embedding_rows.insert_embeddings(conn, self._clock(), model_key, vectors)
+
+    def drop_pruned_embeddings(self) -> int:
+        """Delete the cached vectors of inputs whose payload retention removed; returns how many."""
+        with self._db.write() as conn:
+            return embedding_rows.delete_pruned(conn)
+
+    def embedding_count(self, model_key: str | None = None) -> int:
+        with self._db.read() as conn:
+            return embedding_rows.count_embeddings(conn, model_key)
 
     # Models, slots and rollout decisions
 

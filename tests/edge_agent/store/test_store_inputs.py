@@ -141,18 +141,22 @@ def test_label_groups_merge_over_the_inputs_groups(store: SiteStore) -> None:
     assert store.get_input(input_id).groups == {"line": "L1", "shift": "day"}  # the input keeps its own
 
 
-def test_labelled_inputs_use_the_latest_label_newest_first(store: SiteStore) -> None:
+def test_labelled_inputs_use_the_latest_label_and_an_input_keeps_its_first_split(store: SiteStore) -> None:
     written = store.record_served([_text("a"), _text("b"), _text("c")], [[], [], []])
     a, b, c = (input_id for input_id, _ in written)
     store.add_label(a, "dent", actor="operator", split="train")
     store.add_label(b, "dent", actor="operator", split="train")
     store.add_label(c, "dent", actor="operator", split="holdout")
     store.add_label(a, "scratch", actor="supervisor", split="train")  # relabelled: this one counts
-    store.add_label(b, "dent", actor="supervisor", split="holdout")  # moved to the holdout split
+    moved = store.add_label(b, "dent", actor="supervisor", split="holdout")  # asks to move: refused
+    assert moved.split == "train"  # training has seen b: it can never judge a candidate
     train = store.labelled_inputs("train")
-    assert [(item.input_id, item.label, item.payload) for item in train] == [(a, "scratch", b"a")]
-    assert [item.input_id for item in store.labelled_inputs("holdout")] == [b, c]
-    assert len(store.labelled_inputs("holdout", limit=1)) == 1
+    assert sorted((item.input_id, item.label, item.payload) for item in train) == [
+        (a, "scratch", b"a"),
+        (b, "dent", b"b"),
+    ]
+    assert [item.input_id for item in store.labelled_inputs("holdout")] == [c]
+    assert len(store.labelled_inputs("train", limit=1)) == 1
 
 
 def test_the_queue_offers_the_least_sure_unlabelled_inputs_first(

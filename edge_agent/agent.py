@@ -22,6 +22,7 @@ from typing import Any
 
 from edge_agent.answers import Answer, Item, ModelAnswer, model_answers
 from edge_agent.config import AgentConfig, load_agent_config
+from edge_agent.jobs import TrainingJobs
 from edge_agent.library import LoadedModel, ModelLibrary
 from edge_agent.rollout import CANDIDATE_STAGES, GateReport, evaluate_gates
 from edge_agent.serving import MicroBatcher
@@ -56,7 +57,8 @@ class Agent:
         self.started_at = clock()
         self.switch_lock = threading.RLock()
         self._batcher: MicroBatcher[Item, Answer] = MicroBatcher(self._answer_batch, config.batching)
-        self._shadow: queue.Queue[tuple[LoadedModel, list[int], list[Item]] | None] = queue.Queue(
+        self.worker_problems: list[str] = []
+        self._shadow: queue.Queue[tuple[LoadedModel, list[int], list[Item]]] = queue.Queue(
             maxsize=config.shadow_queue
         )
         self.shadow_dropped = 0
@@ -64,7 +66,9 @@ class Agent:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._accuracy_cache: dict[tuple[int, int], float | None] = {}
-        self.held_back: set[tuple[int, str]] = set()  # (model, stage) already recorded as held by the gates
+        self._accuracy_lock = threading.Lock()
+        self.held_back: set[tuple[int, str]] = set()
+        self.training = TrainingJobs(self)  # (model, stage) already recorded as held by the gates
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -95,7 +99,6 @@ class Agent:
         self._stopping.set()
         self._wake.set()
         self._batcher.close()
-        self._shadow.put(None)
         for thread in self._threads:
             thread.join(timeout=10)
         self.store.close()
@@ -135,7 +138,7 @@ class Agent:
             raise self.no_model_error()
         values = [item.value for item in items]
         served = self._run_model(active.production, values, "production")
-        pilot = self._run_model(active.candidate, values, "pilot") if active.stage == "pilot" else None
+        pilot = self._pilot_answers(active, values) if active.stage == "pilot" else None
         predictions = []
         for row, answer in enumerate(served):
             records = [answer.record(active.production.model_id, served=True)]
@@ -166,6 +169,21 @@ class Agent:
             provider=loaded.model.provider,
         )
 
+    def _pilot_answers(self, active: Active, values: list[Any]) -> list[ModelAnswer] | None:
+        """The pilot's suggestions; a failing candidate costs its suggestion, never production's answer."""
+        try:
+            return self._run_model(active.candidate, values, "pilot")
+        except Exception as exc:  # (any failure of the candidate, ORT's included)
+            self._report_worker_problem("pilot", active.candidate, exc)
+            return None
+
+    def _report_worker_problem(self, where: str, model: LoadedModel | None, exc: BaseException) -> None:
+        # The type only: a message could quote the operator's input, which stays in the store.
+        problem = f"{where} answers of model {model.model_id if model else '?'} failed ({type(exc).__name__})"
+        if problem not in self.worker_problems:
+            self.worker_problems.append(problem)
+            log.error(problem)
+
     def _offer_shadow(self, candidate: LoadedModel, input_ids: list[int], items: list[Item]) -> None:
         try:
             self._shadow.put_nowait((candidate, input_ids, items))
@@ -173,7 +191,11 @@ class Agent:
             self.shadow_dropped += len(items)  # shadow answers are a sample; serving never waits for them
 
     def _shadow_loop(self) -> None:
-        while (job := self._shadow.get()) is not None:
+        while not self._stopping.is_set():
+            try:
+                job = self._shadow.get(timeout=0.5)
+            except queue.Empty:
+                continue
             candidate, input_ids, items = job
             if self.active.candidate is not candidate or self.active.stage != "shadow":
                 continue
@@ -182,8 +204,8 @@ class Agent:
                 self.store.add_predictions(
                     input_ids, [a.record(candidate.model_id, served=False) for a in answers]
                 )
-            except GenbaError as error:
-                log.warning("shadow answers of model %s failed: %s", candidate.model_id, error)
+            except Exception as exc:  # (the worker must outlive any one failure)
+                self._report_worker_problem("shadow", candidate, exc)
             self._wake.set()
 
     # ---------------------------------------------------------------- labels and queue
@@ -244,19 +266,24 @@ class Agent:
         if loaded is None or not held_out or not loaded.model.is_classifier:
             return None
         key = (model_id, hash(tuple((item.input_id, item.label) for item in held_out)))
-        if key not in self._accuracy_cache:
+        with self._accuracy_lock:
+            if key in self._accuracy_cache:
+                return self._accuracy_cache[key]
+        from edge_agent.transitions import decode_payload
+
+        correct = 0
+        for start in range(0, len(held_out), 64):  # decoded a chunk at a time: images can be large
+            chunk = held_out[start : start + 64]
+            answers = self._run_model(
+                loaded, [decode_payload(i.kind, i.payload) for i in chunk], "evaluation"
+            )
+            correct += sum(a.label == item.label for a, item in zip(answers, chunk, strict=True))
+        accuracy = correct / len(held_out)
+        with self._accuracy_lock:
             if len(self._accuracy_cache) > 64:
                 self._accuracy_cache.clear()
-            from edge_agent.transitions import decode_payload
-
-            values = [decode_payload(item.kind, item.payload) for item in held_out]
-            correct = 0
-            for start in range(0, len(values), 64):
-                answers = self._run_model(loaded, values[start : start + 64], "evaluation")
-                chunk = held_out[start : start + 64]
-                correct += sum(a.label == item.label for a, item in zip(answers, chunk, strict=True))
-            self._accuracy_cache[key] = correct / len(held_out)
-        return self._accuracy_cache[key]
+            self._accuracy_cache[key] = accuracy
+        return accuracy
 
     def _gatekeeper_loop(self) -> None:
         from edge_agent import transitions
@@ -279,6 +306,8 @@ class Agent:
                     last_prune = self.clock()
             except GenbaError as error:
                 log.warning("gate evaluation or store upkeep failed: %s", error)
+            except Exception as exc:  # (the gatekeeper must outlive any one failure)
+                self._report_worker_problem("gate evaluation", self.active.candidate, exc)
             self._stopping.wait(timeout=min(1.0, self.config.gates.evaluate_every_s))
 
     # ---------------------------------------------------------------- slots
@@ -339,7 +368,7 @@ class Agent:
             "site": self.config.site,
             **self.describe_active(),
             "gates": report.to_json() if report else None,
-            "problems": list(self.load_problems),
+            "problems": [*self.load_problems, *self.worker_problems],
             "batching": self._batcher.stats,
             "shadow_dropped": self.shadow_dropped,
             "uptime_s": round(self.clock() - self.started_at, 1),

@@ -111,8 +111,20 @@ class AgentConfig:
     shadow_queue: int = 256
 
     def __post_init__(self) -> None:
-        if not self.site or not self.site.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError([f"site name {self.site!r} must be letters, digits, '-' or '_'"])
+        problems = []
+        if (
+            not self.site
+            or not self.site.replace("-", "").replace("_", "").isascii()
+            or not (self.site.replace("-", "").replace("_", "").isalnum())
+        ):
+            problems.append(f"site name {self.site!r} must be ASCII letters, digits, '-' or '_'")
+        if self.batching.max_queue < self.api.max_batch_items:
+            problems.append(
+                f"batching.max_queue ({self.batching.max_queue}) must be at least api.max_batch_items "
+                f"({self.api.max_batch_items}), or large batch requests could never be queued"
+            )
+        if problems:
+            raise ConfigError(problems)
 
 
 _SECTIONS: dict[str, Callable[..., Any]] = {

@@ -17,7 +17,7 @@ from typing import Any
 
 from genba import keys
 from genba.bundle import MANIFEST_NAME, SIGNATURE_NAME, VerifiedBundle, open_verified, verify_directory
-from genba.errors import SignatureError
+from genba.errors import GenbaError, SignatureError
 from genba.runtime.config import RuntimeConfig
 from genba.runtime.model import BundleModel
 
@@ -132,8 +132,11 @@ class ModelLibrary:
                 / f"{_safe(identity.name)}-v{identity.version}-{identity.manifest_sha256[:12]}"
             )
             if target.exists():
-                verify_directory(target, self.trusted)  # an earlier, interrupted install left it complete
-                return target, identity
+                try:
+                    verify_directory(target, self.trusted)  # left complete by an earlier install
+                    return target, identity
+                except GenbaError:
+                    shutil.rmtree(target)  # a damaged copy: replace it from the verified offer
             self.models_dir.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".install-", dir=self.models_dir))
             try:

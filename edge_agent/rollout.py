@@ -74,7 +74,7 @@ def evaluate_gates(
     gates = (
         _items_gate(items, config),
         _agreement_gate(store, config, candidate, production),
-        _accuracy_gate(store, config, candidate, production, accuracy_of),
+        _accuracy_gate(store, config, candidate, production, accuracy_of, ready=items >= config.min_items),
         _latency_gate(store, config, candidate),
     )
     return GateReport(
@@ -112,9 +112,16 @@ def _agreement_gate(store: SiteStore, config: GateConfig, candidate: SlotRow, pr
 
 
 def _accuracy_gate(
-    store: SiteStore, config: GateConfig, candidate: SlotRow, production: SlotRow, accuracy_of: AccuracyFn
+    store: SiteStore,
+    config: GateConfig,
+    candidate: SlotRow,
+    production: SlotRow,
+    accuracy_of: AccuracyFn,
+    ready: bool,
 ) -> Gate:
     limit = -config.max_accuracy_drop_pts
+    if not ready:  # both models over every held-out label is the costly part: only once it can decide
+        return Gate("accuracy", False, None, limit, "judged once the candidate has answered enough items")
     held_out = store.labelled_inputs("holdout")
     if len(held_out) < config.min_labels:
         return Gate(

@@ -9,10 +9,10 @@ import shutil
 import tomllib
 from pathlib import Path
 
-from edge_agent.config import config_from_mapping, default_toml
+from edge_agent.config import AgentConfig, config_from_mapping, default_toml
 from edge_agent.site import ROLES, TOKEN_MODE_GROUP, TOKEN_MODE_PRIVATE, SiteFolder
 from genba import keys
-from genba.errors import KeyFileError, OutputPathError, UsageError
+from genba.errors import ConfigError, KeyFileError, OutputPathError, UsageError
 
 
 def init_site(
@@ -24,7 +24,8 @@ def init_site(
     trusted_keys = _trusted_key_files(trust, kit)
     name = site_name or _kit_name(kit) or "site"
     site = SiteFolder(root)
-    config_from_mapping(tomllib.loads(default_toml(name)))  # a bad site name fails before anything is written
+    AgentConfig(site=name)  # a bad site name fails before anything is written (or put into TOML)
+    config_from_mapping(tomllib.loads(default_toml(name)))
     for folder in (site.root, site.trusted_dir, site.tokens_dir, site.models_dir):
         folder.mkdir(parents=True, exist_ok=True)
     for path in trusted_keys:
@@ -86,6 +87,9 @@ def _trusted_key_files(trust: list[Path] | None, kit: Path | None) -> list[Path]
 def _kit_name(kit: Path | None) -> str | None:
     if kit is None:
         return None
-    document = tomllib.loads((kit / "kit.toml").read_text(encoding="utf-8"))
+    try:
+        document = tomllib.loads((kit / "kit.toml").read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{kit / 'kit.toml'} is not valid TOML: {exc}"]) from exc
     site = document.get("site", {})
     return site.get("name") if isinstance(site, dict) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +18,11 @@ from edge_agent.library import BundleIdentity, LoadedModel
 from edge_agent.rollout import CANDIDATE_STAGES, check_target, next_stage
 from edge_agent.store import ModelRow, Transition
 from genba.errors import (
+    BundleFormatError,
     GenbaError,
     InputFileError,
     InstallRefusedError,
+    ProviderUnavailableError,
     RolloutError,
     RuntimeLoadError,
     UnknownItemError,
@@ -30,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Decoded size limit: a small compressed file can expand to gigabytes of pixels.
+MAX_IMAGE_PIXELS = 40_000_000
+
 
 def decode_payload(kind: str, payload: bytes) -> Any:
     """Stored bytes back into what the model takes: text, or a decoded image."""
@@ -38,9 +44,14 @@ def decode_payload(kind: str, payload: bytes) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        image = Image.open(io.BytesIO(payload))
+        image = Image.open(io.BytesIO(payload))  # reads the header only
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise InputFileError(
+                f"the image is {width}x{height} pixels, over {MAX_IMAGE_PIXELS:,}; send a smaller picture"
+            )
         image.load()
-    except (OSError, UnidentifiedImageError) as exc:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise InputFileError(
             "the image cannot be decoded (PNG, JPEG or another format Pillow reads)"
         ) from exc
@@ -66,7 +77,7 @@ def _load_or_report(agent: Agent, model_id: int) -> LoadedModel | None:
     row = agent.store.get_model(model_id)
     try:
         return agent.library.load(row.id, Path(row.path))
-    except RuntimeLoadError:
+    except ProviderUnavailableError:
         raise  # the provider policy cannot be met ('gpu' without CUDA): refuse to start, no fallback
     except GenbaError as error:
         problem = f"{row.name} v{row.version} was refused at load: {error}"
@@ -77,11 +88,19 @@ def _load_or_report(agent: Agent, model_id: int) -> LoadedModel | None:
 
 
 def install(agent: Agent, source: Path, *, actor: str, rollback: bool = False) -> dict[str, Any]:
-    """Verify, copy in and load a bundle; it becomes the candidate in shadow (or production on a new site)."""
+    """Verify, copy in and load a bundle; it becomes the candidate in shadow (or production on a new site).
+
+    Every refusal happens before anything is written; the copy is loaded before the
+    store records it, so a bundle ONNX Runtime cannot open leaves nothing behind.
+    """
     with agent.switch_lock:
+        offered = agent.library.inspect(source)
+        rollback = rollback or offered.rollback
+        _refuse_unwanted(agent, offered, rollback)
         path, identity = agent.library.copy_in(source)
-        _refuse_unwanted(agent, identity, rollback or identity.rollback)
-        row = agent.store.find_model(identity.name, identity.version) or agent.store.add_model(
+        known = agent.store.find_model(identity.name, identity.version)
+        loaded = _load_new_copy(agent, path, keep=known is not None)
+        row = known or agent.store.add_model(
             name=identity.name,
             version=identity.version,
             manifest_sha256=identity.manifest_sha256,
@@ -91,49 +110,47 @@ def install(agent: Agent, source: Path, *, actor: str, rollback: bool = False) -
             manifest=identity.manifest,
             installed_by=actor,
         )
-        loaded = agent.library.load(row.id, Path(row.path))
-        active = agent.active
-        if active.production is None:
-            _apply(
-                agent,
-                Transition(
-                    event="install",
-                    actor=actor,
-                    model_id=row.id,
-                    from_stage=None,
-                    to_stage="production",
-                    outcome="install",
-                    production=row.id,
-                    production_change="promote",
-                    details={"model": identity.label, "reason": "first model at this site"},
-                ),
-                production=loaded,
-            )
-        else:
-            replaced = active.candidate.identity.label if active.candidate else None
-            _apply(
-                agent,
-                Transition(
-                    event="replace_candidate" if replaced else "install",
-                    actor=actor,
-                    model_id=row.id,
-                    from_stage=None,
-                    to_stage="shadow",
-                    outcome="replace" if replaced else "install",
-                    candidate=(row.id, "shadow"),
-                    details={
-                        "model": identity.label,
-                        "replaced": replaced,
-                        "rollback": rollback or identity.rollback,
-                    },
-                ),
-                candidate=loaded,
-                stage="shadow",
-            )
-        return {
-            "installed": loaded.describe(),
-            "slot": "production" if active.production is None else "candidate",
-        }
+        loaded.model_id = row.id
+        if agent.store.slots().production is None or agent.active.production is None:
+            _install_as_production(agent, loaded, actor)
+            return {"installed": loaded.describe(), "slot": "production"}
+        _install_as_candidate(agent, loaded, actor, rollback)
+        return {"installed": loaded.describe(), "slot": "candidate"}
+
+
+def _load_new_copy(agent: Agent, path: Path, keep: bool) -> LoadedModel:
+    try:
+        return agent.library.load(0, Path(path.name))
+    except RuntimeLoadError as error:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+        raise BundleFormatError(f"the bundle's graphs cannot be loaded: {error}") from error
+
+
+def _install_as_production(agent: Agent, loaded: LoadedModel, actor: str) -> None:
+    """The first model at a site, or one replacing a production copy that failed to load."""
+    reason = (
+        "first model at this site"
+        if agent.store.slots().production is None
+        else ("the production model could not be loaded")
+    )
+    transition = Transition(
+        event="install", actor=actor, model_id=loaded.model_id, from_stage=None, to_stage="production",
+        outcome="install", production=loaded.model_id, production_change="promote",
+        details={"model": loaded.identity.label, "reason": reason},
+    )  # fmt: skip
+    _apply(agent, transition, production=loaded)
+
+
+def _install_as_candidate(agent: Agent, loaded: LoadedModel, actor: str, rollback: bool) -> None:
+    replaced = agent.active.candidate.identity.label if agent.active.candidate else None
+    transition = Transition(
+        event="replace_candidate" if replaced else "install", actor=actor, model_id=loaded.model_id,
+        from_stage=None, to_stage="shadow", outcome="replace" if replaced else "install",
+        candidate=(loaded.model_id, "shadow"),
+        details={"model": loaded.identity.label, "replaced": replaced, "rollback": rollback},
+    )  # fmt: skip
+    _apply(agent, transition, candidate=loaded, stage="shadow")
 
 
 def _refuse_unwanted(agent: Agent, identity: BundleIdentity, rollback: bool) -> None:
@@ -143,16 +160,32 @@ def _refuse_unwanted(agent: Agent, identity: BundleIdentity, rollback: bool) -> 
             f"a different bundle named {identity.label} is already installed; "
             "IT must give a new version a new number"
         )
-    active = agent.active
-    for loaded, slot in ((active.production, "production"), (active.candidate, "the candidate")):
-        if loaded is not None and loaded.identity.manifest_sha256 == identity.manifest_sha256:
-            raise InstallRefusedError(f"{identity.label} is already {slot}")
-    production = active.production
-    same_model = production is not None and production.identity.name == identity.name
-    if same_model and not rollback and production is not None and identity.version < production.version:
+    slots = agent.store.slots()
+    for slot, name in ((slots.production, "production"), (slots.candidate, "the candidate")):
+        if (
+            slot is not None
+            and agent.store.get_model(slot.model_id).manifest_sha256 == identity.manifest_sha256
+        ):
+            raise InstallRefusedError(f"{identity.label} is already {name}")
+    if slots.production is None:
+        return
+    production = agent.store.get_model(slots.production.model_id)  # the store's, even if it failed to load
+    _refuse_other_kind(identity, production.manifest)
+    if production.name == identity.name and not rollback and identity.version < production.version:
         raise InstallRefusedError(
             f"{identity.label} is older than production v{production.version}; "
             "going back is a rollback: use 'genba agent rollback' or install with --rollback"
+        )
+
+
+def _refuse_other_kind(identity: BundleIdentity, production: dict[str, Any]) -> None:
+    """A candidate answers the same inputs as production, so it must take the same kind and task."""
+    ours = (identity.manifest.get("task"), (identity.manifest.get("input") or {}).get("kind"))
+    theirs = (production.get("task"), (production.get("input") or {}).get("kind"))
+    if ours != theirs:
+        raise InstallRefusedError(
+            f"{identity.label} is a {ours[0]} model for {ours[1]} input, but this site's production is "
+            f"a {theirs[0]} model for {theirs[1]} input; it cannot be compared or swapped in"
         )
 
 
@@ -186,7 +219,8 @@ def promote(agent: Agent, *, actor: str, to_stage: str | None = None, gated: boo
                     event="promote",
                     outcome="advance",
                     production=candidate.model_id,
-                    production_change="promote",
+                    # IT's rollback bundle withdraws the version it replaces: never a rollback target
+                    production_change="rollback" if candidate.identity.rollback else "promote",
                     candidate=None,
                     **common,
                 ),
@@ -234,6 +268,11 @@ def rollback(agent: Agent, *, actor: str, version: int | None = None) -> dict[st
         row = _rollback_row(agent, version)
         if current is not None and row.id == current.model_id:
             raise RolloutError(f"{row.name} v{row.version} is already production")
+        candidate = agent.active.candidate
+        if candidate is not None and row.id == candidate.model_id:
+            raise RolloutError(
+                f"{row.name} v{row.version} is the candidate; promote it with 'genba agent promote' instead"
+            )
         loaded = agent.library.load(row.id, Path(row.path))
         _apply(
             agent,

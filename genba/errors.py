@@ -104,6 +104,10 @@ class RuntimeLoadError(GenbaError):
     exit_code = 5
 
 
+class ProviderUnavailableError(RuntimeLoadError):
+    """The provider policy cannot be met (``gpu`` without a working CUDA provider): no fallback."""
+
+
 class AgentError(GenbaError):
     """The site agent refused or could not do what was asked. Exit code 7.
 

@@ -137,6 +137,15 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     def rollback(body: schemas.RollbackRequest, role: str = manage_role) -> dict[str, Any]:
         return agent.rollback(actor=role, version=body.version)
 
+    @app.post("/v1/train", tags=["models"])
+    def train(body: schemas.TrainRequest, role: str = manage_role) -> dict[str, Any]:
+        return {"job": agent.training.start(mode=body.mode, actor=role, seed=body.seed).to_json()}
+
+    @app.get("/v1/train", tags=["models"])
+    def training(role: str = read_role) -> dict[str, Any]:
+        job = agent.training.current
+        return {"job": job.to_json() if job else None}
+
     @app.get("/v1/gates", tags=["models"])
     def gates(role: str = read_role) -> dict[str, Any]:
         report = agent.gate_report()
@@ -176,6 +185,10 @@ async def _item(agent: Agent, body: schemas.PredictRequest, role: str, config: A
     if body.text is not None:
         if kind != "text":
             raise UsageError("this site's model takes images; send 'image' (base64 file bytes), not 'text'")
+        if len(body.text) > config.max_text_chars:
+            raise UsageError(
+                f"text is {len(body.text)} characters, over this site's limit of {config.max_text_chars}"
+            )
         return Item("text", body.text, body.text.encode("utf-8"), dict(body.groups), role)
     if kind != "image":
         raise UsageError("this site's model takes text; send 'text', not 'image'")

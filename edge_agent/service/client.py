@@ -180,6 +180,13 @@ class AgentClient:
     def rollback(self, version: int | None = None) -> dict[str, Any]:
         return self._call("POST", "/v1/models/rollback", json={"version": version}, timeout=300.0)
 
+    def train(self, mode: str = "head", seed: int = 0) -> dict[str, Any]:
+        return dict(self._call("POST", "/v1/train", json={"mode": mode, "seed": seed})["job"])
+
+    def training(self) -> dict[str, Any] | None:
+        job = self._call("GET", "/v1/train")["job"]
+        return dict(job) if job else None
+
     def gates(self) -> dict[str, Any]:
         return self._call("GET", "/v1/gates", timeout=300.0)
 

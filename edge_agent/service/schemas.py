@@ -108,6 +108,11 @@ class RollbackRequest(Strict):
     version: Annotated[int, Field(ge=0, le=2**31)] | None = None
 
 
+class TrainRequest(Strict):
+    mode: Literal["head"] = "head"
+    seed: Annotated[int, Field(ge=0, le=2**31)] = 0
+
+
 class ChainEntryOut(BaseModel):
     seq: int
     created_at: float

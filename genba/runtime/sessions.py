@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genba import env as _env  # noqa: F401  (telemetry off before onnxruntime is imported)
-from genba.errors import RuntimeLoadError
+from genba.errors import ProviderUnavailableError, RuntimeLoadError
 from genba.runtime.config import RuntimeConfig
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def create_session(model: bytes | Path, config: RuntimeConfig) -> onnxruntime.In
     if session is not None:
         return session
     if config.provider == "gpu":
-        raise RuntimeLoadError(
+        raise ProviderUnavailableError(
             "provider 'gpu' requested but the CUDA execution provider did not load "
             "(check the NVIDIA driver and onnxruntime-gpu); use --provider auto or cpu to run on CPU"
         )

@@ -60,10 +60,14 @@ def make_version(keypair: tuple[Path, Path], tmp_path: Path, agent_harness: Any)
     counter = iter(range(10_000))
 
     def make(
-        bundle: Path, version: int, edit: Callable[[Path], None] | None = None, key: Path | None = None
+        bundle: Path,
+        version: int,
+        edit: Callable[[Path], None] | None = None,
+        key: Path | None = None,
+        **updates: Any,
     ) -> Path:
-        return agent_harness.reversion(
-            bundle, key or keypair[0], tmp_path / f"made-{next(counter)}-v{version}", version, edit
-        )
+        """``updates``: ``lineage_update`` and ``manifest_update`` for the harness's reversion."""
+        out = tmp_path / f"made-{next(counter)}-v{version}"
+        return agent_harness.reversion(bundle, key or keypair[0], out, version, edit, **updates)
 
     return make

@@ -48,6 +48,7 @@ def reversion(
     version: int,
     edit: Callable[[Path], None] | None = None,
     lineage_update: dict[str, Any] | None = None,
+    manifest_update: dict[str, Any] | None = None,
 ) -> Path:
     """A signed copy of ``bundle`` with another version number (and optionally edited files or lineage)."""
     verified = verify_directory(bundle, None)
@@ -60,6 +61,7 @@ def reversion(
         manifest = {k: v for k, v in verified.manifest.items() if k not in {"files", "signer"}}
         manifest["model"] = {**manifest["model"], "version": version}
         manifest["lineage"] = {**manifest["lineage"], **(lineage_update or {})}
+        manifest.update(manifest_update or {})
         return writer.commit(manifest, keys.load_private_key(key_path))
 
 

@@ -1,0 +1,101 @@
+"""The agent as a library: failures of a candidate never cost production, refusals leave nothing behind."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.agent import Agent
+from edge_agent.answers import Item
+from edge_agent.site import SiteFolder
+from genba.errors import BundleFormatError, InstallRefusedError, RolloutError
+
+
+def _item(text: str) -> Item:
+    return Item("text", text, text.encode(), {}, "operator")
+
+
+@pytest.fixture
+def agent(make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]) -> Iterator[Agent]:
+    site = make_site(settings={"runtime": {"provider": "cpu"}, "gates": {"auto_advance": False}})
+    with Agent.open(site) as opened:
+        opened.install(bundle_versions[1], actor="supervisor")
+        yield opened
+
+
+def _break(model: Any) -> None:
+    def broken(items: Any) -> Any:
+        raise RuntimeError("the candidate's graph failed")
+
+    model.model.predict_arrays = broken
+
+
+def test_a_failing_pilot_costs_its_suggestion_never_the_production_answer(
+    agent: Agent, bundle_versions: dict[int, Path]
+) -> None:
+    agent.install(bundle_versions[2], actor="supervisor")
+    agent.promote(actor="supervisor", to_stage="pilot")
+    _break(agent.active.candidate)
+    (answer,) = agent.predict([_item("dent near the flange")])
+    assert answer.production.model["version"] == 1 and answer.suggestion is None
+    assert any("pilot answers" in p and "RuntimeError" in p for p in agent.status()["problems"])
+
+
+def test_a_failing_shadow_worker_keeps_running_and_close_never_hangs(
+    agent: Agent, bundle_versions: dict[int, Path]
+) -> None:
+    agent.install(bundle_versions[2], actor="supervisor")
+    _break(agent.active.candidate)
+    for _ in range(40):  # more jobs than the shadow queue holds once the worker stalls
+        agent.predict([_item("scratch on the rim")])
+    assert any("shadow answers" in p for p in agent.status()["problems"])
+    assert all(thread.is_alive() for thread in agent._threads)
+    started = time.monotonic()
+    agent.close()
+    assert time.monotonic() - started < 10
+    agent.store = type(agent.store)(agent.site.store_file)  # let the fixture's close() succeed
+
+
+def test_refused_installs_write_nothing(
+    agent: Agent, bundle_versions: dict[int, Path], make_version: Callable[..., Path]
+) -> None:
+    agent.install(bundle_versions[3], actor="supervisor")
+    agent.promote(actor="supervisor", to_stage="production")
+    before = sorted(p.name for p in agent.site.models_dir.iterdir())
+    image_model = make_version(
+        bundle_versions[1], 9,
+        manifest_update={"task": "image-classification",
+                         "input": {"kind": "image", "graph_inputs": ["pixel_values"], "height": 8, "width": 8,
+                                   "rescale_factor": 1.0, "mean": [0, 0, 0], "std": [1, 1, 1]}},
+    )  # fmt: skip
+    with pytest.raises(InstallRefusedError, match="image input, but this site's production"):
+        agent.install(image_model, actor="supervisor")
+    with pytest.raises(InstallRefusedError, match="older than production"):
+        agent.install(bundle_versions[2], actor="supervisor")
+    unloadable = make_version(
+        bundle_versions[1], 10, edit=lambda root: (root / "head.onnx").write_bytes(b"no")
+    )
+    with pytest.raises(BundleFormatError, match="cannot be loaded"):
+        agent.install(unloadable, actor="supervisor")
+    assert sorted(p.name for p in agent.site.models_dir.iterdir()) == before
+    assert agent.store.find_model("tiny-bert", 10) is None and agent.store.find_model(None, 10) is None
+    assert agent.active.production is not None and agent.active.production.version == 3
+
+
+def test_rolling_back_to_the_candidate_says_to_promote_it(
+    agent: Agent, bundle_versions: dict[int, Path]
+) -> None:
+    agent.install(bundle_versions[2], actor="supervisor")
+    with pytest.raises(RolloutError, match="is the candidate; promote it"):
+        agent.rollback(actor="supervisor", version=2)
+
+
+def test_a_relabelled_input_keeps_its_first_split(agent: Agent) -> None:
+    (answer,) = agent.predict([_item("oil on the bracket")])
+    first = agent.label(answer.input_id, answer.production.label or "", actor="operator", split="train")
+    again = agent.label(answer.input_id, answer.production.label or "", actor="operator", split="holdout")
+    assert first.split == again.split == "train"

@@ -58,6 +58,22 @@ def register(subparsers: Any) -> None:
     _data(rollback)
     rollback.add_argument("--version", type=int, help="an installed version instead of the previous one")
     rollback.set_defaults(handler=_rollback)
+    _register_learning(actions)
+
+
+def _register_learning(actions: Any) -> None:
+    train = actions.add_parser(
+        "train", help="fine-tune on the site's labels; the result enters shadow (supervisor)"
+    )
+    _data(train)
+    train.add_argument("--mode", choices=("head",), default="head", help="what to train (default: head)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-wait", action="store_true", help="return once the job has started")
+    train.set_defaults(handler=_train)
+    queue = actions.add_parser("queue", help="the items whose labels would help the model most")
+    _data(queue)
+    queue.add_argument("--limit", type=int, default=20)
+    queue.set_defaults(handler=_queue)
 
 
 def _data(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +139,50 @@ def _rollback(args: argparse.Namespace) -> int:
             lambda a: a.rollback(actor="supervisor", version=args.version),
         )
     )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    _print(_run(args.data, lambda c: _train_online(c, args), lambda a: _train_offline(a, args)))
+    return 0
+
+
+def _train_online(client: Any, args: argparse.Namespace) -> Any:
+    import time
+
+    job = client.train(args.mode, args.seed)
+    while not args.no_wait and job["state"] == "running":
+        time.sleep(1.0)
+        job = client.training() or job
+    if job["state"] == "failed":
+        from edge_agent.jobs import TrainingFailedError
+
+        raise TrainingFailedError(job["message"] or "training failed")
+    return job
+
+
+def _train_offline(agent: Any, args: argparse.Namespace) -> Any:
+    import time
+
+    from edge_agent.jobs import run_training
+
+    out = agent.site.root / "candidates" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}"
+    result = run_training(agent.site.root, args.mode, out, agent.site.site_key_file, args.seed)
+    return {"training": result, "installed": agent.install(Path(result["bundle"]), actor="supervisor")}
+
+
+def _queue(args: argparse.Namespace) -> int:
+    def online(client: Any) -> Any:
+        return [vars(entry) for entry in client.queue(args.limit)]
+
+    def offline(agent: Any) -> Any:
+        return [
+            {**{k: v for k, v in vars(q).items() if k != "payload"},
+             "text": q.payload.decode("utf-8") if q.kind == "text" else None}
+            for q in agent.store.uncertain_unlabelled(args.limit)
+        ]  # fmt: skip
+
+    _print(_run(args.data, online, offline, manage=False))
     return 0
 
 

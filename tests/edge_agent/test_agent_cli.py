@@ -119,3 +119,29 @@ def test_a_site_folder_given_as_a_relative_path_works(
     assert code == 0, err
     code, status, _ = _run(capsys, "agent", "status", "--data", "relative/site")
     assert status["production"]["version"] == 1 and not status["problems"]
+
+
+def test_train_and_queue_work_on_a_site_with_no_agent_running(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    keypair: tuple[Path, Path],
+    bundle_versions: dict[int, Path],
+) -> None:
+    from edge_agent.agent import Agent
+    from edge_agent.answers import Item
+
+    data = str(tmp_path / "site")
+    _run(capsys, "agent", "init", "--data", data, "--trust", str(keypair[1]))
+    _run(capsys, "agent", "install", "--data", data, str(bundle_versions[1]))
+    texts = {"scratch": "scratch on the rim", "dent": "dent on the cover", "ok": "good part, no defect"}
+    with Agent.open(SiteFolder(Path(data))) as agent:
+        answers = agent.predict(
+            [Item("text", t, t.encode(), {}, "operator") for t in [*texts.values(), "rust?"]]
+        )
+        for answer, label in zip(answers, texts, strict=False):
+            agent.label(answer.input_id, label, actor="operator", split="train")
+    code, queue, _ = _run(capsys, "agent", "queue", "--data", data)
+    assert code == 0 and [entry["text"] for entry in queue] == ["rust?"]  # the one nobody labelled
+    code, trained, err = _run(capsys, "agent", "train", "--data", data)
+    assert code == 0, err
+    assert trained["installed"]["slot"] == "candidate" and trained["installed"]["installed"]["version"] == 2

@@ -1,0 +1,72 @@
+"""``python -m edge_agent.training``: train a candidate, print one JSON line; one error line otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from genba import env as _env  # noqa: F401  (telemetry off, offline on: before anything heavy loads)
+from genba.errors import GenbaError
+
+PROG = "python -m edge_agent.training"
+USAGE_EXIT = 2
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_EXIT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog=PROG, description="Train a candidate bundle from the site's training labels."
+    )
+    parser.add_argument("--data", type=Path, required=True, help="the site folder (agent.toml, store.db)")
+    parser.add_argument("--mode", required=True, choices=("head", "last-k"), help="what to train")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the candidate bundle")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the validation split and the fit")
+    parser.add_argument(
+        "--signing-key", type=Path, default=None, help="Ed25519 PEM (default: the site's keys/site-sign.pem)"
+    )
+    parser.add_argument(
+        "--provider",
+        choices=("auto", "gpu", "cpu"),
+        default=None,
+        help="override the site's runtime provider",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore")
+    try:
+        from edge_agent.training.run import train_candidate
+
+        result = train_candidate(
+            args.data,
+            mode=args.mode,
+            out=args.out,
+            signing_key=args.signing_key,
+            seed=args.seed,
+            provider=args.provider,
+        )
+    except GenbaError as error:
+        print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(result, sort_keys=True, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

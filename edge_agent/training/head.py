@@ -1,0 +1,122 @@
+"""Fit a classification head on cached embeddings: class-balanced, L2-regularised softmax regression.
+
+The L2 strength is chosen on a validation split drawn from the TRAINING labels only
+(stratified, seeded): every value on the grid is fitted on the rest and scored there, the
+best by validation accuracy (then by validation loss) wins, and the head is refitted on all
+training labels with it. The same embeddings, labels and seed give the same head.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from export.graphs import HeadWeights
+from export.head_training import fit_linear_head
+from genba.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class HeadTrainingConfig:
+    l2_grid: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+    max_iterations: int = 200
+    validation_fraction: float = 0.2
+    #: Used when the labels are too few to hold any out (each class needs two to lend one).
+    default_l2: float = 1e-3
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.l2_grid or any(not (math.isfinite(v) and v >= 0) for v in self.l2_grid):
+            problems.append("l2_grid must hold one or more finite values >= 0")
+        if self.max_iterations < 1:
+            problems.append("max_iterations must be >= 1")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            problems.append("validation_fraction must be >= 0 and < 1")
+        if not (math.isfinite(self.default_l2) and self.default_l2 >= 0):
+            problems.append("default_l2 must be a finite value >= 0")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    weights: HeadWeights
+    report: dict[str, Any]
+
+
+def stratified_split(label_indices: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) positions: about ``fraction`` of each class held out, one kept for training."""
+    rng = np.random.default_rng(seed)
+    train: list[int] = []
+    validation: list[int] = []
+    for label in np.unique(label_indices):
+        positions = np.flatnonzero(label_indices == label)
+        rng.shuffle(positions)
+        held = min(int(round(len(positions) * fraction)), len(positions) - 1)
+        validation.extend(positions[:held].tolist())
+        train.extend(positions[held:].tolist())
+    return np.array(sorted(train), dtype=np.int64), np.array(sorted(validation), dtype=np.int64)
+
+
+def fit_head(
+    embeddings: np.ndarray,
+    label_indices: np.ndarray,
+    num_labels: int,
+    *,
+    seed: int = 0,
+    config: HeadTrainingConfig | None = None,
+) -> HeadFit:
+    """Choose L2 on a validation split of the training labels, then refit on all of them."""
+    config = config or HeadTrainingConfig()
+    start = time.perf_counter()
+    features = np.ascontiguousarray(embeddings, dtype=np.float32)
+    targets = np.asarray(label_indices, dtype=np.int64)
+    train, validation = stratified_split(targets, config.validation_fraction, seed)
+    grid: list[dict[str, Any]] = []
+    if len(validation) and len(np.unique(targets[train])) > 1:
+        for l2 in config.l2_grid:
+            head = _fit(features[train], targets[train], num_labels, seed, l2, config.max_iterations)
+            accuracy, loss = _score(head, features[validation], targets[validation])
+            grid.append({"l2": l2, "validation_accuracy": accuracy, "validation_loss": loss})
+        best = max(grid, key=lambda row: (row["validation_accuracy"], -row["validation_loss"]))
+        chosen_l2, validation_accuracy = float(best["l2"]), best["validation_accuracy"]
+    else:
+        chosen_l2, validation_accuracy = config.default_l2, None
+    weights = _fit(features, targets, num_labels, seed, chosen_l2, config.max_iterations)
+    report = {
+        "examples": int(len(targets)),
+        "train_size": int(len(train)),
+        "validation_size": int(len(validation)) if grid else 0,
+        "validation_accuracy": validation_accuracy,
+        "chosen": {"l2": chosen_l2, "max_iterations": config.max_iterations},
+        "selection": "validation accuracy, then loss" if grid else "default (too few labels to hold out)",
+        "grid": grid,
+        "refit_on": "all training labels",
+        "train_accuracy": _score(weights, features, targets)[0],
+        "seed": seed,
+        "config": {**asdict(config), "l2_grid": list(config.l2_grid)},
+        "seconds": round(time.perf_counter() - start, 4),
+    }
+    return HeadFit(weights=weights, report=report)
+
+
+def _fit(
+    features: np.ndarray, targets: np.ndarray, num_labels: int, seed: int, l2: float, iterations: int
+) -> HeadWeights:
+    return fit_linear_head(
+        features, targets.tolist(), num_labels, seed=seed, l2=l2, max_iterations=iterations
+    )
+
+
+def _score(head: HeadWeights, features: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of a head on labelled embeddings."""
+    logits = features.astype(np.float64) @ head.weight.T.astype(np.float64) + head.bias.astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = float(-log_probabilities[np.arange(len(targets)), targets].mean())
+    accuracy = float((np.argmax(logits, axis=1) == targets).mean())
+    return round(accuracy, 6), round(loss, 6)

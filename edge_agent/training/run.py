@@ -1,0 +1,134 @@
+"""Train a candidate at the site: production model + training labels → a signed head-swapped bundle.
+
+Runs in its own process while the agent serves: the labels and slots are read through a
+read-only store connection, the only writes are embeddings to the cache, and the result is
+a bundle folder at ``out`` that a supervisor installs as the candidate. Every check on the
+labels and the model happens before any embedding, cache write or file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config import load_agent_config
+from edge_agent.library import ModelLibrary
+from edge_agent.site import SiteFolder
+from edge_agent.store import LabelledInput, ModelRow, SiteStore
+from edge_agent.training.candidate import CandidateSource, head_file, parent_reference, write_head_candidate
+from edge_agent.training.data import TrainingSet, read_training_labels, training_set
+from edge_agent.training.embeddings import DEFAULT_BATCH_SIZE, Embedded, backbone_key, cached_embeddings
+from edge_agent.training.errors import NoProductionModelError, TrainingModeError
+from edge_agent.training.head import HeadTrainingConfig, fit_head
+from genba import keys
+from genba.bundle import MANIFEST_NAME, VerifiedBundle, verify_directory
+from genba.errors import IntegrityError, OutputPathError
+from genba.runtime.config import ProviderPolicy
+from genba.runtime.model import BundleModel
+
+MODES = ("head",)
+_PROBE_SIZE = 16
+
+
+def train_candidate(
+    data_dir: Path,
+    *,
+    mode: str,
+    out: Path,
+    signing_key: Path | None = None,
+    seed: int = 0,
+    provider: ProviderPolicy | None = None,
+    head_config: HeadTrainingConfig | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> dict[str, Any]:
+    """Fit a new head for the site's production model on its training labels; write the candidate.
+
+    ``signing_key`` defaults to the site's own key (``DATA/keys/site-sign.pem``); ``provider``
+    (auto, gpu, cpu) overrides the site's runtime setting for embedding. Returns a JSON-able
+    summary: the bundle, its version, its parent and the training report.
+    """
+    started = time.perf_counter()
+    if mode not in MODES:
+        raise TrainingModeError(mode)
+    site = SiteFolder(Path(data_dir)).require_initialized()
+    config = load_agent_config(site.config_file)
+    runtime = dataclasses.replace(
+        config.runtime, provider=provider or config.runtime.provider, spin_wait=False
+    )
+    out = Path(out)
+    if out.exists():
+        raise OutputPathError(f"{out} already exists; choose another --out or remove it")
+    private_key = keys.load_private_key(signing_key or site.site_key_file)
+    production, items = _read_site(site)
+    library = ModelLibrary(site.models_dir, site.trusted_keys(), runtime, site.site_public_key(), config.site)
+    parent = _verified_parent(site, library, production)
+    head_file(parent.manifest)  # a one-graph model is refused before any work
+    data = training_set(items, parent.manifest.get("labels") or (), str(parent.manifest["input"]["kind"]))
+    model = BundleModel(parent, runtime)
+    with SiteStore(site.store_file) as store:
+        store.drop_pruned_embeddings()
+        embedded = cached_embeddings(
+            store, model, backbone_key(parent.manifest), data.items, batch_size=batch_size
+        )
+    fit = fit_head(embedded.vectors, data.label_indices, len(data.labels), seed=seed, config=head_config)
+    report = _report(data, embedded, fit.report, model.provider, seed)
+    manifest = write_head_candidate(
+        parent,
+        fit.weights,
+        out,
+        private_key,
+        source=CandidateSource(site=config.site, labels=len(data), seed=seed, mode=mode),
+        report=report,
+        probe=embedded.vectors[:_PROBE_SIZE],
+    )
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return {
+        "bundle": str(out),
+        "name": manifest["model"]["name"],
+        "version": manifest["model"]["version"],
+        "manifest_sha256": hashlib.sha256((out / MANIFEST_NAME).read_bytes()).hexdigest(),
+        "signer_key_id": manifest["signer"]["key_id"],
+        "parent": manifest["lineage"]["parent"],
+        "report": report,
+    }
+
+
+def _read_site(site: SiteFolder) -> tuple[ModelRow, list[LabelledInput]]:
+    """The production model's row and the training labels, in one read-only visit."""
+    with SiteStore.read_only(site.store_file) as store:
+        slots = store.slots()
+        if slots.production is None:
+            raise NoProductionModelError()
+        return store.get_model(slots.production.model_id), read_training_labels(store)
+
+
+def _verified_parent(site: SiteFolder, library: ModelLibrary, row: ModelRow) -> VerifiedBundle:
+    """The installed copy, verified as the agent verifies it, and the very one the store recorded."""
+    bundle = library.check_signer(verify_directory(site.models_dir / row.path, library.trusted))
+    if parent_reference(bundle)["manifest_sha256"] != row.manifest_sha256:
+        raise IntegrityError(
+            f"the installed copy of {row.name} v{row.version} is not the bundle the site store recorded; "
+            "reinstall the model"
+        )
+    return bundle
+
+
+def _report(
+    data: TrainingSet, embedded: Embedded, head: dict[str, Any], provider: str, seed: int
+) -> dict[str, Any]:
+    counts = data.class_counts()
+    return {
+        "mode": "head",
+        "labels": len(data),
+        "class_counts": counts,
+        "classes_without_labels": [label for label, count in counts.items() if count == 0],
+        "embedded_new": embedded.new,
+        "embedded_cached": embedded.cached,
+        "embed_seconds": round(embedded.seconds, 3),
+        "provider": provider,
+        "seed": seed,
+        "head": head,
+    }

@@ -1,0 +1,47 @@
+"""`POST /v1/train`: a child process trains, the agent installs its result in shadow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.site import SiteFolder
+from genba.errors import PermissionDeniedError
+
+REPORTS = {
+    "scratch": ["scratch on the housing", "long scratch near the rim", "surface scratch on part 4711"],
+    "dent": ["dent near the flange", "left rim dent", "small dent on the cover"],
+    "ok": ["part ok no issues found", "good part", "no defect, passed"],
+}
+
+
+def test_training_through_the_api_puts_a_site_signed_candidate_in_shadow(
+    make_site: Callable[..., SiteFolder],
+    agent_process: Callable[..., Any],
+    bundle_versions: dict[int, Path],
+    waiter: Callable[..., Any],
+) -> None:
+    site = make_site(settings={"runtime": {"provider": "cpu"}, "gates": {"auto_advance": False}})
+    agent = agent_process(site)
+    with agent.client() as client:
+        client.install(bundle_versions[1])
+        for label, texts in REPORTS.items():
+            for text in texts:
+                client.label(client.predict(text).input_id, label, operator_seconds=2.0, split="train")
+        with agent.client("operator") as operator, pytest.raises(PermissionDeniedError):
+            operator.train()
+        job = client.train("head", seed=3)
+        assert job["state"] == "running" and job["mode"] == "head"
+        done = waiter(lambda: (client.training() or {}).get("state") != "running" and client.training(),
+                      timeout=180, what="the training job")  # fmt: skip
+        assert done["state"] == "succeeded", done["message"]
+        status = client.status()
+    candidate = status["candidate"]
+    assert candidate["version"] == 2 and candidate["stage"] == "shadow"
+    assert candidate["signer_key_id"] != status["production"]["signer_key_id"]  # the site's key, not IT's
+    assert candidate["lineage"]["source"]["kind"] == "site-training"
+    assert candidate["lineage"]["parent"]["version"] == 1
+    assert done["result"]["training"]["report"]["labels"] == 9

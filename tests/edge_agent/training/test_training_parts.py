@@ -1,0 +1,260 @@
+"""The parts of site training one by one: label checks, the split, the fit, the cache and its table."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge_agent.store import MIGRATIONS, SCHEMA_VERSION, InputRecord, LabelledInput, SiteStore
+from edge_agent.store.schema import apply_migrations
+from edge_agent.training.candidate import head_file
+from edge_agent.training.data import training_set
+from edge_agent.training.embeddings import backbone_key, cached_embeddings
+from edge_agent.training.errors import (
+    NotHeadSwappableError,
+    SingleClassError,
+    UnknownLabelsError,
+    WrongInputKindError,
+)
+from edge_agent.training.head import HeadTrainingConfig, fit_head, stratified_split
+from genba.errors import BundleFormatError, ConfigError, UsageError
+
+LABELS = ("ok", "scratch", "dent")
+
+
+def item(input_id: int, label: str, kind: str = "text", text: str = "x") -> LabelledInput:
+    return LabelledInput(input_id=input_id, kind=kind, payload=text.encode(), label=label, groups={})
+
+
+# ---------------------------------------------------------------- labels
+
+
+def test_a_training_set_is_in_input_order_with_indices_into_the_models_labels() -> None:
+    data = training_set([item(9, "dent"), item(2, "ok"), item(5, "dent")], LABELS, "text")
+    assert data.input_ids == [2, 5, 9]
+    assert data.label_indices.tolist() == [0, 2, 2]
+    assert data.class_counts() == {"ok": 1, "scratch": 0, "dent": 2}
+
+
+@pytest.mark.parametrize(
+    ("items", "error", "words"),
+    [
+        (
+            [item(1, "dent"), item(2, "dent")],
+            SingleClassError,
+            "all 2 training labels are 'dent', a single class",
+        ),
+        ([item(1, "dent"), item(2, "rust"), item(3, "crack")], UnknownLabelsError, "'crack', 'rust'"),
+        ([item(1, "dent", "image"), item(2, "ok")], WrongInputKindError, "image inputs"),
+    ],
+)
+def test_bad_labels_fail_with_one_line_that_says_what_to_do(
+    items: list[LabelledInput], error: type[UsageError], words: str
+) -> None:
+    with pytest.raises(error) as caught:
+        training_set(items, LABELS, "text")
+    message = str(caught.value)
+    assert words in message and "\n" not in message and ": " in message
+    assert caught.value.exit_code == 2
+
+
+def test_only_backbone_plus_head_bundles_can_be_head_swapped() -> None:
+    split = {"graphs": {"backbone": {"file": "backbone.onnx"}, "head": {"file": "head.onnx"}}}
+    assert head_file(split) == "head.onnx"
+    with pytest.raises(NotHeadSwappableError) as caught:
+        head_file({"graphs": {"model": {"file": "model.onnx"}}})
+    assert "one graph (model)" in str(caught.value) and "last-k" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+# ---------------------------------------------------------------- split and fit
+
+
+def clusters(per_class: int, seed: int = 0, dim: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(3, dim)) * 3
+    targets = np.repeat(np.arange(3), per_class)
+    return (centers[targets] + rng.normal(size=(len(targets), dim))).astype(np.float32), targets
+
+
+def test_the_validation_split_is_stratified_seeded_and_leaves_every_class_in_training() -> None:
+    targets = np.array([0] * 10 + [1] * 5 + [2] * 1)
+    train, validation = stratified_split(targets, 0.2, seed=4)
+    assert sorted([*train, *validation]) == list(range(16))
+    assert np.bincount(targets[validation], minlength=3).tolist() == [2, 1, 0]
+    assert set(targets[train]) == {0, 1, 2}
+    again = stratified_split(targets, 0.2, seed=4)
+    assert np.array_equal(train, again[0]) and np.array_equal(validation, again[1])
+    others = {tuple(stratified_split(targets, 0.2, seed=s)[1]) for s in range(6)}
+    assert len(others) > 1
+
+
+def test_the_fit_chooses_l2_on_validation_then_refits_on_all_labels() -> None:
+    features, targets = clusters(10)
+    fit = fit_head(features, targets, 3, seed=1)
+    report = fit.report
+    assert (report["train_size"], report["validation_size"], report["examples"]) == (24, 6, 30)
+    assert [row["l2"] for row in report["grid"]] == list(HeadTrainingConfig().l2_grid)
+    assert report["chosen"]["l2"] in HeadTrainingConfig().l2_grid
+    assert report["validation_accuracy"] == max(row["validation_accuracy"] for row in report["grid"])
+    assert report["train_accuracy"] == 1.0  # well separated clusters
+    assert fit.weights.weight.shape == (3, 8) and fit.weights.bias.shape == (3,)
+    again = fit_head(features, targets, 3, seed=1)
+    assert np.array_equal(fit.weights.weight, again.weights.weight)
+    assert np.array_equal(fit.weights.bias, again.weights.bias)
+
+
+def test_too_few_labels_to_hold_out_fit_with_the_default_l2() -> None:
+    features, targets = clusters(1)
+    fit = fit_head(features, targets, 3, seed=0, config=HeadTrainingConfig(default_l2=0.05))
+    assert fit.report["validation_size"] == 0 and fit.report["validation_accuracy"] is None
+    assert fit.report["chosen"]["l2"] == 0.05 and fit.report["grid"] == []
+
+
+def test_a_head_config_reports_every_problem_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        HeadTrainingConfig(l2_grid=(), max_iterations=0, validation_fraction=1.0)
+    assert len(caught.value.problems) == 3
+
+
+# ---------------------------------------------------------------- the cache table
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with SiteStore(tmp_path / "store.db") as opened:
+        yield opened
+
+
+def add_inputs(store: SiteStore, texts: Sequence[str]) -> list[int]:
+    written = store.record_served(
+        [InputRecord(kind="text", payload=t.encode()) for t in texts], [[] for _ in texts]
+    )
+    return [input_id for input_id, _ in written]
+
+
+def test_a_v1_store_gains_the_embeddings_table_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        apply_migrations(conn, path, MIGRATIONS[:1])
+        conn.execute(
+            "INSERT INTO inputs (created_at, kind, payload, payload_sha256) VALUES (1, 'text', x'61', '')"
+        )
+    with SiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.get_input(1).payload == b"a"
+        assert store.embedding_count() == 0
+
+
+def test_vectors_round_trip_by_key_and_replace_older_ones(store: SiteStore) -> None:
+    ids = add_inputs(store, ["a", "b"])
+    vectors = {ids[0]: np.array([1.5, -2.0, 0.25], dtype=np.float32), ids[1]: np.arange(3, dtype=np.float64)}
+    assert store.put_embeddings("key-1", vectors) == 2
+    found = store.get_embeddings("key-1", [*ids, 999])
+    assert set(found) == set(ids) and found[ids[0]].dtype == np.float32
+    assert found[ids[0]].tolist() == [1.5, -2.0, 0.25]
+    assert store.get_embeddings("key-2", ids) == {}
+    store.put_embeddings("key-1", {ids[0]: np.zeros(3)})
+    assert store.get_embeddings("key-1", ids)[ids[0]].tolist() == [0.0, 0.0, 0.0]
+    assert (store.embedding_count(), store.embedding_count("key-1"), store.embedding_count("key-2")) == (
+        2,
+        2,
+        0,
+    )
+    assert store.put_embeddings("key-1", {12345: np.zeros(3)}) == 0  # no such input: skipped
+
+
+def test_vectors_of_pruned_inputs_are_never_returned_and_are_dropped(
+    store: SiteStore, tmp_path: Path
+) -> None:
+    ids = add_inputs(store, ["private report", "another"])
+    store.put_embeddings("key", {i: np.ones(4) for i in ids})
+    with closing(sqlite3.connect(tmp_path / "store.db", isolation_level=None)) as conn:
+        conn.execute("UPDATE inputs SET payload = x'', pruned_at = 1 WHERE id = ?", (ids[0],))
+    assert set(store.get_embeddings("key", ids)) == {ids[1]}
+    assert store.put_embeddings("key", {ids[0]: np.ones(4)}) == 0
+    assert store.drop_pruned_embeddings() == 1
+    assert store.embedding_count() == 1
+
+
+@pytest.mark.parametrize(
+    ("vectors", "words"),
+    [
+        ({1: np.zeros(3), 2: np.zeros(4)}, "one size"),
+        ({1: np.zeros((2, 2))}, "one size"),
+        ({1: np.array([np.nan, 1.0])}, "finite"),
+    ],
+)
+def test_bad_vectors_are_refused_before_writing(
+    store: SiteStore, vectors: dict[int, np.ndarray], words: str
+) -> None:
+    add_inputs(store, ["a", "b"])
+    with pytest.raises(UsageError, match=words):
+        store.put_embeddings("key", vectors)
+    assert store.embedding_count() == 0
+
+
+# ---------------------------------------------------------------- embedding through the cache
+
+
+class CountingEmbedder:
+    """Embeds text as (length, vowel count): enough to see which inputs were embedded, and in what batches."""
+
+    def __init__(self, with_embedding: bool = True) -> None:
+        self.batches: list[list[str]] = []
+        self.with_embedding = with_embedding
+
+    def predict_arrays(self, items: Sequence[Any]) -> tuple[np.ndarray | None, np.ndarray | None, float]:
+        self.batches.append(list(items))
+        vectors = np.array([[len(t), sum(c in "aeiou" for c in t)] for t in items], dtype=np.float32)
+        return None, vectors if self.with_embedding else None, 1.0
+
+
+def test_cached_embeddings_computes_only_what_the_cache_lacks(store: SiteStore) -> None:
+    texts = ["dent", "scratch on rim", "ok", "scratch", "good part"]
+    ids = add_inputs(store, texts)
+    items = [item(i, "ok", text=t) for i, t in zip(ids, texts, strict=True)]
+    embedder = CountingEmbedder()
+    first = cached_embeddings(store, embedder, "key", items[:3], batch_size=2)
+    assert (first.new, first.cached) == (3, 0)
+    assert [len(batch) for batch in embedder.batches] == [2, 1]
+    assert first.vectors.tolist() == [[4, 1], [14, 3], [2, 1]]  # in the order asked for
+
+    embedder.batches.clear()
+    second = cached_embeddings(store, embedder, "key", items, batch_size=2)
+    assert (second.new, second.cached) == (2, 3)
+    assert sorted(t for batch in embedder.batches for t in batch) == ["good part", "scratch"]
+    assert second.vectors[:3].tolist() == first.vectors.tolist()
+    assert cached_embeddings(store, embedder, "other-backbone", items[:1]).new == 1
+
+
+def test_a_model_without_an_embedding_output_cannot_train_a_head(store: SiteStore) -> None:
+    ids = add_inputs(store, ["a"])
+    with pytest.raises(BundleFormatError, match="no embedding output"):
+        cached_embeddings(store, CountingEmbedder(with_embedding=False), "key", [item(ids[0], "ok")])
+    assert store.embedding_count() == 0
+
+
+def test_a_head_swap_keeps_the_cache_key_and_a_new_backbone_changes_it() -> None:
+    def manifest(backbone: str, head: str, max_length: int = 128) -> dict[str, Any]:
+        return {
+            "graphs": {"backbone": {"file": "backbone.onnx"}, "head": {"file": "head.onnx"}},
+            "input": {"kind": "text", "max_length": max_length},
+            "files": {
+                "backbone.onnx": {"sha256": backbone},
+                "head.onnx": {"sha256": head},
+                "preprocess/tokenizer.json": {"sha256": "t"},
+            },
+        }
+
+    key = backbone_key(manifest("b1", "h1"))
+    assert key.startswith("backbone:")
+    assert backbone_key(manifest("b1", "h2")) == key
+    assert backbone_key(manifest("b2", "h1")) != key
+    assert backbone_key(manifest("b1", "h1", max_length=64)) != key

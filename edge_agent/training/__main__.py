@@ -9,24 +9,16 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from genba import env as _env  # noqa: F401  (telemetry off, offline on: before anything heavy loads)
+from genba.cli import OneLineParser
 from genba.errors import GenbaError
 
 PROG = "python -m edge_agent.training"
-USAGE_EXIT = 2
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(USAGE_EXIT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
-        prog=PROG, description="Train a candidate bundle from the site's training labels."
-    )
+    parser = OneLineParser(prog=PROG, description="Train a candidate bundle from the site's training labels.")
     parser.add_argument("--data", type=Path, required=True, help="the site folder (agent.toml, store.db)")
     parser.add_argument("--mode", required=True, choices=("head", "last-k"), help="what to train")
     parser.add_argument("--out", type=Path, required=True, help="where to write the candidate bundle")

@@ -31,6 +31,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/export_infer.py
 	$(BIN)/python bench/agent_api.py
+	$(BIN)/python bench/few_labels.py
 
 clean:
 	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -179,7 +179,7 @@ def _queue(args: argparse.Namespace) -> int:
         return [
             {**{k: v for k, v in vars(q).items() if k != "payload"},
              "text": q.payload.decode("utf-8") if q.kind == "text" else None}
-            for q in agent.store.uncertain_unlabelled(args.limit)
+            for q in agent.queue(args.limit)
         ]  # fmt: skip
 
     _print(_run(args.data, online, offline, manage=False))

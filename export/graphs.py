@@ -110,6 +110,12 @@ def head_graph(head: HeadWeights, opset: int) -> Any:
     return model
 
 
+def head_weights(model: Any) -> HeadWeights | None:
+    """The weights of a head graph (or any graph whose logits come from one linear layer)."""
+    found = _final_linear(model)
+    return found[1] if found is not None else None
+
+
 def _final_linear(model: Any) -> tuple[str, HeadWeights] | None:
     from onnx import numpy_helper
 

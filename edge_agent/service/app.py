@@ -113,7 +113,7 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
                     "margin": q.margin,
                     "created_at": q.created_at,
                 }
-                for q in agent.store.uncertain_unlabelled(limit)
+                for q in agent.queue(limit)
             ]
         }
 

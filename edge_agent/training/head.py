@@ -23,15 +23,19 @@ from genba.errors import ConfigError
 @dataclass(frozen=True)
 class HeadTrainingConfig:
     l2_grid: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+    #: With a parent head to start from, L2 pulls toward it: larger values keep more of IT's head.
+    anchored_l2_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
     max_iterations: int = 200
     validation_fraction: float = 0.2
     #: Used when the labels are too few to hold any out (each class needs two to lend one).
     default_l2: float = 1e-3
+    anchored_default_l2: float = 1e-1
 
     def __post_init__(self) -> None:
         problems = []
-        if not self.l2_grid or any(not (math.isfinite(v) and v >= 0) for v in self.l2_grid):
-            problems.append("l2_grid must hold one or more finite values >= 0")
+        for name, grid in (("l2_grid", self.l2_grid), ("anchored_l2_grid", self.anchored_l2_grid)):
+            if not grid or any(not (math.isfinite(v) and v >= 0) for v in grid):
+                problems.append(f"{name} must hold one or more finite values >= 0")
         if self.max_iterations < 1:
             problems.append("max_iterations must be >= 1")
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -69,8 +73,14 @@ def fit_head(
     *,
     seed: int = 0,
     config: HeadTrainingConfig | None = None,
+    prior: HeadWeights | None = None,
 ) -> HeadFit:
-    """Choose L2 on a validation split of the training labels, then refit on all of them."""
+    """Choose L2 on a validation split of the training labels, then refit on all of them.
+
+    ``prior``: the parent's head. The fit starts from it and is pulled toward it, so a
+    handful of site labels refine IT's head instead of replacing it (measured in
+    bench/few_labels.py: from scratch, 20 labels per class fall short of the default head).
+    """
     config = config or HeadTrainingConfig()
     start = time.perf_counter()
     features = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -78,15 +88,16 @@ def fit_head(
     train, validation = stratified_split(targets, config.validation_fraction, seed)
     grid: list[dict[str, Any]] = []
     if len(validation) and len(np.unique(targets[train])) > 1:
-        for l2 in config.l2_grid:
-            head = _fit(features[train], targets[train], num_labels, seed, l2, config.max_iterations)
+        for l2 in config.anchored_l2_grid if prior is not None else config.l2_grid:
+            head = _fit(features[train], targets[train], num_labels, seed, l2, config.max_iterations, prior)
             accuracy, loss = _score(head, features[validation], targets[validation])
             grid.append({"l2": l2, "validation_accuracy": accuracy, "validation_loss": loss})
         best = max(grid, key=lambda row: (row["validation_accuracy"], -row["validation_loss"]))
         chosen_l2, validation_accuracy = float(best["l2"]), best["validation_accuracy"]
     else:
-        chosen_l2, validation_accuracy = config.default_l2, None
-    weights = _fit(features, targets, num_labels, seed, chosen_l2, config.max_iterations)
+        chosen_l2 = config.default_l2 if prior is None else config.anchored_default_l2
+        validation_accuracy = None
+    weights = _fit(features, targets, num_labels, seed, chosen_l2, config.max_iterations, prior)
     report = {
         "examples": int(len(targets)),
         "train_size": int(len(train)),
@@ -96,6 +107,7 @@ def fit_head(
         "selection": "validation accuracy, then loss" if grid else "default (too few labels to hold out)",
         "grid": grid,
         "refit_on": "all training labels",
+        "anchored_to_parent": prior is not None,
         "train_accuracy": _score(weights, features, targets)[0],
         "seed": seed,
         "config": {**asdict(config), "l2_grid": list(config.l2_grid)},
@@ -105,8 +117,21 @@ def fit_head(
 
 
 def _fit(
-    features: np.ndarray, targets: np.ndarray, num_labels: int, seed: int, l2: float, iterations: int
+    features: np.ndarray,
+    targets: np.ndarray,
+    num_labels: int,
+    seed: int,
+    l2: float,
+    iterations: int,
+    prior: HeadWeights | None = None,
 ) -> HeadWeights:
+    if prior is not None:
+        from edge_agent.training.softmax import fit_weighted_linear_head
+
+        ones = np.ones(len(targets))
+        return fit_weighted_linear_head(
+            features, targets, ones, num_labels, seed=seed, l2=l2, max_iterations=iterations, prior=prior
+        )
     return fit_linear_head(
         features, targets.tolist(), num_labels, seed=seed, l2=l2, max_iterations=iterations
     )

@@ -23,6 +23,7 @@ from edge_agent.training.data import TrainingSet, read_training_labels, training
 from edge_agent.training.embeddings import DEFAULT_BATCH_SIZE, Embedded, backbone_key, cached_embeddings
 from edge_agent.training.errors import NoProductionModelError, TrainingModeError
 from edge_agent.training.head import HeadTrainingConfig, fit_head
+from export.graphs import HeadWeights
 from genba import keys
 from genba.bundle import MANIFEST_NAME, VerifiedBundle, verify_directory
 from genba.errors import IntegrityError, OutputPathError
@@ -65,7 +66,7 @@ def train_candidate(
     production, items = _read_site(site)
     library = ModelLibrary(site.models_dir, site.trusted_keys(), runtime, site.site_public_key(), config.site)
     parent = _verified_parent(site, library, production)
-    head_file(parent.manifest)  # a one-graph model is refused before any work
+    prior = _parent_head(parent.path / head_file(parent.manifest))  # one-graph models refused here
     data = training_set(items, parent.manifest.get("labels") or (), str(parent.manifest["input"]["kind"]))
     model = BundleModel(parent, runtime)
     with SiteStore(site.store_file) as store:
@@ -73,7 +74,9 @@ def train_candidate(
         embedded = cached_embeddings(
             store, model, backbone_key(parent.manifest), data.items, batch_size=batch_size
         )
-    fit = fit_head(embedded.vectors, data.label_indices, len(data.labels), seed=seed, config=head_config)
+    fit = fit_head(
+        embedded.vectors, data.label_indices, len(data.labels), seed=seed, config=head_config, prior=prior
+    )
     report = _report(data, embedded, fit.report, model.provider, seed)
     manifest = write_head_candidate(
         parent,
@@ -94,6 +97,15 @@ def train_candidate(
         "parent": manifest["lineage"]["parent"],
         "report": report,
     }
+
+
+def _parent_head(path: Path) -> HeadWeights | None:
+    """The parent's head weights: site training refines them rather than starting over."""
+    import onnx
+
+    from export.graphs import head_weights
+
+    return head_weights(onnx.load(str(path)))
 
 
 def _read_site(site: SiteFolder) -> tuple[ModelRow, list[LabelledInput]]:

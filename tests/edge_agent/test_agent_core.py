@@ -99,3 +99,16 @@ def test_a_relabelled_input_keeps_its_first_split(agent: Agent) -> None:
     first = agent.label(answer.input_id, answer.production.label or "", actor="operator", split="train")
     again = agent.label(answer.input_id, answer.production.label or "", actor="operator", split="holdout")
     assert first.split == again.split == "train"
+
+
+def test_the_queue_asks_for_the_least_certain_items_without_near_duplicates(agent: Agent) -> None:
+    texts = ["scratch on the rim"] * 6 + ["dent on the cover", "oil near the bracket", "misaligned pin 4"]
+    agent.predict([_item(text) for text in texts])
+    queue = agent.queue(limit=3)
+    assert len(queue) == 3
+    asked = [entry.payload for entry in queue]
+    assert asked.count(b"scratch on the rim") <= 1  # the same report is not asked for again
+    stored = agent.store.uncertain_unlabelled(limit=100)
+    margins = {entry.input_id: entry.margin for entry in stored}
+    least = min(margins.values())
+    assert margins[queue[0].input_id] == least

@@ -258,3 +258,19 @@ def test_a_head_swap_keeps_the_cache_key_and_a_new_backbone_changes_it() -> None
     assert backbone_key(manifest("b1", "h2")) == key
     assert backbone_key(manifest("b2", "h1")) != key
     assert backbone_key(manifest("b1", "h1", max_length=64)) != key
+
+
+def test_a_parent_head_anchors_the_fit_by_its_l2_strength() -> None:
+    from edge_agent.training.softmax import fit_weighted_linear_head
+    from export.graphs import HeadWeights
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(30, 8)).astype(np.float32)
+    labels = np.arange(30) % 3
+    prior = HeadWeights(rng.normal(size=(3, 8)).astype(np.float32), rng.normal(size=3).astype(np.float32))
+    kept = fit_weighted_linear_head(features, labels, np.ones(30), 3, l2=100.0, prior=prior)
+    moved = fit_weighted_linear_head(features, labels, np.ones(30), 3, l2=1e-6, prior=prior)
+    assert np.abs(kept.weight - prior.weight).max() < 0.05
+    assert np.abs(moved.weight - prior.weight).max() > 0.2
+    report = fit_head(features, labels, 3, prior=prior).report
+    assert report["anchored_to_parent"] is True and report["chosen"]["l2"] in (1e-3, 1e-2, 1e-1, 1.0)

@@ -235,28 +235,9 @@ class Agent:
         return row
 
     def queue(self, limit: int = 20) -> list[QueueItem]:
-        """Unlabelled items to ask the operators about: least certain first, near-duplicates skipped.
+        from edge_agent.labelling import labelling_queue
 
-        The store ranks by the margin production had when it answered; a few times more
-        than asked are re-embedded by production's backbone so that the queue does not
-        ask for the same report twice in other words (``edge_agent.selection``).
-        """
-        pool = _distinct(self.store.uncertain_unlabelled(limit * 4))
-        production = self.active.production
-        if production is None or len(pool) <= limit:
-            return pool[:limit]
-        from edge_agent.selection import select_for_labelling
-        from edge_agent.transitions import decode_payload
-
-        values = [decode_payload(item.kind, item.payload) for item in pool]
-        probabilities, embedding, _ = production.model.predict_arrays(values)
-        if probabilities is None or embedding is None:
-            return pool[:limit]
-        picked = select_for_labelling(probabilities, embedding, limit)
-        # When what is left is all near-duplicates, fill up in margin order: an operator
-        # asked for `limit` items, and a short queue would look like there is nothing to do.
-        picked += [i for i in range(len(pool)) if i not in picked][: limit - len(picked)]
-        return [pool[i] for i in picked]
+        return labelling_queue(self.store, self.active.production, limit)
 
     def known_labels(self) -> set[str]:
         active = self.active
@@ -400,17 +381,6 @@ class Agent:
             "store": {"schema_version": self.store.schema_version},
             "versions": {name: _version(metadata, name) for name in ("genba", "onnxruntime-gpu")},
         }
-
-
-def _distinct(items: list[QueueItem]) -> list[QueueItem]:
-    """The first of each identical report: asking for it twice yields one label's worth."""
-    seen: set[bytes] = set()
-    kept = []
-    for item in items:
-        if item.payload not in seen:
-            seen.add(item.payload)
-            kept.append(item)
-    return kept
 
 
 def _version(metadata: Any, name: str) -> str | None:

@@ -1,0 +1,41 @@
+"""The labelling queue: what to ask the operators about first."""
+
+from __future__ import annotations
+
+from edge_agent.library import LoadedModel
+from edge_agent.store import QueueItem, SiteStore
+
+
+def labelling_queue(store: SiteStore, production: LoadedModel | None, limit: int) -> list[QueueItem]:
+    """Unlabelled items, least certain first, identical and near-duplicate reports skipped.
+
+    The store ranks by the margin production had when it answered; a few times more
+    than asked are re-embedded by production's backbone so the queue does not ask for
+    the same report twice in other words (``edge_agent.selection``).
+    """
+    pool = _distinct(store.uncertain_unlabelled(limit * 4))
+    if production is None or len(pool) <= limit:
+        return pool[:limit]
+    from edge_agent.selection import select_for_labelling
+    from edge_agent.transitions import decode_payload
+
+    values = [decode_payload(item.kind, item.payload) for item in pool]
+    probabilities, embedding, _ = production.model.predict_arrays(values)
+    if probabilities is None or embedding is None:
+        return pool[:limit]
+    picked = select_for_labelling(probabilities, embedding, limit)
+    # When what is left is all near-duplicates, fill up in margin order: an operator
+    # asked for `limit` items, and a short queue would look like there is nothing to do.
+    picked += [i for i in range(len(pool)) if i not in picked][: limit - len(picked)]
+    return [pool[i] for i in picked]
+
+
+def _distinct(items: list[QueueItem]) -> list[QueueItem]:
+    """The first of each identical report: asking for it twice yields one label's worth."""
+    seen: set[bytes] = set()
+    kept = []
+    for item in items:
+        if item.payload not in seen:
+            seen.add(item.payload)
+            kept.append(item)
+    return kept

@@ -98,6 +98,7 @@ class Agent:
     def close(self) -> None:
         self._stopping.set()
         self._wake.set()
+        self.training.stop()
         self._batcher.close()
         for thread in self._threads:
             thread.join(timeout=10)

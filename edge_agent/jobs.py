@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,21 +50,32 @@ def training_command(data: Path, mode: str, out: Path, signing_key: Path, seed: 
     ]  # fmt: skip
 
 
-def run_training(data: Path, mode: str, out: Path, signing_key: Path, seed: int) -> dict[str, Any]:
-    """Run the training process to completion; its result, or its one-line error as a GenbaError."""
+def run_training(
+    data: Path,
+    mode: str,
+    out: Path,
+    signing_key: Path,
+    seed: int,
+    started: Callable[[subprocess.Popen[str]], None] | None = None,
+) -> dict[str, Any]:
+    """Run the training process to completion; its result, or its one-line error as a GenbaError.
+
+    ``started`` receives the child as soon as it runs, so its owner can stop it.
+    """
     if mode not in MODES:
         raise UsageError(f"training mode {mode!r} is not available; use one of {', '.join(MODES)}")
-    done = subprocess.run(
+    child = subprocess.Popen(
         training_command(data, mode, out, signing_key, seed),
-        capture_output=True, text=True, env=env.child_environment(), check=False,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.child_environment(),
     )  # fmt: skip
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        message = (
-            lines[-1].split(": error: ", 1)[-1] if lines else f"training exited with code {done.returncode}"
-        )
-        raise TrainingFailedError(message)
-    lines = [line for line in done.stdout.strip().splitlines() if line.strip()]
+    if started is not None:
+        started(child)
+    stdout, stderr = child.communicate()
+    if child.returncode != 0:
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        fallback = f"training exited with code {child.returncode}"
+        raise TrainingFailedError(lines[-1].split(": error: ", 1)[-1] if lines else fallback)
+    lines = [line for line in stdout.strip().splitlines() if line.strip()]
     return dict(json.loads(lines[-1]))
 
 
@@ -78,6 +90,7 @@ class TrainingJobs:
         self.agent = agent
         self.current: TrainingJob | None = None
         self._lock = threading.Lock()
+        self._child: subprocess.Popen[str] | None = None
 
     def start(self, *, mode: str, actor: str, seed: int = 0) -> TrainingJob:
         if mode not in MODES:
@@ -91,11 +104,24 @@ class TrainingJobs:
         threading.Thread(target=self._run, args=(job,), name="genba-training", daemon=True).start()
         return job
 
+    def stop(self) -> None:
+        """On shutdown: a training process never outlives the agent that started it."""
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    def _adopt(self, child: subprocess.Popen[str]) -> None:
+        self._child = child
+
     def _run(self, job: TrainingJob) -> None:
         site = self.agent.site
         out = site.root / "candidates" / f"{job.id}-{job.mode}"
         try:
-            result = run_training(site.root, job.mode, out, site.site_key_file, job.seed)
+            result = run_training(site.root, job.mode, out, site.site_key_file, job.seed, self._adopt)
             installed = self.agent.install(Path(result["bundle"]), actor=job.actor)
             job.result = {"training": result, "installed": installed["installed"]}
             job.state = "succeeded"

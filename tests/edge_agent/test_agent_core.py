@@ -112,3 +112,18 @@ def test_the_queue_asks_for_the_least_certain_items_without_near_duplicates(agen
     margins = {entry.input_id: entry.margin for entry in stored}
     least = min(margins.values())
     assert margins[queue[0].input_id] == least
+
+
+def test_a_training_process_never_outlives_the_agent(agent: Agent) -> None:
+    answers = agent.predict([_item(t) for t in ("scratch on the rim", "dent on the cover", "good part")])
+    for answer, label in zip(answers, ("scratch", "dent", "ok"), strict=True):
+        agent.label(answer.input_id, label, actor="operator", split="train")
+    agent.training.start(mode="head", actor="supervisor")
+    deadline = time.monotonic() + 30
+    while agent.training._child is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child = agent.training._child
+    assert child is not None and child.poll() is None  # still loading torch
+    agent.close()
+    assert child.poll() is not None
+    agent.store = type(agent.store)(agent.site.store_file)  # let the fixture's close() succeed

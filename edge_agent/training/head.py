@@ -126,7 +126,7 @@ def _fit(
     prior: HeadWeights | None = None,
 ) -> HeadWeights:
     if prior is not None:
-        from edge_agent.training.softmax import fit_weighted_linear_head
+        from export.head_training import fit_weighted_linear_head
 
         ones = np.ones(len(targets))
         return fit_weighted_linear_head(

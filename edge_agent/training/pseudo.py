@@ -5,7 +5,7 @@ threshold, labelled with its top class. ``fit_head_with_pseudo_labels`` chooses 
 ``fit_head`` does, on the operators' labels only (a pseudo-label never validates
 anything), then fits one head on labelled + pseudo-labelled embeddings, each pseudo-label
 weighted ``pseudo_weight`` (< 1) in a class-balanced, L2-regularised softmax regression
-fitted with L-BFGS: ``fit_linear_head`` with per-example weights. torch is imported only
+fitted with L-BFGS: ``export.head_training.fit_weighted_linear_head``. torch is imported only
 by the fit.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from edge_agent.training.head import HeadFit, HeadTrainingConfig, fit_head
-from edge_agent.training.softmax import fit_weighted_linear_head
 from export.graphs import HeadWeights
+from export.head_training import fit_weighted_linear_head
 
 DEFAULT_PSEUDO_WEIGHT = 0.5
 

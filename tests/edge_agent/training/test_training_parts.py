@@ -261,8 +261,8 @@ def test_a_head_swap_keeps_the_cache_key_and_a_new_backbone_changes_it() -> None
 
 
 def test_a_parent_head_anchors_the_fit_by_its_l2_strength() -> None:
-    from edge_agent.training.softmax import fit_weighted_linear_head
     from export.graphs import HeadWeights
+    from export.head_training import fit_weighted_linear_head
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(30, 8)).astype(np.float32)

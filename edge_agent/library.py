@@ -7,10 +7,12 @@ copy, because the copy is what will be loaded, now and after every restart.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,33 +125,43 @@ class ModelLibrary:
         with open_verified(source, self.trusted) as bundle:
             return identity_of(self.check_signer(bundle))
 
-    def copy_in(self, source: Path) -> tuple[Path, BundleIdentity]:
-        """Verify ``source`` and copy it into the library; returns the copy's folder."""
-        with open_verified(source, self.trusted) as bundle:
-            identity = identity_of(self.check_signer(bundle))
+    def copy_in(
+        self, source: Path, accept: Callable[[BundleIdentity], None] | None = None
+    ) -> tuple[VerifiedBundle, BundleIdentity]:
+        """Verify ``source`` and copy it into the library; returns the verified copy.
+
+        ``accept`` sees what the offer is once it has verified and may refuse it (raise)
+        before anything is written.
+        """
+        with open_verified(source, self.trusted) as offered:
+            identity = identity_of(self.check_signer(offered))
+            if accept is not None:
+                accept(identity)
             target = (
                 self.models_dir
                 / f"{_safe(identity.name)}-v{identity.version}-{identity.manifest_sha256[:12]}"
             )
             if target.exists():
                 try:
-                    verify_directory(target, self.trusted)  # left complete by an earlier install
-                    return target, identity
+                    return self._verified(target), identity  # left complete by an earlier install
                 except GenbaError:
                     shutil.rmtree(target)  # a damaged copy: replace it from the verified offer
-            self.models_dir.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".install-", dir=self.models_dir))
-            try:
-                for name in (*bundle.manifest["files"], MANIFEST_NAME, SIGNATURE_NAME):
-                    destination = staging / name
-                    destination.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(bundle.path / name, destination)
-                verify_directory(staging, self.trusted)
-                staging.rename(target)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-        return target, identity
+            return self._copy(offered, target), identity
+
+    def _copy(self, offered: VerifiedBundle, target: Path) -> VerifiedBundle:
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".install-", dir=self.models_dir))
+        try:
+            for name in (*offered.manifest["files"], MANIFEST_NAME, SIGNATURE_NAME):
+                destination = staging / name
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(offered.path / name, destination)
+            copied = self._verified(staging)
+            staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return dataclasses.replace(copied, path=target)
 
     def load(self, model_id: int, path: Path) -> LoadedModel:
         """Verify the installed copy again (it sits on disk between restarts) and open its sessions.
@@ -157,11 +169,16 @@ class ModelLibrary:
         ``path`` may be relative to the models folder (how the store records it, so the
         whole site folder can move) or absolute.
         """
-        path = self.models_dir / path
-        bundle = self.check_signer(verify_directory(path, self.trusted))
+        return self.open(model_id, self._verified(self.models_dir / path))
+
+    def open(self, model_id: int, bundle: VerifiedBundle) -> LoadedModel:
+        """Sessions for a copy verified just now (the graphs' bytes are hash-checked as they load)."""
         model = BundleModel(bundle, self.runtime)
-        log.info("loaded %s from %s on %s", bundle.manifest.get("model"), path.name, model.provider)
+        log.info("loaded %s from %s on %s", bundle.manifest.get("model"), bundle.path.name, model.provider)
         return LoadedModel(model_id=model_id, identity=identity_of(bundle), model=model)
+
+    def _verified(self, path: Path) -> VerifiedBundle:
+        return self.check_signer(verify_directory(path, self.trusted))
 
     def clean_staging(self) -> None:
         """Remove half-copied installs left by a crash (they never became a model)."""

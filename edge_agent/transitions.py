@@ -12,11 +12,12 @@ import io
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from edge_agent.library import BundleIdentity, LoadedModel
 from edge_agent.rollout import CANDIDATE_STAGES, check_target, next_stage
-from edge_agent.store import ModelRow, Transition
+from edge_agent.store import KEEP, ModelRow, Transition
+from genba.bundle import VerifiedBundle
 from genba.errors import (
     BundleFormatError,
     GenbaError,
@@ -94,17 +95,17 @@ def install(agent: Agent, source: Path, *, actor: str, rollback: bool = False) -
     store records it, so a bundle ONNX Runtime cannot open leaves nothing behind.
     """
     with agent.switch_lock:
-        offered = agent.library.inspect(source)
-        rollback = rollback or offered.rollback
-        _refuse_unwanted(agent, offered, rollback)
-        path, identity = agent.library.copy_in(source)
+        copy, identity = agent.library.copy_in(
+            source, accept=lambda offered: _refuse_unwanted(agent, offered, rollback or offered.rollback)
+        )
+        rollback = rollback or identity.rollback
         known = agent.store.find_model(identity.name, identity.version)
-        loaded = _load_new_copy(agent, path, keep=known is not None)
+        loaded = _open_new_copy(agent, copy, keep=known is not None)
         row = known or agent.store.add_model(
             name=identity.name,
             version=identity.version,
             manifest_sha256=identity.manifest_sha256,
-            path=path.name,  # relative to the models folder: the site folder may move
+            path=copy.path.name,  # relative to the models folder: the site folder may move
             signer_key_id=identity.signer_key_id,
             lineage=identity.manifest.get("lineage") or {},
             manifest=identity.manifest,
@@ -118,12 +119,12 @@ def install(agent: Agent, source: Path, *, actor: str, rollback: bool = False) -
         return {"installed": loaded.describe(), "slot": "candidate"}
 
 
-def _load_new_copy(agent: Agent, path: Path, keep: bool) -> LoadedModel:
+def _open_new_copy(agent: Agent, copy: VerifiedBundle, keep: bool) -> LoadedModel:
     try:
-        return agent.library.load(0, Path(path.name))
+        return agent.library.open(0, copy)
     except RuntimeLoadError as error:
         if not keep:
-            shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(copy.path, ignore_errors=True)
         raise BundleFormatError(f"the bundle's graphs cannot be loaded: {error}") from error
 
 
@@ -139,7 +140,7 @@ def _install_as_production(agent: Agent, loaded: LoadedModel, actor: str) -> Non
         outcome="install", production=loaded.model_id, production_change="promote",
         details={"model": loaded.identity.label, "reason": reason},
     )  # fmt: skip
-    _apply(agent, transition, production=loaded)
+    _apply(agent, transition, loaded)
 
 
 def _install_as_candidate(agent: Agent, loaded: LoadedModel, actor: str, rollback: bool) -> None:
@@ -150,7 +151,7 @@ def _install_as_candidate(agent: Agent, loaded: LoadedModel, actor: str, rollbac
         candidate=(loaded.model_id, "shadow"),
         details={"model": loaded.identity.label, "replaced": replaced, "rollback": rollback},
     )  # fmt: skip
-    _apply(agent, transition, candidate=loaded, stage="shadow")
+    _apply(agent, transition, loaded)
 
 
 def _refuse_unwanted(agent: Agent, identity: BundleIdentity, rollback: bool) -> None:
@@ -224,9 +225,6 @@ def promote(agent: Agent, *, actor: str, to_stage: str | None = None, gated: boo
                     candidate=None,
                     **common,
                 ),
-                production=candidate,
-                candidate=None,
-                stage=None,
             )
         else:
             _apply(
@@ -234,8 +232,6 @@ def promote(agent: Agent, *, actor: str, to_stage: str | None = None, gated: boo
                 Transition(
                     event="advance", outcome="advance", candidate=(candidate.model_id, target), **common
                 ),
-                candidate=candidate,
-                stage=target,
             )
         return {"promoted": True, "model": candidate.identity.label, "stage": target, "gates": gates}
 
@@ -290,7 +286,7 @@ def rollback(agent: Agent, *, actor: str, version: int | None = None) -> dict[st
                     "replaced": current.identity.label if current else None,
                 },
             ),
-            production=loaded,
+            loaded,
         )
         return {"rolled_back_to": loaded.describe(), "replaced": current.identity.label if current else None}
 
@@ -308,27 +304,27 @@ def _rollback_row(agent: Agent, version: int | None) -> ModelRow:
     return row
 
 
-_KEEP: Any = object()
+def _apply(agent: Agent, transition: Transition, loaded: LoadedModel | None = None) -> None:
+    """Commit the transition, then swap the in-memory slots in one reference assignment.
 
-
-def _apply(
-    agent: Agent,
-    transition: Transition,
-    *,
-    production: LoadedModel | None = _KEEP,
-    candidate: LoadedModel | None = _KEEP,
-    stage: str | None = _KEEP,
-) -> None:
-    """Commit the transition, then swap the in-memory slots in one reference assignment."""
+    The new slots follow from the transition itself; ``loaded`` is the model it brings
+    in (an install or a rollback), the others are already in a slot.
+    """
     from edge_agent.agent import Active
 
     agent.store.apply_transition(transition)
-    now = agent.store.slots().candidate
     before = agent.active
-    agent.active = Active(
-        production=before.production if production is _KEEP else production,
-        candidate=before.candidate if candidate is _KEEP else candidate,
-        stage=before.stage if stage is _KEEP else stage,
-        since=now.since if now else 0.0,
+    models = {m.model_id: m for m in (before.production, before.candidate, loaded) if m is not None}
+    production = (
+        before.production if transition.production is KEEP else models[cast(int, transition.production)]
     )
+    if transition.candidate is KEEP:
+        candidate, stage = before.candidate, before.stage
+    elif transition.candidate is None:
+        candidate, stage = None, None
+    else:
+        model_id, stage = cast(tuple[int, str], transition.candidate)
+        candidate = models[model_id]
+    slot = agent.store.slots().candidate
+    agent.active = Active(production, candidate, stage, since=slot.since if slot else 0.0)
     agent.wake()

@@ -27,7 +27,7 @@ from edge_agent.library import LoadedModel, ModelLibrary
 from edge_agent.rollout import CANDIDATE_STAGES, GateReport, evaluate_gates
 from edge_agent.serving import MicroBatcher
 from edge_agent.site import SiteFolder
-from edge_agent.store import LabelledInput, LabelRow, QueueItem, SiteStore
+from edge_agent.store import LabelRow, QueueItem, SiteStore
 from genba.errors import GenbaError, NoModelError, UsageError
 
 log = logging.getLogger(__name__)
@@ -264,27 +264,29 @@ class Agent:
             self.store, self.config.gates, slots.candidate, slots.production, self.accuracy_of
         )
 
-    def accuracy_of(self, model_id: int, held_out: Sequence[LabelledInput]) -> float | None:
+    def accuracy_of(self, model_id: int, held_out: Sequence[tuple[int, str]]) -> float | None:
+        """Accuracy on the held-out labels; payloads are read and run only when those labels change."""
         active = self.active
         loaded = next(
             (m for m in (active.production, active.candidate) if m and m.model_id == model_id), None
         )
         if loaded is None or not held_out or not loaded.model.is_classifier:
             return None
-        key = (model_id, hash(tuple((item.input_id, item.label) for item in held_out)))
+        key = (model_id, hash(tuple(held_out)))
         with self._accuracy_lock:
             if key in self._accuracy_cache:
                 return self._accuracy_cache[key]
         from edge_agent.transitions import decode_payload
 
+        labelled = self.store.labelled_inputs("holdout", limit=len(held_out))
         correct = 0
-        for start in range(0, len(held_out), 64):  # decoded a chunk at a time: images can be large
-            chunk = held_out[start : start + 64]
+        for start in range(0, len(labelled), 64):  # decoded a chunk at a time: images can be large
+            chunk = labelled[start : start + 64]
             answers = self._run_model(
                 loaded, [decode_payload(i.kind, i.payload) for i in chunk], "evaluation"
             )
             correct += sum(a.label == item.label for a, item in zip(answers, chunk, strict=True))
-        accuracy = correct / len(held_out)
+        accuracy = correct / len(labelled) if labelled else None
         with self._accuracy_lock:
             if len(self._accuracy_cache) > 64:
                 self._accuracy_cache.clear()

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 
 from edge_agent.config import GateConfig
-from edge_agent.store import LabelledInput, SiteStore, SlotRow
+from edge_agent.store import SiteStore, SlotRow
 from genba.errors import RolloutError
 
 STAGES = ("shadow", "pilot", "production")
 CANDIDATE_STAGES = ("shadow", "pilot")
 
-#: Accuracy of one model on held-out labelled inputs (None when it cannot be computed).
-AccuracyFn = Callable[[int, Sequence[LabelledInput]], float | None]
+#: Accuracy of one model on the held-out labels given as ``(input_id, label)`` (None if it cannot be had).
+AccuracyFn = Callable[[int, Sequence[tuple[int, str]]], float | None]
 
 
 def next_stage(stage: str) -> str:
@@ -122,7 +122,7 @@ def _accuracy_gate(
     limit = -config.max_accuracy_drop_pts
     if not ready:  # both models over every held-out label is the costly part: only once it can decide
         return Gate("accuracy", False, None, limit, "judged once the candidate has answered enough items")
-    held_out = store.labelled_inputs("holdout")
+    held_out = store.labelled_keys("holdout")
     if len(held_out) < config.min_labels:
         return Gate(
             "accuracy",

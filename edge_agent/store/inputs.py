@@ -184,6 +184,17 @@ def labelled_inputs(conn: sqlite3.Connection, split: str, limit: int) -> list[La
     ]
 
 
+def labelled_keys(conn: sqlite3.Connection, split: str, limit: int) -> list[tuple[int, str]]:
+    """``(input_id, label)`` of what ``labelled_inputs`` returns, without reading any payload."""
+    require_choice(split, SPLITS, "label split")
+    rows = conn.execute(
+        "SELECT i.id, l.label FROM latest_labels AS l JOIN inputs AS i ON i.id = l.input_id "
+        "WHERE l.split = ? AND i.pruned_at IS NULL ORDER BY l.id DESC LIMIT ?",
+        (split, limit),
+    ).fetchall()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
 def uncertain_unlabelled(conn: sqlite3.Connection, limit: int) -> list[QueueItem]:
     """The labelling queue: least sure production answers first, then newest; unanswered inputs last."""
     rows = conn.execute(

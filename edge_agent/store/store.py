@@ -137,6 +137,11 @@ class SiteStore:
         with self._db.read() as conn:
             return input_rows.labelled_inputs(conn, split, limit)
 
+    def labelled_keys(self, split: str, limit: int = 10000) -> list[tuple[int, str]]:
+        """``(input_id, label)`` pairs of ``labelled_inputs``: cheap enough to ask every few seconds."""
+        with self._db.read() as conn:
+            return input_rows.labelled_keys(conn, split, limit)
+
     def uncertain_unlabelled(self, limit: int = 20) -> list[QueueItem]:
         """The labelling queue: smallest production margin first, ties newest first."""
         with self._db.read() as conn:

@@ -221,3 +221,14 @@ def test_reopening_keeps_everything(
         assert reopened.audit() == [entry]
         assert reopened.egress() == [egress]
         assert all(report.ok for report in reopened.verify_chains().values())
+
+
+def test_labelled_keys_name_exactly_the_labelled_inputs_without_their_payloads(store: SiteStore) -> None:
+    written = store.record_served([_text("a"), _text("b"), _text("c")], [[], [], []])
+    a, b, c = (input_id for input_id, _ in written)
+    store.add_label(a, "dent", actor="operator", split="holdout")
+    store.add_label(b, "dent", actor="operator", split="train")
+    store.add_label(c, "scratch", actor="operator", split="holdout")
+    store.add_label(a, "scratch", actor="supervisor", split="holdout")
+    full = [(item.input_id, item.label) for item in store.labelled_inputs("holdout")]
+    assert store.labelled_keys("holdout") == full == [(a, "scratch"), (c, "scratch")]

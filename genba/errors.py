@@ -6,6 +6,7 @@ The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -20,6 +21,12 @@ class GenbaError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def error_code(error_type: type[BaseException]) -> str:
+    """The code an error travels under between the agent and its clients (``install_refused``)."""
+    name = error_type.__name__.removesuffix("Error") or "Genba"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 class UsageError(GenbaError):

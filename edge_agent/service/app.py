@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from genba.errors import (
     InputFileError,
     UnknownItemError,
     UsageError,
+    error_code,
 )
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -227,16 +227,11 @@ def http_status(error: GenbaError) -> int:
     return 500
 
 
-def error_code(error: Exception) -> str:
-    name = type(error).__name__.removesuffix("Error") or "Genba"
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GenbaError)
     async def genba_error(request: Request, error: GenbaError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if http_status(error) == 401 else None
-        return _error(http_status(error), error_code(error), str(error), headers)
+        return _error(http_status(error), error_code(type(error)), str(error), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -21,8 +21,10 @@ from genba.errors import (
     AuthenticationError,
     InstallRefusedError,
     KeyFileError,
+    NoModelError,
     PermissionDeniedError,
     RolloutError,
+    error_code,
 )
 
 
@@ -89,7 +91,13 @@ class QueueEntry:
     created_at: float
 
 
-_ERRORS: dict[int, type[AgentError]] = {
+#: The agent's own error types, by the code it sends; anything else by its HTTP status.
+_BY_CODE: dict[str, type[AgentError]] = {
+    error_code(kind): kind
+    for kind in (AuthenticationError, PermissionDeniedError, InstallRefusedError, RolloutError,
+                 AgentUnavailableError, NoModelError)
+}  # fmt: skip
+_BY_STATUS: dict[int, type[AgentError]] = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     409: RolloutError,
@@ -227,12 +235,12 @@ def _item(text: str | None, image: bytes | None, groups: dict[str, str] | None) 
 
 def _error_from(response: httpx.Response) -> AgentError:
     try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = f"the agent answered HTTP {response.status_code}"
-    if response.status_code == 409 and "install" in response.request.url.path:
-        return InstallRefusedError(message)
-    error = _ERRORS.get(response.status_code, AgentError)(message)
+        body = response.json()["error"]
+        code, message = str(body.get("code", "")), str(body["message"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        code, message = "", f"the agent answered HTTP {response.status_code}"
+    kind = _BY_CODE.get(code) or _BY_STATUS.get(response.status_code, AgentError)
+    error = kind(message)
     error.status = response.status_code
     return error
 

@@ -67,8 +67,8 @@ class Agent:
         self._threads: list[threading.Thread] = []
         self._accuracy_cache: dict[tuple[int, int], float | None] = {}
         self._accuracy_lock = threading.Lock()
-        self.held_back: set[tuple[int, str]] = set()
-        self.training = TrainingJobs(self)  # (model, stage) already recorded as held by the gates
+        self.held_back: set[tuple[int, str]] = set()  # (model, stage) the gates already recorded as held
+        self.training = TrainingJobs(self)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -276,7 +276,7 @@ class Agent:
         with self._accuracy_lock:
             if key in self._accuracy_cache:
                 return self._accuracy_cache[key]
-        from edge_agent.transitions import decode_payload
+        from edge_agent.answers import decode_payload
 
         labelled = self.store.labelled_inputs("holdout", limit=len(held_out))
         correct = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,10 @@ from typing import Any
 import numpy as np
 
 from edge_agent.store import InputRecord, PredictionRecord
+from genba.errors import InputFileError
+
+#: Decoded size limit: a small compressed file can expand to gigabytes of pixels.
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -104,3 +109,24 @@ def model_answers(
         )
         for row in range(count)
     ]
+
+
+def decode_payload(kind: str, payload: bytes) -> Any:
+    """Stored bytes back into what the model takes: text, or a decoded image."""
+    if kind == "text":
+        return payload.decode("utf-8")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(payload))  # reads the header only
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise InputFileError(
+                f"the image is {width}x{height} pixels, over {MAX_IMAGE_PIXELS:,}; send a smaller picture"
+            )
+        image.load()
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise InputFileError(
+            "the image cannot be decoded (PNG, JPEG or another format Pillow reads)"
+        ) from exc
+    return image

@@ -176,11 +176,9 @@ def _queue(args: argparse.Namespace) -> int:
         return [vars(entry) for entry in client.queue(args.limit)]
 
     def offline(agent: Any) -> Any:
-        return [
-            {**{k: v for k, v in vars(q).items() if k != "payload"},
-             "text": q.payload.decode("utf-8") if q.kind == "text" else None}
-            for q in agent.queue(args.limit)
-        ]  # fmt: skip
+        from edge_agent.labelling import queue_entry
+
+        return [queue_entry(q) for q in agent.queue(args.limit)]
 
     _print(_run(args.data, online, offline, manage=False))
     return 0

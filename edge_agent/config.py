@@ -17,7 +17,6 @@ from genba.errors import ConfigError
 from genba.runtime.config import RuntimeConfig
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-ROLES = ("operator", "supervisor", "integration")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from edge_agent.library import LoadedModel
 from edge_agent.store import QueueItem, SiteStore
 
@@ -16,8 +18,8 @@ def labelling_queue(store: SiteStore, production: LoadedModel | None, limit: int
     pool = _distinct(store.uncertain_unlabelled(limit * 4))
     if production is None or len(pool) <= limit:
         return pool[:limit]
+    from edge_agent.answers import decode_payload
     from edge_agent.selection import select_for_labelling
-    from edge_agent.transitions import decode_payload
 
     values = [decode_payload(item.kind, item.payload) for item in pool]
     probabilities, embedding, _ = production.model.predict_arrays(values)
@@ -28,6 +30,19 @@ def labelling_queue(store: SiteStore, production: LoadedModel | None, limit: int
     # asked for `limit` items, and a short queue would look like there is nothing to do.
     picked += [i for i in range(len(pool)) if i not in picked][: limit - len(picked)]
     return [pool[i] for i in picked]
+
+
+def queue_entry(item: QueueItem) -> dict[str, Any]:
+    """What the API and the CLI show of a queued item: its text, never image bytes."""
+    return {
+        "input_id": item.input_id,
+        "kind": item.kind,
+        "text": item.payload.decode("utf-8") if item.kind == "text" else None,
+        "label": item.label,
+        "score": item.score,
+        "margin": item.margin,
+        "created_at": item.created_at,
+    }
 
 
 def _distinct(items: list[QueueItem]) -> list[QueueItem]:

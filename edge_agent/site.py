@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,11 +124,6 @@ class SiteFolder:
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, AgentUnavailableError):
             if self.read_address().get("pid") == pid:
                 self.address_file.unlink()
-
-    def kit_site_name(self) -> str | None:
-        config = tomllib.loads(self.config_file.read_text(encoding="utf-8"))
-        site = config.get("site", {})
-        return site.get("name") if isinstance(site, dict) else None
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ cannot be verified or loaded never reaches a slot, and production keeps serving.
 
 from __future__ import annotations
 
-import io
 import logging
 import shutil
 from pathlib import Path
@@ -21,7 +20,6 @@ from genba.bundle import VerifiedBundle
 from genba.errors import (
     BundleFormatError,
     GenbaError,
-    InputFileError,
     InstallRefusedError,
     ProviderUnavailableError,
     RolloutError,
@@ -33,30 +31,6 @@ if TYPE_CHECKING:
     from edge_agent.agent import Agent
 
 log = logging.getLogger(__name__)
-
-#: Decoded size limit: a small compressed file can expand to gigabytes of pixels.
-MAX_IMAGE_PIXELS = 40_000_000
-
-
-def decode_payload(kind: str, payload: bytes) -> Any:
-    """Stored bytes back into what the model takes: text, or a decoded image."""
-    if kind == "text":
-        return payload.decode("utf-8")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(io.BytesIO(payload))  # reads the header only
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise InputFileError(
-                f"the image is {width}x{height} pixels, over {MAX_IMAGE_PIXELS:,}; send a smaller picture"
-            )
-        image.load()
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise InputFileError(
-            "the image cannot be decoded (PNG, JPEG or another format Pillow reads)"
-        ) from exc
-    return image
 
 
 def load_slots(agent: Agent) -> None:

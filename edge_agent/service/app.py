@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from edge_agent.agent import Agent
 from edge_agent.answers import Item
 from edge_agent.config import ApiConfig
+from edge_agent.labelling import queue_entry
 from edge_agent.service import schemas
 from edge_agent.service.auth import TokenRegistry, authorize
 from edge_agent.service.limits import BodySizeLimit
@@ -102,20 +103,7 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
 
     @app.get("/v1/queue", response_model=schemas.QueueResponse, tags=["labels"])
     def queue(limit: int = Query(20, ge=1, le=500), role: str = Depends(role_with("queue"))) -> Any:
-        return {
-            "items": [
-                {
-                    "input_id": q.input_id,
-                    "kind": q.kind,
-                    "text": q.payload.decode("utf-8") if q.kind == "text" else None,
-                    "label": q.label,
-                    "score": q.score,
-                    "margin": q.margin,
-                    "created_at": q.created_at,
-                }
-                for q in agent.queue(limit)
-            ]
-        }
+        return {"items": [queue_entry(q) for q in agent.queue(limit)]}
 
     @app.get("/v1/status", tags=["status"])
     def status(role: str = read_role) -> dict[str, Any]:
@@ -156,26 +144,13 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
         return {"summary": agent.store.kpi_summary(), "daily": agent.store.kpi_daily(days)}
 
     @app.get("/v1/egress", response_model=schemas.ChainResponse, tags=["privacy"])
-    def egress(
-        limit: int = Query(100, ge=1, le=5000),
-        offset: int = Query(0, ge=0, le=1_000_000_000),
-        role: str = read_role,
-    ) -> Any:
-        entries = agent.store.egress(limit=limit, offset=offset)
-        return {
-            "entries": [_entry(e) for e in entries],
-            "verified": agent.store.verify_chains()["egress"].ok,
-            "totals": agent.store.egress_totals(),
-        }
+    def egress(page: tuple[int, int] = Depends(_page), role: str = read_role) -> Any:
+        entries = agent.store.egress(limit=page[0], offset=page[1])
+        return _chain_page(agent, "egress", entries) | {"totals": agent.store.egress_totals()}
 
     @app.get("/v1/audit", response_model=schemas.ChainResponse, tags=["privacy"])
-    def audit(
-        limit: int = Query(100, ge=1, le=5000),
-        offset: int = Query(0, ge=0, le=1_000_000_000),
-        role: str = read_role,
-    ) -> Any:
-        entries = agent.store.audit(limit=limit, offset=offset)
-        return {"entries": [_entry(e) for e in entries], "verified": agent.store.verify_chains()["audit"].ok}
+    def audit(page: tuple[int, int] = Depends(_page), role: str = read_role) -> Any:
+        return _chain_page(agent, "audit", agent.store.audit(limit=page[0], offset=page[1]))
 
     return app
 
@@ -193,7 +168,7 @@ async def _item(agent: Agent, body: schemas.PredictRequest, role: str, config: A
     if kind != "image":
         raise UsageError("this site's model takes text; send 'text', not 'image'")
     raw = _base64(body.image or "")
-    from edge_agent.transitions import decode_payload
+    from edge_agent.answers import decode_payload
 
     image = await run_in_threadpool(decode_payload, "image", raw)
     return Item("image", image, raw, dict(body.groups), role)
@@ -210,8 +185,20 @@ def _base64(text: str) -> bytes:
         raise InputFileError("'image' is not valid base64") from exc
 
 
-def _entry(entry: ChainEntry) -> dict[str, Any]:
-    return {"seq": entry.seq, "created_at": entry.created_at, "fields": entry.fields, "hash": entry.hash}
+def _page(
+    limit: int = Query(100, ge=1, le=5000), offset: int = Query(0, ge=0, le=1_000_000_000)
+) -> tuple[int, int]:
+    return limit, offset
+
+
+def _chain_page(agent: Agent, chain: str, entries: list[ChainEntry]) -> dict[str, Any]:
+    """Entries of a hash chain, with whether the whole chain still verifies."""
+    return {
+        "entries": [
+            {"seq": e.seq, "created_at": e.created_at, "fields": e.fields, "hash": e.hash} for e in entries
+        ],
+        "verified": agent.store.verify_chain(chain).ok,
+    }
 
 
 def http_status(error: GenbaError) -> int:

@@ -41,6 +41,9 @@ from genba.errors import StoreError
 Clock = Callable[[], float]
 
 
+_CHAIN_TABLES = {"audit": "audit_log", "egress": "egress_ledger"}
+
+
 class SiteStore:
     """The site store. Use as a context manager, or call ``close()``."""
 
@@ -325,9 +328,13 @@ class SiteStore:
             )
             return {kind: int(total) for kind, total in rows}
 
-    def verify_chains(self) -> dict[str, ChainReport]:
+    def verify_chain(self, name: str) -> ChainReport:
+        """Recompute one chain (``audit`` or ``egress``) from its first entry."""
         with self._db.read() as conn:
-            return {"audit": verify_chain(conn, "audit_log"), "egress": verify_chain(conn, "egress_ledger")}
+            return verify_chain(conn, _CHAIN_TABLES[name])
+
+    def verify_chains(self) -> dict[str, ChainReport]:
+        return {name: self.verify_chain(name) for name in _CHAIN_TABLES}
 
     # Retention
 

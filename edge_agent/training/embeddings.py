@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge_agent.answers import decode_payload
 from edge_agent.store import LabelledInput, canonical_json
-from edge_agent.transitions import decode_payload
 from genba.errors import BundleFormatError
 
 DEFAULT_BATCH_SIZE = 32

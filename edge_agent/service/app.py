@@ -228,8 +228,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error(400, "malformed_json", "the request body is not valid JSON")
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        return _error(422, "invalid_request", f"{where}: {message}{more}")
+        if first.get("type") == "extra_forbidden":
+            message = "unknown field; see /openapi.json for the fields this endpoint takes"
+        more = len(problems) - 1
+        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        return _error(422, "invalid_request", f"{where}: {message}{extra}")
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

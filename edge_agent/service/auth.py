@@ -51,9 +51,20 @@ class TokenRegistry:
         return role
 
 
+#: What each permission lets a role do, in the words an error message uses.
+DOING = {
+    "predict": "ask for predictions",
+    "label": "label items",
+    "queue": "read the labelling queue",
+    "read": "read status, models, KPIs or logs",
+    "manage": "manage models (install, promote, roll back, train)",
+}
+
+
 def authorize(role: str, permission: str) -> str:
     if role not in PERMISSIONS[permission]:
-        raise PermissionDeniedError(f"the {role} role may not {permission.replace('_', ' ')}")
+        allowed = " or ".join(sorted(PERMISSIONS[permission]))
+        raise PermissionDeniedError(f"the {role} role may not {DOING[permission]}; use a {allowed} token")
     return role
 
 

@@ -73,20 +73,24 @@ class Agent:
     # ---------------------------------------------------------------- lifecycle
 
     @classmethod
-    def open(cls, site: SiteFolder, config: AgentConfig | None = None) -> Agent:
+    def open(cls, site: SiteFolder, config: AgentConfig | None = None, *, serving: bool = True) -> Agent:
+        """An agent with its slots loaded; ``serving=False`` (the CLI's offline commands) starts no
+        worker threads, prunes nothing and logs no start: it is only there to change or read slots."""
         agent = cls(site, config or load_agent_config(site.config_file))
         try:
-            agent.start()
+            agent.start(serving=serving)
         except BaseException:
             agent.store.close()
             raise
         return agent
 
-    def start(self) -> None:
+    def start(self, serving: bool = True) -> None:
         from edge_agent import transitions
 
         self.library.clean_staging()
         transitions.load_slots(self)
+        if not serving:
+            return
         self.store.prune(keep_days=self.config.store.retention_days)
         self.store.append_audit("agent_start", "system", self.describe_active())
         self._batcher.start()

@@ -205,7 +205,7 @@ def _offline(site: Any, action: Callable[[Any], Any], manage: bool) -> Any:
     from edge_agent.site import exclusive_agent
 
     site.read_token("supervisor" if manage else "operator")  # the same right the API would ask for
-    with exclusive_agent(site), Agent.open(site) as agent:
+    with exclusive_agent(site), Agent.open(site, serving=False) as agent:
         return action(agent)
 
 

@@ -173,7 +173,7 @@ def _train_offline(agent: Any, args: argparse.Namespace) -> Any:
 
 def _queue(args: argparse.Namespace) -> int:
     def online(client: Any) -> Any:
-        return [vars(entry) for entry in client.queue(args.limit)]
+        return [entry.model_dump() for entry in client.queue(args.limit)]
 
     def offline(agent: Any) -> Any:
         from edge_agent.labelling import queue_entry

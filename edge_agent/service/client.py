@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from edge_agent.service import schemas
 from edge_agent.site import ROLES, SiteFolder
 from genba.errors import (
     AgentError,
@@ -71,24 +72,9 @@ class PredictResult(ModelAnswer):
         )
 
 
-@dataclass(frozen=True)
-class LabelResult:
-    label_id: int
-    input_id: int
-    label: str
-    split: str
-    is_correction: bool
-
-
-@dataclass(frozen=True)
-class QueueEntry:
-    input_id: int
-    kind: str
-    text: str | None
-    label: str | None
-    score: float | None
-    margin: float | None
-    created_at: float
+#: The API's own response models: what the agent sends is what the client returns.
+LabelResult = schemas.LabelResponse
+QueueEntry = schemas.QueueEntry
 
 
 #: The agent's own error types, by the code it sends; anything else by its HTTP status.
@@ -167,10 +153,11 @@ class AgentClient:
             body["operator_seconds"] = operator_seconds
         if split is not None:
             body["split"] = split
-        return LabelResult(**self._call("POST", "/v1/labels", json=body))
+        return LabelResult.model_validate(self._call("POST", "/v1/labels", json=body))
 
     def queue(self, limit: int = 20) -> list[QueueEntry]:
-        return [QueueEntry(**d) for d in self._call("GET", "/v1/queue", params={"limit": limit})["items"]]
+        items = self._call("GET", "/v1/queue", params={"limit": limit})["items"]
+        return [QueueEntry.model_validate(item) for item in items]
 
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/v1/status")

@@ -28,7 +28,7 @@ from edge_agent.rollout import CANDIDATE_STAGES, GateReport, evaluate_gates
 from edge_agent.serving import MicroBatcher
 from edge_agent.site import SiteFolder
 from edge_agent.store import LabelRow, QueueItem, SiteStore
-from genba.errors import GenbaError, NoModelError, UsageError
+from genba.errors import AgentUnavailableError, GenbaError, NoModelError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class Agent:
         self.load_problems: list[str] = []
         self.started_at = clock()
         self.switch_lock = threading.RLock()
+        self._serving = False
         self._batcher: MicroBatcher[Item, Answer] = MicroBatcher(self._answer_batch, config.batching)
         self.worker_problems: list[str] = []
         self._shadow: queue.Queue[tuple[LoadedModel, list[int], list[Item]]] = queue.Queue(
@@ -91,6 +92,7 @@ class Agent:
         transitions.load_slots(self)
         if not serving:
             return
+        self._serving = True
         self.store.prune(keep_days=self.config.store.retention_days)
         self.store.append_audit("agent_start", "system", self.describe_active())
         self._batcher.start()
@@ -117,6 +119,11 @@ class Agent:
     # ---------------------------------------------------------------- answering
 
     def predict(self, items: Sequence[Item]) -> list[Answer]:
+        if not self._serving:
+            raise AgentUnavailableError(
+                "this agent was opened to change or read slots, not to serve; "
+                "start it with 'genba agent serve'"
+            )
         futures = self._batcher.submit_many(list(items))
         return [future.result() for future in futures]
 

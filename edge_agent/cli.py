@@ -66,7 +66,13 @@ def _register_learning(actions: Any) -> None:
         "train", help="fine-tune on the site's labels; the result enters shadow (supervisor)"
     )
     _data(train)
-    train.add_argument("--mode", choices=("head",), default="head", help="what to train (default: head)")
+    train.add_argument(
+        "--mode",
+        choices=("head", "last-k"),
+        default="head",
+        help="head: a new head on cached embeddings (seconds); "
+        "last-k: the top blocks fine-tuned too, then re-exported (minutes)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-wait", action="store_true", help="return once the job has started")
     train.set_defaults(handler=_train)

@@ -100,6 +100,38 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class TrainingConfig:
+    """Site training. ``head`` mode needs nothing here; ``last-k`` fine-tunes the source torch model.
+
+    ``source_model``: the Hugging Face / sentence-transformers folder the production bundle was
+    exported from ("" = the packaged all-MiniLM-L6-v2 that the default bundle uses). Training
+    checks it against the production backbone before it starts. ``last_k``: transformer blocks
+    unfrozen, counted from the top (all of them when the model has fewer).
+    """
+
+    source_model: str = ""
+    last_k: int = 6
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_epochs: int = 12
+    patience: int = 3
+    validation_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.last_k < 1:
+            problems.append("training.last_k must be >= 1")
+        if not 0.0 < self.learning_rate < 1.0:
+            problems.append("training.learning_rate must be between 0 and 1")
+        if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
+            problems.append("training.batch_size, max_epochs and patience must be >= 1")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            problems.append("training.validation_fraction must be >= 0 and < 1")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     site: str = "site"
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -107,6 +139,7 @@ class AgentConfig:
     gates: GateConfig = field(default_factory=GateConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     shadow_queue: int = 256
 
     def __post_init__(self) -> None:
@@ -132,6 +165,7 @@ _SECTIONS: dict[str, Callable[..., Any]] = {
     "gates": GateConfig,
     "api": ApiConfig,
     "store": StoreConfig,
+    "training": TrainingConfig,
 }
 
 T = TypeVar("T")
@@ -219,4 +253,13 @@ max_batch_items = 256
 [store]
 retention_days = 90          # raw inputs without labels are blanked after this
 holdout_fraction = 0.3       # share of operator labels kept for gates, never for training
+
+[training]
+source_model = ""            # last-k: the torch model the bundle came from ("" = packaged all-MiniLM-L6-v2)
+last_k = 6                   # last-k: transformer blocks unfrozen, from the top (all when fewer)
+learning_rate = 5e-5
+batch_size = 16
+max_epochs = 12              # early stopping on a validation split of the training labels
+patience = 3
+validation_fraction = 0.2
 """

@@ -24,7 +24,7 @@ from genba.errors import GenbaError, RolloutError, UsageError
 if TYPE_CHECKING:
     from edge_agent.agent import Agent
 
-MODES = ("head",)
+MODES = ("head", "last-k")
 
 
 @dataclass

@@ -56,6 +56,11 @@ class SiteFolder:
         return self.root / "store.db"
 
     @property
+    def training_dir(self) -> Path:
+        """Site training's own files: fine-tuned source weights, and scratch space while it runs."""
+        return self.root / "training"
+
+    @property
     def address_file(self) -> Path:
         return self.root / "agent.addr"
 

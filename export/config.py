@@ -13,6 +13,14 @@ Precision = Literal["auto", "fp32", "fp16", "int8", "int8-static"]
 
 TASKS: tuple[str, ...] = ("text-classification", "image-classification", "feature-extraction")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "int8", "int8-static")
+VARIANTS: tuple[str, ...] = (
+    "fp32",
+    "fp16",
+    "int8-per-channel",
+    "int8-mixed",
+    "int8-per-tensor",
+    "int8-static",
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,9 @@ class ExportConfig:
     latency_runs: int = 20
     #: int8-mixed may keep layers in fp32 until its graph reaches this share of the fp32 size.
     max_int8_size_ratio: float = 0.3
+    #: Build only this named variant (e.g. ``int8-per-channel``) instead of every one ``precision``
+    #: allows: a re-export that must keep its parent's exact precision (site last-k training).
+    variant: str | None = None
     gates: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
@@ -84,6 +95,8 @@ class ExportConfig:
             problems.append("feature-extraction bundles have no labels; drop --labels")
         if self.precision == "int8-static" and self.calibration is None:
             problems.append("precision int8-static needs --calibration FILE (JSONL inputs)")
+        if self.variant is not None and self.variant not in VARIANTS:
+            problems.append(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.version < 1:
             problems.append("version must be a positive integer")
         if not 8 <= self.max_length <= 8192:

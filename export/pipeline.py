@@ -66,17 +66,48 @@ class Inputs:
     calibration: list[Example] | None
 
 
+@dataclass(frozen=True)
+class Examples:
+    """Eval and calibration inputs handed over in memory, checked like the files would be."""
+
+    eval: list[Example] | None = None
+    calibration: list[Example] | None = None
+
+    def checked(self, modality: str, labels: tuple[str, ...] | None) -> Inputs:
+        samples.check_modality(self.eval, modality, "eval", None)
+        samples.check_modality(self.calibration, modality, "calibration", None)
+        if self.eval and labels:
+            samples.check_labels(self.eval, labels, None)
+        return Inputs(labels=labels, eval=self.eval or None, calibration=self.calibration or None)
+
+
+Amend = Callable[[dict[str, Any]], dict[str, Any]]
+
+
 def export_model(
     config: ExportConfig,
     head: HeadWeights | None = None,
     progress: Progress | None = None,
     now: dt.datetime | None = None,
+    *,
+    examples: Examples | None = None,
+    amend: Amend | None = None,
 ) -> ExportResult:
-    """Export a model directory; raises a GenbaError (and leaves no bundle) on any failure."""
+    """Export a model directory; raises a GenbaError (and leaves no bundle) on any failure.
+
+    ``examples`` gives the eval and calibration inputs in memory instead of ``config.eval`` and
+    ``config.calibration`` files (a site re-exporting its own model never writes its data to a
+    file); ``amend`` edits the manifest (lineage, model identity) before it is signed.
+    """
     if config.model_dir is None:
         raise UsageError("no model directory given")
     source = inspect_model_dir(config.model_dir, config.task)
-    inputs = read_inputs(config, source.modality, _resolve_labels(config, source, head))
+    labels = _resolve_labels(config, source, head)
+    inputs = (
+        read_inputs(config, source.modality, labels)
+        if examples is None
+        else examples.checked(source.modality, labels)
+    )
 
     def make_graphs(work: Path) -> ExportedGraphs:
         return export_graphs(source, config.task, work, config.opset, head)
@@ -84,7 +115,7 @@ def export_model(
     def make_preprocessing(root: Path, input_names: tuple[str, ...]) -> dict[str, Any]:
         return _save_preprocessing(source, root, config, input_names)
 
-    return build_bundle(config, source, inputs, make_graphs, make_preprocessing, progress, now)
+    return build_bundle(config, source, inputs, make_graphs, make_preprocessing, progress, now, amend)
 
 
 def build_bundle(
@@ -95,6 +126,7 @@ def build_bundle(
     make_preprocessing: Callable[[Path, tuple[str, ...]], dict[str, Any]],
     progress: Progress | None = None,
     now: dt.datetime | None = None,
+    amend: Amend | None = None,
 ) -> ExportResult:
     """The shared back half: graphs → variants → gates → staged, signed, renamed bundle."""
     say = progress or (lambda message: log.info(message))
@@ -132,6 +164,8 @@ def build_bundle(
                 }
             ),
         }
+        if amend is not None:
+            manifest = amend(manifest)
         path = writer.commit(manifest, signing_key)
         written = writer.manifest
     assert written is not None
@@ -254,7 +288,9 @@ def _evaluate_candidates(
 ) -> _Candidates:
     data = _gate_data(config, source.modality, exported, inputs, preprocessor)
     cuda = _cuda_active(runtime, exported.main)
-    names, skipped = quantize.candidate_names(config.precision, bool(data.calibration_feeds), cuda)
+    names, skipped = quantize.candidate_names(
+        config.precision, bool(data.calibration_feeds), cuda, config.variant
+    )
     latency_feeds = [preprocessor.encode([item]) for item in data.sample_items[:8]]
     reports, paths = [], {}
     for name in names:

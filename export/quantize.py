@@ -59,8 +59,15 @@ class Skipped:
     reason: str
 
 
-def candidate_names(requested: str, has_calibration: bool, cuda: bool) -> tuple[list[str], list[Skipped]]:
-    """Which variants to build for ``--precision``; ``auto`` builds all that can run here."""
+def candidate_names(
+    requested: str, has_calibration: bool, cuda: bool, variant: str | None = None
+) -> tuple[list[str], list[Skipped]]:
+    """Which variants to build for ``--precision``; ``auto`` builds all that can run here.
+
+    ``variant`` names the one variant to build, whatever ``requested`` says.
+    """
+    if variant is not None:
+        return [variant], []
     if requested != "auto":
         return list(VARIANTS_BY_PRECISION[requested]), []
     names = ["fp32", "int8-per-channel", "int8-mixed", "int8-per-tensor"]

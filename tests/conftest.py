@@ -54,6 +54,18 @@ def tiny_encoder(models_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sentence(models_dir: Path) -> Path:
+    """A sentence-transformers folder (tiny BERT, mean pooling, normalised), laid out like MiniLM."""
+    return tiny_models.tiny_sentence_encoder(models_dir / "tiny-st")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_builders() -> ModuleType:
+    """tests/tiny_models.py, for a test that needs a model of its own (another seed, say)."""
+    return tiny_models
+
+
+@pytest.fixture(scope="session")
 def tiny_vit(models_dir: Path) -> Path:
     return tiny_models.tiny_vit_classifier(models_dir / "tiny-vit")
 

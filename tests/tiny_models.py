@@ -128,3 +128,14 @@ def tiny_fnet_classifier(out: Path) -> Path:
     FNetForSequenceClassification(config).save_pretrained(out)
     save_tiny_tokenizer(out)
     return out
+
+
+def tiny_sentence_encoder(out: Path, seed: int = 0) -> Path:
+    """A sentence-transformers folder (tiny BERT + mean pooling + normalisation), like MiniLM's layout."""
+    from sentence_transformers import SentenceTransformer, models
+
+    encoder = tiny_bert_encoder(out.with_name(out.name + "-hf"), seed=seed)
+    word = models.Transformer(str(encoder), max_seq_length=64)
+    pooling = models.Pooling(word.get_word_embedding_dimension(), "mean")
+    SentenceTransformer(modules=[word, pooling, models.Normalize()], device="cpu").save(str(out))
+    return out

@@ -109,7 +109,7 @@ class RollbackRequest(Strict):
 
 
 class TrainRequest(Strict):
-    mode: Literal["head"] = "head"
+    mode: Literal["head", "last-k"] = "head"
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from genba.errors import UsageError
 
@@ -55,14 +56,40 @@ class NotHeadSwappableError(TrainingError):
     def __init__(self, layout: Sequence[str]) -> None:
         super().__init__(
             f"the production model is one graph ({', '.join(layout)}), not backbone + head: "
-            "head training needs a two-graph bundle; use last-k training or re-export it split"
+            "site training (head or last-k) needs a two-graph bundle: ask IT to re-export it split"
         )
 
 
 class TrainingModeError(TrainingError):
     def __init__(self, mode: str) -> None:
-        if mode == "last-k":
-            message = "last-k training is not available yet; use --mode head"
-        else:
-            message = f"training mode must be 'head' (or 'last-k'), not {mode!r}"
-        super().__init__(message)
+        super().__init__(f"training mode must be 'head' or 'last-k', not {mode!r}")
+
+
+class SourceModelMissingError(TrainingError):
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"last-k training needs the torch model the production bundle was exported from, and "
+            f"{path} is not there: set [training] source_model in agent.toml to that folder"
+        )
+
+
+class UnsupportedSourceError(TrainingError):
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"last-k training cannot fine-tune {path}: {why}; use --mode head for this model")
+
+
+class SourceMismatchError(TrainingError):
+    def __init__(self, path: Path, cosine: float, limit: float) -> None:
+        super().__init__(
+            f"the source model {path} does not compute the production backbone (mean cosine "
+            f"{cosine:.4f} < {limit}): set [training] source_model to the folder this bundle "
+            "was exported from"
+        )
+
+
+class SiteWeightsMissingError(TrainingError):
+    def __init__(self, name: str, version: int, path: Path) -> None:
+        super().__init__(
+            f"production model {name} v{version} was fine-tuned at this site, but its weights {path} "
+            "are gone: train in head mode, or roll back to a model IT exported"
+        )

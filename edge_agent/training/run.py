@@ -14,14 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge_agent.config import load_agent_config
+from edge_agent.answers import decode_payload
+from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.library import ModelLibrary
 from edge_agent.site import SiteFolder
 from edge_agent.store import LabelledInput, ModelRow, SiteStore
 from edge_agent.training.candidate import CandidateSource, head_file, parent_reference, write_head_candidate
 from edge_agent.training.data import TrainingSet, read_training_labels, training_set
 from edge_agent.training.embeddings import DEFAULT_BATCH_SIZE, Embedded, backbone_key, cached_embeddings
-from edge_agent.training.errors import NoProductionModelError, TrainingModeError
+from edge_agent.training.errors import NoProductionModelError, TrainingModeError, UnsupportedSourceError
 from edge_agent.training.head import HeadTrainingConfig, fit_head
 from export.graphs import HeadWeights
 from genba import keys
@@ -30,7 +31,7 @@ from genba.errors import IntegrityError, OutputPathError
 from genba.runtime.config import ProviderPolicy
 from genba.runtime.model import BundleModel
 
-MODES = ("head",)
+MODES = ("head", "last-k")
 _PROBE_SIZE = 16
 
 
@@ -45,11 +46,14 @@ def train_candidate(
     head_config: HeadTrainingConfig | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict[str, Any]:
-    """Fit a new head for the site's production model on its training labels; write the candidate.
+    """Train a candidate from the site's production model and training labels; write it at ``out``.
 
+    ``head``: a new head fitted on cached backbone embeddings, written as a head swap.
+    ``last-k``: the top blocks of the source torch model fine-tuned with the head, then
+    re-exported with the parent's precision through the export gates.
     ``signing_key`` defaults to the site's own key (``DATA/keys/site-sign.pem``); ``provider``
-    (auto, gpu, cpu) overrides the site's runtime setting for embedding. Returns a JSON-able
-    summary: the bundle, its version, its parent and the training report.
+    (auto, gpu, cpu) overrides the site's runtime setting. Returns a JSON-able summary: the
+    bundle, its version, its parent and the training report.
     """
     started = time.perf_counter()
     if mode not in MODES:
@@ -62,31 +66,38 @@ def train_candidate(
     out = Path(out)
     if out.exists():
         raise OutputPathError(f"{out} already exists; choose another --out or remove it")
-    private_key = keys.load_private_key(signing_key or site.site_key_file)
+    key_path = signing_key or site.site_key_file
+    private_key = keys.load_private_key(key_path)
     production, items = _read_site(site)
     library = ModelLibrary(site.models_dir, site.trusted_keys(), runtime, site.site_public_key(), config.site)
     parent = _verified_parent(site, library, production)
     prior = _parent_head(parent.path / head_file(parent.manifest))  # one-graph models refused here
     data = training_set(items, parent.manifest.get("labels") or (), str(parent.manifest["input"]["kind"]))
     model = BundleModel(parent, runtime)
-    with SiteStore(site.store_file) as store:
-        store.drop_pruned_embeddings()
-        embedded = cached_embeddings(
-            store, model, backbone_key(parent.manifest), data.items, batch_size=batch_size
+    origin = CandidateSource(site=config.site, labels=len(data), seed=seed, mode=mode)
+    if mode == "head":
+        with SiteStore(site.store_file) as store:
+            store.drop_pruned_embeddings()
+            embedded = cached_embeddings(
+                store, model, backbone_key(parent.manifest), data.items, batch_size=batch_size
+            )
+        fit = fit_head(
+            embedded.vectors, data.label_indices, len(data.labels), seed=seed, config=head_config, prior=prior
         )
-    fit = fit_head(
-        embedded.vectors, data.label_indices, len(data.labels), seed=seed, config=head_config, prior=prior
-    )
-    report = _report(data, embedded, fit.report, model.provider, seed)
-    manifest = write_head_candidate(
-        parent,
-        fit.weights,
-        out,
-        private_key,
-        source=CandidateSource(site=config.site, labels=len(data), seed=seed, mode=mode),
-        report=report,
-        probe=embedded.vectors[:_PROBE_SIZE],
-    )
+        report = _report(data, mode, model.provider, seed, head=fit.report, **_embedding_report(embedded))
+        manifest = write_head_candidate(
+            parent,
+            fit.weights,
+            out,
+            private_key,
+            source=origin,
+            report=report,
+            probe=embedded.vectors[:_PROBE_SIZE],
+        )
+    else:
+        manifest, report = _train_last_k(
+            site, config, parent, model, data, prior, out, key_path, origin, seed
+        )
     report["seconds"] = round(time.perf_counter() - started, 3)
     return {
         "bundle": str(out),
@@ -97,6 +108,56 @@ def train_candidate(
         "parent": manifest["lineage"]["parent"],
         "report": report,
     }
+
+
+def _train_last_k(
+    site: SiteFolder,
+    config: AgentConfig,
+    parent: VerifiedBundle,
+    model: BundleModel,
+    data: TrainingSet,
+    prior: HeadWeights | None,
+    out: Path,
+    key_path: Path,
+    origin: CandidateSource,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    from edge_agent.training.last_k import fine_tune, training_device
+    from edge_agent.training.reexport import write_last_k_candidate
+    from edge_agent.training.source import load_source
+
+    if prior is None or data.items[0].kind != "text":
+        raise UnsupportedSourceError(parent.path, "last-k training needs a text model with a head graph")
+    texts = [str(decode_payload(item.kind, item.payload)) for item in data.items]
+    device = training_device(model.config.provider)
+    source = load_source(site, config.training, parent, model, texts[: _PROBE_SIZE * 2])
+    tuned = fine_tune(
+        source,
+        model.preprocessor.encode,
+        texts,
+        data.label_indices,
+        prior,
+        config.training,
+        seed=seed,
+        device=device,
+    )
+    report = _report(
+        data,
+        "last-k",
+        model.provider,
+        seed,
+        last_k=tuned.report,
+        source={
+            "path": str(source.path),
+            "site_weights": bool(source.site_weights),
+            "mean_cosine": source.mean_cosine,
+        },
+    )
+    manifest = write_last_k_candidate(
+        site, parent, source, tuned, out, key_path, texts=texts, origin=origin, report=report,
+        threads=model.config.intra_op_threads,
+    )  # fmt: skip
+    return manifest, report
 
 
 def _parent_head(path: Path) -> HeadWeights | None:
@@ -128,19 +189,22 @@ def _verified_parent(site: SiteFolder, library: ModelLibrary, row: ModelRow) -> 
     return bundle
 
 
-def _report(
-    data: TrainingSet, embedded: Embedded, head: dict[str, Any], provider: str, seed: int
-) -> dict[str, Any]:
-    counts = data.class_counts()
+def _embedding_report(embedded: Embedded) -> dict[str, Any]:
     return {
-        "mode": "head",
-        "labels": len(data),
-        "class_counts": counts,
-        "classes_without_labels": [label for label, count in counts.items() if count == 0],
         "embedded_new": embedded.new,
         "embedded_cached": embedded.cached,
         "embed_seconds": round(embedded.seconds, 3),
+    }
+
+
+def _report(data: TrainingSet, mode: str, provider: str, seed: int, **details: Any) -> dict[str, Any]:
+    counts = data.class_counts()
+    return {
+        "mode": mode,
+        "labels": len(data),
+        "class_counts": counts,
+        "classes_without_labels": [label for label, count in counts.items() if count == 0],
         "provider": provider,
         "seed": seed,
-        "head": head,
+        **details,
     }

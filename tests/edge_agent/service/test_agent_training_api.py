@@ -39,6 +39,13 @@ def test_training_through_the_api_puts_a_site_signed_candidate_in_shadow(
                       timeout=180, what="the training job")  # fmt: skip
         assert done["state"] == "succeeded", done["message"]
         status = client.status()
+        # last-k needs the torch model behind this bundle; the default source (MiniLM) is not it.
+        client.train("last-k")
+        failed = waiter(lambda: (client.training() or {}).get("state") != "running" and client.training(),
+                        timeout=180, what="the last-k job")  # fmt: skip
+        assert failed["state"] == "failed" and failed["mode"] == "last-k"
+        assert "does not compute the production backbone" in failed["message"]
+        assert "\n" not in failed["message"] and client.status()["candidate"]["version"] == 2
     candidate = status["candidate"]
     assert candidate["version"] == 2 and candidate["stage"] == "shadow"
     assert candidate["signer_key_id"] != status["production"]["signer_key_id"]  # the site's key, not IT's

@@ -1,0 +1,211 @@
+"""Fine-tune the top transformer blocks and the head together on the site's training labels.
+
+The last ``k`` blocks of the source model and a head that starts as the parent's head are
+trained with AdamW on a class-balanced cross-entropy; everything below stays frozen. Early
+stopping watches a stratified validation split drawn from the TRAINING labels only (held-out
+labels belong to the rollout gates): the epoch with the best validation accuracy (then loss)
+is kept. Seeded: the same labels, model and seed give the same weights on the same device.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_agent.config import TrainingConfig
+from edge_agent.training.head import stratified_split
+from edge_agent.training.source import SourceModel
+from export.graphs import HeadWeights
+
+Encode = Callable[[Sequence[str]], Mapping[str, np.ndarray]]
+#: Epochs trained when the labels are too few to hold a validation split out.
+FALLBACK_EPOCHS = 3
+
+
+@dataclass(frozen=True)
+class FineTuned:
+    head: HeadWeights
+    #: The trained parameters by state-dict name, on the CPU (what the site keeps for next time).
+    trained: dict[str, Any]
+    report: dict[str, Any]
+
+
+def training_device(provider: str) -> Any:
+    """CUDA when the provider policy allows it and torch sees a GPU; ``gpu`` refuses to run without."""
+    import torch
+
+    from genba.errors import ProviderUnavailableError
+
+    if provider != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda")
+    if provider == "gpu":
+        raise ProviderUnavailableError(
+            "provider 'gpu' was asked for but torch sees no CUDA device here; use --provider cpu or auto"
+        )
+    return torch.device("cpu")
+
+
+def fine_tune(
+    source: SourceModel,
+    encode: Encode,
+    texts: Sequence[str],
+    label_indices: np.ndarray,
+    prior: HeadWeights,
+    config: TrainingConfig,
+    *,
+    seed: int = 0,
+    device: Any = None,
+) -> FineTuned:
+    import torch
+
+    started = time.perf_counter()
+    device = device or torch.device("cpu")
+    torch.manual_seed(seed)
+    targets = np.asarray(label_indices, dtype=np.int64)
+    train, validation = stratified_split(targets, config.validation_fraction, seed)
+    if len(np.unique(targets[train])) < 2:
+        train, validation = np.arange(len(targets)), np.array([], dtype=np.int64)
+    k = _unfreeze_top(source, config.last_k)
+    model = source.model.to(device)
+    head = _head_from(prior).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=_class_weights(targets[train], prior.num_labels).to(device))
+    run = _Run(source, encode, texts, targets, head, device)
+    history: list[dict[str, Any]] = []
+    best: tuple[tuple[float, float], int, dict[str, Any]] | None = None
+    epochs = config.max_epochs if len(validation) else min(FALLBACK_EPOCHS, config.max_epochs)
+    rng = np.random.default_rng(seed)
+    for epoch in range(1, epochs + 1):
+        train_loss = run.epoch(rng.permutation(train), config.batch_size, optimizer, loss_fn)
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 6)}
+        if len(validation):
+            accuracy, loss = run.score(validation, config.batch_size)
+            row.update(validation_accuracy=accuracy, validation_loss=loss)
+            if best is None or (accuracy, -loss) > best[0]:
+                best = ((accuracy, -loss), epoch, _snapshot(model, head))
+        history.append(row)
+        if best is not None and epoch - best[1] >= config.patience:
+            break
+    if best is not None:
+        _restore(model, head, best[2])
+    model.eval()
+    trained = {
+        name: p.detach().cpu().clone().contiguous() for name, p in model.named_parameters() if p.requires_grad
+    }
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    weights = HeadWeights(
+        head.weight.detach().cpu().numpy().astype(np.float32),
+        head.bias.detach().cpu().numpy().astype(np.float32),
+    )
+    report = {
+        "blocks_total": len(source.blocks),
+        "blocks_trained": k,
+        "examples": int(len(targets)),
+        "train_size": int(len(train)),
+        "validation_size": int(len(validation)),
+        "best_epoch": best[1] if best is not None else len(history),
+        "validation_accuracy": history[best[1] - 1]["validation_accuracy"] if best is not None else None,
+        "selection": "best validation accuracy, then loss"
+        if best is not None
+        else "fixed epochs (too few labels to hold out)",
+        "epochs": history,
+        "device": str(device),
+        "seed": seed,
+        "config": asdict(config),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return FineTuned(head=weights, trained=trained, report=report)
+
+
+class _Run:
+    """One training run's batches: encoded with the bundle's own preprocessing, on the device."""
+
+    def __init__(
+        self,
+        source: SourceModel,
+        encode: Encode,
+        texts: Sequence[str],
+        targets: np.ndarray,
+        head: Any,
+        device: Any,
+    ) -> None:
+        self.source, self.encode, self.texts, self.head, self.device = source, encode, texts, head, device
+        import torch
+
+        self.targets = torch.from_numpy(targets).to(device)
+
+    def logits(self, positions: np.ndarray) -> Any:
+        feeds = self.encode([self.texts[i] for i in positions])
+        return self.head(self.source.embed(feeds, self.device))
+
+    def epoch(self, order: np.ndarray, batch_size: int, optimizer: Any, loss_fn: Any) -> float:
+        self.source.model.train()
+        losses = []
+        for start in range(0, len(order), batch_size):
+            positions = order[start : start + batch_size]
+            loss = loss_fn(self.logits(positions), self.targets[positions])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        return float(np.mean(losses))
+
+    def score(self, positions: np.ndarray, batch_size: int) -> tuple[float, float]:
+        import torch
+
+        self.source.model.eval()
+        correct, total_loss = 0, 0.0
+        with torch.no_grad():
+            for start in range(0, len(positions), batch_size):
+                chunk = positions[start : start + batch_size]
+                logits = self.logits(chunk)
+                expected = self.targets[chunk]
+                correct += int((logits.argmax(dim=1) == expected).sum())
+                total_loss += float(torch.nn.functional.cross_entropy(logits, expected, reduction="sum"))
+        return round(correct / len(positions), 6), round(total_loss / len(positions), 6)
+
+
+def _unfreeze_top(source: SourceModel, k: int) -> int:
+    for parameter in source.model.parameters():
+        parameter.requires_grad_(False)
+    k = min(k, len(source.blocks))
+    for block in list(source.blocks)[-k:]:
+        for parameter in block.parameters():
+            parameter.requires_grad_(True)
+    return k
+
+
+def _head_from(prior: HeadWeights) -> Any:
+    import torch
+
+    head = torch.nn.Linear(prior.weight.shape[1], prior.num_labels)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(np.asarray(prior.weight, dtype=np.float32)))
+        head.bias.copy_(torch.from_numpy(np.asarray(prior.bias, dtype=np.float32)))
+    return head
+
+
+def _class_weights(targets: np.ndarray, num_labels: int) -> Any:
+    """Every class present counts as much as every other (a site's rare class is not ignored)."""
+    import torch
+
+    counts = np.bincount(targets, minlength=num_labels).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (num_labels * np.maximum(counts, 1e-12)), 0.0)
+    return torch.from_numpy(weights.astype(np.float32))
+
+
+def _snapshot(model: Any, head: Any) -> dict[str, Any]:
+    trained = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    return {"model": trained, "head": copy.deepcopy(head.state_dict())}
+
+
+def _restore(model: Any, head: Any, snapshot: dict[str, Any]) -> None:
+    model.load_state_dict(snapshot["model"], strict=False)
+    head.load_state_dict(snapshot["head"])

@@ -1,0 +1,131 @@
+"""A last-k candidate: the fine-tuned model re-exported with its parent's exact precision, signed by the site.
+
+The slow path of DESIGN's two-graph bundles: the backbone changed, so it goes through the
+export pipeline again, the very variant the parent chose (``int8-per-channel`` stays
+``int8-per-channel``) and the same gates against torch, with the site's training texts as
+calibration and gate samples, handed over in memory (never written to a file). The site's
+trained weights are kept beside the site store, keyed by the new backbone's hash, so the next
+last-k training can start from this model. Nothing appears at ``out`` unless all of it passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from edge_agent.site import SiteFolder
+from edge_agent.training.candidate import CandidateSource, parent_reference
+from edge_agent.training.last_k import FineTuned
+from edge_agent.training.source import SourceModel, backbone_sha256, weights_file
+from genba.bundle import VerifiedBundle
+
+#: Texts the export compares torch and ONNX on (and calibrates static int8 with).
+GATE_SAMPLES = 64
+_CALIBRATION_LIMIT = 128
+
+
+def write_last_k_candidate(
+    site: SiteFolder,
+    parent: VerifiedBundle,
+    source: SourceModel,
+    tuned: FineTuned,
+    out: Path,
+    signing_key: Path,
+    *,
+    texts: Sequence[str],
+    origin: CandidateSource,
+    report: Mapping[str, Any],
+    threads: int = 0,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Export, gate, sign and write the candidate; then keep its trained weights. Returns its manifest."""
+    from export.config import ExportConfig, GateConfig
+    from export.pipeline import Examples, export_model
+    from genba.inputs import Example
+
+    site.training_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="last-k-", dir=site.training_dir) as work:
+        model_dir = Path(work) / "model"
+        source.model.save(str(model_dir))
+        manifest = parent.manifest
+        config = ExportConfig(
+            model_dir=model_dir,
+            task="text-classification",
+            out=out,
+            labels=tuple(manifest["labels"]),
+            precision=_precision(manifest),
+            variant=str(manifest["precision"]["variant"]),
+            signing_key=signing_key,
+            name=str(manifest["model"]["name"]),
+            version=int(manifest["model"]["version"]) + 1,
+            max_length=int(manifest["input"].get("max_length", 128)),
+            opset=int(manifest["opset"]),
+            threads=threads,
+            gates=replace(GateConfig(), sample_count=GATE_SAMPLES),
+        )
+        calibration = [Example(text=text) for text in texts[:_CALIBRATION_LIMIT]]
+        staged = _stage_weights(site, parent, tuned)
+        try:
+            result = export_model(
+                config,
+                head=tuned.head,
+                now=now,
+                examples=Examples(calibration=calibration),
+                amend=lambda written: _amend(written, parent, origin, report),
+            )
+            _keep_weights(site, staged, result.manifest)
+        finally:
+            staged.unlink(missing_ok=True)
+    return result.manifest
+
+
+def _precision(manifest: Mapping[str, Any]) -> Any:
+    backbone = str(manifest["precision"]["backbone"])
+    return backbone if backbone in ("fp32", "fp16", "int8", "int8-static") else "auto"
+
+
+def _amend(
+    manifest: dict[str, Any], parent: VerifiedBundle, origin: CandidateSource, report: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Lineage to the parent and the training report; the export's own gate figures stay as they are."""
+    from export.manifest import lineage
+
+    exported_from = (manifest.get("lineage") or {}).get("source") or {}
+    amended = dict(manifest)
+    amended["lineage"] = lineage(
+        {**origin.to_json(), "exported_from": exported_from}, parent=parent_reference(parent)
+    )
+    amended["validation"] = {**(manifest.get("validation") or {}), "site_training": dict(report)}
+    return amended
+
+
+def _stage_weights(site: SiteFolder, parent: VerifiedBundle, tuned: FineTuned) -> Path:
+    """Everything this site has changed in the source: the parent's overlay plus what was just trained."""
+    from safetensors.torch import load_file, save_file
+
+    tensors: dict[str, Any] = {}
+    inherited = weights_file(site, backbone_sha256(parent))
+    if inherited.is_file():
+        tensors.update(load_file(str(inherited)))
+    tensors.update(tuned.trained)
+    folder = weights_file(site, "x").parent
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=".staged-", suffix=".safetensors", dir=folder)
+    os.close(handle)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, name)
+    return Path(name)
+
+
+def _keep_weights(site: SiteFolder, staged: Path, manifest: Mapping[str, Any]) -> None:
+    name = manifest["graphs"]["backbone"]["file"]
+    target = weights_file(site, str(manifest["files"][name]["sha256"]))
+    if target.exists():
+        staged.unlink()
+        return
+    shutil.move(str(staged), str(target))

@@ -12,7 +12,7 @@ import pytest
 from edge_agent.agent import Agent
 from edge_agent.answers import Item
 from edge_agent.site import SiteFolder
-from genba.errors import BundleFormatError, InstallRefusedError, RolloutError
+from genba.errors import AgentUnavailableError, BundleFormatError, InstallRefusedError, RolloutError
 
 
 def _item(text: str) -> Item:
@@ -127,3 +127,13 @@ def test_a_training_process_never_outlives_the_agent(agent: Agent) -> None:
     agent.close()
     assert child.poll() is not None
     agent.store = type(agent.store)(agent.site.store_file)  # let the fixture's close() succeed
+
+
+def test_an_agent_opened_only_to_change_slots_refuses_to_answer_instead_of_waiting(
+    make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]
+) -> None:
+    site = make_site(settings={"runtime": {"provider": "cpu"}})
+    with Agent.open(site, serving=False) as offline:
+        offline.install(bundle_versions[1], actor="supervisor")
+        with pytest.raises(AgentUnavailableError, match="not to serve; start it with 'genba agent serve'"):
+            offline.predict([_item("scratch on the housing")])

@@ -58,6 +58,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-out/few_labels"))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5, help="timed head fits on 1,000 examples")
+    parser.add_argument(
+        "--skip-last-k", action="store_true", help="head mode only (minutes instead of ~half an hour)"
+    )
     args = parser.parse_args()
     import torch
 
@@ -77,21 +80,27 @@ def main() -> int:
     embed_s = time.perf_counter() - embed_start
     prior = _default_head(bundle)  # site heads start from, and are pulled toward, IT's head
     row = {text: i for i, text in enumerate(texts)}
+    last_k_bench = None
+    if not args.skip_last_k:
+        from last_k_runs import LastKBench
+
+        last_k_bench = LastKBench(bundle, trust, trust.with_suffix(""), THREADS)
 
     runs: dict[str, list[dict[str, Any]]] = {site: [] for site in SITES}
     for (site, seed), split in splits.items():
         print(f"… {site} seed {seed}", file=sys.stderr)
-        runs[site].append(_site_run(split, seed, vectors, production, row, LABELS, prior))
+        runs[site].append(_site_run(split, seed, vectors, production, row, LABELS, prior, last_k_bench))
     head_s, head_runs = _head_timing(splits, vectors, row, LABELS, args.repeats, prior)
 
     summary = _summarise(runs)
     document = {
         "gain_pts_at_20": summary["gain_pts_at_20"],
+        "gain_pts_at_20_by_mode": summary["gain_pts_at_20_by_mode"],
         "gain_pts_at_20_from_scratch": summary["gain_pts_at_20_from_scratch"],
         "label_fraction_active_vs_random": summary["label_fraction_active_vs_random"],
         "unlabelled_gain_pts": summary["unlabelled_gain_pts"],
         "head_train_s_1000": round(head_s, 3),
-        "last_k": "not measured (last-k mode not built yet)",
+        "last_k_train_s": last_k_bench.timing() if last_k_bench else None,
         "targets": {
             "gain_pts_at_20": ">= 15",
             "label_fraction_active_vs_random": "<= 0.7",
@@ -99,6 +108,7 @@ def main() -> int:
             "unlabelled_gain_pts": "reported as measured",
         },
         "mean_accuracy": summary["mean_accuracy"],
+        "last_k": summary["last_k"],
         "queue_vs_random": summary["queue_vs_random"],
         "pseudo": summary["pseudo"],
         "per_site": summary["per_site"],
@@ -114,6 +124,11 @@ def main() -> int:
                 "edge_agent.training.head.fit_head with prior = the default head, as 'genba agent train' "
                 "does; random_from_scratch: the same without the prior"
             ),
+            "gain_pts_at_20": "last-k (served: the re-exported, site-signed int8 candidate on ONNX Runtime) "
+            "minus the default IT head, 20 random labels per class; head mode beside it",
+            "last_k": "edge_agent.training.last_k.fine_tune with agent.toml's [training] defaults from the "
+            "packaged MiniLM and the default head; torch_acc: the fine-tuned torch model; "
+            "served_acc_at_20: after write_last_k_candidate (int8-per-channel, export gates, site key)",
             "accuracy": "on each site's fixed evaluation split (site_split(site, seed).eval), true labels",
             "operator_answer": "the pool item's recorded label (5% label noise included)",
             "pool_size": POOL_SIZE,
@@ -140,7 +155,7 @@ def main() -> int:
     text = json.dumps(document, indent=2)
     print(text)
     (args.out / "few_labels.json").write_text(text + "\n", encoding="utf-8")
-    _plot(summary["mean_accuracy"], args.out / "few_labels.png")
+    _plot(summary["mean_accuracy"], args.out / "few_labels.png", summary["last_k"])
     DOCS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.out / "few_labels.json", DOCS / "few_labels.json")
     shutil.copyfile(args.out / "few_labels.png", DOCS / "few_labels.png")
@@ -222,6 +237,7 @@ def _site_run(
     row: dict[str, int],
     labels: tuple[str, ...],
     prior: Any,
+    last_k_bench: Any = None,
 ) -> dict[str, Any]:
     from edge_agent.training.head import fit_head
     from export.datasets import sample_per_class
@@ -254,7 +270,8 @@ def _site_run(
         random_acc[per_class] = accuracy(heads[per_class])
         scratch_acc[per_class] = accuracy(fit_from_scratch(samples[per_class]))
 
-    queue_acc, queue_fills = _queue(x_pool, samples[QUEUE_START], fit, accuracy, len(labels))
+    queue_acc, queue_fills, queue_at_20 = _queue(x_pool, samples[QUEUE_START], fit, accuracy, len(labels))
+    last_k = _last_k_runs(last_k_bench, split, pool, y_pool, samples, queue_at_20, labels, prior, seed)
 
     # Pseudo-labels at 20 per class: the random 20-per-class head as teacher (and production for contrast).
     chosen = samples[PSEUDO_AT]
@@ -285,12 +302,47 @@ def _site_run(
         "queue": queue_acc,
         "queue_fills": queue_fills,
         "pseudo": pseudo,
+        "last_k": last_k,
+    }
+
+
+def _last_k_runs(
+    bench: Any,
+    split: Any,
+    pool: Any,
+    y_pool: np.ndarray,
+    samples: dict[int, list[int]],
+    queue_at_20: list[int],
+    labels: tuple[str, ...],
+    prior: Any,
+    seed: int,
+) -> dict[str, Any] | None:
+    """last-k on the same random samples as the head (and the queue's 20-per-class labels)."""
+    if bench is None:
+        return None
+    from last_k_runs import ABLATION_K, EXPORT_AT
+
+    eval_texts = [r.text for r in split.eval]
+    eval_targets = np.array([labels.index(r.label) for r in split.eval])
+
+    def run(chosen: list[int], **options: Any) -> dict[str, Any]:
+        texts = [pool[i].text for i in chosen]
+        result: dict[str, Any] = bench.run(
+            texts, y_pool[chosen], eval_texts, eval_targets, prior, seed, **options
+        )
+        return result
+
+    random_runs = {n: run(samples[n], export=n == EXPORT_AT) for n in REPORTED}
+    return {
+        "random": random_runs,
+        "queue_at_20": run(queue_at_20),
+        f"k{ABLATION_K}_at_20": run(samples[EXPORT_AT], k=ABLATION_K) if seed == 0 else None,
     }
 
 
 def _queue(
     x_pool: np.ndarray, start: list[int], fit: Any, accuracy: Any, classes: int
-) -> tuple[dict[int, float], int]:
+) -> tuple[dict[int, float], int, list[int]]:
     """Accuracy at each queue budget (labels per class on QUEUE_GRID, as totals / classes)."""
     from edge_agent.selection import select_for_labelling
 
@@ -317,7 +369,9 @@ def _queue(
         labelled += remaining[picked].tolist()
         head = fit(labelled)
         results[per_class] = accuracy(head)
-    return results, fills
+        if per_class == PSEUDO_AT:
+            at_20 = list(labelled)
+    return results, fills, at_20
 
 
 def _pseudo_run(
@@ -412,8 +466,12 @@ def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "gain_pts_at_20": pts(mean([r["random"][20] - r["default"] for r in site_runs])),
             "random_acc_per_seed_at_20": [pts(r["random"][20]) for r in site_runs],
         }
+    last_k = _summarise_last_k(runs, default) if every[0]["last_k"] is not None else None
+    head_gain = pts(random_mean[20] - default)
     return {
-        "gain_pts_at_20": pts(random_mean[20] - default),
+        "gain_pts_at_20": last_k["gain_pts_at_20"] if last_k else head_gain,
+        "gain_pts_at_20_by_mode": {"head": head_gain, "last_k": last_k["gain_pts_at_20"] if last_k else None},
+        "last_k": last_k,
         "gain_pts_at_20_from_scratch": pts(scratch_mean[20] - default),
         "label_fraction_active_vs_random": fraction,
         "unlabelled_gain_pts": pts(pseudo_mean[best] - random_mean[PSEUDO_AT]),
@@ -444,6 +502,49 @@ def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
+def _summarise_last_k(runs: dict[str, list[dict[str, Any]]], default: float) -> dict[str, Any]:
+    from last_k_runs import ABLATION_K, EXPORT_AT
+
+    every = [run for site_runs in runs.values() for run in site_runs]
+
+    def mean(values: list[float]) -> float:
+        return float(np.mean(values))
+
+    def pts(value: float) -> float:
+        return round(100.0 * value, 2)
+
+    torch_mean = {n: mean([r["last_k"]["random"][n]["torch_acc"] for r in every]) for n in REPORTED}
+    onnx_at = mean([r["last_k"]["random"][EXPORT_AT]["onnx_acc"] for r in every])
+    queue_at = mean([r["last_k"]["queue_at_20"]["torch_acc"] for r in every])
+    ablated = [r for r in every if r["last_k"][f"k{ABLATION_K}_at_20"] is not None]
+    return {
+        "gain_pts_at_20": pts(onnx_at - default),
+        "served_acc_at_20": pts(onnx_at),
+        "int8_minus_torch_pts_at_20": pts(onnx_at - torch_mean[EXPORT_AT]),
+        "torch_acc": {n: pts(v) for n, v in torch_mean.items()},
+        "queue_minus_random_pts_at_20": pts(queue_at - torch_mean[EXPORT_AT]),
+        f"k{ABLATION_K}_minus_default_k_pts_at_20": pts(
+            mean([r["last_k"][f"k{ABLATION_K}_at_20"]["torch_acc"] for r in ablated])
+            - mean([r["last_k"]["random"][EXPORT_AT]["torch_acc"] for r in ablated])
+        ),
+        "per_site": {
+            site: {
+                "torch_acc": {
+                    n: pts(mean([r["last_k"]["random"][n]["torch_acc"] for r in site_runs])) for n in REPORTED
+                },
+                "served_acc_at_20": pts(
+                    mean([r["last_k"]["random"][EXPORT_AT]["onnx_acc"] for r in site_runs])
+                ),
+                "gain_pts_at_20": pts(
+                    mean([r["last_k"]["random"][EXPORT_AT]["onnx_acc"] - r["default"] for r in site_runs])
+                ),
+                "best_epochs_at_20": [r["last_k"]["random"][EXPORT_AT]["best_epoch"] for r in site_runs],
+            }
+            for site, site_runs in runs.items()
+        },
+    }
+
+
 def _mean_or_none(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return round(float(np.mean(present)), 4) if present else None
@@ -461,16 +562,18 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ plot (Pillow; no matplotlib here)
 
 
-def _plot(mean_accuracy: dict[str, Any], path: Path) -> None:
+def _plot(mean_accuracy: dict[str, Any], path: Path, last_k: dict[str, Any] | None = None) -> None:
     from PIL import Image, ImageDraw
 
     width, height, left, right, top, bottom = 900, 560, 80, 30, 50, 70
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     series = {
-        "random labels": (mean_accuracy["random"], (31, 119, 180)),
-        "labelling queue": (mean_accuracy["queue"], (214, 39, 40)),
+        "head, random labels": (mean_accuracy["random"], (31, 119, 180)),
+        "head, labelling queue": (mean_accuracy["queue"], (214, 39, 40)),
     }
+    if last_k is not None:
+        series["last-k, random labels (torch)"] = (last_k["torch_acc"], (44, 160, 44))
     values = [v for s, _ in series.values() for v in s.values()] + [mean_accuracy["default"]]
     y_low, y_high = 5 * int(min(values) // 5), 5 * (int(max(values) // 5) + 1)
     x_high = 50
@@ -493,7 +596,7 @@ def _plot(mean_accuracy: dict[str, Any], path: Path) -> None:
     )
     default = mean_accuracy["default"]
     draw.line([at(0, default), at(x_high, default)], fill=(120, 120, 120), width=2)
-    for (name, (points, colour)), offset in zip(series.items(), (0, 20), strict=True):
+    for (name, (points, colour)), offset in zip(series.items(), (-20, 0, 20), strict=False):
         xy = [at(float(n), v) for n, v in sorted((int(k), v) for k, v in points.items())]
         draw.line(xy, fill=colour, width=3)
         for px, py in xy:

@@ -3,8 +3,10 @@
 The last ``k`` blocks of the source model and a head that starts as the parent's head are
 trained with AdamW on a class-balanced cross-entropy; everything below stays frozen. Early
 stopping watches a stratified validation split drawn from the TRAINING labels only (held-out
-labels belong to the rollout gates): the epoch with the best validation accuracy (then loss)
-is kept. Seeded: the same labels, model and seed give the same weights on the same device.
+labels belong to the rollout gates) and picks the number of epochs (best validation accuracy,
+then loss); training then starts over on all training labels for that many epochs, as head
+mode refits on all of them: with 20 labels per class a fifth held out is a lot to give up.
+Seeded: the same labels, model and seed give the same weights on the same device.
 """
 
 from __future__ import annotations
@@ -65,7 +67,6 @@ def fine_tune(
 
     started = time.perf_counter()
     device = device or torch.device("cpu")
-    torch.manual_seed(seed)
     targets = np.asarray(label_indices, dtype=np.int64)
     train, validation = stratified_split(targets, config.validation_fraction, seed)
     if len(np.unique(targets[train])) < 2:
@@ -73,27 +74,18 @@ def fine_tune(
     k = _unfreeze_top(source, config.last_k)
     model = source.model.to(device)
     head = _head_from(prior).to(device)
-    trainable = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.01)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=_class_weights(targets[train], prior.num_labels).to(device))
     run = _Run(source, encode, texts, targets, head, device)
     history: list[dict[str, Any]] = []
-    best: tuple[tuple[float, float], int, dict[str, Any]] | None = None
-    epochs = config.max_epochs if len(validation) else min(FALLBACK_EPOCHS, config.max_epochs)
-    rng = np.random.default_rng(seed)
-    for epoch in range(1, epochs + 1):
-        train_loss = run.epoch(rng.permutation(train), config.batch_size, optimizer, loss_fn)
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 6)}
-        if len(validation):
-            accuracy, loss = run.score(validation, config.batch_size)
-            row.update(validation_accuracy=accuracy, validation_loss=loss)
-            if best is None or (accuracy, -loss) > best[0]:
-                best = ((accuracy, -loss), epoch, _snapshot(model, head))
-        history.append(row)
-        if best is not None and epoch - best[1] >= config.patience:
-            break
-    if best is not None:
-        _restore(model, head, best[2])
+    best_epoch: int | None = None
+    if len(validation):
+        initial = _snapshot(model, head)
+        best_epoch = _choose_epochs(run, train, validation, config, seed, history)
+        _restore(model, head, initial)
+        epochs = best_epoch
+    else:
+        epochs = min(FALLBACK_EPOCHS, config.max_epochs)
+    everything = np.arange(len(targets))
+    final_loss = run.train(everything, epochs, config, seed)
     model.eval()
     trained = {
         name: p.detach().cpu().clone().contiguous() for name, p in model.named_parameters() if p.requires_grad
@@ -110,18 +102,51 @@ def fine_tune(
         "examples": int(len(targets)),
         "train_size": int(len(train)),
         "validation_size": int(len(validation)),
-        "best_epoch": best[1] if best is not None else len(history),
-        "validation_accuracy": history[best[1] - 1]["validation_accuracy"] if best is not None else None,
-        "selection": "best validation accuracy, then loss"
-        if best is not None
+        "best_epoch": best_epoch,
+        "validation_accuracy": history[best_epoch - 1]["validation_accuracy"] if best_epoch else None,
+        "selection": "epochs by best validation accuracy, then loss"
+        if best_epoch
         else "fixed epochs (too few labels to hold out)",
         "epochs": history,
+        "refit_on": "all training labels",
+        "refit_epochs": epochs,
+        "refit_train_loss": round(final_loss, 6),
         "device": str(device),
         "seed": seed,
         "config": asdict(config),
         "seconds": round(time.perf_counter() - started, 3),
     }
     return FineTuned(head=weights, trained=trained, report=report)
+
+
+def _choose_epochs(
+    run: _Run,
+    train: np.ndarray,
+    validation: np.ndarray,
+    config: TrainingConfig,
+    seed: int,
+    history: list[dict[str, Any]],
+) -> int:
+    """Train on ``train`` while validation improves (``patience`` epochs of grace); the best epoch."""
+    best: tuple[tuple[float, float], int] | None = None
+    optimizer, loss_fn, rng = run.start(train, config, seed)
+    for epoch in range(1, config.max_epochs + 1):
+        train_loss = run.epoch(rng.permutation(train), config.batch_size, optimizer, loss_fn)
+        accuracy, loss = run.score(validation, config.batch_size)
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": round(train_loss, 6),
+                "validation_accuracy": accuracy,
+                "validation_loss": loss,
+            }
+        )
+        if best is None or (accuracy, -loss) > best[0]:
+            best = ((accuracy, -loss), epoch)
+        if epoch - best[1] >= config.patience:
+            break
+    assert best is not None
+    return best[1]
 
 
 class _Run:
@@ -139,7 +164,27 @@ class _Run:
         self.source, self.encode, self.texts, self.head, self.device = source, encode, texts, head, device
         import torch
 
+        self.targets_np = targets
         self.targets = torch.from_numpy(targets).to(device)
+
+    def start(self, positions: np.ndarray, config: TrainingConfig, seed: int) -> tuple[Any, Any, Any]:
+        """A fresh optimizer, class-balanced loss and shuffling order, seeded: every start is repeatable."""
+        import torch
+
+        torch.manual_seed(seed)
+        trainable = [p for p in self.source.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            trainable + list(self.head.parameters()), lr=config.learning_rate, weight_decay=0.01
+        )
+        weights = _class_weights(self.targets_np[positions], self.head.out_features).to(self.device)
+        return optimizer, torch.nn.CrossEntropyLoss(weight=weights), np.random.default_rng(seed)
+
+    def train(self, positions: np.ndarray, epochs: int, config: TrainingConfig, seed: int) -> float:
+        optimizer, loss_fn, rng = self.start(positions, config, seed)
+        loss = float("nan")
+        for _ in range(epochs):
+            loss = self.epoch(rng.permutation(positions), config.batch_size, optimizer, loss_fn)
+        return loss
 
     def logits(self, positions: np.ndarray) -> Any:
         feeds = self.encode([self.texts[i] for i in positions])

@@ -162,7 +162,7 @@ def test_last_k_fine_tunes_the_top_block_and_re_exports_a_site_signed_candidate(
     tuned = report["last_k"]
     assert (tuned["blocks_trained"], tuned["blocks_total"]) == (1, 2)
     assert tuned["train_size"] + tuned["validation_size"] == 18 and tuned["validation_size"] > 0
-    assert 1 <= tuned["best_epoch"] <= len(tuned["epochs"]) <= 4
+    assert 1 <= tuned["best_epoch"] == tuned["refit_epochs"] <= len(tuned["epochs"]) <= 4
     assert report["source"] == {
         "path": str(sentence_dir),
         "site_weights": False,

@@ -56,6 +56,20 @@ class SiteFolder:
         return self.root / "store.db"
 
     @property
+    def kit_file(self) -> Path:
+        """The kit's settings (site name, SuperLink address), when IT provisioned this site."""
+        return self.root / "kit.toml"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "keys" / "ca.crt"
+
+    @property
+    def auth_key_file(self) -> Path:
+        """The SuperNode authentication key (ECDSA, OpenSSH format, 0600)."""
+        return self.root / "keys" / "site-auth"
+
+    @property
     def training_dir(self) -> Path:
         """Site training's own files: fine-tuned source weights, and scratch space while it runs."""
         return self.root / "training"

@@ -32,6 +32,8 @@ def init_site(
         keys.load_public_key(path)  # refuse anything that is not a public key before copying it
         shutil.copyfile(path, site.trusted_dir / path.name)
     _site_signing_key(site, kit)
+    if kit is not None:
+        _federation_files(site, kit)
     for role in ROLES:
         write_token(site, role)
     site.config_file.write_text(default_toml(name), encoding="utf-8")
@@ -46,6 +48,21 @@ def _site_signing_key(site: SiteFolder, kit: Path | None) -> None:
     else:
         key = keys.generate_signing_key()
     keys.write_key_pair(key, site.site_key_file)
+
+
+def _federation_files(site: SiteFolder, kit: Path) -> None:
+    """What joining the federation needs from a provisioned kit: its settings, the CA, the auth key."""
+    shutil.copyfile(kit / "kit.toml", site.kit_file)
+    for name, target in (
+        ("ca.crt", site.ca_file),
+        ("site-auth.pub", site.auth_key_file.with_name("site-auth.pub")),
+    ):
+        if (kit / name).is_file():
+            shutil.copyfile(kit / name, target)
+    if (kit / "site-auth").is_file():
+        fd = os.open(site.auth_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write((kit / "site-auth").read_bytes())
 
 
 def write_token(site: SiteFolder, role: str) -> Path:

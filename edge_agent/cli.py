@@ -59,6 +59,12 @@ def register(subparsers: Any) -> None:
     rollback.add_argument("--version", type=int, help="an installed version instead of the previous one")
     rollback.set_defaults(handler=_rollback)
     _register_learning(actions)
+    join = actions.add_parser(
+        "join", help="take part in federated training: run this site's SuperNode until Ctrl-C"
+    )
+    _data(join)
+    join.add_argument("--superlink", metavar="HOST:PORT", help="override the kit's SuperLink address")
+    join.set_defaults(handler=_join)
 
 
 def _register_learning(actions: Any) -> None:
@@ -108,6 +114,23 @@ def _serve(args: argparse.Namespace) -> int:
     if args.provider:
         overrides["runtime"]["provider"] = args.provider
     serve(site, load_agent_config(site.config_file, overrides))
+    return 0
+
+
+def _join(args: argparse.Namespace) -> int:
+    import sys
+
+    from edge_agent.federation.supernode import JoinConfig, SuperNode
+    from genba.tools import until_signalled
+
+    node = SuperNode(JoinConfig(data=args.data, superlink=args.superlink))
+    with until_signalled() as stop, node:
+        _print({"site": args.data.name, "superlink": node.superlink, "log": str(node.log)})
+        sys.stdout.flush()
+        while not stop.wait(0.5) and node.running():
+            pass
+        if not stop.is_set():
+            node.wait()
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``genba provision``: thin shell over :mod:`server.provision`."""
+"""``genba provision`` and ``genba server``: thin shells over server.provision and server.superlink."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
+    register_provision(subparsers)
+    register_server(subparsers)
+
+
+def register_provision(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "provision",
         help="IT: the federation's CA, TLS certificate, signing key and one kit per site",
@@ -31,6 +36,48 @@ def register(subparsers: Any) -> None:
     revoke = actions.add_parser("revoke-site", help="stop admitting a site's SuperNode; deletes its kit here")
     revoke.add_argument("name", metavar="NAME")
     revoke.set_defaults(handler=_revoke_site)
+
+
+def register_server(subparsers: Any) -> None:
+    parser = subparsers.add_parser("server", help="IT: the federation's SuperLink and its runs")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    start = actions.add_parser(
+        "start", help="run the SuperLink (TLS, SuperNode auth) and register the kit's sites, until Ctrl-C"
+    )
+    start.add_argument(
+        "--kit", type=Path, required=True, metavar="DIR", help="the folder 'genba provision' made"
+    )
+    start.add_argument(
+        "--bind", metavar="ADDR", help="address to listen on (default: the provisioned host if an IP)"
+    )
+    start.add_argument("--port", type=int, help="port to listen on (default: the provisioned port)")
+    start.set_defaults(handler=_server_start)
+
+
+def _server_start(args: argparse.Namespace) -> int:
+    from genba.tools import until_signalled
+    from server.superlink import ServerConfig, SuperLink, SuperLinkError
+
+    link = SuperLink(ServerConfig(kit=args.kit, bind=args.bind, port=args.port))
+    with until_signalled() as stop, link:
+        changes = link.sync_sites()
+        _print_line(
+            {
+                "superlink": link.address,
+                "listening": f"{link.bind}:{link.port}",
+                "registered": changes["registered"],
+                "unregistered": changes["unregistered"],
+                "sites": {name: node["state"] for name, node in changes["nodes"].items()},
+                "log": str(link.server.log),
+            }
+        )
+        assert link.process is not None
+        while not stop.wait(0.5):
+            if link.process.poll() is not None:
+                raise SuperLinkError(
+                    f"the SuperLink stopped (code {link.process.returncode}); see {link.server.log}"
+                )
+    return 0
 
 
 def _provision(args: argparse.Namespace) -> int:
@@ -68,6 +115,11 @@ def _refuse_creation_options(args: argparse.Namespace) -> None:
 
     if args.server_host or args.sites or args.port:
         raise UsageError(f"{args.action} takes only --out DIR and a site name")
+
+
+def _print_line(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
+    sys.stdout.flush()
 
 
 def _print(document: dict[str, Any]) -> None:

@@ -1,0 +1,154 @@
+"""The site's SuperNode: ``flower-supernode`` with the site's auth key and the kit's CA, nothing more.
+
+It dials only the SuperLink named in the kit (TLS verified against the kit's ``ca.crt``),
+authenticates with ``keys/site-auth``, never installs app dependencies (no
+``--allow-runtime-dependency-installation``), keeps its ``FLWR_HOME`` inside the site folder, and
+serves its own Runtime API on loopback only. A SuperLink that does not know the site's key refuses
+it (Flower's exit code 305 in the log), reported as :class:`JoinRefusedError`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_agent.site import SiteFolder
+from genba.errors import AgentError, UsageError
+from genba.tools import console_tool, flower_environment, free_loopback_port
+
+#: What flower-supernode logs when the SuperLink refuses to activate the node (an unknown key);
+#: the process itself exits with code 1, as it does for every failure.
+REFUSED_MARK = "Failed to activate SuperNode"
+TLS_MARKS = ("CERTIFICATE_VERIFY_FAILED", "SSL/TLS handshake error")
+
+
+class JoinRefusedError(AgentError):
+    """The SuperLink refused this site (its key is not registered, or was revoked)."""
+
+    status = 403
+
+
+class JoinFailedError(AgentError):
+    """The SuperNode ended for another reason (no SuperLink reachable, bad certificate...)."""
+
+    status = 502
+
+
+@dataclass(frozen=True)
+class JoinConfig:
+    data: Path
+    #: host:port; default: the kit's ``[federation] superlink``.
+    superlink: str | None = None
+    #: Give up after this many failed connection attempts (None: keep trying, as a site should).
+    max_retries: int | None = None
+
+
+class SuperNode:
+    def __init__(self, config: JoinConfig) -> None:
+        self.site = SiteFolder(Path(config.data)).require_initialized()
+        self.superlink = config.superlink or _kit_superlink(self.site)
+        for path, what in ((self.site.auth_key_file, "SuperNode auth key"), (self.site.ca_file, "kit's CA")):
+            if not path.is_file():
+                raise UsageError(
+                    f"{path} ({what}) is missing: this site was not initialised from a kit; "
+                    "run 'genba agent init --kit KIT' with the kit 'genba provision' made"
+                )
+        self.config = config
+        self.home = self.site.root / "federation" / "flwr-home"
+        self.log = self.site.root / "federation" / "supernode.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    def command(self, runtime_port: int) -> list[str]:
+        command = [
+            console_tool("flower-supernode"),
+            "--root-certificates", str(self.site.ca_file),
+            "--superlink", self.superlink,
+            "--auth-supernode-private-key", str(self.site.auth_key_file),
+            "--host", "127.0.0.1",
+            "--port", str(runtime_port),
+        ]  # fmt: skip
+        if self.config.max_retries is not None:
+            command += ["--max-retries", str(self.config.max_retries)]
+        return command
+
+    def start(self) -> SuperNode:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        log = self.log.open("ab")
+        self.process = subprocess.Popen(
+            self.command(free_loopback_port()),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=flower_environment(self.home),
+        )
+        log.close()
+        return self
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Until the SuperNode ends; its refusal or failure as a one-line error."""
+        assert self.process is not None
+        code = self.process.wait(timeout=timeout)
+        if REFUSED_MARK in self._this_run_log():
+            raise JoinRefusedError(
+                f"the SuperLink at {self.superlink} refused site '{self.site.root.name}': its key is not "
+                "registered there (revoked, or not yet added); ask IT to run 'genba server start'"
+            )
+        if any(mark in self._this_run_log() for mark in TLS_MARKS):
+            raise JoinFailedError(
+                f"the SuperLink at {self.superlink} did not present a certificate from this site's CA "
+                f"({self.site.ca_file}); check the address and the kit"
+            )
+        if code not in (0, -15, 143):
+            raise JoinFailedError(f"flower-supernode ended with code {code}: {self.last_log_line()}")
+        return code
+
+    def stop(self, timeout: float = 20.0) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def last_log_line(self) -> str:
+        try:
+            lines = [
+                line.strip() for line in self.log.read_text(errors="replace").splitlines() if line.strip()
+            ]
+        except OSError:
+            return "no log"
+        meaningful = [line for line in lines if "ERROR" in line or "error" in line.lower()]
+        return (meaningful or lines or ["no log"])[-1][-300:]
+
+    def _this_run_log(self) -> str:
+        try:
+            with self.log.open("rb") as handle:
+                handle.seek(self._log_offset)
+                return handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def __enter__(self) -> SuperNode:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _kit_superlink(site: SiteFolder) -> str:
+    try:
+        document = tomllib.loads(site.kit_file.read_text(encoding="utf-8"))
+        return str(document["federation"]["superlink"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(
+            f"{site.kit_file} names no SuperLink: initialise the site from its kit, "
+            "or pass --superlink HOST:PORT"
+        ) from exc

@@ -1,0 +1,242 @@
+"""The SuperLink IT runs: started with TLS and SuperNode auth, its state inside the IT folder.
+
+``flower-superlink`` serves the Fleet, Control and Runtime APIs on one ``--host/--port`` (Flower
+1.42), with the kit's certificate, ``--enable-supernode-auth`` (only registered SuperNode keys
+may connect) and ``--disable-runtime-dependency-installation`` (it never runs ``uv sync``).
+Its database, log and ``FLWR_HOME`` (the ``flwr`` CLI's connection to it) live in
+``it/server/``; telemetry is off through :func:`genba.env.child_environment`.
+
+Sites are registered with ``flwr supernode register`` from ``it/sites.json``: every active site
+once (its node id kept in ``it/server/nodes.json``), and a revoked site's node unregistered.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import ssl
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genba.errors import GenbaError
+from genba.tools import console_tool, flower_environment
+from server.provision import ACTIVE, REVOKED, ITFolder
+
+CONNECTION = "genba"
+
+
+class SuperLinkError(GenbaError):
+    """The SuperLink did not start, or refused what IT asked of it. Exit code 1."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    kit: Path
+    #: Address to listen on; default: the provisioned host when it is an IP address, else all interfaces.
+    bind: str | None = None
+    #: Default: the provisioned port (kit.toml).
+    port: int | None = None
+    start_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ServerFolder:
+    """``it/server/``: the SuperLink's own files."""
+
+    folder: ITFolder
+
+    @property
+    def root(self) -> Path:
+        return self.folder.it / "server"
+
+    @property
+    def flwr_home(self) -> Path:
+        return self.root / "flwr-home"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "superlink.db"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "superlink.log"
+
+    @property
+    def nodes_file(self) -> Path:
+        return self.root / "nodes.json"
+
+    def environment(self) -> dict[str, str]:
+        return flower_environment(self.flwr_home)
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        if not self.nodes_file.is_file():
+            return {}
+        return dict(json.loads(self.nodes_file.read_text(encoding="utf-8")))
+
+    def write_nodes(self, nodes: dict[str, dict[str, Any]]) -> None:
+        temporary = self.nodes_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(nodes, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(temporary, self.nodes_file)
+
+
+class SuperLink:
+    """A running ``flower-superlink``; ``stop()`` (or leaving the ``with``) ends it."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.folder = ITFolder(Path(config.kit)).require()
+        self.server = ServerFolder(self.folder)
+        federation = self.folder.settings()["federation"]
+        self.host = str(federation["server_host"])
+        self.port = int(config.port or federation["port"])
+        self.bind = config.bind or _default_bind(self.host)
+        self.config = config
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        it = self.folder.it
+        return [
+            console_tool("flower-superlink"),
+            "--ssl-certfile", str(it / "superlink.crt"),
+            "--ssl-keyfile", str(it / "superlink.key"),
+            "--ssl-ca-certfile", str(it / "ca.crt"),
+            "--enable-supernode-auth",
+            "--disable-runtime-dependency-installation",
+            "--database", str(self.server.database),
+            "--host", self.bind,
+            "--port", str(self.port),
+        ]  # fmt: skip
+
+    def start(self) -> SuperLink:
+        self.server.flwr_home.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.server.root, 0o700)
+        self._write_connection()
+        log = self.server.log.open("ab")
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.server.environment()
+        )
+        log.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return None if process is None else process.returncode
+        process.terminate()
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(timeout=timeout)
+
+    def __enter__(self) -> SuperLink:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -------------------------------------------------------------- sites
+
+    def sync_sites(self) -> dict[str, Any]:
+        """Register every active site not yet registered; unregister revoked ones. Returns what changed."""
+        nodes = self.server.nodes()
+        listed = self.flwr("supernode", "ls")["nodes"]
+        live = {node["node-id"] for node in listed if node["status"] not in ("unregistered", "deleted")}
+        registered, unregistered = [], []
+        for name, entry in sorted(self.folder.registry().items()):
+            known = nodes.get(name)
+            if entry["state"] == ACTIVE and (known is None or known["node_id"] not in live):
+                nodes[name] = {"node_id": self._register(name, entry["auth_key"]), "state": ACTIVE}
+                registered.append(name)
+            elif entry["state"] == REVOKED and known is not None and known["state"] != REVOKED:
+                if known["node_id"] in live:
+                    self.flwr("supernode", "unregister", known["node_id"])
+                nodes[name] = {**known, "state": REVOKED}
+                unregistered.append(name)
+            self.server.write_nodes(nodes)
+        return {"registered": registered, "unregistered": unregistered, "nodes": nodes}
+
+    def flwr(self, *args: str) -> dict[str, Any]:
+        """One ``flwr`` CLI command against this SuperLink, JSON out; its error as a SuperLinkError."""
+        command = [console_tool("flwr"), *args, CONNECTION, "--format", "json"]
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=self.server.environment(), timeout=60
+        )
+        try:
+            result: dict[str, Any] = json.loads(done.stdout[done.stdout.index("{") :])
+        except (ValueError, json.JSONDecodeError):
+            result = {"success": False, "error-message": (done.stderr or done.stdout).strip()[-300:]}
+        if done.returncode != 0 or not result.get("success", False):
+            message = " ".join(str(result.get("error-message") or "no reason given").split())
+            raise SuperLinkError(f"'flwr {' '.join(args[:2])}' failed: {message}")
+        return result
+
+    def _register(self, name: str, auth_key: str) -> str:
+        key_file = self.server.root / f"{name}.pub"
+        key_file.write_text(auth_key + "\n", encoding="ascii")
+        try:
+            result = self.flwr("supernode", "register", str(key_file), "--name", name)
+        finally:
+            key_file.unlink(missing_ok=True)
+        return str(result["node-id"])
+
+    # -------------------------------------------------------------- internals
+
+    def _write_connection(self) -> None:
+        """``FLWR_HOME/config.toml``: how the ``flwr`` CLI reaches this SuperLink (loopback, the kit's CA)."""
+        ca = self.folder.it / "ca.crt"
+        document = (
+            f'[superlink]\ndefault = "{CONNECTION}"\n\n'
+            f'[superlink.{CONNECTION}]\naddress = "127.0.0.1:{self.port}"\nroot-certificates = "{ca}"\n'
+        )
+        (self.server.flwr_home / "config.toml").write_text(document, encoding="utf-8")
+
+    def _wait_ready(self) -> None:
+        """Until a TLS handshake on loopback succeeds with the kit's CA (or the process ends)."""
+        context = ssl.create_default_context(cafile=str(self.folder.it / "ca.crt"))
+        deadline = time.monotonic() + self.config.start_timeout_s
+        assert self.process is not None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SuperLinkError(
+                    f"flower-superlink exited with code {self.process.returncode}: {self._last_log_line()}"
+                )
+            try:
+                with (
+                    socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw,
+                    context.wrap_socket(raw, server_hostname="127.0.0.1"),
+                ):
+                    return
+            except (OSError, ssl.SSLError):
+                time.sleep(0.25)
+        raise SuperLinkError(f"the SuperLink did not accept TLS connections on port {self.port} in time")
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = [
+                line for line in self.server.log.read_text(errors="replace").splitlines() if line.strip()
+            ]
+        except OSError:
+            return "no log"
+        return lines[-1].strip()[-300:] if lines else "no log"
+
+
+def _default_bind(host: str) -> str:
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        return "0.0.0.0"

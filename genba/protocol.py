@@ -1,0 +1,141 @@
+"""What a site may send to the federation: these message shapes, and nothing else.
+
+Every reply a site's ClientApp sends is described as records of named fields (the shape of a
+Flower ``RecordDict``, converted by the ClientApp without this module importing Flower) and
+must match exactly one shape below, field for field and type for type; anything else is a
+:class:`ProtocolViolation` and is not sent. The shapes are SecAgg+'s four stages (public keys,
+encrypted key shares, the masked update with its example count, unmasking shares) and the
+evaluation reply (loss, example count). Metrics are limited to a few named scalars; a status
+message may only say success. There is no field a report's text, an input or a label could
+travel in, and the plaintext update never appears (it is masked; its parameters record is empty).
+
+Observed on Flower 1.42's legacy SecAgg+ path (``secaggplus_mod`` + ``NumPyClient``) with a real
+SuperLink: each stage's reply is exactly one of these shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from genba.errors import GenbaError
+
+#: The only metrics a site reports, each a number: how the model does on the site's own
+#: evaluation split, and which production model the site runs.
+METRICS: dict[str, type] = {"accuracy": float, "loss": float, "production_version": int}
+#: The only status messages a reply may carry.
+STATUS_MESSAGES = frozenset({"", "Success"})
+
+BYTES, INT, FLOAT, STR = "bytes", "int", "float", "str"
+BYTES_LIST, INT_LIST = "list[bytes]", "list[int]"
+_METRICS = "metrics"  # marker: any subset of METRICS
+_STATUS = {"code": INT, "message": STR}
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: str  # the egress ledger's kind for this message
+    records: Mapping[str, Mapping[str, str] | str]
+
+
+SHAPES: tuple[Shape, ...] = (
+    Shape("secagg_public_keys", {"secaggplus_configs": {"pk1": BYTES, "pk2": BYTES}}),
+    Shape("secagg_key_shares", {"secaggplus_configs": {"dsts": INT_LIST, "ctxts": BYTES_LIST}}),
+    Shape(
+        "masked_update",
+        {
+            "secaggplus_configs": {"masked_params": BYTES_LIST},
+            "fitres.parameters": {},
+            "fitres.num_examples": {"num_examples": INT},
+            "fitres.metrics": _METRICS,
+            "fitres.status": _STATUS,
+        },
+    ),
+    Shape("secagg_unmask_shares", {"secaggplus_configs": {"nids": INT_LIST, "shares": BYTES_LIST}}),
+    Shape(
+        "evaluation",
+        {
+            "evaluateres.loss": {"loss": FLOAT},
+            "evaluateres.num_examples": {"num_examples": INT},
+            "evaluateres.metrics": _METRICS,
+            "evaluateres.status": _STATUS,
+        },
+    ),
+)
+
+
+class ProtocolViolation(GenbaError):
+    """A site was about to send something the protocol does not allow; it was not sent."""
+
+
+def check_outgoing(content: Mapping[str, Mapping[str, Any]]) -> str:
+    """The ledger kind of ``content`` (record name → field → value), or ProtocolViolation."""
+    records = set(content)
+    candidates = [shape for shape in SHAPES if records == set(shape.records)]
+    # SecAgg+'s stages share one record name: the fields tell them apart.
+    exact = [shape for shape in candidates if all(_same_fields(shape, name, content) for name in records)]
+    for shape in exact or candidates[:1]:
+        for record, fields in shape.records.items():
+            _check_record(shape.kind, record, fields, content[record])
+        return shape.kind
+    raise ProtocolViolation(
+        f"outgoing message with records {sorted(records)} matches no allowed shape; nothing was sent"
+    )
+
+
+def _same_fields(shape: Shape, record: str, content: Mapping[str, Mapping[str, Any]]) -> bool:
+    fields = shape.records[record]
+    return fields == _METRICS or set(fields) == set(content[record])
+
+
+def payload_bytes(content: Mapping[str, Mapping[str, Any]]) -> int:
+    """Bytes of the values a message carries (what the egress ledger records as its size)."""
+    return sum(_size(value) for fields in content.values() for value in fields.values())
+
+
+def _check_record(kind: str, record: str, fields: Mapping[str, str] | str, values: Mapping[str, Any]) -> None:
+    if fields == _METRICS:
+        unknown = sorted(set(values) - set(METRICS))
+        if unknown:
+            raise ProtocolViolation(
+                f"{kind}: metric {unknown[0]!r} is not one a site may report; nothing was sent"
+            )
+        for name, value in values.items():
+            _require(kind, f"{record}.{name}", value, "int" if METRICS[name] is int else FLOAT)
+        return
+    assert isinstance(fields, Mapping)
+    if set(values) != set(fields):
+        extra = sorted(set(values) ^ set(fields))
+        raise ProtocolViolation(
+            f"{kind}: {record} has unexpected or missing fields {extra}; nothing was sent"
+        )
+    for name, expected in fields.items():
+        _require(kind, f"{record}.{name}", values[name], expected)
+    if "message" in values and values["message"] not in STATUS_MESSAGES:
+        raise ProtocolViolation(f"{kind}: a status message may only report success; nothing was sent")
+
+
+def _require(kind: str, where: str, value: Any, expected: str) -> None:
+    ok = {
+        BYTES: isinstance(value, bytes),
+        INT: isinstance(value, int) and not isinstance(value, bool),
+        FLOAT: isinstance(value, (int, float)) and not isinstance(value, bool),
+        STR: isinstance(value, str),
+        BYTES_LIST: isinstance(value, list) and all(isinstance(item, bytes) for item in value),
+        INT_LIST: isinstance(value, list) and all(isinstance(item, int) for item in value),
+    }[expected]
+    if not ok:
+        raise ProtocolViolation(
+            f"{kind}: {where} must be {expected}, not {type(value).__name__}; nothing was sent"
+        )
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, list):
+        return sum(_size(item) for item in value)
+    return 8  # a number

@@ -1,0 +1,72 @@
+"""genba.protocol: the reply shapes observed on Flower's SecAgg+ path pass; anything more is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from genba.protocol import ProtocolViolation, check_outgoing, payload_bytes
+
+STATUS = {"code": 0, "message": "Success"}
+# As a real SuperNode's ClientApp sent them (Flower 1.42, legacy SecAgg+, 3 sites), values filled in.
+REPLIES: dict[str, dict[str, dict[str, Any]]] = {
+    "secagg_public_keys": {"secaggplus_configs": {"pk1": b"k" * 215, "pk2": b"k" * 215}},
+    "secagg_key_shares": {"secaggplus_configs": {"dsts": [11, 12], "ctxts": [b"c" * 612, b"c" * 612]}},
+    "masked_update": {
+        "fitres.metrics": {"accuracy": 0.82, "production_version": 3},
+        "fitres.num_examples": {"num_examples": 120},
+        "fitres.parameters": {},
+        "fitres.status": STATUS,
+        "secaggplus_configs": {"masked_params": [b"m" * 136, b"m" * 136]},
+    },
+    "secagg_unmask_shares": {"secaggplus_configs": {"nids": [11, 12, 13], "shares": [b"s" * 52] * 3}},
+    "evaluation": {
+        "evaluateres.loss": {"loss": 0.41},
+        "evaluateres.num_examples": {"num_examples": 90},
+        "evaluateres.metrics": {"accuracy": 0.8},
+        "evaluateres.status": STATUS,
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REPLIES))
+def test_every_secagg_stage_and_the_evaluation_reply_are_allowed(kind: str) -> None:
+    assert check_outgoing(REPLIES[kind]) == kind
+
+
+def _with(kind: str, record: str, **fields: Any) -> dict[str, dict[str, Any]]:
+    reply = {name: dict(values) for name, values in REPLIES[kind].items()}
+    reply.setdefault(record, {}).update(fields)
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        (
+            _with("masked_update", "fitres.metrics", last_report="scratch on housing 4711"),
+            "metric 'last_report'",
+        ),
+        (_with("evaluation", "evaluateres.metrics", accuracy="0.8"), "must be float"),
+        (_with("masked_update", "fitres.status", message="failed on 'dent near rim'"), "only report success"),
+        (
+            _with("masked_update", "fitres.parameters", **{"0": b"plain update"}),
+            "unexpected or missing fields",
+        ),
+        (_with("secagg_public_keys", "secaggplus_configs", note=b"x"), "unexpected or missing fields"),
+        (_with("secagg_key_shares", "secaggplus_configs", ctxts=["text"]), "must be list[bytes]"),
+        (_with("evaluation", "evaluateres.num_examples", num_examples=True), "must be int"),
+        ({**REPLIES["evaluation"], "site.data": {"text": "scratch"}}, "matches no allowed shape"),
+        ({"fitres.parameters": {"0": b"x"}}, "matches no allowed shape"),
+    ],
+)
+def test_anything_beyond_the_allowed_shapes_is_refused(reply: dict[str, dict[str, Any]], words: str) -> None:
+    with pytest.raises(ProtocolViolation) as caught:
+        check_outgoing(reply)
+    assert words in str(caught.value) and "nothing was sent" in str(caught.value)
+
+
+def test_payload_bytes_counts_what_the_message_carries() -> None:
+    assert payload_bytes(REPLIES["secagg_public_keys"]) == 430
+    assert payload_bytes(REPLIES["evaluation"]) == 8 + 8 + 8 + 8 + len("Success")

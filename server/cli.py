@@ -52,6 +52,18 @@ def register_server(subparsers: Any) -> None:
     )
     start.add_argument("--port", type=int, help="port to listen on (default: the provisioned port)")
     start.set_defaults(handler=_server_start)
+    train = actions.add_parser(
+        "train", help="a federated run: the sites fit heads, SecAgg+ sums them (SuperLink must be running)"
+    )
+    train.add_argument(
+        "--kit", type=Path, required=True, metavar="DIR", help="the folder 'genba provision' made"
+    )
+    train.add_argument(
+        "--bundle", type=Path, required=True, help="the IT-signed bundle whose head starts the run"
+    )
+    train.add_argument("--rounds", type=int, default=3)
+    train.add_argument("--min-sites", type=int, default=3, help="sites needed per round (at least 3)")
+    train.set_defaults(handler=_server_train)
 
 
 def _server_start(args: argparse.Namespace) -> int:
@@ -77,6 +89,14 @@ def _server_start(args: argparse.Namespace) -> int:
                 raise SuperLinkError(
                     f"the SuperLink stopped (code {link.process.returncode}); see {link.server.log}"
                 )
+    return 0
+
+
+def _server_train(args: argparse.Namespace) -> int:
+    from server.federated_run import TrainConfig, train_federated
+
+    config = TrainConfig(kit=args.kit, bundle=args.bundle, rounds=args.rounds, min_sites=args.min_sites)
+    _print(train_federated(config))
     return 0
 
 

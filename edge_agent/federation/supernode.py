@@ -69,10 +69,18 @@ class SuperNode:
             "--auth-supernode-private-key", str(self.site.auth_key_file),
             "--host", "127.0.0.1",
             "--port", str(runtime_port),
+            "--node-config", self.node_config(),
         ]  # fmt: skip
         if self.config.max_retries is not None:
             command += ["--max-retries", str(self.config.max_retries)]
         return command
+
+    def node_config(self) -> str:
+        """What the site's ClientApp is told: its site folder and where its replies go (for the ledger)."""
+        data = str(self.site.root.resolve())
+        if any(character.isspace() or character in "\"'=" for character in data + self.superlink):
+            raise UsageError(f"the site folder path {data!r} must not contain spaces, quotes or '='; move it")
+        return f'data="{data}" superlink="{self.superlink}"'
 
     def start(self) -> SuperNode:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -68,9 +68,9 @@ def train_candidate(
         raise OutputPathError(f"{out} already exists; choose another --out or remove it")
     key_path = signing_key or site.site_key_file
     private_key = keys.load_private_key(key_path)
-    production, items = _read_site(site)
+    production, items = read_site(site)
     library = ModelLibrary(site.models_dir, site.trusted_keys(), runtime, site.site_public_key(), config.site)
-    parent = _verified_parent(site, library, production)
+    parent = verified_parent(site, library, production)
     prior = _parent_head(parent.path / head_file(parent.manifest))  # one-graph models refused here
     data = training_set(items, parent.manifest.get("labels") or (), str(parent.manifest["input"]["kind"]))
     model = BundleModel(parent, runtime)
@@ -169,7 +169,7 @@ def _parent_head(path: Path) -> HeadWeights | None:
     return head_weights(onnx.load(str(path)))
 
 
-def _read_site(site: SiteFolder) -> tuple[ModelRow, list[LabelledInput]]:
+def read_site(site: SiteFolder) -> tuple[ModelRow, list[LabelledInput]]:
     """The production model's row and the training labels, in one read-only visit."""
     with SiteStore.read_only(site.store_file) as store:
         slots = store.slots()
@@ -178,7 +178,7 @@ def _read_site(site: SiteFolder) -> tuple[ModelRow, list[LabelledInput]]:
         return store.get_model(slots.production.model_id), read_training_labels(store)
 
 
-def _verified_parent(site: SiteFolder, library: ModelLibrary, row: ModelRow) -> VerifiedBundle:
+def verified_parent(site: SiteFolder, library: ModelLibrary, row: ModelRow) -> VerifiedBundle:
     """The installed copy, verified as the agent verifies it, and the very one the store recorded."""
     bundle = library.check_signer(verify_directory(site.models_dir / row.path, library.trusted))
     if parent_reference(bundle)["manifest_sha256"] != row.manifest_sha256:

@@ -1,0 +1,1 @@
+"""Genba's federated app: the components are Genba's installed modules."""

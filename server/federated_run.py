@@ -20,11 +20,11 @@ import numpy as np
 from genba import keys
 from genba.bundle import verify_directory
 from genba.errors import UsageError
+from genba.federation import FAB_DIR
 from genba.tools import console_tool
 from server.provision import ITFolder
 from server.superlink import CONNECTION, ServerFolder, SuperLinkError
 
-FAB_DIR = Path(__file__).with_name("fab")
 PRIVACY_FLOOR = 3
 
 
@@ -36,6 +36,8 @@ class TrainConfig:
     min_sites: int = PRIVACY_FLOOR
     secagg_timeout_s: float = 120.0
     run_timeout_s: float = 3600.0
+    #: The Flower app to run; sites run only the one their own Genba builds (and any they approved).
+    fab_dir: Path = FAB_DIR
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -69,7 +71,15 @@ def train_federated(config: TrainConfig) -> dict[str, Any]:
             f'results="{run_dir / "results"}"',
         ]
     )
-    command = [console_tool("flwr"), "run", str(FAB_DIR), CONNECTION, "--run-config", run_config, "--stream"]
+    command = [
+        console_tool("flwr"),
+        "run",
+        str(config.fab_dir),
+        CONNECTION,
+        "--run-config",
+        run_config,
+        "--stream",
+    ]
     with (run_dir / "flwr-run.log").open("wb") as log:
         done = subprocess.run(
             command,

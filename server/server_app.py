@@ -30,13 +30,25 @@ app = ServerApp()
 
 
 class RecordingFedAvg(FedAvg):
-    """FedAvg that keeps what each site reported in each round's evaluation."""
+    """FedAvg that aggregates only rounds with at least ``floor`` sites, and keeps what each reported."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, floor: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.floor = floor
         self.evaluations: dict[int, dict[str, dict[str, Any]]] = {}
+        self.fits: dict[int, dict[str, Any]] = {}
+
+    def aggregate_fit(self, server_round: int, results: list[Any], failures: list[Any]) -> Any:
+        sites = len(results)
+        if sites < self.floor:  # the privacy floor: this round's sum is not used
+            self.fits[server_round] = {"sites": sites, "failures": len(failures), "aggregated": False}
+            return None, {}
+        self.fits[server_round] = {"sites": sites, "failures": len(failures), "aggregated": True}
+        return super().aggregate_fit(server_round, results, failures)
 
     def aggregate_evaluate(self, server_round: int, results: list[Any], failures: list[Any]) -> Any:
+        if not results:
+            return None, {}
         self.evaluations[server_round] = {
             str(proxy.node_id): {"loss": res.loss, "examples": res.num_examples, **dict(res.metrics)}
             for proxy, res in results
@@ -60,6 +72,7 @@ def main(grid: Any, context: Any) -> None:
     with np.load(str(config["initial-head"])) as initial:
         head = [initial["weight"], initial["bias"]]
     strategy = RecordingFedAvg(
+        floor=sites,
         fraction_fit=1.0,
         fraction_evaluate=1.0,
         min_fit_clients=sites,
@@ -86,7 +99,8 @@ def main(grid: Any, context: Any) -> None:
         "loss_by_round": dict(legacy.history.losses_distributed),
         "accuracy_by_round": {r: v for r, v in legacy.history.metrics_distributed.get("accuracy", [])},
         "per_site_by_round": strategy.evaluations,
-        "rounds_aggregated": sorted(strategy.evaluations),
+        "fit_by_round": strategy.fits,
+        "rounds_aggregated": sorted(r for r, fit in strategy.fits.items() if fit["aggregated"]),
     }
     (results / "results.json").write_text(
         json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8"

@@ -9,6 +9,7 @@ it (Flower's exit code 305 in the log), reported as :class:`JoinRefusedError`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tomllib
 from dataclasses import dataclass
@@ -75,6 +76,17 @@ class SuperNode:
             command += ["--max-retries", str(self.config.max_retries)]
         return command
 
+    def environment(self) -> dict[str, str]:
+        """Flower's environment, with the site's pinned ``flwr-clientapp`` first on PATH."""
+        from edge_agent.federation.pinned_clientapp import APPROVED_ENV, SITE_ENV, write_shim
+
+        shim_dir = write_shim(self.site.root / "federation" / "bin").parent
+        environment = flower_environment(self.home)
+        environment["PATH"] = os.pathsep.join([str(shim_dir), environment["PATH"]])
+        environment[APPROVED_ENV] = ",".join(approved_fabs(self.site))
+        environment[SITE_ENV] = str(self.site.root.resolve())
+        return environment
+
     def node_config(self) -> str:
         """What the site's ClientApp is told: its site folder and where its replies go (for the ledger)."""
         data = str(self.site.root.resolve())
@@ -90,7 +102,7 @@ class SuperNode:
             self.command(free_loopback_port()),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=flower_environment(self.home),
+            env=self.environment(),
         )
         log.close()
         return self
@@ -149,6 +161,20 @@ class SuperNode:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def approved_fabs(site: SiteFolder) -> list[str]:
+    """The FAB this installation builds, plus any hash IT asked the site to approve in writing."""
+    from genba.federation import genba_fab_hash
+
+    approved = [genba_fab_hash()]
+    extra = site.root / "federation" / "approved-fabs"
+    if extra.is_file():
+        for line in extra.read_text(encoding="ascii").splitlines():
+            entry = line.split("#", 1)[0].strip().lower()
+            if len(entry) == 64 and all(c in "0123456789abcdef" for c in entry):
+                approved.append(entry)
+    return approved
 
 
 def _kit_superlink(site: SiteFolder) -> str:

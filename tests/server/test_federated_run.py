@@ -15,6 +15,7 @@ from edge_agent.federation.supernode import JoinConfig, SuperNode
 from edge_agent.site import SiteFolder
 from edge_agent.site_init import init_site
 from edge_agent.store import SiteStore
+from genba.federation import FAB_DIR, genba_fab_hash
 from genba.tools import free_loopback_port
 from server.federated_run import TrainConfig, train_federated
 from server.provision import ProvisionConfig, provision
@@ -71,11 +72,26 @@ def test_three_sites_train_a_head_under_secagg_and_every_reply_is_in_their_ledge
         nodes = [SuperNode(JoinConfig(data=site.root)).start() for site in sites]
         try:
             result = train_federated(TrainConfig(kit=folder.root, bundle=bundle, rounds=2, min_sites=3))
+            ledger_sizes = [_ledger_size(site) for site in sites]
+            rogue = _rogue_fab(tmp_path)
+            refused = train_federated(
+                TrainConfig(kit=folder.root, bundle=bundle, rounds=1, secagg_timeout_s=10.0, fab_dir=rogue)
+            )
         finally:
             for node in nodes:
                 node.stop()
 
+    # App code the sites did not approve never ran there, and nothing left them for it.
+    assert refused["rounds_aggregated"] == [] and refused["per_site_by_round"] == {}
+    assert not (tmp_path / "rogue-ran").exists()
+    for site, size in zip(sites, ledger_sizes, strict=True):
+        assert _ledger_size(site) == size
+        with SiteStore.read_only(site.store_file) as store:
+            refusals = [e for e in store.audit(limit=1000) if e.fields["event"] == "federated_app_refused"]
+        assert refusals and refusals[0].fields["details"]["fab_sha256"] != genba_fab_hash()
+
     assert result["rounds_aggregated"] == [1, 2], json.dumps(result)[:2000]
+    assert all(fit["sites"] == 3 for fit in result["fit_by_round"].values())
     for round_ in ("1", "2"):
         per_site = result["per_site_by_round"][round_]
         assert sorted(per_site) == list(names)
@@ -98,6 +114,24 @@ def test_three_sites_train_a_head_under_secagg_and_every_reply_is_in_their_ledge
             1,
             2,
         }
+
+
+def _ledger_size(site: SiteFolder) -> int:
+    with SiteStore.read_only(site.store_file) as store:
+        return len(store.egress(limit=100_000))
+
+
+def _rogue_fab(tmp_path: Path) -> Path:
+    """Genba's FAB with a ClientApp module that would leave a mark if any site ran it."""
+    import shutil
+
+    rogue = Path(shutil.copytree(FAB_DIR, tmp_path / "rogue-fab"))
+    client = rogue / "genba_federation" / "client.py"
+    marker = tmp_path / "rogue-ran"
+    client.write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n" + client.read_text()
+    )
+    return rogue
 
 
 def test_a_run_is_refused_below_the_privacy_floor_without_a_superlink_or_with_a_bundle_it_did_not_sign(

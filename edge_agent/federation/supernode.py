@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.federation.state import clear_joined, write_joined
 from edge_agent.site import SiteFolder
 from genba.errors import AgentError, UsageError
 from genba.tools import console_tool, flower_environment, free_loopback_port
@@ -105,6 +106,7 @@ class SuperNode:
             env=self.environment(),
         )
         log.close()
+        write_joined(self.site, self.process.pid, self.superlink)
         return self
 
     def wait(self, timeout: float | None = None) -> int:
@@ -127,6 +129,8 @@ class SuperNode:
 
     def stop(self, timeout: float = 20.0) -> None:
         process = self.process
+        if process is not None:
+            clear_joined(self.site, process.pid)
         if process is not None and process.poll() is None:
             process.terminate()
             try:

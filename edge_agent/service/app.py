@@ -143,6 +143,12 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     def kpis(days: int = Query(30, ge=1, le=3650), role: str = read_role) -> dict[str, Any]:
         return {"summary": agent.store.kpi_summary(), "daily": agent.store.kpi_daily(days)}
 
+    @app.get("/v1/federation", tags=["privacy"])
+    def federation(role: str = read_role) -> dict[str, Any]:
+        from edge_agent.federation.state import federation_state
+
+        return federation_state(agent.site, agent.store)
+
     @app.get("/v1/egress", response_model=schemas.ChainResponse, tags=["privacy"])
     def egress(page: tuple[int, int] = Depends(_page), role: str = read_role) -> Any:
         entries = agent.store.egress(limit=page[0], offset=page[1])

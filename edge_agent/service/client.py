@@ -188,6 +188,10 @@ class AgentClient:
     def kpis(self, days: int = 30) -> dict[str, Any]:
         return self._call("GET", "/v1/kpis", params={"days": days})
 
+    def federation(self) -> dict[str, Any]:
+        """Joined or not, updates sent (from the egress ledger), the last one, bytes by kind."""
+        return dict(self._call("GET", "/v1/federation"))
+
     def egress(self, limit: int = 100) -> dict[str, Any]:
         return self._call("GET", "/v1/egress", params={"limit": limit})
 

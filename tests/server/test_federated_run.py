@@ -71,6 +71,9 @@ def test_three_sites_train_a_head_under_secagg_and_every_reply_is_in_their_ledge
         link.sync_sites()
         nodes = [SuperNode(JoinConfig(data=site.root)).start() for site in sites]
         try:
+            joined = _federation(sites[0])
+            assert joined["joined"] is True and joined["superlink"] == folder.superlink_address()
+            assert joined["updates_sent"] == 0 and joined["last_update"] is None
             result = train_federated(TrainConfig(kit=folder.root, bundle=bundle, rounds=2, min_sites=3))
             ledger_sizes = [_ledger_size(site) for site in sites]
             rogue = _rogue_fab(tmp_path)
@@ -89,6 +92,12 @@ def test_three_sites_train_a_head_under_secagg_and_every_reply_is_in_their_ledge
         with SiteStore.read_only(site.store_file) as store:
             refusals = [e for e in store.audit(limit=1000) if e.fields["event"] == "federated_app_refused"]
         assert refusals and refusals[0].fields["details"]["fab_sha256"] != genba_fab_hash()
+
+    for site in sites:  # what the agent's API reports: the ledger's own figures
+        state = _federation(site)
+        assert state["joined"] is False and state["updates_sent"] == 2
+        assert state["last_update"]["round"] == 2 and state["last_update"]["masked"] is True
+        assert state["bytes_sent_by_kind"]["masked_update"] > 0
 
     assert result["rounds_aggregated"] == [1, 2], json.dumps(result)[:2000]
     assert all(fit["sites"] == 3 for fit in result["fit_by_round"].values())
@@ -114,6 +123,13 @@ def test_three_sites_train_a_head_under_secagg_and_every_reply_is_in_their_ledge
             1,
             2,
         }
+
+
+def _federation(site: SiteFolder) -> dict[str, Any]:
+    from edge_agent.federation.state import federation_state
+
+    with SiteStore.read_only(site.store_file) as store:
+        return federation_state(site, store)
 
 
 def _ledger_size(site: SiteFolder) -> int:

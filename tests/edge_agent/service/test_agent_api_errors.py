@@ -41,6 +41,14 @@ def served(
         client.close()
 
 
+def test_a_site_that_never_joined_reports_so(served: tuple[Any, dict[str, httpx.Client]]) -> None:
+    agent, _ = served
+    with agent.client("operator") as client:
+        state = client.federation()
+    assert state["joined"] is False and state["updates_sent"] == 0 and state["last_update"] is None
+    assert state["bytes_sent_by_kind"] == {} and state["differential_privacy"] is None
+
+
 def _input_id(clients: dict[str, httpx.Client]) -> int:
     return int(clients["operator"].post("/v1/predict", json={"text": "scratch on rim"}).json()["input_id"])
 
@@ -61,6 +69,7 @@ CALLS: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/v1/gates", None, {"operator", "supervisor"}),
     ("GET", "/v1/kpis", None, {"operator", "supervisor"}),
     ("GET", "/v1/egress", None, {"operator", "supervisor"}),
+    ("GET", "/v1/federation", None, {"operator", "supervisor"}),
     ("GET", "/v1/audit", None, {"operator", "supervisor"}),
     ("POST", "/v1/models/install", {"path": "/nonexistent/bundle"}, {"supervisor"}),
     ("POST", "/v1/models/promote", {}, {"supervisor"}),

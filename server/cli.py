@@ -64,6 +64,11 @@ def register_server(subparsers: Any) -> None:
     train.add_argument("--rounds", type=int, default=3)
     train.add_argument("--min-sites", type=int, default=3, help="sites needed per round (at least 3)")
     train.set_defaults(handler=_server_train)
+    sites = actions.add_parser("sites", help="each site's state and the production version it last reported")
+    sites.add_argument(
+        "--kit", type=Path, required=True, metavar="DIR", help="the folder 'genba provision' made"
+    )
+    sites.set_defaults(handler=_server_sites)
 
 
 def _server_start(args: argparse.Namespace) -> int:
@@ -97,6 +102,13 @@ def _server_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(kit=args.kit, bundle=args.bundle, rounds=args.rounds, min_sites=args.min_sites)
     _print(train_federated(config))
+    return 0
+
+
+def _server_sites(args: argparse.Namespace) -> int:
+    from server.federated_run import site_overview
+
+    _print(site_overview(args.kit))
     return 0
 
 

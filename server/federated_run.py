@@ -59,8 +59,7 @@ def train_federated(config: TrainConfig) -> dict[str, Any]:
     bundle = verify_directory(
         Path(config.bundle), [keys.load_public_key(folder.signing_key.with_name("it-sign.pem.pub"))]
     )
-    run_dir = server.root / "runs" / time.strftime("%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True)
+    run_dir = _new_run_dir(server.root / "runs")
     _write_initial_head(bundle.path / bundle.manifest["graphs"]["head"]["file"], run_dir / "initial-head.npz")
     run_config = " ".join(
         [
@@ -105,6 +104,20 @@ def train_federated(config: TrainConfig) -> dict[str, Any]:
     return results
 
 
+def _new_run_dir(runs: Path) -> Path:
+    """``runs/YYYYmmdd-HHMMSS`` (``-2``, ``-3``... when runs start within the same second)."""
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        candidate = runs / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise UsageError(f"too many runs started at {stamp} in {runs}")
+
+
 def _write_initial_head(head_graph: Path, out: Path) -> None:
     import onnx
 
@@ -116,3 +129,28 @@ def _write_initial_head(head_graph: Path, out: Path) -> None:
             f"{head_graph} holds no linear head; federated training needs a backbone + head bundle"
         )
     np.savez(out, weight=weights.weight.astype(np.float32), bias=weights.bias.astype(np.float32))
+
+
+def site_overview(kit: Path) -> dict[str, dict[str, Any]]:
+    """Per provisioned site: its state, and what it last reported in a run (production version, accuracy)."""
+    folder = ITFolder(Path(kit)).require()
+    server = ServerFolder(folder)
+    names = {node["node_id"]: name for name, node in server.nodes().items()}
+    latest: dict[str, dict[str, Any]] = {}
+    for results_file in sorted((server.root / "runs").glob("*/results/results.json")):
+        run = results_file.parent.parent.name
+        document = json.loads(results_file.read_text(encoding="utf-8"))
+        for round_, sites in sorted(
+            document.get("per_site_by_round", {}).items(), key=lambda item: int(item[0])
+        ):
+            for node, figures in sites.items():
+                latest[names.get(node, f"node {node}")] = {
+                    "run": run,
+                    "round": int(round_),
+                    "production_version": figures.get("production_version"),
+                    "accuracy": figures.get("accuracy"),
+                }
+    return {
+        name: {"state": entry["state"], "last_report": latest.get(name)}
+        for name, entry in sorted(folder.registry().items())
+    }

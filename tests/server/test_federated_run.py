@@ -17,7 +17,7 @@ from edge_agent.site_init import init_site
 from edge_agent.store import SiteStore
 from genba.federation import FAB_DIR, genba_fab_hash
 from genba.tools import free_loopback_port
-from server.federated_run import TrainConfig, train_federated
+from server.federated_run import TrainConfig, site_overview, train_federated
 from server.provision import ProvisionConfig, provision
 from server.superlink import ServerConfig, SuperLink
 
@@ -100,6 +100,13 @@ def test_three_sites_train_a_head_under_secagg_and_every_reply_is_in_their_ledge
         assert state["bytes_sent_by_kind"]["masked_update"] > 0
 
     assert result["rounds_aggregated"] == [1, 2], json.dumps(result)[:2000]
+    overview = site_overview(folder.root)  # `genba server sites`
+    assert {
+        name: entry["last_report"]["production_version"] for name, entry in overview.items()
+    } == dict.fromkeys(names, 1)
+    assert all(
+        entry["state"] == "active" and entry["last_report"]["round"] == 2 for entry in overview.values()
+    )
     assert all(fit["sites"] == 3 for fit in result["fit_by_round"].values())
     for round_ in ("1", "2"):
         per_site = result["per_site_by_round"][round_]

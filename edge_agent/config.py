@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from edge_agent.serving import BatchingConfig
 from genba.errors import ConfigError
+from genba.names import is_site_name
 from genba.runtime.config import RuntimeConfig
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
@@ -144,11 +145,7 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if (
-            not self.site
-            or not self.site.replace("-", "").replace("_", "").isascii()
-            or not (self.site.replace("-", "").replace("_", "").isalnum())
-        ):
+        if not is_site_name(self.site):
             problems.append(f"site name {self.site!r} must be ASCII letters, digits, '-' or '_'")
         if self.batching.max_queue < self.api.max_batch_items:
             problems.append(

@@ -28,8 +28,8 @@ def fit_linear_head(
     features = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
     targets = torch.as_tensor(np.asarray(label_indices, dtype=np.int64))
     counts = torch.bincount(targets, minlength=num_labels).float()
-    linear = _starting_head(features.shape[1], num_labels, seed, prior=None)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=_balancing(counts, num_labels))
+    linear = starting_head(features.shape[1], num_labels, seed, prior=None)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=class_balancing(counts, num_labels))
     return _minimise(
         linear, lambda: loss_fn(linear(features), targets) + l2 * linear.weight.pow(2).sum(), max_iterations
     )
@@ -63,9 +63,9 @@ def fit_weighted_linear_head(
     targets = torch.from_numpy(targets_np)
     weights = torch.from_numpy(weights_np.astype(np.float32))
     totals = torch.zeros(num_labels).index_add_(0, targets, weights)
-    per_example = weights * _balancing(totals, num_labels)[targets]
+    per_example = weights * class_balancing(totals, num_labels)[targets]
     normaliser = per_example.sum()
-    linear = _starting_head(features.shape[1], num_labels, seed, prior)
+    linear = starting_head(features.shape[1], num_labels, seed, prior)
     anchor = linear.weight.detach().clone() if prior is not None else torch.zeros_like(linear.weight)
 
     def loss() -> torch.Tensor:
@@ -90,7 +90,7 @@ def _checked(
     return features, targets, weights
 
 
-def _balancing(totals: Any, num_labels: int) -> Any:
+def class_balancing(totals: Any, num_labels: int) -> Any:
     """Per-class weights that make every present class count as much as the others."""
     import torch
 
@@ -99,7 +99,7 @@ def _balancing(totals: Any, num_labels: int) -> Any:
     )
 
 
-def _starting_head(dim: int, num_labels: int, seed: int, prior: HeadWeights | None) -> Any:
+def starting_head(dim: int, num_labels: int, seed: int, prior: HeadWeights | None) -> Any:
     import torch
 
     linear = torch.nn.Linear(dim, num_labels)

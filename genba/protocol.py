@@ -21,6 +21,8 @@ from typing import Any
 
 from genba.errors import GenbaError
 
+#: Fewer sites than this in a round and its sum could reveal one site's update: never aggregated.
+MIN_SITES_PER_ROUND = 3
 #: The only metrics a site reports, each a number: how the model does on the site's own
 #: evaluation split, and which production model the site runs.
 METRICS: dict[str, type] = {"accuracy": float, "loss": float, "production_version": int}

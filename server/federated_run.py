@@ -21,11 +21,10 @@ from genba import keys
 from genba.bundle import verify_directory
 from genba.errors import UsageError
 from genba.federation import FAB_DIR
+from genba.protocol import MIN_SITES_PER_ROUND as PRIVACY_FLOOR
 from genba.tools import console_tool
 from server.provision import ITFolder
 from server.superlink import CONNECTION, ServerFolder, SuperLinkError
-
-PRIVACY_FLOOR = 3
 
 
 @dataclass(frozen=True)

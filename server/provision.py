@@ -32,6 +32,7 @@ from typing import Any
 
 from genba import keys
 from genba.errors import ConfigError, OutputPathError, UsageError
+from genba.names import is_site_name
 from server import pki
 
 DEFAULT_PORT = 9092
@@ -62,8 +63,7 @@ class ProvisionConfig:
 
 
 def site_name_problems(name: str) -> list[str]:
-    bare = name.replace("-", "").replace("_", "")
-    if not name or not bare.isascii() or not bare.isalnum() or len(name) > 64:
+    if not is_site_name(name) or len(name) > 64:
         return [f"site name {name!r} must be 1-64 ASCII letters, digits, '-' or '_'"]
     return []
 

@@ -24,7 +24,7 @@ from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
 
-PRIVACY_FLOOR = 3
+from genba.protocol import MIN_SITES_PER_ROUND as PRIVACY_FLOOR
 
 app = ServerApp()
 

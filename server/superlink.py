@@ -166,7 +166,9 @@ class SuperLink:
                     self.flwr("supernode", "unregister", known["node_id"])
                 nodes[name] = {**known, "state": REVOKED}
                 unregistered.append(name)
-            self.server.write_nodes(nodes)
+            else:
+                continue
+            self.server.write_nodes(nodes)  # after each change: a later failure keeps what was done
         return {"registered": registered, "unregistered": unregistered, "nodes": nodes}
 
     def flwr(self, *args: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from edge_agent.site import SiteFolder
 from edge_agent.store import LabelledInput, SiteStore
 from edge_agent.training.data import TrainingSet, training_set
 from edge_agent.training.embeddings import backbone_key, cached_embeddings
-from edge_agent.training.head import fit_head
+from edge_agent.training.head import fit_head, score_head
 from edge_agent.training.run import read_site, verified_parent
 from export.graphs import HeadWeights
 from genba.bundle import VerifiedBundle
@@ -82,11 +82,7 @@ class SiteTrainer:
         vectors = _embed(self.site, self.model, self.parent, known)
         head = self._head(parameters, vectors.shape[1])
         targets = np.array([index[item.label] for item in known])
-        logits = vectors.astype(np.float64) @ head.weight.T.astype(np.float64) + head.bias.astype(np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss = float(-log_probabilities[np.arange(len(targets)), targets].mean())
-        accuracy = float((np.argmax(logits, axis=1) == targets).mean())
+        accuracy, loss = score_head(head, vectors, targets)
         return loss, accuracy, len(known)
 
     def _head(self, parameters: Sequence[np.ndarray], dim: int) -> HeadWeights:

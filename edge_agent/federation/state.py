@@ -17,7 +17,6 @@ from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
 
 UPDATE_KIND = "masked_update"
-_SCAN = 10_000
 
 
 def state_file(site: SiteFolder) -> Path:
@@ -45,13 +44,12 @@ def clear_joined(site: SiteFolder, pid: int) -> None:
 
 def federation_state(site: SiteFolder, store: SiteStore) -> dict[str, Any]:
     joined = _joined(site)
-    updates = [entry for entry in store.egress(limit=_SCAN) if entry.fields["kind"] == UPDATE_KIND]
-    last = updates[0] if updates else None
+    updates, last = store.egress_count(UPDATE_KIND)
     return {
         "joined": joined is not None,
         "superlink": (joined or {}).get("superlink"),
         "joined_since": (joined or {}).get("started_at"),
-        "updates_sent": len(updates),
+        "updates_sent": updates,
         "last_update": None
         if last is None
         else {

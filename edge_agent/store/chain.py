@@ -58,12 +58,16 @@ def append_entry(
     return ChainEntry(seq=seq, created_at=created_at, fields={**fields, "details": details}, hash=digest)
 
 
-def read_entries(conn: sqlite3.Connection, table: str, limit: int, offset: int) -> list[ChainEntry]:
-    """Newest first, as an operator reads a log."""
+def read_entries(
+    conn: sqlite3.Connection, table: str, limit: int, offset: int, kind: str | None = None
+) -> list[ChainEntry]:
+    """Newest first, as an operator reads a log; ``kind`` keeps only entries of that kind."""
     columns = _columns(table)
+    where, parameters = ("WHERE kind = ? ", (kind,)) if kind is not None else ("", ())
     rows = conn.execute(
-        f"SELECT seq, created_at, {', '.join(columns)}, hash FROM {table} ORDER BY seq DESC LIMIT ? OFFSET ?",
-        (limit, offset),
+        f"SELECT seq, created_at, {', '.join(columns)}, hash FROM {table} {where}"
+        "ORDER BY seq DESC LIMIT ? OFFSET ?",
+        (*parameters, limit, offset),
     ).fetchall()
     return [_entry(columns, row) for row in rows]
 

@@ -320,6 +320,15 @@ class SiteStore:
         with self._db.read() as conn:
             return read_entries(conn, "egress_ledger", limit, offset)
 
+    def egress_count(self, kind: str) -> tuple[int, ChainEntry | None]:
+        """How many messages of ``kind`` left the site, and the latest of them."""
+        with self._db.read() as conn:
+            count = int(
+                conn.execute("SELECT count(*) FROM egress_ledger WHERE kind = ?", (kind,)).fetchone()[0]
+            )
+            latest = read_entries(conn, "egress_ledger", 1, 0, kind=kind)
+        return count, (latest[0] if latest else None)
+
     def egress_totals(self) -> dict[str, int]:
         """Bytes sent, by kind."""
         with self._db.read() as conn:

@@ -90,7 +90,7 @@ def fit_head(
     if len(validation) and len(np.unique(targets[train])) > 1:
         for l2 in config.anchored_l2_grid if prior is not None else config.l2_grid:
             head = _fit(features[train], targets[train], num_labels, seed, l2, config.max_iterations, prior)
-            accuracy, loss = _score(head, features[validation], targets[validation])
+            accuracy, loss = score_head(head, features[validation], targets[validation])
             grid.append({"l2": l2, "validation_accuracy": accuracy, "validation_loss": loss})
         best = max(grid, key=lambda row: (row["validation_accuracy"], -row["validation_loss"]))
         chosen_l2, validation_accuracy = float(best["l2"]), best["validation_accuracy"]
@@ -108,7 +108,7 @@ def fit_head(
         "grid": grid,
         "refit_on": "all training labels",
         "anchored_to_parent": prior is not None,
-        "train_accuracy": _score(weights, features, targets)[0],
+        "train_accuracy": score_head(weights, features, targets)[0],
         "seed": seed,
         "config": {**asdict(config), "l2_grid": list(config.l2_grid)},
         "seconds": round(time.perf_counter() - start, 4),
@@ -137,7 +137,7 @@ def _fit(
     )
 
 
-def _score(head: HeadWeights, features: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+def score_head(head: HeadWeights, features: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of a head on labelled embeddings."""
     logits = features.astype(np.float64) @ head.weight.T.astype(np.float64) + head.bias.astype(np.float64)
     shifted = logits - logits.max(axis=1, keepdims=True)

@@ -23,6 +23,7 @@ from edge_agent.config import TrainingConfig
 from edge_agent.training.head import stratified_split
 from edge_agent.training.source import SourceModel
 from export.graphs import HeadWeights
+from export.head_training import class_balancing, starting_head
 
 Encode = Callable[[Sequence[str]], Mapping[str, np.ndarray]]
 #: Epochs trained when the labels are too few to hold a validation split out.
@@ -73,7 +74,7 @@ def fine_tune(
         train, validation = np.arange(len(targets)), np.array([], dtype=np.int64)
     k = _unfreeze_top(source, config.last_k)
     model = source.model.to(device)
-    head = _head_from(prior).to(device)
+    head = starting_head(prior.weight.shape[1], prior.num_labels, seed, prior).to(device)
     run = _Run(source, encode, texts, targets, head, device)
     history: list[dict[str, Any]] = []
     best_epoch: int | None = None
@@ -176,7 +177,10 @@ class _Run:
         optimizer = torch.optim.AdamW(
             trainable + list(self.head.parameters()), lr=config.learning_rate, weight_decay=0.01
         )
-        weights = _class_weights(self.targets_np[positions], self.head.out_features).to(self.device)
+        counts = torch.bincount(
+            torch.from_numpy(self.targets_np[positions]), minlength=self.head.out_features
+        )
+        weights = class_balancing(counts.float(), self.head.out_features).to(self.device)
         return optimizer, torch.nn.CrossEntropyLoss(weight=weights), np.random.default_rng(seed)
 
     def train(self, positions: np.ndarray, epochs: int, config: TrainingConfig, seed: int) -> float:
@@ -225,25 +229,6 @@ def _unfreeze_top(source: SourceModel, k: int) -> int:
         for parameter in block.parameters():
             parameter.requires_grad_(True)
     return k
-
-
-def _head_from(prior: HeadWeights) -> Any:
-    import torch
-
-    head = torch.nn.Linear(prior.weight.shape[1], prior.num_labels)
-    with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(np.asarray(prior.weight, dtype=np.float32)))
-        head.bias.copy_(torch.from_numpy(np.asarray(prior.bias, dtype=np.float32)))
-    return head
-
-
-def _class_weights(targets: np.ndarray, num_labels: int) -> Any:
-    """Every class present counts as much as every other (a site's rare class is not ignored)."""
-    import torch
-
-    counts = np.bincount(targets, minlength=num_labels).astype(np.float64)
-    weights = np.where(counts > 0, counts.sum() / (num_labels * np.maximum(counts, 1e-12)), 0.0)
-    return torch.from_numpy(weights.astype(np.float32))
 
 
 def _snapshot(model: Any, head: Any) -> dict[str, Any]:

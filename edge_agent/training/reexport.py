@@ -22,7 +22,7 @@ from typing import Any
 from edge_agent.site import SiteFolder
 from edge_agent.training.candidate import CandidateSource, parent_reference
 from edge_agent.training.last_k import FineTuned
-from edge_agent.training.source import SourceModel, backbone_sha256, weights_file
+from edge_agent.training.source import SourceModel, backbone_sha256, weights_dir, weights_file
 from genba.bundle import VerifiedBundle
 
 #: Texts the export compares torch and ONNX on (and calibrates static int8 with).
@@ -114,7 +114,7 @@ def _stage_weights(site: SiteFolder, parent: VerifiedBundle, tuned: FineTuned) -
     if inherited.is_file():
         tensors.update(load_file(str(inherited)))
     tensors.update(tuned.trained)
-    folder = weights_file(site, "x").parent
+    folder = weights_dir(site)
     folder.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=".staged-", suffix=".safetensors", dir=folder)
     os.close(handle)

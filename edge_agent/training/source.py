@@ -51,8 +51,12 @@ class SourceModel:
         return self.model(tensors)["sentence_embedding"]
 
 
+def weights_dir(site: SiteFolder) -> Path:
+    return site.training_dir / "weights"
+
+
 def weights_file(site: SiteFolder, backbone_sha256: str) -> Path:
-    return site.training_dir / "weights" / f"{backbone_sha256}{WEIGHTS_SUFFIX}"
+    return weights_dir(site) / f"{backbone_sha256}{WEIGHTS_SUFFIX}"
 
 
 def source_path(site: SiteFolder, config: TrainingConfig) -> Path:

@@ -1,15 +1,12 @@
-"""A head swap: the parent bundle with a new ``head.onnx``, a new version and lineage, signed by the site.
+"""A site's training candidate: a head swap of its production bundle, signed with the site key.
 
-Only the head graph changes: the backbone, the preprocessing and the reference statistics are
-the parent's, byte for byte. The bundle is staged and renamed into place by
-``genba.bundle.BundleWriter``, so nothing appears at ``out`` unless all of it was written.
+The writing itself is :mod:`export.head_swap` (the federated server writes global bundles the
+same way, signed with IT's key); this module adds what a site's lineage records.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +15,11 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_agent.training.errors import NotHeadSwappableError
-from export import graphs
 from export.graphs import HeadWeights
-from export.manifest import lineage, timestamp
-from genba.bundle import MANIFEST_NAME, BundleWriter, VerifiedBundle, sha256_file
-from genba.errors import ExportError, IntegrityError
-from genba.runtime.config import RuntimeConfig
-from genba.runtime.sessions import create_session
+from export.head_swap import head_file, parent_reference, write_head_swap
+from genba.bundle import VerifiedBundle
 
-#: Largest |logit| difference between ONNX Runtime running the written head and numpy.
-HEAD_CHECK_TOLERANCE = 1e-3
+__all__ = ["CandidateSource", "head_file", "parent_reference", "write_head_candidate"]
 
 
 @dataclass(frozen=True)
@@ -50,24 +41,6 @@ class CandidateSource:
         }
 
 
-def head_file(manifest: Mapping[str, Any]) -> str:
-    """The head graph's file name; refuses any layout but backbone + head."""
-    layout = manifest.get("graphs") or {}
-    if set(layout) != {"backbone", "head"}:
-        raise NotHeadSwappableError(sorted(layout))
-    return str(layout["head"]["file"])
-
-
-def parent_reference(parent: VerifiedBundle) -> dict[str, Any]:
-    model = parent.manifest.get("model") or {}
-    raw = (parent.path / MANIFEST_NAME).read_bytes()
-    return {
-        "name": model.get("name"),
-        "version": int(model.get("version", 0)),
-        "manifest_sha256": hashlib.sha256(raw).hexdigest(),
-    }
-
-
 def write_head_candidate(
     parent: VerifiedBundle,
     weights: HeadWeights,
@@ -79,67 +52,15 @@ def write_head_candidate(
     now: dt.datetime | None = None,
     probe: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Write the candidate at ``out``; returns its final manifest (hashes and signer included).
-
-    ``probe`` (a few embeddings) is run through the written head with ONNX Runtime before the
-    bundle is committed, so a head that does not load or compute what was fitted is never signed.
-    """
-    name = head_file(parent.manifest)
-    labels = list(parent.manifest.get("labels") or [])
-    if weights.num_labels != len(labels):
-        raise ExportError(
-            f"the fitted head has {weights.num_labels} outputs but the model has {len(labels)} labels"
-        )
-    manifest = _candidate_manifest(parent, source, report, now)
-    with BundleWriter(out) as writer:
-        for listed in parent.manifest["files"]:
-            if listed != name:
-                target = writer.root / listed
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(parent.path / listed, target)
-                _require_unchanged(parent, listed, target)
-        graphs.save(graphs.head_graph(weights, int(parent.manifest["opset"])), writer.root / name)
-        if probe is not None and len(probe):
-            manifest["validation"]["site_training"]["head_check_max_abs_diff"] = _check_head(
-                writer.root / name, weights, probe
-            )
-        writer.commit(manifest, signing_key)
-        written = writer.manifest
-    assert written is not None
-    return written
-
-
-def _candidate_manifest(
-    parent: VerifiedBundle, source: CandidateSource, report: Mapping[str, Any], now: dt.datetime | None
-) -> dict[str, Any]:
-    manifest = {k: v for k, v in parent.manifest.items() if k not in {"files", "signer"}}
-    reference = parent_reference(parent)
-    manifest["model"] = {
-        **(parent.manifest.get("model") or {}),
-        "version": reference["version"] + 1,
-        "created_at": timestamp(now),
-    }
-    manifest["lineage"] = lineage(source.to_json(), parent=reference)
-    manifest["validation"] = {**(parent.manifest.get("validation") or {}), "site_training": dict(report)}
-    return manifest
-
-
-def _require_unchanged(parent: VerifiedBundle, name: str, copy: Path) -> None:
-    """The copy must be what the parent's signature covers: the site key must never sign a changed file."""
-    if sha256_file(copy) != parent.manifest["files"][name]["sha256"]:
-        raise IntegrityError(f"parent bundle file {name} changed while it was copied; nothing was written")
-
-
-def _check_head(path: Path, weights: HeadWeights, probe: np.ndarray) -> float:
-    session = create_session(path.read_bytes(), RuntimeConfig(provider="cpu", intra_op_threads=1))
-    (logits,) = session.run(["logits"], {"embedding": np.ascontiguousarray(probe, dtype=np.float32)})
-    expected = probe.astype(np.float64) @ weights.weight.T.astype(np.float64) + weights.bias.astype(
-        np.float64
+    """Write the candidate at ``out`` (version = parent's + 1); returns its final manifest."""
+    return write_head_swap(
+        parent,
+        weights,
+        out,
+        signing_key,
+        source=source.to_json(),
+        report_key="site_training",
+        report=report,
+        now=now,
+        probe=probe,
     )
-    difference = float(np.max(np.abs(np.asarray(logits, dtype=np.float64) - expected)))
-    if not difference <= HEAD_CHECK_TOLERANCE:
-        raise ExportError(
-            f"the written head does not compute the fitted head (max |diff| {difference:.3g}); "
-            "nothing was written; report this as a bug"
-        )
-    return round(difference, 9)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from export.head_swap import NotHeadSwappableError  # noqa: F401  (site training raises it too)
 from genba.errors import UsageError
 
 
@@ -49,14 +50,6 @@ class NoProductionModelError(TrainingError):
         super().__init__(
             "no production model is installed at this site: install one with 'genba agent install' "
             "before training"
-        )
-
-
-class NotHeadSwappableError(TrainingError):
-    def __init__(self, layout: Sequence[str]) -> None:
-        super().__init__(
-            f"the production model is one graph ({', '.join(layout)}), not backbone + head: "
-            "site training (head or last-k) needs a two-graph bundle: ask IT to re-export it split"
         )
 
 

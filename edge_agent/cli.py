@@ -214,28 +214,9 @@ def _queue(args: argparse.Namespace) -> int:
 
 
 def _run(data: Path, online: Callable[[Any], Any], offline: Callable[[Any], Any], manage: bool = True) -> Any:
-    """Through the running agent's API if one answers, else on the folder directly."""
-    from edge_agent.service.client import AgentClient
-    from edge_agent.site import SiteFolder
-    from genba.errors import AgentUnavailableError
+    from edge_agent.operate import on_site
 
-    site = SiteFolder(data).require_initialized()
-    try:
-        client = AgentClient.for_site(site.root, "supervisor" if manage else None)
-        client.health()
-    except AgentUnavailableError:
-        return _offline(site, offline, manage)
-    with client:
-        return online(client)
-
-
-def _offline(site: Any, action: Callable[[Any], Any], manage: bool) -> Any:
-    from edge_agent.agent import Agent
-    from edge_agent.site import exclusive_agent
-
-    site.read_token("supervisor" if manage else "operator")  # the same right the API would ask for
-    with exclusive_agent(site), Agent.open(site, serving=False) as agent:
-        return action(agent)
+    return on_site(data, online, offline, manage)
 
 
 def _print(payload: Any) -> None:

@@ -99,12 +99,7 @@ def write_head_swap(
     manifest = _swapped_manifest(parent, source, report_key, report, version, now)
     manifest["lineage"].update(lineage_fields or {})
     with BundleWriter(out) as writer:
-        for listed in parent.manifest["files"]:
-            if listed != name:
-                target = writer.root / listed
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(parent.path / listed, target)
-                _require_unchanged(parent, listed, target)
+        _copy_files(parent, writer.root, skip=name)
         graphs.save(graphs.head_graph(weights, int(parent.manifest["opset"])), writer.root / name)
         if probe is not None and len(probe):
             manifest["validation"][report_key]["head_check_max_abs_diff"] = _check_head(
@@ -114,6 +109,41 @@ def write_head_swap(
         written = writer.manifest
     assert written is not None
     return written
+
+
+def reissue(
+    parent: VerifiedBundle,
+    out: Path,
+    signing_key: Ed25519PrivateKey,
+    *,
+    source: Mapping[str, Any],
+    version: int,
+    lineage_fields: Mapping[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """``parent``'s files, byte for byte, under a new version and lineage (a rollback, for one)."""
+    manifest = {k: v for k, v in parent.manifest.items() if k not in {"files", "signer"}}
+    manifest["model"] = {
+        **(parent.manifest.get("model") or {}),
+        "version": int(version),
+        "created_at": timestamp(now),
+    }
+    manifest["lineage"] = {**lineage(dict(source), parent=parent_reference(parent)), **(lineage_fields or {})}
+    with BundleWriter(out) as writer:
+        _copy_files(parent, writer.root, skip=None)
+        writer.commit(manifest, signing_key)
+        written = writer.manifest
+    assert written is not None
+    return written
+
+
+def _copy_files(parent: VerifiedBundle, root: Path, skip: str | None) -> None:
+    for listed in parent.manifest["files"]:
+        if listed != skip:
+            target = root / listed
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(parent.path / listed, target)
+            _require_unchanged(parent, listed, target)
 
 
 def _swapped_manifest(

@@ -5,7 +5,8 @@ Flower ``RecordDict``, converted by the ClientApp without this module importing 
 must match exactly one shape below, field for field and type for type; anything else is a
 :class:`ProtocolViolation` and is not sent. The shapes are SecAgg+'s four stages (public keys,
 encrypted key shares, the masked update with its example count, unmasking shares) and the
-evaluation reply (loss, example count). Metrics are limited to a few named scalars; a status
+evaluation reply (loss, example count), and the receipt for a delivered bundle (its version and
+an outcome code). Metrics are limited to a few named scalars; a status
 message may only say success. There is no field a report's text, an input or a label could
 travel in, and the plaintext update never appears (it is masked; its parameters record is empty).
 
@@ -24,10 +25,23 @@ from genba.errors import GenbaError
 #: Fewer sites than this in a round and its sum could reveal one site's update: never aggregated.
 MIN_SITES_PER_ROUND = 3
 #: The only metrics a site reports, each a number: how the model does on the site's own
-#: evaluation split, and which production model the site runs.
-METRICS: dict[str, type] = {"accuracy": float, "loss": float, "production_version": int}
+#: evaluation split, which production model the site runs, and the newest version it holds
+#: (its own training candidates included), so that IT numbers a new global model above it.
+METRICS: dict[str, type] = {
+    "accuracy": float,
+    "loss": float,
+    "production_version": int,
+    "newest_version": int,
+}
 #: The only status messages a reply may carry.
 STATUS_MESSAGES = frozenset({"", "Success"})
+#: The Flower message type that delivers a signed bundle to a site (no training round).
+DELIVERY_MESSAGE_TYPE = "query.bundle"
+#: What a site answers to a delivery, as an index into this tuple (a number, never text):
+#: installed as the candidate; it already had that bundle; refused (signature, version or the
+#: agent's own checks; the reason stays in the site's audit log); files it was expected to hold
+#: already (the backbone) are missing, so IT must ship the full bundle; failed otherwise.
+RECEIPT_OUTCOMES = ("installed", "already-installed", "refused", "missing-files", "failed")
 
 BYTES, INT, FLOAT, STR = "bytes", "int", "float", "str"
 BYTES_LIST, INT_LIST = "list[bytes]", "list[int]"
@@ -64,6 +78,7 @@ SHAPES: tuple[Shape, ...] = (
             "evaluateres.status": _STATUS,
         },
     ),
+    Shape("bundle_receipt", {"bundle_receipt": {"version": INT, "outcome": INT}}),
 )
 
 

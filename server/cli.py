@@ -33,6 +33,10 @@ def register_provision(subparsers: Any) -> None:
     add = actions.add_parser("add-site", help="a kit for one more site")
     add.add_argument("name", metavar="NAME")
     add.set_defaults(handler=_add_site)
+    renew = actions.add_parser(
+        "renew-certificate", help="a new SuperLink TLS certificate from the kit's CA (restart the server)"
+    )
+    renew.set_defaults(handler=_renew_certificate)
     revoke = actions.add_parser("revoke-site", help="stop admitting a site's SuperNode; deletes its kit here")
     revoke.add_argument("name", metavar="NAME")
     revoke.set_defaults(handler=_revoke_site)
@@ -59,11 +63,42 @@ def register_server(subparsers: Any) -> None:
         "--kit", type=Path, required=True, metavar="DIR", help="the folder 'genba provision' made"
     )
     train.add_argument(
-        "--bundle", type=Path, required=True, help="the IT-signed bundle whose head starts the run"
+        "--bundle",
+        type=Path,
+        help="the IT-signed bundle whose head starts the run (default: the registry's newest version)",
     )
     train.add_argument("--rounds", type=int, default=3)
     train.add_argument("--min-sites", type=int, default=3, help="sites needed per round (at least 3)")
+    train.add_argument(
+        "--dp-noise", type=float, metavar="Z", help="site-level DP: the noise multiplier (off by default)"
+    )
+    train.add_argument(
+        "--dp-clip", type=float, default=1.0, metavar="C", help="site-level DP: each update's L2 clip"
+    )
+    train.add_argument("--dp-delta", type=float, default=1e-5, metavar="D", help="site-level DP: delta")
+    train.add_argument(
+        "--no-deliver", action="store_true", help="keep the global bundle in the registry; send it later"
+    )
     train.set_defaults(handler=_server_train)
+    models = actions.add_parser("models", help="the registry: versions, lineage, runs and their rounds")
+    models.add_argument(
+        "--kit", type=Path, required=True, metavar="DIR", help="the folder 'genba provision' made"
+    )
+    models.set_defaults(handler=_server_models)
+    for action, text in (
+        ("publish", "send a registered version to every site as its candidate (no training)"),
+        ("rollback", "send a new version with VERSION's files, marked as a rollback to it"),
+    ):
+        command = actions.add_parser(action, help=text)
+        command.add_argument("version", type=int, metavar="VERSION")
+        command.add_argument(
+            "--kit", type=Path, required=True, metavar="DIR", help="the folder 'genba provision' made"
+        )
+        command.add_argument("--model", help="the model's name (only if the registry holds several)")
+        command.add_argument(
+            "--wait", type=float, default=60.0, metavar="S", help="seconds to wait for the sites to connect"
+        )
+        command.set_defaults(handler=_server_publish, rollback=action == "rollback")
     sites = actions.add_parser("sites", help="each site's state and the production version it last reported")
     sites.add_argument(
         "--kit", type=Path, required=True, metavar="DIR", help="the folder 'genba provision' made"
@@ -99,9 +134,39 @@ def _server_start(args: argparse.Namespace) -> int:
 
 def _server_train(args: argparse.Namespace) -> int:
     from server.federated_run import TrainConfig, train_federated
+    from server.privacy import PrivacyConfig
 
-    config = TrainConfig(kit=args.kit, bundle=args.bundle, rounds=args.rounds, min_sites=args.min_sites)
+    privacy = None
+    if args.dp_noise is not None:
+        privacy = PrivacyConfig(
+            noise_multiplier=args.dp_noise, clipping_norm=args.dp_clip, delta=args.dp_delta
+        )
+    config = TrainConfig(
+        privacy=privacy,
+        kit=args.kit,
+        bundle=args.bundle,
+        rounds=args.rounds,
+        min_sites=args.min_sites,
+        deliver=not args.no_deliver,
+    )
     _print(train_federated(config))
+    return 0
+
+
+def _server_models(args: argparse.Namespace) -> int:
+    from server.publish import list_models
+
+    _print(list_models(args.kit))
+    return 0
+
+
+def _server_publish(args: argparse.Namespace) -> int:
+    from server.publish import PublishConfig, publish
+
+    config = PublishConfig(
+        kit=args.kit, version=args.version, model=args.model, rollback=args.rollback, wait_s=args.wait
+    )
+    _print(publish(config))
     return 0
 
 
@@ -142,11 +207,19 @@ def _revoke_site(args: argparse.Namespace) -> int:
     return 0
 
 
+def _renew_certificate(args: argparse.Namespace) -> int:
+    from server.provision import renew_certificate
+
+    _refuse_creation_options(args)
+    _print(renew_certificate(args.out))
+    return 0
+
+
 def _refuse_creation_options(args: argparse.Namespace) -> None:
     from genba.errors import UsageError
 
     if args.server_host or args.sites or args.port:
-        raise UsageError(f"{args.action} takes only --out DIR and a site name")
+        raise UsageError(f"{args.action} takes only --out DIR (and a site name)")
 
 
 def _print_line(document: dict[str, Any]) -> None:

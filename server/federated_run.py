@@ -1,16 +1,20 @@
 """``genba server train``: a federated run of the kit's FAB on the running SuperLink, and its result.
 
 The global head starts as the head of a bundle IT signed (verified against ``it/it-sign.pem.pub``
-before anything is sent). The run's files live in ``it/server/runs/RUN/``: the initial head, the
-ServerApp's ``results.json`` and final ``head.npz``, and the ``flwr run`` log. Per-site figures
-are reported by site name (node ids mapped through ``it/server/nodes.json``).
+before anything is sent): the ``--bundle`` given, which the registry records as a version, or
+the registry's newest version. The run's files live in ``it/server/runs/RUN/``: the initial
+head, the ServerApp's ``results.json`` and final ``head.npz``, and the ``flwr run`` log. Per-site
+figures are reported by site name (node ids mapped through ``it/server/nodes.json``).
+
+When at least one round was aggregated, the final head becomes a global bundle: a head swap of
+the starting bundle, signed with IT's key, numbered above every version the registry and the
+sites hold, recorded in the registry with the run's rounds, and delivered to the sites, where
+it becomes the candidate.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,23 +22,36 @@ from typing import Any
 import numpy as np
 
 from genba import keys
-from genba.bundle import verify_directory
+from genba.bundle import VerifiedBundle, verify_directory
 from genba.errors import UsageError
 from genba.federation import FAB_DIR
 from genba.protocol import MIN_SITES_PER_ROUND as PRIVACY_FLOOR
-from genba.tools import console_tool
+from server.privacy import PrivacyConfig
 from server.provision import ITFolder
-from server.superlink import CONNECTION, ServerFolder, SuperLinkError
+from server.publish import deliver, it_public_key, manifest_sha256
+from server.registry import Registry, VersionRow
+from server.runs import flwr_run, new_run_dir, node_names, require_superlink
+from server.superlink import ServerFolder
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     kit: Path
-    bundle: Path
+    #: The IT-signed bundle whose head starts the run; default: the registry's newest version.
+    bundle: Path | None = None
     rounds: int = 3
     min_sites: int = PRIVACY_FLOOR
     secagg_timeout_s: float = 120.0
     run_timeout_s: float = 3600.0
+    #: Deliver the global bundle to the sites when the run ends (waiting this long for them).
+    deliver: bool = True
+    delivery_wait_s: float = 60.0
+    #: How long round 1 waits for every active site to be connected (it starts with those there).
+    join_wait_s: float = 60.0
+    #: Keep every reply the server receives in the run folder (``received.jsonl``), for an audit.
+    keep_received: bool = False
+    #: Site-level differential privacy (clipping at the sites, noise on the aggregate), or none.
+    privacy: PrivacyConfig | None = None
     #: The Flower app to run; sites run only the one their own Genba builds (and any they approved).
     fab_dir: Path = FAB_DIR
 
@@ -51,104 +68,167 @@ class TrainConfig:
 def train_federated(config: TrainConfig) -> dict[str, Any]:
     folder = ITFolder(Path(config.kit)).require()
     server = ServerFolder(folder)
-    if not (server.flwr_home / "config.toml").is_file():
-        raise UsageError(
-            f"no SuperLink was started for {folder.root}; run 'genba server start --kit {folder.root}' first"
-        )
-    bundle = verify_directory(
-        Path(config.bundle), [keys.load_public_key(folder.signing_key.with_name("it-sign.pem.pub"))]
-    )
-    run_dir = _new_run_dir(server.root / "runs")
-    _write_initial_head(bundle.path / bundle.manifest["graphs"]["head"]["file"], run_dir / "initial-head.npz")
-    run_config = " ".join(
-        [
-            f"num-server-rounds={config.rounds}",
-            f"min-sites={config.min_sites}",
-            f"secagg-timeout-s={float(config.secagg_timeout_s)}",
-            f'initial-head="{run_dir / "initial-head.npz"}"',
-            f'results="{run_dir / "results"}"',
-        ]
-    )
-    command = [
-        console_tool("flwr"),
-        "run",
-        str(config.fab_dir),
-        CONNECTION,
-        "--run-config",
-        run_config,
-        "--stream",
-    ]
-    with (run_dir / "flwr-run.log").open("wb") as log:
-        done = subprocess.run(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=server.environment(),
-            timeout=config.run_timeout_s,
-        )
-    results_file = run_dir / "results" / "results.json"
-    if done.returncode != 0 or not results_file.is_file():
-        raise SuperLinkError(
-            f"the federated run produced no result (flwr run exit {done.returncode}); "
-            f"see {run_dir / 'flwr-run.log'}"
-        )
-    results = json.loads(results_file.read_text(encoding="utf-8"))
-    names = {node["node_id"]: name for name, node in server.nodes().items()}
-    results["per_site_by_round"] = {
-        round_: {names.get(node, f"node {node}"): figures for node, figures in sites.items()}
-        for round_, sites in results["per_site_by_round"].items()
-    }
-    results["run_dir"] = str(run_dir)
-    results["head"] = str(run_dir / "results" / "head.npz")
-    return results
-
-
-def _new_run_dir(runs: Path) -> Path:
-    """``runs/YYYYmmdd-HHMMSS`` (``-2``, ``-3``... when runs start within the same second)."""
-    runs.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1, 1000):
-        candidate = runs / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+    require_superlink(server)
+    with Registry(server.root) as registry:
+        base = _starting_version(folder, registry, config.bundle)
+        bundle = verify_directory(base.path, [it_public_key(folder)])
+        run_dir = new_run_dir(server.root / "runs")
+        run = run_dir.name
+        _write_initial_head(bundle, run_dir / "initial-head.npz")
+        registry.start_run(
+            run, name=base.name, base_version=base.version, rounds=config.rounds,
+            min_sites=config.min_sites, privacy=config.privacy.to_json() if config.privacy else {},
+        )  # fmt: skip
+        run_config = {
+            "num-server-rounds": config.rounds,
+            "min-sites": config.min_sites,
+            "secagg-timeout-s": float(config.secagg_timeout_s),
+            "initial-head": str(run_dir / "initial-head.npz"),
+            "expected-sites": _active_sites(folder),
+            "backbone-sha256": backbone_sha256(bundle.manifest),
+            "keep-received": config.keep_received,
+            "wait-s": float(config.join_wait_s),
+        }
+        if config.privacy is not None:
+            run_config.update(
+                {
+                    "dp-noise": config.privacy.noise_multiplier,
+                    "dp-clip": config.privacy.clipping_norm,
+                    "dp-delta": config.privacy.delta,
+                }
+            )
         try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise UsageError(f"too many runs started at {stamp} in {runs}")
-
-
-def _write_initial_head(head_graph: Path, out: Path) -> None:
-    import onnx
-
-    from export.graphs import head_weights
-
-    weights = head_weights(onnx.load(str(head_graph)))
-    if weights is None:
-        raise UsageError(
-            f"{head_graph} holds no linear head; federated training needs a backbone + head bundle"
+            results = flwr_run(server, config.fab_dir, run_dir, run_config, config.run_timeout_s)
+        except BaseException:
+            registry.finish_run(run, outcome="failed", version=None)
+            raise
+        names = node_names(server)
+        results["per_site_by_round"] = {
+            round_: {names.get(node, f"node {node}"): figures for node, figures in sites.items()}
+            for round_, sites in results["per_site_by_round"].items()
+        }
+        for fit in results["fit_by_round"].values():
+            for key in ("contributed", "dropped", "sampled"):
+                if key in fit:
+                    fit[key] = sorted(names.get(node, f"node {node}") for node in fit[key])
+        registry.record_rounds(run, results)
+        results.update(run=run, run_dir=str(run_dir), head=str(run_dir / "results" / "head.npz"))
+        if not results["rounds_aggregated"]:
+            registry.finish_run(run, outcome="nothing-aggregated", version=None, privacy=results["privacy"])
+            return {**results, "global_bundle": None, "delivered": {}}
+        row = _write_global_bundle(folder, registry, bundle, base, run, results)
+        registry.finish_run(run, outcome="completed", version=row.version, privacy=results["privacy"])
+        delivered = (
+            deliver(folder, registry, row, "train", wait_s=config.delivery_wait_s, fab_dir=config.fab_dir)
+            if config.deliver
+            else {}
         )
-    np.savez(out, weight=weights.weight.astype(np.float32), bias=weights.bias.astype(np.float32))
+    return {**results, "global_bundle": row.to_json(), "delivered": delivered}
+
+
+def backbone_sha256(manifest: dict[str, Any]) -> str:
+    """The SHA-256 of a two-graph bundle's backbone file: what a head is trained on."""
+    graphs = manifest.get("graphs") or {}
+    backbone = (graphs.get("backbone") or {}).get("file")
+    if backbone is None:
+        from export.head_swap import NotHeadSwappableError
+
+        raise NotHeadSwappableError(sorted(graphs))
+    return str(manifest["files"][backbone]["sha256"])
+
+
+def _active_sites(folder: ITFolder) -> int:
+    return sum(1 for entry in folder.registry().values() if entry["state"] == "active")
+
+
+def _starting_version(folder: ITFolder, registry: Registry, bundle: Path | None) -> VersionRow:
+    """The ``--bundle`` given, registered (a copy kept beside the registry), or the newest version."""
+    if bundle is None:
+        versions = registry.versions(registry.only_name())
+        return versions[-1]
+    given = verify_directory(Path(bundle), [it_public_key(folder)])
+    model = given.manifest["model"]
+    name, version = str(model["name"]), int(model["version"])
+    sha = manifest_sha256(given.path)
+    known = registry.version(name, version)
+    if known is not None and known.manifest_sha256 == sha:
+        return known
+    parent = (given.manifest.get("lineage") or {}).get("parent") or {}
+    parent_version = (
+        parent.get("version") if registry.version(name, int(parent.get("version") or 0)) else None
+    )
+    target = registry.bundle_path(name, version)
+    if target.exists() and known is None:
+        shutil.rmtree(target)  # a copy the registry never recorded (an interrupted registration)
+    if known is None:
+        shutil.copytree(given.path, target)
+    return registry.add_version(
+        name=name, version=version, manifest_sha256=sha, kind="export", parent_version=parent_version
+    )
+
+
+def _write_initial_head(bundle: VerifiedBundle, out: Path) -> None:
+    from export.head_swap import read_head
+
+    head = read_head(bundle)
+    np.savez(out, weight=head.weight, bias=head.bias)
+
+
+def _write_global_bundle(
+    folder: ITFolder,
+    registry: Registry,
+    parent: VerifiedBundle,
+    base: VersionRow,
+    run: str,
+    results: dict[str, Any],
+) -> VersionRow:
+    from export.graphs import HeadWeights
+    from export.head_swap import write_head_swap
+
+    newest_at_sites = [
+        int(figures.get("newest_version") or 0)
+        for sites in results["per_site_by_round"].values()
+        for figures in sites.values()
+    ]
+    version = max([registry.next_version(base.name), *(v + 1 for v in newest_at_sites)])
+    with np.load(results["head"]) as head:
+        weights = HeadWeights(head["weight"].astype(np.float32), head["bias"].astype(np.float32))
+    rounds = results["rounds_aggregated"]
+    sites = sorted({site for by_site in results["per_site_by_round"].values() for site in by_site})
+    accuracy = results.get("accuracy_by_round") or {}
+    out = registry.bundle_path(base.name, version)
+    write_head_swap(
+        parent,
+        weights,
+        out,
+        keys.load_private_key(folder.signing_key),
+        source={"kind": "federated", "run": run, "rounds": rounds, "sites": sites},
+        report_key="federated_training",
+        report={
+            "rounds_aggregated": rounds,
+            "accuracy_by_round": {str(r): v for r, v in accuracy.items()},
+            "sites": len(sites),
+            "differential_privacy": results.get("privacy"),
+        },
+        version=version,
+        lineage_fields={"federated_run": run, "round": max(rounds)},
+    )
+    return registry.add_version(
+        name=base.name,
+        version=version,
+        manifest_sha256=manifest_sha256(out),
+        kind="federated",
+        parent_version=base.version,
+        run=run,
+    )
 
 
 def site_overview(kit: Path) -> dict[str, dict[str, Any]]:
     """Per provisioned site: its state, and what it last reported in a run (production version, accuracy)."""
     folder = ITFolder(Path(kit)).require()
     server = ServerFolder(folder)
-    names = {node["node_id"]: name for name, node in server.nodes().items()}
-    latest: dict[str, dict[str, Any]] = {}
-    for results_file in sorted((server.root / "runs").glob("*/results/results.json")):
-        run = results_file.parent.parent.name
-        document = json.loads(results_file.read_text(encoding="utf-8"))
-        for round_, sites in sorted(
-            document.get("per_site_by_round", {}).items(), key=lambda item: int(item[0])
-        ):
-            for node, figures in sites.items():
-                latest[names.get(node, f"node {node}")] = {
-                    "run": run,
-                    "round": int(round_),
-                    "production_version": figures.get("production_version"),
-                    "accuracy": figures.get("accuracy"),
-                }
+    with Registry(server.root) as registry:
+        latest = registry.latest_reports()
     return {
         name: {"state": entry["state"], "last_report": latest.get(name)}
         for name, entry in sorted(folder.registry().items())

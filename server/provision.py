@@ -137,6 +137,27 @@ def add_site(root: Path, name: str, now: dt.datetime | None = None) -> Path:
     return _add_site(ITFolder(root).require(), name, now)
 
 
+def renew_certificate(
+    root: Path, days: int = pki.SERVER_DAYS, now: dt.datetime | None = None
+) -> dict[str, str]:
+    """A new SuperLink certificate (and key) from the kit's CA; sites need nothing new."""
+    folder = ITFolder(root).require()
+    authority = pki.load_authority(folder.it / "ca.crt", folder.it / "ca.key")
+    host = str(folder.settings()["federation"]["server_host"])
+    certificate, tls_key = pki.server_certificate(authority, host, days=days, now=now)
+    with _staged_folder(folder.it / "renewed-certificate") as staging:
+        pki.write_certificate(certificate, staging / "superlink.crt")
+        pki.write_private_pem(tls_key, staging / "superlink.key")
+    renewed = folder.it / "renewed-certificate"
+    os.replace(renewed / "superlink.key", folder.it / "superlink.key")
+    os.replace(renewed / "superlink.crt", folder.it / "superlink.crt")
+    renewed.rmdir()
+    return {
+        "certificate": str(folder.it / "superlink.crt"),
+        "valid_until": certificate.not_valid_after_utc.isoformat(),
+    }
+
+
 def revoke_site(root: Path, name: str, now: dt.datetime | None = None) -> dict[str, Any]:
     """Mark the site revoked (the SuperLink stops admitting its key) and delete its kit if still here."""
     folder = ITFolder(root).require()

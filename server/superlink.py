@@ -12,6 +12,7 @@ once (its node id kept in ``it/server/nodes.json``), and a revoked site's node u
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import os
@@ -25,6 +26,7 @@ from typing import Any
 
 from genba.errors import GenbaError
 from genba.tools import console_tool, flower_environment
+from server import pki
 from server.provision import ACTIVE, REVOKED, ITFolder
 
 CONNECTION = "genba"
@@ -116,6 +118,7 @@ class SuperLink:
         ]  # fmt: skip
 
     def start(self) -> SuperLink:
+        self._require_valid_certificate()
         self.server.flwr_home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.server.root, 0o700)
         self._write_connection()
@@ -196,6 +199,23 @@ class SuperLink:
         return str(result["node-id"])
 
     # -------------------------------------------------------------- internals
+
+    def _require_valid_certificate(self) -> None:
+        """Sites refuse an expired certificate: say so here, before any site tries."""
+        certificate = pki.load_certificate(self.folder.it / "superlink.crt")
+        now = dt.datetime.now(dt.UTC)
+        renew = f"issue a new one with 'genba provision renew-certificate --out {self.folder.root}'"
+        if certificate.not_valid_after_utc < now:
+            raise SuperLinkError(
+                f"the SuperLink certificate {self.folder.it / 'superlink.crt'} expired on "
+                f"{certificate.not_valid_after_utc:%Y-%m-%d}; {renew}"
+            )
+        if certificate.not_valid_before_utc > now:
+            raise SuperLinkError(
+                "the SuperLink certificate is not valid before "
+                f"{certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC "
+                f"(is this server's clock right?); {renew}"
+            )
 
     def _write_connection(self) -> None:
         """``FLWR_HOME/config.toml``: how the ``flwr`` CLI reaches this SuperLink (loopback, the kit's CA)."""

@@ -34,6 +34,12 @@ def agent_harness() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
+def byte_proxy() -> ModuleType:
+    """A loopback TCP proxy that counts the bytes each way (tests/server/byte_proxy.py)."""
+    return _load_helpers("server/byte_proxy.py", "genba_tests_byte_proxy")
+
+
+@pytest.fixture(scope="session")
 def texts() -> tuple[str, ...]:
     return ("scratch on the housing surface", "no dent found, part ok", "oil on the bracket near the rim")
 

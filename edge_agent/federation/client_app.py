@@ -7,6 +7,11 @@ side and numpy; the trainer (ONNX Runtime, torch) loads inside ``fit`` and ``eva
   embeddings cached from its production backbone, starting from (and pulled toward) the
   global head, and returns the new head with its example count. ``secaggplus_mod`` masks it.
 * ``evaluate``: the global head's loss and accuracy on the site's held-out labels.
+* ``bundle_delivery_mod``: a signed bundle IT delivers (``genba server publish``, ``rollback``
+  or the end of a run) is verified and installed as the candidate; only a receipt goes back.
+* ``dp_clipping_mod`` (innermost, so it clips before SecAgg+ masks): in a differentially
+  private run, Flower's ``fixedclipping_mod`` clips the site's update to the run's norm; the
+  ledger entry of the masked update records the DP settings and the run's epsilon.
 * ``egress_ledger_mod`` (outermost, so it sees exactly what leaves, after masking): every reply
   must match a shape in :mod:`genba.protocol` and is appended to the site's egress ledger
   (destination, kind, payload bytes, round); a reply that does not match is replaced by an
@@ -31,6 +36,10 @@ log = logging.getLogger(__name__)
 #: What a refused reply says instead (nothing of the reply itself).
 REFUSED_REASON = "reply refused by the site's protocol check"
 REFUSED_CODE = 4403
+#: The backbone (SHA-256 of its file) the run's heads are trained on.
+BACKBONE_PIN = "backbone-sha256"
+#: Present in a round's fit config when the run is differentially private.
+DP_NOISE = "dp-noise"
 
 
 class SiteClient(NumPyClient):
@@ -41,15 +50,24 @@ class SiteClient(NumPyClient):
         from edge_agent.federation.site_trainer import SiteTrainer
 
         trainer = SiteTrainer.open(self.data)
+        trainer.require_backbone(str(config.get(BACKBONE_PIN, "")))
         head = trainer.fit(parameters)
-        return [head.weight, head.bias], trainer.train_examples, {}
+        # Under differential privacy every site weighs the same: its influence is its clipped update.
+        weight = 1 if DP_NOISE in config else trainer.train_examples
+        return [head.weight, head.bias], weight, {}
 
     def evaluate(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[float, int, dict]:
         from edge_agent.federation.site_trainer import SiteTrainer
 
         trainer = SiteTrainer.open(self.data, embed_training=False)
+        trainer.require_backbone(str(config.get(BACKBONE_PIN, "")))
         loss, accuracy, count = trainer.evaluate(parameters)
-        return loss, count, {"accuracy": accuracy, "production_version": trainer.production_version}
+        metrics = {
+            "accuracy": accuracy,
+            "production_version": trainer.production_version,
+            "newest_version": trainer.newest_version,
+        }
+        return loss, count, metrics
 
 
 def client_fn(context: Any) -> Any:
@@ -63,6 +81,50 @@ def site_data(context: Any) -> Path:
             "this SuperNode was started without node config data=SITE_FOLDER; use 'genba agent join'"
         )
     return Path(str(data))
+
+
+def bundle_delivery_mod(msg: Message, context: Any, call_next: Any) -> Message:
+    """A delivered bundle (no training round) is installed here; everything else passes on."""
+    from genba.protocol import DELIVERY_MESSAGE_TYPE
+
+    if msg.metadata.message_type != DELIVERY_MESSAGE_TYPE:
+        return call_next(msg, context)
+    from flwr.app import ConfigRecord, RecordDict
+
+    from edge_agent.federation.delivery import receive_bundle
+
+    receipt = receive_bundle(site_data(context), plain_content(msg.content))
+    return Message(RecordDict({"bundle_receipt": ConfigRecord(receipt)}), reply_to=msg)
+
+
+def dp_clipping_mod(msg: Message, context: Any, call_next: Any) -> Message:
+    """Under a DP run, Flower's ``fixedclipping_mod`` clips this site's update before it is masked."""
+    if DP_NOISE not in _fit_config(msg):
+        return call_next(msg, context)
+    from flwr.client.mod import fixedclipping_mod
+
+    return fixedclipping_mod(msg, context, call_next)
+
+
+def _fit_config(msg: Message) -> Any:
+    if msg.metadata.message_type != "train" or not msg.has_content():
+        return {}
+    return msg.content.config_records.get("fitins.config") or {}
+
+
+def _privacy_details(msg: Message) -> dict[str, Any]:
+    """The DP settings and the run's epsilon after this round, as the server announced them."""
+    config = _fit_config(msg)
+    if DP_NOISE not in config:
+        return {}
+    return {
+        "differential_privacy": {
+            "noise_multiplier": float(config[DP_NOISE]),
+            "clipping_norm": float(config["dp-clip"]),
+            "delta": float(config["dp-delta"]),
+            "epsilon": float(config["dp-epsilon"]),
+        }
+    }
 
 
 def egress_ledger_mod(msg: Message, context: Any, call_next: Any) -> Message:
@@ -88,6 +150,7 @@ def egress_ledger_mod(msg: Message, context: Any, call_next: Any) -> Message:
             kind=kind,
             payload_bytes=payload_bytes(content),
             round=_round(msg),
+            details=_privacy_details(msg) if kind == "masked_update" else None,
         )
     return reply
 
@@ -114,4 +177,7 @@ def _round(msg: Message) -> int | None:
     return int(group) if group.isdigit() else None
 
 
-app = ClientApp(client_fn=client_fn, mods=[egress_ledger_mod, secaggplus_mod])
+app = ClientApp(
+    client_fn=client_fn,
+    mods=[egress_ledger_mod, bundle_delivery_mod, secaggplus_mod, dp_clipping_mod],
+)

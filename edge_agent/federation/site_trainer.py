@@ -65,6 +65,27 @@ class SiteTrainer:
     def production_version(self) -> int:
         return int(self.parent.manifest["model"]["version"])
 
+    @property
+    def newest_version(self) -> int:
+        """The newest version of the production model's name this site holds (its own candidates too)."""
+        name = self.parent.manifest["model"].get("name")
+        with SiteStore.read_only(self.site.store_file) as store:
+            versions = [row.version for row in store.list_models() if row.name == name]
+        return max([self.production_version, *versions])
+
+    def require_backbone(self, sha256: str) -> None:
+        """Refuse a run whose heads are trained on another backbone than the one this site serves."""
+        graphs = self.parent.manifest.get("graphs") or {}
+        name = (graphs.get("backbone") or {}).get("file")
+        mine = self.parent.manifest["files"][name]["sha256"] if name else None
+        if sha256 and mine != sha256:
+            model = self.parent.manifest["model"]
+            raise UsageError(
+                f"this site serves {model.get('name')} v{model.get('version')}, whose backbone is not the "
+                "one this run trains heads for: the sites run different models; ask IT to publish the "
+                "run's model to this site first"
+            )
+
     def fit(self, parameters: Sequence[np.ndarray]) -> HeadWeights:
         assert self.data is not None and self.vectors is not None
         prior = self._head(parameters, self.vectors.shape[1])

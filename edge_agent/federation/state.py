@@ -59,7 +59,9 @@ def federation_state(site: SiteFolder, store: SiteStore) -> dict[str, Any]:
             "masked": True,
         },
         "bytes_sent_by_kind": store.egress_totals(),
-        "differential_privacy": None,
+        "differential_privacy": None
+        if last is None
+        else (last.fields.get("details") or {}).get("differential_privacy"),
     }
 
 

@@ -120,8 +120,8 @@ class SuperNode:
             )
         if any(mark in self._this_run_log() for mark in TLS_MARKS):
             raise JoinFailedError(
-                f"the SuperLink at {self.superlink} did not present a certificate from this site's CA "
-                f"({self.site.ca_file}); check the address and the kit"
+                f"the SuperLink at {self.superlink} did not present a valid certificate from this site's CA "
+                f"({self.site.ca_file}): expired, or from another CA; check the address and the kit"
             )
         if code not in (0, -15, 143):
             raise JoinFailedError(f"flower-supernode ended with code {code}: {self.last_log_line()}")

@@ -1,8 +1,11 @@
-"""A federated run end to end: a real SuperLink (TLS, node auth), 3 real SuperNodes, SecAgg+, site stores."""
+"""A federated run end to end: a real SuperLink (TLS, node auth), 4 real SuperNodes, SecAgg+, site stores,
+the global bundle, publish and rollback."""
 
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from genba.federation import FAB_DIR, genba_fab_hash
 from genba.tools import free_loopback_port
 from server.federated_run import TrainConfig, site_overview, train_federated
 from server.provision import ProvisionConfig, provision
+from server.publish import PublishConfig, list_models, publish
 from server.superlink import ServerConfig, SuperLink
 
 pytestmark = pytest.mark.timeout(900)
@@ -47,18 +51,19 @@ def _label_site(site: SiteFolder, bundle: Path, mix: dict[str, int]) -> None:
             agent.label(answer.input_id, label, actor="operator", split=split)
 
 
-def test_three_sites_train_a_head_under_secagg_and_every_reply_is_in_their_ledgers(
+def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_reaches_the_sites(
     tmp_path: Path, bert_bundle: Path, agent_harness: Any
 ) -> None:
-    names = ("site-a", "site-b", "site-c")
+    names = ("site-a", "site-b", "site-c", "site-d")
     folder = provision(
         ProvisionConfig(out=tmp_path / "it", server_host="127.0.0.1", sites=names, port=free_loopback_port())
     )
     bundle = agent_harness.reversion(bert_bundle, folder.signing_key, tmp_path / "global-v1", 1)
-    mixes = (
+    mixes = (  # non-IID: each site sees mostly one class
         {"scratch": 8, "dent": 4, "ok": 4},
         {"scratch": 4, "dent": 8, "ok": 4},
         {"scratch": 4, "dent": 4, "ok": 8},
+        {"scratch": 6, "dent": 6, "ok": 4},
     )
     sites = []
     for name, mix in zip(names, mixes, strict=True):
@@ -66,6 +71,7 @@ def test_three_sites_train_a_head_under_secagg_and_every_reply_is_in_their_ledge
         agent_harness.write_settings(site, agent_harness.TEST_SETTINGS)
         _label_site(site, bundle, mix)
         sites.append(site)
+    before = {name: _holdout_accuracy(site, bundle) for name, site in zip(names, sites, strict=True)}
 
     with SuperLink(ServerConfig(kit=folder.root)) as link:
         link.sync_sites()
@@ -74,8 +80,26 @@ def test_three_sites_train_a_head_under_secagg_and_every_reply_is_in_their_ledge
             joined = _federation(sites[0])
             assert joined["joined"] is True and joined["superlink"] == folder.superlink_address()
             assert joined["updates_sent"] == 0 and joined["last_update"] is None
-            result = train_federated(TrainConfig(kit=folder.root, bundle=bundle, rounds=2, min_sites=3))
+            config = TrainConfig(
+                kit=folder.root,
+                bundle=bundle,
+                rounds=3,
+                min_sites=3,
+                secagg_timeout_s=20.0,
+                delivery_wait_s=5.0,
+            )
+            with ThreadPoolExecutor(1) as pool:
+                running = pool.submit(train_federated, config)
+                # site-d leaves in the middle of round 2, after it sent its SecAgg+ public keys
+                _wait_for_ledger(sites[3], "secagg_public_keys", 2, running)
+                nodes[3].process.kill()
+                result = running.result()
             ledger_sizes = [_ledger_size(site) for site in sites]
+            after_run = [_candidate(site) for site in sites[:3]]
+            nodes[3] = SuperNode(JoinConfig(data=sites[3].root)).start()  # site-d comes back
+            global_version = result["global_bundle"]["version"]
+            published = publish(PublishConfig(kit=folder.root, version=global_version, wait_s=60.0))
+            rolled_back = publish(PublishConfig(kit=folder.root, version=1, rollback=True, wait_s=60.0))
             rogue = _rogue_fab(tmp_path)
             refused = train_federated(
                 TrainConfig(kit=folder.root, bundle=bundle, rounds=1, secagg_timeout_s=10.0, fab_dir=rogue)
@@ -84,52 +108,127 @@ def test_three_sites_train_a_head_under_secagg_and_every_reply_is_in_their_ledge
             for node in nodes:
                 node.stop()
 
+    # The run completed without site-d from round 2 on, and says so.
+    assert result["rounds_aggregated"] == [1, 2, 3], json.dumps(result)[:3000]
+    fits = result["fit_by_round"]
+    assert fits["1"]["contributed"] == list(names) and fits["1"]["dropped"] == []
+    for round_ in ("2", "3"):
+        assert "site-d" not in fits[round_]["contributed"] and fits[round_]["sites"] == 3
+    assert fits["2"]["dropped"] == ["site-d"]
+    assert sorted(result["per_site_by_round"]["1"]) == list(names)
+    assert sorted(result["per_site_by_round"]["3"]) == list(names[:3])
+    for by_site in result["per_site_by_round"].values():
+        for figures in by_site.values():
+            assert 0.0 <= figures["accuracy"] <= 1.0 and figures["production_version"] == 1
+            assert figures["examples"] == 6  # each site's held-out labels
+
+    # Global accuracy on the sites' evaluation splits improves over the rounds.
+    last = result["per_site_by_round"]["3"]
+    initial = sum(before[name] for name in last) / len(last)
+    final = sum(figures["accuracy"] for figures in last.values()) / len(last)
+    assert final > initial, (before, last)
+    assert result["accuracy_by_round"]["3"] >= result["accuracy_by_round"]["1"] - 1e-9
+
+    # The global bundle: a head swap of v1 signed by IT, in the registry, the candidate at a, b and c.
+    assert global_version == 2
+    assert {site: r["outcome"] for site, r in result["delivered"].items()} == {
+        "site-a": "installed", "site-b": "installed", "site-c": "installed", "site-d": "not-reached",
+    }  # fmt: skip
+    assert all(r["files_sent"] == ["head.onnx"] for r in result["delivered"].values())
+    for candidate in after_run:
+        assert candidate["version"] == 2 and candidate["lineage"]["federated_run"] == result["run"]
+        assert candidate["lineage"]["source"]["kind"] == "federated"
+    # publish: site-d, back, receives it; the others already hold it.
+    assert {site: r["outcome"] for site, r in published["sites"].items()} == {
+        "site-a": "already-installed", "site-b": "already-installed", "site-c": "already-installed",
+        "site-d": "installed",
+    }  # fmt: skip
+    # rollback to v1: a new version 3, v1's files, marked as a rollback in its signed lineage.
+    assert rolled_back["version"] == 3 and rolled_back["action"] == "rollback"
+    assert {r["outcome"] for r in rolled_back["sites"].values()} == {"installed"}
+    for site in sites:
+        candidate = _candidate(site)
+        assert candidate["version"] == 3 and candidate["lineage"]["rollback"] is True
+        assert candidate["lineage"]["source"] == {"kind": "rollback", "to_version": 1}
+    models = list_models(folder.root)  # `genba server models`
+    assert [(v["version"], v["kind"], v["parent_version"]) for v in models["versions"]] == [
+        (1, "export", None), (2, "federated", 1), (3, "rollback", 1),
+    ]  # fmt: skip
+    assert models["versions"][1]["deliveries"]["site-d"] == {"action": "publish", "outcome": "installed"}
+    run = next(r for r in models["runs"] if r["run"] == result["run"])
+    assert run["outcome"] == "completed" and run["version"] == 2
+    assert run["rounds_by_number"][2]["dropped"] == ["site-d"]
+    assert run["rounds_by_number"][3]["evaluated_by"] == list(names[:3])
+
     # App code the sites did not approve never ran there, and nothing left them for it.
     assert refused["rounds_aggregated"] == [] and refused["per_site_by_round"] == {}
+    assert refused["global_bundle"] is None
     assert not (tmp_path / "rogue-ran").exists()
     for site, size in zip(sites, ledger_sizes, strict=True):
-        assert _ledger_size(site) == size
+        assert _ledger_size(site) == size + 2  # only the receipts for the publish and the rollback
         with SiteStore.read_only(site.store_file) as store:
             refusals = [e for e in store.audit(limit=1000) if e.fields["event"] == "federated_app_refused"]
         assert refusals and refusals[0].fields["details"]["fab_sha256"] != genba_fab_hash()
 
-    for site in sites:  # what the agent's API reports: the ledger's own figures
+    for site, updates in zip(sites, (3, 3, 3, 1), strict=True):  # the agent's API: the ledger's figures
         state = _federation(site)
-        assert state["joined"] is False and state["updates_sent"] == 2
-        assert state["last_update"]["round"] == 2 and state["last_update"]["masked"] is True
+        assert state["joined"] is False and state["updates_sent"] == updates
+        assert state["last_update"]["masked"] is True
         assert state["bytes_sent_by_kind"]["masked_update"] > 0
 
-    assert result["rounds_aggregated"] == [1, 2], json.dumps(result)[:2000]
     overview = site_overview(folder.root)  # `genba server sites`
     assert {
         name: entry["last_report"]["production_version"] for name, entry in overview.items()
     } == dict.fromkeys(names, 1)
-    assert all(
-        entry["state"] == "active" and entry["last_report"]["round"] == 2 for entry in overview.values()
-    )
-    assert all(fit["sites"] == 3 for fit in result["fit_by_round"].values())
-    for round_ in ("1", "2"):
-        per_site = result["per_site_by_round"][round_]
-        assert sorted(per_site) == list(names)
-        for figures in per_site.values():
-            assert 0.0 <= figures["accuracy"] <= 1.0 and figures["production_version"] == 1
-            assert figures["examples"] == 6  # each site's held-out labels
-    with np.load(result["head"]) as final, np.load(Path(result["run_dir"]) / "initial-head.npz") as initial:
-        assert final["weight"].shape == initial["weight"].shape
-        assert not np.allclose(final["weight"], initial["weight"])
+    assert overview["site-a"]["last_report"]["round"] == 3 and overview["site-d"]["last_report"]["round"] == 1
+    with (
+        np.load(result["head"]) as final_head,
+        np.load(Path(result["run_dir"]) / "initial-head.npz") as first,
+    ):
+        assert final_head["weight"].shape == first["weight"].shape
+        assert not np.allclose(final_head["weight"], first["weight"])
 
     for site in sites:
         with SiteStore.read_only(site.store_file) as store:
             entries = store.egress(limit=1000)
             report = store.verify_chain("egress")
         assert report.ok and report.entries == len(entries)
-        kinds = {entry.fields["kind"] for entry in entries}
-        assert kinds == SECAGG_KINDS
+        assert {entry.fields["kind"] for entry in entries} == SECAGG_KINDS | {"bundle_receipt"}
         assert all(entry.fields["payload_bytes"] > 0 for entry in entries)
-        assert {entry.fields["round"] for entry in entries if entry.fields["kind"] == "masked_update"} == {
-            1,
-            2,
-        }
+
+
+def _wait_for_ledger(site: SiteFolder, kind: str, round_: int, running: Any, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with SiteStore.read_only(site.store_file) as store:
+            if any(
+                e.fields["kind"] == kind and e.fields["round"] == round_ for e in store.egress(limit=1000)
+            ):
+                return
+        if running.done():
+            running.result()
+            raise AssertionError(f"the run ended before {site.root.name} sent {kind} in round {round_}")
+        time.sleep(0.2)
+    raise AssertionError(f"{site.root.name} sent no {kind} in round {round_} in time")
+
+
+def _holdout_accuracy(site: SiteFolder, bundle: Path) -> float:
+    """The starting head's accuracy on the site's held-out labels, computed at the site."""
+    from edge_agent.federation.site_trainer import SiteTrainer
+    from export.head_swap import read_head
+    from genba.bundle import verify_directory
+
+    head = read_head(verify_directory(bundle, None))
+    _, accuracy, _ = SiteTrainer.open(site.root, embed_training=False).evaluate([head.weight, head.bias])
+    return accuracy
+
+
+def _candidate(site: SiteFolder) -> dict[str, Any]:
+    with SiteStore.read_only(site.store_file) as store:
+        slots = store.slots()
+        assert slots.candidate is not None
+        row = next(r for r in store.list_models() if r.id == slots.candidate.model_id)
+    return {"version": row.version, "lineage": row.lineage}
 
 
 def _federation(site: SiteFolder) -> dict[str, Any]:

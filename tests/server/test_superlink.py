@@ -111,3 +111,24 @@ def test_genba_server_start_registers_the_sites_and_stops_cleanly_on_sigterm(tmp
             server.kill()
     leftover = subprocess.run(["pgrep", "-f", str(folder.root)], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "a Flower process outlived 'genba server start'"
+
+
+def test_an_expired_superlink_certificate_is_refused_before_start_and_renewed(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from server.provision import renew_certificate
+    from server.superlink import SuperLinkError
+
+    folder = provision(
+        ProvisionConfig(out=tmp_path / "it", server_host="127.0.0.1", sites=("a",), port=free_loopback_port())
+    )
+    renew_certificate(folder.root, days=1, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=10))
+    link = SuperLink(ServerConfig(kit=folder.root))
+    with pytest.raises(SuperLinkError, match="expired on .*genba provision renew-certificate"):
+        link.start()
+    assert link.process is None and not (folder.it / "server" / "superlink.db").exists()
+    renewed = renew_certificate(folder.root)
+    assert dt.datetime.fromisoformat(renewed["valid_until"]) > dt.datetime.now(dt.UTC)
+    assert oct((folder.it / "superlink.key").stat().st_mode & 0o777) == "0o600"
+    with SuperLink(ServerConfig(kit=folder.root)) as running:  # a real TLS handshake with the kit's CA
+        assert running.process is not None and running.process.poll() is None

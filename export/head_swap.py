@@ -47,6 +47,14 @@ def head_file(manifest: Mapping[str, Any]) -> str:
     return str(layout["head"]["file"])
 
 
+def backbone_sha256(manifest: Mapping[str, Any]) -> str:
+    """The SHA-256 of a two-graph bundle's backbone file: what its heads are trained on."""
+    layout = manifest.get("graphs") or {}
+    if "backbone" not in layout:
+        raise NotHeadSwappableError(sorted(layout))
+    return str(manifest["files"][layout["backbone"]["file"]]["sha256"])
+
+
 def read_head(bundle: VerifiedBundle) -> HeadWeights:
     """The linear head of a backbone + head bundle."""
     import onnx

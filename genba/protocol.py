@@ -82,14 +82,29 @@ SHAPES: tuple[Shape, ...] = (
 )
 
 
+_ARRAYS = "arrays"  # marker: any number of named arrays (serialised bytes)
+#: A plain, unmasked update: allowed only from a SuperNode started for a benchmark
+#: (``genba agent join`` never allows it), to measure what SecAgg+ costs against plain FedAvg.
+UNMASKED_SHAPE = Shape(
+    "unmasked_update",
+    {
+        "fitres.parameters": _ARRAYS,
+        "fitres.num_examples": {"num_examples": INT},
+        "fitres.metrics": _METRICS,
+        "fitres.status": _STATUS,
+    },
+)
+
+
 class ProtocolViolation(GenbaError):
     """A site was about to send something the protocol does not allow; it was not sent."""
 
 
-def check_outgoing(content: Mapping[str, Mapping[str, Any]]) -> str:
+def check_outgoing(content: Mapping[str, Mapping[str, Any]], *, allow_unmasked: bool = False) -> str:
     """The ledger kind of ``content`` (record name → field → value), or ProtocolViolation."""
     records = set(content)
-    candidates = [shape for shape in SHAPES if records == set(shape.records)]
+    shapes = (*SHAPES, UNMASKED_SHAPE) if allow_unmasked else SHAPES
+    candidates = [shape for shape in shapes if records == set(shape.records)]
     # SecAgg+'s stages share one record name: the fields tell them apart.
     exact = [shape for shape in candidates if all(_same_fields(shape, name, content) for name in records)]
     for shape in exact or candidates[:1]:
@@ -103,7 +118,7 @@ def check_outgoing(content: Mapping[str, Mapping[str, Any]]) -> str:
 
 def _same_fields(shape: Shape, record: str, content: Mapping[str, Mapping[str, Any]]) -> bool:
     fields = shape.records[record]
-    return fields == _METRICS or set(fields) == set(content[record])
+    return fields in (_METRICS, _ARRAYS) or set(fields) == set(content[record])
 
 
 def payload_bytes(content: Mapping[str, Mapping[str, Any]]) -> int:
@@ -112,6 +127,10 @@ def payload_bytes(content: Mapping[str, Mapping[str, Any]]) -> int:
 
 
 def _check_record(kind: str, record: str, fields: Mapping[str, str] | str, values: Mapping[str, Any]) -> None:
+    if fields == _ARRAYS:
+        for name, value in values.items():
+            _require(kind, f"{record}.{name}", value, BYTES)
+        return
     if fields == _METRICS:
         unknown = sorted(set(values) - set(METRICS))
         if unknown:

@@ -85,7 +85,7 @@ def train_federated(config: TrainConfig) -> dict[str, Any]:
             "secagg-timeout-s": float(config.secagg_timeout_s),
             "initial-head": str(run_dir / "initial-head.npz"),
             "expected-sites": _active_sites(folder),
-            "backbone-sha256": backbone_sha256(bundle.manifest),
+            "backbone-sha256": _backbone(bundle),
             "keep-received": config.keep_received,
             "wait-s": float(config.join_wait_s),
         }
@@ -126,15 +126,10 @@ def train_federated(config: TrainConfig) -> dict[str, Any]:
     return {**results, "global_bundle": row.to_json(), "delivered": delivered}
 
 
-def backbone_sha256(manifest: dict[str, Any]) -> str:
-    """The SHA-256 of a two-graph bundle's backbone file: what a head is trained on."""
-    graphs = manifest.get("graphs") or {}
-    backbone = (graphs.get("backbone") or {}).get("file")
-    if backbone is None:
-        from export.head_swap import NotHeadSwappableError
+def _backbone(bundle: VerifiedBundle) -> str:
+    from export.head_swap import backbone_sha256
 
-        raise NotHeadSwappableError(sorted(graphs))
-    return str(manifest["files"][backbone]["sha256"])
+    return backbone_sha256(bundle.manifest)
 
 
 def _active_sites(folder: ITFolder) -> int:

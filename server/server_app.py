@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server import LegacyContext, ServerApp, ServerConfig
-from flwr.server.strategy import FedAvg
+from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
-from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
+from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
 
 from genba.protocol import MIN_SITES_PER_ROUND as PRIVACY_FLOOR
 
@@ -91,6 +91,25 @@ class RecordingFedAvg(FedAvg):
             for proxy, res in results
         }
         return super().aggregate_evaluate(server_round, results, failures)
+
+
+class SiteLevelDP(DifferentialPrivacyClientSideFixedClipping):
+    """Flower's client-side fixed-clipping DP, except that a site that failed does not void the round.
+
+    Flower's wrapper aggregates nothing when any site failed; here the privacy floor decides (the
+    inner strategy aggregates only with at least ``min-sites`` results, the count the noise is
+    calibrated to), and the Gaussian noise goes on whatever was aggregated.
+    """
+
+    def aggregate_fit(self, server_round: int, results: list[Any], failures: list[Any]) -> Any:
+        from flwr.supercore.differential_privacy import add_gaussian_noise_to_params
+
+        aggregated, metrics = self.strategy.aggregate_fit(server_round, results, failures)
+        if aggregated:
+            aggregated = add_gaussian_noise_to_params(
+                aggregated, self.noise_multiplier, self.clipping_norm, self.num_sampled_clients
+            )
+        return aggregated, metrics
 
 
 class SecAggPlus(SecAggPlusWorkflow):
@@ -168,10 +187,13 @@ def _weighted_accuracy(metrics: list[tuple[int, dict[str, Any]]]) -> dict[str, f
 @app.main()
 def main(grid: Any, context: Any) -> None:
     config = context.run_config
-    if str(config.get("action", "train")) == "publish":
+    action = str(config.get("action", "train"))
+    if action == "publish":
         publish(grid, config)
-        return
-    train(grid, config, context)
+    elif action == "bench":
+        bench(grid, config, context)
+    else:
+        train(grid, config, context)
 
 
 def train(grid: Any, config: Any, context: Any) -> None:
@@ -201,9 +223,7 @@ def train(grid: Any, config: Any, context: Any) -> None:
     )
     strategy: Any = recording
     if privacy is not None:
-        from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping
-
-        strategy = DifferentialPrivacyClientSideFixedClipping(
+        strategy = SiteLevelDP(
             recording,
             noise_multiplier=privacy["noise_multiplier"],
             clipping_norm=privacy["clipping_norm"],
@@ -278,6 +298,50 @@ def _privacy_spent(privacy: dict[str, float] | None, rounds: int) -> dict[str, A
         "rounds": rounds,
         "epsilon": epsilon(privacy["noise_multiplier"], rounds, privacy["delta"]),
     }
+
+
+def bench(grid: Any, config: Any, context: Any) -> None:
+    """``bench/federated.py``: the same sites and update, odd rounds under SecAgg+, even rounds plain.
+
+    Plain FedAvg rounds need sites that allow unmasked replies (only a SuperNode started for a
+    benchmark does); each round's fit phase is timed. No evaluation.
+    """
+    from flwr.server.workflow.default_workflows import default_fit_workflow
+
+    sites = max(PRIVACY_FLOOR, int(config["min-sites"]))
+    rounds = int(config["num-server-rounds"])
+    with np.load(str(config["initial-head"])) as initial:
+        tensors = [initial[name] for name in sorted(initial.files)]
+    recording = RecordingFedAvg(
+        floor=sites, fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=sites,
+        min_available_clients=sites, initial_parameters=ndarrays_to_parameters(tensors),
+        on_fit_config_fn=lambda round_: {"bench": True},
+    )  # fmt: skip
+    legacy = LegacyContext(
+        context=context, config=ServerConfig(num_rounds=rounds, round_timeout=600.0), strategy=recording
+    )
+    secagg = SecAggPlus(
+        num_shares=1.0, reconstruction_threshold=0.5, timeout=float(config["secagg-timeout-s"])
+    )
+    timings: dict[int, dict[str, Any]] = {}
+
+    def timed_fit(grid: Any, context: Any) -> None:
+        round_ = int(context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND])
+        kind, workflow = ("secagg", secagg) if round_ % 2 else ("plain", default_fit_workflow)
+        started = time.perf_counter()
+        workflow(grid, context)
+        timings[round_] = {"kind": kind, "seconds": round(time.perf_counter() - started, 3)}
+
+    _wait_for_nodes(grid, int(config.get("expected-sites", 0)), float(config["wait-s"]))
+    DefaultWorkflow(fit_workflow=timed_fit, evaluate_workflow=lambda grid, context: None)(grid, legacy)
+    _write_results(
+        Path(str(config["results"])),
+        {"timings": timings, "fit_by_round": recording.rounds_report(), "tensor_bytes": _fp32_bytes(tensors)},
+    )
+
+
+def _fp32_bytes(tensors: list[np.ndarray]) -> int:
+    return int(sum(t.size for t in tensors) * 4)
 
 
 def publish(grid: Any, config: Any) -> None:

@@ -24,6 +24,9 @@ The site folder comes from the SuperNode's node config (``data="/path"``), set b
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 #: What a refused reply says instead (nothing of the reply itself).
 REFUSED_REASON = "reply refused by the site's protocol check"
 REFUSED_CODE = 4403
+#: Set by a SuperNode joined for a benchmark: answers benchmark rounds, may send unmasked updates.
+BENCH_ENV = "GENBA_FEDERATION_BENCH"
 #: The backbone (SHA-256 of its file) the run's heads are trained on.
 BACKBONE_PIN = "backbone-sha256"
 #: Present in a round's fit config when the run is differentially private.
@@ -49,9 +54,12 @@ class SiteClient(NumPyClient):
     def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict]:
         from edge_agent.federation.site_trainer import SiteTrainer
 
-        trainer = SiteTrainer.open(self.data)
-        trainer.require_backbone(str(config.get(BACKBONE_PIN, "")))
-        head = trainer.fit(parameters)
+        if config.get("bench"):
+            return benchmark_update(parameters), 1, {}
+
+        with refusals_audited(self.data, "fit"):
+            trainer = SiteTrainer.open(self.data, backbone=str(config.get(BACKBONE_PIN, "")))
+            head = trainer.fit(parameters)
         # Under differential privacy every site weighs the same: its influence is its clipped update.
         weight = 1 if DP_NOISE in config else trainer.train_examples
         return [head.weight, head.bias], weight, {}
@@ -59,15 +67,45 @@ class SiteClient(NumPyClient):
     def evaluate(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[float, int, dict]:
         from edge_agent.federation.site_trainer import SiteTrainer
 
-        trainer = SiteTrainer.open(self.data, embed_training=False)
-        trainer.require_backbone(str(config.get(BACKBONE_PIN, "")))
-        loss, accuracy, count = trainer.evaluate(parameters)
+        with refusals_audited(self.data, "evaluate"):
+            trainer = SiteTrainer.open(
+                self.data, embed_training=False, backbone=str(config.get(BACKBONE_PIN, ""))
+            )
+            loss, accuracy, count = trainer.evaluate(parameters)
         metrics = {
             "accuracy": accuracy,
             "production_version": trainer.production_version,
             "newest_version": trainer.newest_version,
         }
         return loss, count, metrics
+
+
+@contextmanager
+def refusals_audited(data: Path, step: str) -> Iterator[None]:
+    """A round this site refuses (another model, a wrong shape) is audited here with its reason."""
+    from genba.errors import GenbaError
+
+    try:
+        yield
+    except GenbaError as error:
+        from edge_agent.site import SiteFolder
+        from edge_agent.store import SiteStore
+
+        with SiteStore(SiteFolder(data).store_file) as store:
+            store.append_audit("federated_round_refused", "federation", {"step": step, "reason": str(error)})
+        raise
+
+
+def benchmark_update(parameters: list[np.ndarray]) -> list[np.ndarray]:
+    """``bench/federated.py``: the global tensors moved a little, as a training step would move them.
+
+    Only a SuperNode joined for a benchmark (``GENBA_FEDERATION_BENCH=1``, set by the site, never
+    by the server) answers such a round; the site's data is not touched.
+    """
+    if os.environ.get(BENCH_ENV) != "1":
+        raise PermissionError("this site was not joined for a benchmark; it trains only on its labels")
+    rng = np.random.default_rng(0)
+    return [p + rng.normal(0.0, 1e-3, size=p.shape).astype(p.dtype) for p in parameters]
 
 
 def client_fn(context: Any) -> Any:
@@ -138,7 +176,7 @@ def egress_ledger_mod(msg: Message, context: Any, call_next: Any) -> Message:
     content = plain_content(reply.content)
     site = SiteFolder(site_data(context))
     try:
-        kind = check_outgoing(content)
+        kind = check_outgoing(content, allow_unmasked=os.environ.get(BENCH_ENV) == "1")
     except ProtocolViolation as violation:
         log.error("%s", violation)
         with SiteStore(site.store_file) as store:

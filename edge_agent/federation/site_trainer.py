@@ -41,7 +41,9 @@ class SiteTrainer:
     site: SiteFolder
 
     @classmethod
-    def open(cls, data_dir: Path, *, embed_training: bool = True) -> SiteTrainer:
+    def open(cls, data_dir: Path, *, embed_training: bool = True, backbone: str = "") -> SiteTrainer:
+        """The site's production model (and embedded training labels); ``backbone`` (a SHA-256)
+        refuses a run whose heads are trained on another backbone, before anything is embedded."""
         site = SiteFolder(Path(data_dir)).require_initialized()
         config = load_agent_config(site.config_file)
         runtime = dataclasses.replace(config.runtime, spin_wait=False)
@@ -50,6 +52,8 @@ class SiteTrainer:
             site.models_dir, site.trusted_keys(), runtime, site.site_public_key(), config.site
         )
         parent = verified_parent(site, library, production)
+        if backbone:
+            require_backbone(parent, backbone)
         model = BundleModel(parent, runtime)
         data, vectors = None, None
         if embed_training:
@@ -72,19 +76,6 @@ class SiteTrainer:
         with SiteStore.read_only(self.site.store_file) as store:
             versions = [row.version for row in store.list_models() if row.name == name]
         return max([self.production_version, *versions])
-
-    def require_backbone(self, sha256: str) -> None:
-        """Refuse a run whose heads are trained on another backbone than the one this site serves."""
-        graphs = self.parent.manifest.get("graphs") or {}
-        name = (graphs.get("backbone") or {}).get("file")
-        mine = self.parent.manifest["files"][name]["sha256"] if name else None
-        if sha256 and mine != sha256:
-            model = self.parent.manifest["model"]
-            raise UsageError(
-                f"this site serves {model.get('name')} v{model.get('version')}, whose backbone is not the "
-                "one this run trains heads for: the sites run different models; ask IT to publish the "
-                "run's model to this site first"
-            )
 
     def fit(self, parameters: Sequence[np.ndarray]) -> HeadWeights:
         assert self.data is not None and self.vectors is not None
@@ -120,6 +111,19 @@ class SiteTrainer:
                 "ask IT to publish one"
             )
         return HeadWeights(weight, bias)
+
+
+def require_backbone(parent: VerifiedBundle, sha256: str) -> None:
+    """Refuse a run whose heads are trained on another backbone than the one this site serves."""
+    from export.head_swap import backbone_sha256
+
+    if backbone_sha256(parent.manifest) != sha256:
+        model = parent.manifest["model"]
+        raise UsageError(
+            f"this site serves {model.get('name')} v{model.get('version')}, whose backbone is not the "
+            "one this run trains heads for: the sites run different models; ask IT to publish the "
+            "run's model to this site first"
+        )
 
 
 def _embed(

@@ -45,6 +45,8 @@ class JoinConfig:
     superlink: str | None = None
     #: Give up after this many failed connection attempts (None: keep trying, as a site should).
     max_retries: int | None = None
+    #: Only for ``bench/federated.py``: answer benchmark rounds and allow unmasked updates.
+    benchmark: bool = False
 
 
 class SuperNode:
@@ -86,6 +88,11 @@ class SuperNode:
         environment["PATH"] = os.pathsep.join([str(shim_dir), environment["PATH"]])
         environment[APPROVED_ENV] = ",".join(approved_fabs(self.site))
         environment[SITE_ENV] = str(self.site.root.resolve())
+        from edge_agent.federation.client_app import BENCH_ENV
+
+        environment.pop(BENCH_ENV, None)
+        if self.config.benchmark:
+            environment[BENCH_ENV] = "1"
         return environment
 
     def node_config(self) -> str:

@@ -69,8 +69,9 @@ def source_path(site: SiteFolder, config: TrainingConfig) -> Path:
 
 
 def backbone_sha256(bundle: VerifiedBundle) -> str:
-    name = bundle.manifest["graphs"]["backbone"]["file"]
-    return str(bundle.manifest["files"][name]["sha256"])
+    from export.head_swap import backbone_sha256 as of_manifest
+
+    return of_manifest(bundle.manifest)
 
 
 def load_source(

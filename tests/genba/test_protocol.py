@@ -70,3 +70,25 @@ def test_anything_beyond_the_allowed_shapes_is_refused(reply: dict[str, dict[str
 def test_payload_bytes_counts_what_the_message_carries() -> None:
     assert payload_bytes(REPLIES["secagg_public_keys"]) == 430
     assert payload_bytes(REPLIES["evaluation"]) == 8 + 8 + 8 + 8 + len("Success")
+
+
+def test_an_unmasked_update_leaves_only_from_a_site_joined_for_a_benchmark() -> None:
+    plain = {
+        "fitres.parameters": {"0": b"\x00" * 16, "1": b"\x00" * 8},
+        "fitres.num_examples": {"num_examples": 1},
+        "fitres.metrics": {},
+        "fitres.status": {"code": 0, "message": "Success"},
+    }
+    with pytest.raises(ProtocolViolation, match="matches no allowed shape"):
+        check_outgoing(plain)
+    assert check_outgoing(plain, allow_unmasked=True) == "unmasked_update"
+    with pytest.raises(ProtocolViolation, match="must be bytes"):
+        check_outgoing({**plain, "fitres.parameters": {"0": "a report's text"}}, allow_unmasked=True)
+
+
+def test_a_bundle_receipt_carries_two_numbers_and_nothing_else() -> None:
+    assert check_outgoing({"bundle_receipt": {"version": 2, "outcome": 0}}) == "bundle_receipt"
+    with pytest.raises(ProtocolViolation):
+        check_outgoing({"bundle_receipt": {"version": 2, "outcome": 0, "reason": "signature invalid"}})
+    with pytest.raises(ProtocolViolation, match="must be int"):
+        check_outgoing({"bundle_receipt": {"version": 2, "outcome": "refused"}})

@@ -1,0 +1,171 @@
+"""Benchmark: what secure aggregation costs a federated round, and what a site uploads.
+
+Three provisioned sites run real SuperNodes against a real SuperLink (TLS, node auth) on
+loopback, each through a byte-counting proxy. The update is the size of a ``last-k`` update with
+k = 1: the top transformer block of the packaged all-MiniLM-L6-v2 plus a 384 x 8 head. One Flower
+run alternates rounds: odd rounds under SecAgg+, even rounds plain FedAvg, same sites, same
+update (the SuperNodes are joined for a benchmark: they answer with the global tensors moved a
+little and may send unmasked updates; ``genba agent join`` never allows that).
+
+* ``secagg_round_ratio``: median fit-round wall time under SecAgg+ over plain FedAvg.
+* ``upload_ratio``: bytes a site sends in a SecAgg+ round (its egress ledger: public keys, key
+  shares, the masked update, unmask shares) over the fp32 size of the trainable tensors.
+* ``fixed_overhead_bytes``: a site's per-round SecAgg+ bytes beyond its masked update (keys and
+  shares: independent of the tensors' size, growing with the number of sites).
+* ``masked_update_over_fp32``: the masked update's payload over the fp32 tensors (SecAgg+ sends
+  quantised integers as int64).
+* ``wire_over_ledger``: bytes the proxies counted from SuperNode to SuperLink (TLS, gRPC,
+  polling) over the ledger's payload bytes.
+* ``sim_50_sites_round_s``: seconds per round with 50 simulated sites (``--sim-sites``), Flower's
+  simulation engine running the same ClientApp code in one process, loopback only.
+
+    .venv/bin/python bench/federated.py [--pairs 3] [--out bench-out/federated]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genba import env  # noqa: F401  (telemetry off before Flower loads)
+
+SITES = ("bench-a", "bench-b", "bench-c")
+HEAD_LABELS = 8
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=int, default=3, help="SecAgg+ and plain rounds, this many each")
+    parser.add_argument("--out", type=Path, default=Path("bench-out/federated"))
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    args.out.mkdir(parents=True)
+    tensors = _last_block_tensors(args.out / "initial.npz")
+    figures = _secagg_vs_plain(args.out, tensors, args.pairs)
+    print(json.dumps(figures, indent=2, sort_keys=True))
+    return 0
+
+
+def _last_block_tensors(out: Path) -> int:
+    """The top MiniLM block's parameters and a head, as the run's initial tensors; their fp32 bytes."""
+    from edge_agent.training.source import load_sentence_model, transformer_blocks
+    from export.default_model import pretrained_model_dir
+
+    path = pretrained_model_dir()
+    block = transformer_blocks(load_sentence_model(path), path)[-1]
+    arrays = {
+        f"block.{name}": t.detach().numpy().astype(np.float32) for name, t in block.state_dict().items()
+    }
+    rng = np.random.default_rng(0)
+    arrays["head.weight"] = rng.normal(0, 0.05, size=(HEAD_LABELS, 384)).astype(np.float32)
+    arrays["head.bias"] = np.zeros(HEAD_LABELS, dtype=np.float32)
+    np.savez(out, **arrays)
+    return int(sum(a.size for a in arrays.values()) * 4)
+
+
+def _secagg_vs_plain(out: Path, fp32_bytes: int, pairs: int) -> dict[str, Any]:
+    from edge_agent.federation.supernode import JoinConfig, SuperNode
+    from edge_agent.site_init import init_site
+    from edge_agent.store import SiteStore
+    from genba.federation import FAB_DIR
+    from genba.tools import free_loopback_port
+    from server.provision import ProvisionConfig, provision
+    from server.runs import flwr_run, new_run_dir
+    from server.superlink import ServerConfig, SuperLink
+
+    proxy_module = _load(Path(__file__).parent.parent / "tests" / "server" / "byte_proxy.py")
+    folder = provision(
+        ProvisionConfig(out=out / "it", server_host="127.0.0.1", sites=SITES, port=free_loopback_port())
+    )
+    sites = [init_site(out / name, site_name=None, kit=folder.kits / name) for name in SITES]
+    with SuperLink(ServerConfig(kit=folder.root)) as link:
+        link.sync_sites()
+        proxies = [proxy_module.ByteCountingProxy(link.port).__enter__() for _ in sites]
+        nodes = [
+            SuperNode(JoinConfig(data=site.root, superlink=f"127.0.0.1:{proxy.port}", benchmark=True)).start()
+            for site, proxy in zip(sites, proxies, strict=True)
+        ]
+        try:
+            run_dir = new_run_dir(link.server.root / "runs")
+            results = flwr_run(
+                link.server,
+                FAB_DIR,
+                run_dir,
+                {
+                    "action": "bench",
+                    "num-server-rounds": 2 * pairs,
+                    "min-sites": 3,
+                    "secagg-timeout-s": 600.0,
+                    "initial-head": str(out / "initial.npz"),
+                    "expected-sites": len(sites),
+                    "wait-s": 60.0,
+                },
+                timeout_s=3600.0,
+            )
+        finally:
+            for node in nodes:
+                node.stop()
+            for proxy in proxies:
+                proxy.__exit__()
+    ledgers = []
+    for site in sites:
+        with SiteStore.read_only(site.store_file) as store:
+            ledgers.append([entry.fields for entry in store.egress(limit=100_000)])
+    return _figures(results, ledgers, [p.counts.upstream for p in proxies], fp32_bytes)
+
+
+def _figures(
+    results: dict[str, Any], ledgers: list[list[dict[str, Any]]], upstream: list[int], fp32_bytes: int
+) -> dict[str, Any]:
+    timings = results["timings"].values()
+    secagg_s = [t["seconds"] for t in timings if t["kind"] == "secagg"]
+    plain_s = [t["seconds"] for t in timings if t["kind"] == "plain"]
+    secagg_rounds = {int(r) for r, t in results["timings"].items() if t["kind"] == "secagg"}
+    per_round, masked, plain = [], [], []
+    for ledger in ledgers:
+        for round_ in secagg_rounds:
+            entries = [e for e in ledger if e["round"] == round_]
+            per_round.append(sum(e["payload_bytes"] for e in entries))
+            masked += [e["payload_bytes"] for e in entries if e["kind"] == "masked_update"]
+        plain += [e["payload_bytes"] for e in ledger if e["kind"] == "unmasked_update"]
+    round_bytes = statistics.median(per_round)
+    masked_bytes = statistics.median(masked)
+    ledger_total = sum(e["payload_bytes"] for ledger in ledgers for e in ledger)
+    return {
+        "sites": len(ledgers),
+        "trainable_fp32_bytes": fp32_bytes,
+        "secagg_round_s_median": round(statistics.median(secagg_s), 2),
+        "plain_round_s_median": round(statistics.median(plain_s), 2),
+        "secagg_round_ratio": round(statistics.median(secagg_s) / statistics.median(plain_s), 3),
+        "upload_bytes_per_round": int(round_bytes),
+        "upload_ratio": round(round_bytes / fp32_bytes, 3),
+        "fixed_overhead_bytes": int(round_bytes - masked_bytes),
+        "masked_update_over_fp32": round(masked_bytes / fp32_bytes, 3),
+        "plain_update_over_fp32": round(statistics.median(plain) / fp32_bytes, 3) if plain else None,
+        "wire_over_ledger": round(sum(upstream) / ledger_total, 3),
+        "rounds": {str(r): t for r, t in sorted(results["timings"].items(), key=lambda item: int(item[0]))},
+    }
+
+
+def _load(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("genba_bench_byte_proxy", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    code = main()
+    print(f"# {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    sys.exit(code)

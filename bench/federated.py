@@ -46,13 +46,67 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=3, help="SecAgg+ and plain rounds, this many each")
     parser.add_argument("--out", type=Path, default=Path("bench-out/federated"))
+    parser.add_argument("--sim-sites", type=int, default=50, help="simulated sites (0: skip the simulation)")
+    parser.add_argument("--sim-rounds", type=int, default=2)
+    parser.add_argument("--skip-secagg", action="store_true", help="only the simulation")
+    parser.add_argument("--bundle", type=Path, help="a signed bundle (default: export the default one)")
+    parser.add_argument("--trust", type=Path, help="public key that signed --bundle")
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    tensors = _last_block_tensors(args.out / "initial.npz")
-    figures = _secagg_vs_plain(args.out, tensors, args.pairs)
+    figures: dict[str, Any] = {}
+    if not args.skip_secagg:
+        tensors = _last_block_tensors(args.out / "initial.npz")
+        figures.update(_secagg_vs_plain(args.out, tensors, args.pairs))
+    if args.sim_sites:
+        figures.update(_simulation(args))
     print(json.dumps(figures, indent=2, sort_keys=True))
     return 0
+
+
+def _simulation(args: argparse.Namespace) -> dict[str, Any]:
+    """``genba simulate`` with the default MiniLM bundle: the real model and labelled site stores."""
+    from genba.demo.simulation import SimulationConfig, simulate
+
+    bundle, trust = _default_bundle(args)
+    result = simulate(
+        SimulationConfig(bundle=bundle, trust=trust, out=args.out / "sim", sites=args.sim_sites,
+                         rounds=args.sim_rounds, labels_per_class=3)
+    )  # fmt: skip
+    key = f"sim_{args.sim_sites}_sites_round_s"
+    return {
+        key: result["seconds_per_round"],
+        "sim_setup_s": result["setup_s"],
+        "sim_rounds_aggregated": result["rounds_aggregated"],
+        "sim_accuracy_by_round": result["accuracy_by_round"],
+    }
+
+
+def _default_bundle(args: argparse.Namespace) -> tuple[Path, Path]:
+    """``--bundle``/``--trust``, or the default bundle exported once into bench-out/bundle."""
+    if args.bundle is not None:
+        if args.trust is None:
+            sys.exit("--bundle needs --trust PUBKEY (the key that signed it)")
+        return args.bundle, args.trust
+    from export.default_model import export_default_bundle, train_default_head, write_default_data
+    from genba import keys
+    from genba.bundle import verify_directory
+    from genba.errors import GenbaError
+
+    out = args.out.parent / "default-bundle"
+    bundle, key = out / "bundle", out / "keys" / "it-sign.pem"
+    pub = key.with_name(key.name + ".pub")
+    try:
+        verify_directory(bundle, [keys.load_public_key(pub)])
+        return bundle, pub
+    except GenbaError:
+        shutil.rmtree(out, ignore_errors=True)
+    keys.write_key_pair(keys.generate_signing_key(), key)
+    print("… exporting the default bundle (once)", file=sys.stderr)
+    export_default_bundle(
+        bundle, write_default_data(out / "data"), train_default_head(), signing_key=key, threads=2
+    )
+    return bundle, pub
 
 
 def _last_block_tensors(out: Path) -> int:

@@ -70,9 +70,12 @@ def site_name_problems(name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class ITFolder:
-    """``OUT`` as ``genba provision`` made it."""
+    """``OUT`` as ``genba provision`` made it (always held as an absolute path: Flower's files need one)."""
 
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).absolute())
 
     @property
     def it(self) -> Path:

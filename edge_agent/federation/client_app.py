@@ -9,6 +9,8 @@ side and numpy; the trainer (ONNX Runtime, torch) loads inside ``fit`` and ``eva
 * ``evaluate``: the global head's loss and accuracy on the site's held-out labels.
 * ``bundle_delivery_mod``: a signed bundle IT delivers (``genba server publish``, ``rollback``
   or the end of a run) is verified and installed as the candidate; only a receipt goes back.
+* ``secure_aggregation_mod``: Flower's ``secaggplus_mod``; a training message outside SecAgg+
+  is refused (only a SuperNode joined for ``bench/federated.py`` answers it, unmasked).
 * ``dp_clipping_mod`` (innermost, so it clips before SecAgg+ masks): in a differentially
   private run, Flower's ``fixedclipping_mod`` clips the site's update to the run's norm; the
   ledger entry of the masked update records the DP settings and the run's epsilon.
@@ -41,6 +43,8 @@ REFUSED_REASON = "reply refused by the site's protocol check"
 REFUSED_CODE = 4403
 #: Set by a SuperNode joined for a benchmark: answers benchmark rounds, may send unmasked updates.
 BENCH_ENV = "GENBA_FEDERATION_BENCH"
+#: Set only in a ``genba simulate`` process: the folder of the simulated sites (``sim-NNN``).
+SIMULATED_SITES_ENV = "GENBA_SIMULATED_SITES"
 #: The backbone (SHA-256 of its file) the run's heads are trained on.
 BACKBONE_PIN = "backbone-sha256"
 #: Present in a round's fit config when the run is differentially private.
@@ -114,6 +118,9 @@ def client_fn(context: Any) -> Any:
 
 def site_data(context: Any) -> Path:
     data = context.node_config.get("data")
+    simulated = os.environ.get(SIMULATED_SITES_ENV)
+    if not data and simulated and "partition-id" in context.node_config:  # genba simulate
+        return Path(simulated) / f"sim-{int(context.node_config['partition-id']):03d}"
     if not data:
         raise ValueError(
             "this SuperNode was started without node config data=SITE_FOLDER; use 'genba agent join'"
@@ -133,6 +140,17 @@ def bundle_delivery_mod(msg: Message, context: Any, call_next: Any) -> Message:
 
     receipt = receive_bundle(site_data(context), plain_content(msg.content))
     return Message(RecordDict({"bundle_receipt": ConfigRecord(receipt)}), reply_to=msg)
+
+
+def secure_aggregation_mod(msg: Message, context: Any, call_next: Any) -> Message:
+    """Flower's ``secaggplus_mod``; a training message outside SecAgg+ is refused with one line,
+    except at a SuperNode joined for a benchmark, which answers it with a plain update."""
+    is_train = msg.metadata.message_type == "train" and msg.has_content()
+    if is_train and "secaggplus_configs" not in msg.content.config_records:
+        if os.environ.get(BENCH_ENV) == "1":
+            return call_next(msg, context)
+        raise PermissionError("this site sends model updates only under secure aggregation (SecAgg+)")
+    return secaggplus_mod(msg, context, call_next)
 
 
 def dp_clipping_mod(msg: Message, context: Any, call_next: Any) -> Message:
@@ -217,5 +235,5 @@ def _round(msg: Message) -> int | None:
 
 app = ClientApp(
     client_fn=client_fn,
-    mods=[egress_ledger_mod, bundle_delivery_mod, secaggplus_mod, dp_clipping_mod],
+    mods=[egress_ledger_mod, bundle_delivery_mod, secure_aggregation_mod, dp_clipping_mod],
 )

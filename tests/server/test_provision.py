@@ -203,3 +203,11 @@ def test_the_cli_prints_json_and_one_line_errors(tmp_path: Path) -> None:
         assert failed.returncode == 2 and failed.stderr.count("\n") == 1 and words in failed.stderr, (
             failed.stderr
         )
+
+
+def test_an_it_folder_given_as_a_relative_path_is_held_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = ITFolder(Path("relative-it"))
+    assert folder.root == tmp_path / "relative-it" and folder.it.is_absolute()  # Flower's files need it

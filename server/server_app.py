@@ -229,6 +229,7 @@ def train(grid: Any, config: Any, context: Any) -> None:
             clipping_norm=privacy["clipping_norm"],
             num_sampled_clients=sites,  # the fewest sites a round is aggregated with
         )
+    checkpoint_each_round(strategy, results / "checkpoints")
     # Evaluation waits at most this long for a site (one that left mid-run never answers).
     round_timeout = 2 * float(config["secagg-timeout-s"])
     legacy = LegacyContext(
@@ -265,6 +266,25 @@ def train(grid: Any, config: Any, context: Any) -> None:
         "privacy": _privacy_spent(privacy, len(aggregated)),
     }
     _write_results(results, document)
+
+
+def checkpoint_each_round(strategy: Any, folder: Path) -> None:
+    """After each aggregated round, the global tensors as released (noise included) in ``folder``.
+
+    Wraps the outermost strategy's ``aggregate_fit`` on this instance, so the checkpoint is what
+    the round produced, after DP noise if any: ``round-N.npz``.
+    """
+    aggregate = strategy.aggregate_fit
+
+    def aggregate_and_keep(server_round: int, results: list[Any], failures: list[Any]) -> Any:
+        parameters, metrics = aggregate(server_round, results, failures)
+        if parameters is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            tensors = parameters_to_ndarrays(parameters)
+            np.savez(folder / f"round-{server_round}.npz", weight=tensors[0], bias=tensors[1])
+        return parameters, metrics
+
+    strategy.aggregate_fit = aggregate_and_keep
 
 
 def _privacy_settings(config: Any) -> dict[str, float]:

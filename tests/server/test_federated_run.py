@@ -187,6 +187,10 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
     ):
         assert final_head["weight"].shape == first["weight"].shape
         assert not np.allclose(final_head["weight"], first["weight"])
+        checkpoints = Path(result["run_dir"]) / "results" / "checkpoints"
+        assert sorted(p.name for p in checkpoints.iterdir()) == ["round-1.npz", "round-2.npz", "round-3.npz"]
+        with np.load(checkpoints / "round-3.npz") as last_round:
+            assert np.array_equal(last_round["weight"], final_head["weight"])
 
     for site in sites:
         with SiteStore.read_only(site.store_file) as store:

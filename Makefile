@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/export_infer.py
 	$(BIN)/python bench/agent_api.py
 	$(BIN)/python bench/few_labels.py
+	$(BIN)/python bench/federated.py
 
 clean:
 	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -275,3 +275,31 @@ def test_a_run_is_refused_below_the_privacy_floor_without_a_superlink_or_with_a_
     with pytest.raises(SignatureError):  # signed by another key than this kit's IT key
         train_federated(TrainConfig(kit=folder.root, bundle=bert_bundle))
     assert not (folder.it / "server" / "runs").exists()
+
+
+def test_publish_rollback_and_train_without_a_model_say_what_to_do(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = provision(ProvisionConfig(out=tmp_path / "it", server_host="127.0.0.1", sites=("a", "b", "c")))
+
+    def genba(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "genba", *args], capture_output=True, text=True, timeout=120
+        )
+
+    refused = genba("server", "publish", "2", "--kit", str(folder.root))
+    assert refused.returncode == 2 and "genba server start --kit" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    (folder.it / "server" / "flwr-home").mkdir(parents=True)
+    (folder.it / "server" / "flwr-home" / "config.toml").write_text("", encoding="utf-8")
+    for args, message in (
+        (("server", "publish", "2"), "registry holds no model yet"),
+        (("server", "rollback", "1"), "registry holds no model yet"),
+        (("server", "train"), "registry holds no model yet"),
+        (("server", "train", "--dp-noise", "0"), "--dp-noise must be greater than 0"),
+    ):
+        done = genba(*args, "--kit", str(folder.root))
+        assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
+    models = genba("server", "models", "--kit", str(folder.root))
+    assert models.returncode == 0 and json.loads(models.stdout) == {"versions": [], "runs": []}

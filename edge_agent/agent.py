@@ -22,6 +22,7 @@ from typing import Any
 
 from edge_agent.answers import Answer, Item, ModelAnswer, model_answers
 from edge_agent.config import AgentConfig, load_agent_config
+from edge_agent.explanations import Explanations
 from edge_agent.jobs import TrainingJobs
 from edge_agent.library import LoadedModel, ModelLibrary
 from edge_agent.rollout import CANDIDATE_STAGES, GateReport, evaluate_gates
@@ -70,6 +71,7 @@ class Agent:
         self._accuracy_lock = threading.Lock()
         self.held_back: set[tuple[int, str]] = set()  # (model, stage) the gates already recorded as held
         self.training = TrainingJobs(self)
+        self.explanations = Explanations()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -245,6 +247,10 @@ class Agent:
         )
         self._wake.set()
         return row
+
+    def explain(self, input_id: int) -> dict[str, Any]:
+        """Why the production model answers ``input_id`` as it does (occlusion; cached)."""
+        return self.explanations.explain(self, input_id)
 
     def queue(self, limit: int = 20) -> list[QueueItem]:
         from edge_agent.labelling import labelling_queue

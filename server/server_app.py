@@ -12,7 +12,8 @@ kept per site (by node id; ``genba server train`` names the sites) with only the
 
 With ``action = "publish"`` the app trains nothing: it sends one signed bundle to every
 connected site (``genba server publish``, ``rollback``, and the end of ``genba server train``)
-and records each site's receipt.
+and records each site's receipt. ``action = "bench"`` is ``bench/federated.py``'s side-by-side
+of SecAgg+ and plain rounds. The strategy and workflow pieces are in :mod:`server.strategy`.
 """
 
 from __future__ import annotations
@@ -25,156 +26,13 @@ from typing import Any
 import numpy as np
 from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server import LegacyContext, ServerApp, ServerConfig
-from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
-from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+from flwr.server.workflow import DefaultWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
 
 from genba.protocol import MIN_SITES_PER_ROUND as PRIVACY_FLOOR
+from server.strategy import RecordingFedAvg, RecordingGrid, SecAggPlus, SiteLevelDP, checkpoint_each_round
 
 app = ServerApp()
-
-
-class RecordingFedAvg(FedAvg):
-    """FedAvg that aggregates only rounds with at least ``floor`` sites, and keeps what each reported."""
-
-    def __init__(self, *, floor: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.floor = floor
-        self.evaluations: dict[int, dict[str, dict[str, Any]]] = {}
-        self.fits: dict[int, dict[str, Any]] = {}
-        self.sampled: dict[int, list[str]] = {}
-
-    def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
-        sampled = super().configure_fit(server_round, parameters, client_manager)
-        self.sampled[server_round] = sorted(str(proxy.node_id) for proxy, _ in sampled)
-        return sampled
-
-    def aggregate_fit(self, server_round: int, results: list[Any], failures: list[Any]) -> Any:
-        sites = len(results)
-        contributed = sorted(str(proxy.node_id) for proxy, _ in results)
-        aggregated = sites >= self.floor  # below the privacy floor, this round's sum is not used
-        self.fits[server_round] = {
-            "sites": sites,
-            "failures": len(failures),
-            "aggregated": aggregated,
-            "contributed": contributed,
-            "dropped": sorted(set(self.sampled.get(server_round, [])) - set(contributed)),
-        }
-        if not aggregated:
-            return None, {}
-        return super().aggregate_fit(server_round, results, failures)
-
-    def rounds_report(self) -> dict[int, dict[str, Any]]:
-        """Each round's fit: who contributed and who was sampled but sent nothing; a round whose
-        secure aggregation halted (too few shares to unmask) is reported as such."""
-        report = dict(self.fits)
-        for round_, sampled in self.sampled.items():
-            report.setdefault(
-                round_,
-                {
-                    "sites": 0,
-                    "failures": 0,
-                    "aggregated": False,
-                    "halted": True,
-                    "contributed": [],
-                    "dropped": [],
-                    "sampled": sampled,
-                },
-            )
-        return {round_: report[round_] for round_ in sorted(report)}
-
-    def aggregate_evaluate(self, server_round: int, results: list[Any], failures: list[Any]) -> Any:
-        if not results:
-            return None, {}
-        self.evaluations[server_round] = {
-            str(proxy.node_id): {"loss": res.loss, "examples": res.num_examples, **dict(res.metrics)}
-            for proxy, res in results
-        }
-        return super().aggregate_evaluate(server_round, results, failures)
-
-
-class SiteLevelDP(DifferentialPrivacyClientSideFixedClipping):
-    """Flower's client-side fixed-clipping DP, except that a site that failed does not void the round.
-
-    Flower's wrapper aggregates nothing when any site failed; here the privacy floor decides (the
-    inner strategy aggregates only with at least ``min-sites`` results, the count the noise is
-    calibrated to), and the Gaussian noise goes on whatever was aggregated.
-    """
-
-    def aggregate_fit(self, server_round: int, results: list[Any], failures: list[Any]) -> Any:
-        from flwr.supercore.differential_privacy import add_gaussian_noise_to_params
-
-        aggregated, metrics = self.strategy.aggregate_fit(server_round, results, failures)
-        if aggregated:
-            aggregated = add_gaussian_noise_to_params(
-                aggregated, self.noise_multiplier, self.clipping_norm, self.num_sampled_clients
-            )
-        return aggregated, metrics
-
-
-class SecAggPlus(SecAggPlusWorkflow):
-    """Flower's SecAgg+ workflow, tolerant of a site that leaves before it shares its keys.
-
-    Flower 1.42 counts every site sampled at setup as "dead" at the unmask stage when it sent
-    no masked update, and asks the others for its key shares; a site that left before the
-    share-keys stage distributed none, so the round halts ("Not enough shares"). Such a site
-    never entered anyone's masks (a site masks only with the sites whose shares it received),
-    so after the share-keys stage the sites that did not share are dropped from the round.
-    """
-
-    def share_keys_stage(self, grid: Any, context: Any, state: Any) -> bool:
-        proceed = bool(super().share_keys_stage(grid, context, state))
-        shared = set(state.active_node_ids)
-        state.sampled_node_ids = shared
-        state.nid_to_neighbours = {
-            nid: neighbours & shared for nid, neighbours in state.nid_to_neighbours.items() if nid in shared
-        }
-        return proceed
-
-
-class RecordingGrid:
-    """The Grid, keeping every reply the server receives (``keep-received``: for audits and tests).
-
-    One JSON line per reply: round, sending node and its records (bytes as base64), exactly what
-    reached the ServerApp, so an audit can check what the server could have learned.
-    """
-
-    def __init__(self, grid: Any, path: Path) -> None:
-        self._grid = grid
-        self._path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._grid, name)
-
-    def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> Any:
-        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
-        with self._path.open("a", encoding="utf-8") as out:
-            for reply in replies:
-                out.write(json.dumps(_reply_record(reply)) + "\n")
-        return replies
-
-
-def _reply_record(reply: Any) -> dict[str, Any]:
-    import base64
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, bytes):
-            return {"b64": base64.b64encode(value).decode("ascii")}
-        if isinstance(value, list):
-            return [plain(item) for item in value]
-        data = getattr(value, "data", None)
-        return {"b64": base64.b64encode(data).decode("ascii")} if isinstance(data, bytes) else value
-
-    content = {} if reply.has_error() else {
-        name: {key: plain(value) for key, value in record.items()} for name, record in reply.content.items()
-    }  # fmt: skip
-    return {
-        "round": reply.metadata.group_id,
-        "node": str(reply.metadata.src_node_id),
-        "error": reply.has_error(),
-        "content": content,
-    }
 
 
 def _weighted_accuracy(metrics: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
@@ -266,25 +124,6 @@ def train(grid: Any, config: Any, context: Any) -> None:
         "privacy": _privacy_spent(privacy, len(aggregated)),
     }
     _write_results(results, document)
-
-
-def checkpoint_each_round(strategy: Any, folder: Path) -> None:
-    """After each aggregated round, the global tensors as released (noise included) in ``folder``.
-
-    Wraps the outermost strategy's ``aggregate_fit`` on this instance, so the checkpoint is what
-    the round produced, after DP noise if any: ``round-N.npz``.
-    """
-    aggregate = strategy.aggregate_fit
-
-    def aggregate_and_keep(server_round: int, results: list[Any], failures: list[Any]) -> Any:
-        parameters, metrics = aggregate(server_round, results, failures)
-        if parameters is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            tensors = parameters_to_ndarrays(parameters)
-            np.savez(folder / f"round-{server_round}.npz", weight=tensors[0], bias=tensors[1])
-        return parameters, metrics
-
-    strategy.aggregate_fit = aggregate_and_keep
 
 
 def _privacy_settings(config: Any) -> dict[str, float]:

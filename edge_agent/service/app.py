@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -100,6 +101,12 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
             "split": row.split,
             "is_correction": row.is_correction,
         }
+
+    @app.get("/v1/inputs/{input_id}/explanation", tags=["predict"])
+    def explanation(
+        input_id: int = PathParameter(ge=1, le=2**62), role: str = Depends(role_with("label"))
+    ) -> Any:
+        return agent.explain(input_id)
 
     @app.get("/v1/queue", response_model=schemas.QueueResponse, tags=["labels"])
     def queue(limit: int = Query(20, ge=1, le=500), role: str = Depends(role_with("queue"))) -> Any:

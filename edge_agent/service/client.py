@@ -155,6 +155,10 @@ class AgentClient:
             body["split"] = split
         return LabelResult.model_validate(self._call("POST", "/v1/labels", json=body))
 
+    def explain(self, input_id: int) -> dict[str, Any]:
+        """Why the production model answers the stored input as it does: words or patches with weights."""
+        return dict(self._call("GET", f"/v1/inputs/{int(input_id)}/explanation", timeout=60.0))
+
     def queue(self, limit: int = 20) -> list[QueueEntry]:
         items = self._call("GET", "/v1/queue", params={"limit": limit})["items"]
         return [QueueEntry.model_validate(item) for item in items]

@@ -137,3 +137,17 @@ def test_an_agent_opened_only_to_change_slots_refuses_to_answer_instead_of_waiti
         offline.install(bundle_versions[1], actor="supervisor")
         with pytest.raises(AgentUnavailableError, match="not to serve; start it with 'genba agent serve'"):
             offline.predict([_item("scratch on the housing")])
+
+
+def test_an_answer_is_explained_word_by_word_once_then_from_the_cache(agent: Agent) -> None:
+    from genba.errors import UnknownItemError
+
+    (answer,) = agent.predict([_item("scratch on the housing near the rim")])
+    first = agent.explain(answer.input_id)
+    assert first["cached"] is False and first["model"] == "tiny-bert v1"
+    assert [w["text"] for w in first["words"]] == ["scratch", "on", "the", "housing", "near", "the", "rim"]
+    assert first["label"] == answer.production.to_json()["label"]
+    again = agent.explain(answer.input_id)
+    assert again["cached"] is True and again["words"] == first["words"]
+    with pytest.raises(UnknownItemError, match="input 999999 does not exist"):
+        agent.explain(999_999)

@@ -114,11 +114,11 @@ def test_the_server_learns_only_the_sum_no_text_leaves_and_every_byte_is_account
         connected = time.monotonic()
         try:
             result = train_federated(
-                TrainConfig(kit=folder.root, bundle=v1, rounds=1, secagg_timeout_s=30.0, keep_received=True,
+                TrainConfig(kit=folder.root, bundle=v1, rounds=1, secagg_timeout_s=60.0, keep_received=True,
                             deliver=False)
             )  # fmt: skip
             private = train_federated(
-                TrainConfig(kit=folder.root, bundle=v1, rounds=1, secagg_timeout_s=30.0, deliver=False,
+                TrainConfig(kit=folder.root, bundle=v1, rounds=1, secagg_timeout_s=60.0, deliver=False,
                             privacy=PrivacyConfig(noise_multiplier=NOISE, clipping_norm=CLIP))
             )  # fmt: skip
         finally:

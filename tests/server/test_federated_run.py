@@ -85,7 +85,7 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
                 bundle=bundle,
                 rounds=3,
                 min_sites=3,
-                secagg_timeout_s=20.0,
+                secagg_timeout_s=60.0,  # stages of 4 fresh processes per site on 2 busy cores
                 delivery_wait_s=5.0,
             )
             with ThreadPoolExecutor(1) as pool:
@@ -108,13 +108,18 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
             for node in nodes:
                 node.stop()
 
-    # The run completed without site-d from round 2 on, and says so.
-    assert result["rounds_aggregated"] == [1, 2, 3], json.dumps(result)[:3000]
+    # The run completed without site-d from round 2 on, and says what happened to round 2: usually
+    # aggregated without site-d; if site-d died while its setup reply was in flight, Flower's SecAgg+
+    # halts the round (nothing is aggregated, nothing revealed) and the report says so.
     fits = result["fit_by_round"]
     assert fits["1"]["contributed"] == list(names) and fits["1"]["dropped"] == []
-    for round_ in ("2", "3"):
-        assert "site-d" not in fits[round_]["contributed"] and fits[round_]["sites"] == 3
-    assert fits["2"]["dropped"] == ["site-d"]
+    assert fits["3"]["contributed"] == list(names[:3]) and fits["3"]["sites"] == 3
+    if fits["2"].get("halted"):
+        assert result["rounds_aggregated"] == [1, 3] and fits["2"]["sampled"] == list(names)
+        assert fits["2"]["contributed"] == [] and fits["2"]["aggregated"] is False
+    else:
+        assert result["rounds_aggregated"] == [1, 2, 3], json.dumps(result)[:3000]
+        assert fits["2"]["contributed"] == list(names[:3]) and fits["2"]["dropped"] == ["site-d"]
     assert sorted(result["per_site_by_round"]["1"]) == list(names)
     assert sorted(result["per_site_by_round"]["3"]) == list(names[:3])
     for by_site in result["per_site_by_round"].values():
@@ -157,7 +162,7 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
     assert models["versions"][1]["deliveries"]["site-d"] == {"action": "publish", "outcome": "installed"}
     run = next(r for r in models["runs"] if r["run"] == result["run"])
     assert run["outcome"] == "completed" and run["version"] == 2
-    assert run["rounds_by_number"][2]["dropped"] == ["site-d"]
+    assert run["rounds_by_number"][2]["dropped"] == fits["2"]["dropped"]
     assert run["rounds_by_number"][3]["evaluated_by"] == list(names[:3])
 
     # App code the sites did not approve never ran there, and nothing left them for it.
@@ -170,7 +175,8 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
             refusals = [e for e in store.audit(limit=1000) if e.fields["event"] == "federated_app_refused"]
         assert refusals and refusals[0].fields["details"]["fab_sha256"] != genba_fab_hash()
 
-    for site, updates in zip(sites, (3, 3, 3, 1), strict=True):  # the agent's API: the ledger's figures
+    sent = len(result["rounds_aggregated"])  # a halted round stopped before any site sent its update
+    for site, updates in zip(sites, (sent, sent, sent, 1), strict=True):  # the agent's API: the ledger
         state = _federation(site)
         assert state["joined"] is False and state["updates_sent"] == updates
         assert state["last_update"]["masked"] is True
@@ -188,7 +194,9 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
         assert final_head["weight"].shape == first["weight"].shape
         assert not np.allclose(final_head["weight"], first["weight"])
         checkpoints = Path(result["run_dir"]) / "results" / "checkpoints"
-        assert sorted(p.name for p in checkpoints.iterdir()) == ["round-1.npz", "round-2.npz", "round-3.npz"]
+        assert sorted(p.name for p in checkpoints.iterdir()) == [
+            f"round-{r}.npz" for r in result["rounds_aggregated"]
+        ]
         with np.load(checkpoints / "round-3.npz") as last_round:
             assert np.array_equal(last_round["weight"], final_head["weight"])
 

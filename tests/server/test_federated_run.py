@@ -108,18 +108,20 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
             for node in nodes:
                 node.stop()
 
-    # The run completed without site-d from round 2 on, and says what happened to round 2: usually
-    # aggregated without site-d; if site-d died while its setup reply was in flight, Flower's SecAgg+
-    # halts the round (nothing is aggregated, nothing revealed) and the report says so.
+    # The run completed without site-d from round 2 on, and says what happened to round 2. Usually it
+    # is aggregated without site-d. On a busy machine a round can also end unaggregated: Flower's
+    # SecAgg+ halts it if site-d died with its setup reply in flight, or too few sites' updates
+    # arrived in time and the privacy floor held it back. Either way the report says so.
     fits = result["fit_by_round"]
     assert fits["1"]["contributed"] == list(names) and fits["1"]["dropped"] == []
-    assert fits["3"]["contributed"] == list(names[:3]) and fits["3"]["sites"] == 3
-    if fits["2"].get("halted"):
-        assert result["rounds_aggregated"] == [1, 3] and fits["2"]["sampled"] == list(names)
-        assert fits["2"]["contributed"] == [] and fits["2"]["aggregated"] is False
+    assert fits["3"]["aggregated"] and fits["3"]["sites"] >= 3 and "site-d" not in fits["3"]["contributed"]
+    round_2 = fits["2"]
+    assert "site-d" not in round_2["contributed"]
+    if round_2["aggregated"]:
+        assert "site-d" in round_2["dropped"] and round_2["sites"] >= 3
     else:
-        assert result["rounds_aggregated"] == [1, 2, 3], json.dumps(result)[:3000]
-        assert fits["2"]["contributed"] == list(names[:3]) and fits["2"]["dropped"] == ["site-d"]
+        assert round_2.get("halted") or (round_2["sites"] < 3 and "site-d" in round_2["dropped"]), round_2
+    assert result["rounds_aggregated"] == [r for r in (1, 2, 3) if fits[str(r)]["aggregated"]]
     assert sorted(result["per_site_by_round"]["1"]) == list(names)
     assert sorted(result["per_site_by_round"]["3"]) == list(names[:3])
     for by_site in result["per_site_by_round"].values():
@@ -175,8 +177,9 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
             refusals = [e for e in store.audit(limit=1000) if e.fields["event"] == "federated_app_refused"]
         assert refusals and refusals[0].fields["details"]["fab_sha256"] != genba_fab_hash()
 
-    sent = len(result["rounds_aggregated"])  # a halted round stopped before any site sent its update
-    for site, updates in zip(sites, (sent, sent, sent, 1), strict=True):  # the agent's API: the ledger
+    for site in sites:  # the agent's API reports the ledger's own figures
+        updates = _ledger_kinds(site).count("masked_update")
+        assert updates >= (1 if site is sites[3] else 2)
         state = _federation(site)
         assert state["joined"] is False and state["updates_sent"] == updates
         assert state["last_update"]["masked"] is True
@@ -248,6 +251,11 @@ def _federation(site: SiteFolder) -> dict[str, Any]:
 
     with SiteStore.read_only(site.store_file) as store:
         return federation_state(site, store)
+
+
+def _ledger_kinds(site: SiteFolder) -> list[str]:
+    with SiteStore.read_only(site.store_file) as store:
+        return [entry.fields["kind"] for entry in store.egress(limit=100_000)]
 
 
 def _ledger_size(site: SiteFolder) -> int:

@@ -208,13 +208,8 @@ def _write_global_bundle(
         version=version,
         lineage_fields={"federated_run": run, "round": max(rounds)},
     )
-    return registry.add_version(
-        name=base.name,
-        version=version,
-        manifest_sha256=manifest_sha256(out),
-        kind="federated",
-        parent_version=base.version,
-        run=run,
+    return registry.add_written_bundle(
+        base.name, version, kind="federated", parent_version=base.version, run=run
     )
 
 

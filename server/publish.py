@@ -75,13 +75,7 @@ def write_rollback(folder: ITFolder, registry: Registry, target: VersionRow) -> 
         version=version,
         lineage_fields={"rollback": True},
     )
-    return registry.add_version(
-        name=target.name,
-        version=version,
-        manifest_sha256=manifest_sha256(out),
-        kind="rollback",
-        parent_version=target.version,
-    )
+    return registry.add_written_bundle(target.name, version, kind="rollback", parent_version=target.version)
 
 
 def deliver(

@@ -170,6 +170,18 @@ class Registry:
         assert row is not None
         return row
 
+    def add_written_bundle(
+        self, name: str, version: int, *, kind: str, parent_version: int, run: str | None = None
+    ) -> VersionRow:
+        """Record the bundle just written at :meth:`bundle_path` (its manifest hash read from it)."""
+        import hashlib
+
+        manifest = self.bundle_path(name, version) / "manifest.json"
+        sha = hashlib.sha256(manifest.read_bytes()).hexdigest()
+        return self.add_version(
+            name=name, version=version, manifest_sha256=sha, kind=kind, parent_version=parent_version, run=run
+        )
+
     def version(self, name: str, version: int) -> VersionRow | None:
         found = self._db.execute(
             "SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)

@@ -88,25 +88,9 @@ def _default_bundle(args: argparse.Namespace) -> tuple[Path, Path]:
         if args.trust is None:
             sys.exit("--bundle needs --trust PUBKEY (the key that signed it)")
         return args.bundle, args.trust
-    from export.default_model import export_default_bundle, train_default_head, write_default_data
-    from genba import keys
-    from genba.bundle import verify_directory
-    from genba.errors import GenbaError
+    from benchbundle import signed_default_bundle
 
-    out = args.out.parent / "default-bundle"
-    bundle, key = out / "bundle", out / "keys" / "it-sign.pem"
-    pub = key.with_name(key.name + ".pub")
-    try:
-        verify_directory(bundle, [keys.load_public_key(pub)])
-        return bundle, pub
-    except GenbaError:
-        shutil.rmtree(out, ignore_errors=True)
-    keys.write_key_pair(keys.generate_signing_key(), key)
-    print("… exporting the default bundle (once)", file=sys.stderr)
-    export_default_bundle(
-        bundle, write_default_data(out / "data"), train_default_head(), signing_key=key, threads=2
-    )
-    return bundle, pub
+    return signed_default_bundle(args.out.parent / "default-bundle")
 
 
 def _last_block_tensors(out: Path) -> int:

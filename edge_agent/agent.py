@@ -20,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge_agent.answers import Answer, Item, ModelAnswer, model_answers
 from edge_agent.config import AgentConfig, load_agent_config
+from edge_agent.drift_monitor import DriftMonitor
 from edge_agent.explanations import Explanations
 from edge_agent.jobs import TrainingJobs
 from edge_agent.library import LoadedModel, ModelLibrary
@@ -67,11 +70,12 @@ class Agent:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._accuracy_cache: dict[tuple[int, int], float | None] = {}
+        self._answers_cache: dict[tuple[int, int], dict[int, str | None]] = {}
         self._accuracy_lock = threading.Lock()
         self.held_back: set[tuple[int, str]] = set()  # (model, stage) the gates already recorded as held
         self.training = TrainingJobs(self)
         self.explanations = Explanations()
+        self.drift = DriftMonitor(config.drift)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -151,7 +155,7 @@ class Agent:
         if active.production is None:
             raise self.no_model_error()
         values = [item.value for item in items]
-        served = self._run_model(active.production, values, "production")
+        served, probabilities, embedding = self._run_arrays(active.production, values, "production")
         pilot = self._pilot_answers(active, values) if active.stage == "pilot" else None
         predictions = []
         for row, answer in enumerate(served):
@@ -160,6 +164,8 @@ class Agent:
                 records.append(pilot[row].record(active.candidate.model_id, served=True))
             predictions.append(records)
         stored = self.store.record_served([item.record() for item in items], predictions)
+        served_ids = [ids[0] for _, ids in stored]
+        self._record_drift_features(active.production, served_ids, probabilities, embedding)
         if active.stage == "shadow" and active.candidate is not None:
             self._offer_shadow(active.candidate, [input_id for input_id, _ in stored], items)
         self._wake.set()
@@ -168,12 +174,19 @@ class Agent:
             for row, (input_id, ids) in enumerate(stored)
         ]
 
+    @classmethod
+    def _run_model(cls, loaded: LoadedModel | None, values: list[Any], stage: str) -> list[ModelAnswer]:
+        return cls._run_arrays(loaded, values, stage)[0]
+
     @staticmethod
-    def _run_model(loaded: LoadedModel | None, values: list[Any], stage: str) -> list[ModelAnswer]:
+    def _run_arrays(
+        loaded: LoadedModel | None, values: list[Any], stage: str
+    ) -> tuple[list[ModelAnswer], np.ndarray | None, np.ndarray | None]:
+        """The answers, with the probabilities and embedding they came from."""
         assert loaded is not None
-        probabilities, _, latency_ms = loaded.model.predict_arrays(values)
+        probabilities, embedding, latency_ms = loaded.model.predict_arrays(values)
         summary = {"name": loaded.identity.name, "version": loaded.identity.version}
-        return model_answers(
+        answers = model_answers(
             probabilities,
             loaded.model.labels,
             len(values),
@@ -182,6 +195,20 @@ class Agent:
             latency_ms=latency_ms,
             provider=loaded.model.provider,
         )
+        return answers, probabilities, embedding
+
+    def _record_drift_features(
+        self,
+        production: LoadedModel,
+        prediction_ids: list[int],
+        probabilities: np.ndarray | None,
+        embedding: np.ndarray | None,
+    ) -> None:
+        """After the answers are stored; a failure here costs drift monitoring, never an answer."""
+        try:
+            self.drift.record(self.store, production.model_id, prediction_ids, probabilities, embedding)
+        except Exception as exc:  # (the store being busy included)
+            self._report_worker_problem("drift features", production, exc)
 
     def _pilot_answers(self, active: Active, values: list[Any]) -> list[ModelAnswer] | None:
         """The pilot's suggestions; a failing candidate costs its suggestion, never production's answer."""
@@ -255,7 +282,17 @@ class Agent:
     def queue(self, limit: int = 20) -> list[QueueItem]:
         from edge_agent.labelling import labelling_queue
 
-        return labelling_queue(self.store, self.active.production, limit)
+        production = self.active.production
+        focus = self.drift.focus(self.store, production.model_id if production else None)
+        return labelling_queue(self.store, production, limit, focus)
+
+    def drift_status(self) -> dict[str, Any]:
+        return self.drift.status(self.store, self.active.production)
+
+    def group_figures(self, key: str | None = None) -> dict[str, Any]:
+        from edge_agent.groups import production_by_group
+
+        return production_by_group(self.store, self.config.groups, key)
 
     def known_labels(self) -> set[str]:
         active = self.active
@@ -278,11 +315,26 @@ class Agent:
         ):
             return None
         return evaluate_gates(
-            self.store, self.config.gates, slots.candidate, slots.production, self.accuracy_of
+            self.store,
+            self.config.gates,
+            slots.candidate,
+            slots.production,
+            self.held_out_answers,
+            self.config.groups,
         )
 
     def accuracy_of(self, model_id: int, held_out: Sequence[tuple[int, str]]) -> float | None:
-        """Accuracy on the held-out labels; payloads are read and run only when those labels change."""
+        """Accuracy on the held-out labels ``(input_id, label)``."""
+        answers = self.held_out_answers(model_id, held_out)
+        if not answers:
+            return None
+        labels = dict(held_out)
+        return sum(answers[i] == labels[i] for i in answers) / len(answers)
+
+    def held_out_answers(
+        self, model_id: int, held_out: Sequence[tuple[int, str]]
+    ) -> dict[int, str | None] | None:
+        """The model's answer on each held-out input; payloads are read and run only when labels change."""
         active = self.active
         loaded = next(
             (m for m in (active.production, active.candidate) if m and m.model_id == model_id), None
@@ -291,24 +343,23 @@ class Agent:
             return None
         key = (model_id, hash(tuple(held_out)))
         with self._accuracy_lock:
-            if key in self._accuracy_cache:
-                return self._accuracy_cache[key]
+            if key in self._answers_cache:
+                return self._answers_cache[key]
         from edge_agent.answers import decode_payload
 
-        labelled = self.store.labelled_inputs("holdout", limit=len(held_out))
-        correct = 0
+        wanted = {input_id for input_id, _ in held_out}
+        recent = self.store.labelled_inputs("holdout", limit=len(held_out))
+        labelled = [i for i in recent if i.input_id in wanted]
+        answers: dict[int, str | None] = {}
         for start in range(0, len(labelled), 64):  # decoded a chunk at a time: images can be large
             chunk = labelled[start : start + 64]
-            answers = self._run_model(
-                loaded, [decode_payload(i.kind, i.payload) for i in chunk], "evaluation"
-            )
-            correct += sum(a.label == item.label for a, item in zip(answers, chunk, strict=True))
-        accuracy = correct / len(labelled) if labelled else None
+            ran = self._run_model(loaded, [decode_payload(i.kind, i.payload) for i in chunk], "evaluation")
+            answers.update({item.input_id: a.label for a, item in zip(ran, chunk, strict=True)})
         with self._accuracy_lock:
-            if len(self._accuracy_cache) > 64:
-                self._accuracy_cache.clear()
-            self._accuracy_cache[key] = accuracy
-        return accuracy
+            if len(self._answers_cache) > 64:
+                self._answers_cache.clear()
+            self._answers_cache[key] = answers
+        return answers
 
     def _gatekeeper_loop(self) -> None:
         from edge_agent import transitions
@@ -323,6 +374,8 @@ class Agent:
             try:
                 if self.config.gates.auto_advance:
                     transitions.advance_if_gates_pass(self)
+                self.drift.check_pending(self)
+                self.drift.train_if_labelled(self)
                 if self.clock() - last_kpis > 60.0:
                     self.store.refresh_kpi_daily()
                     last_kpis = self.clock()
@@ -393,6 +446,7 @@ class Agent:
             "site": self.config.site,
             **self.describe_active(),
             "gates": report.to_json() if report else None,
+            "drift": self.drift_status(),
             "problems": [*self.load_problems, *self.worker_problems],
             "batching": self._batcher.stats,
             "shadow_dropped": self.shadow_dropped,

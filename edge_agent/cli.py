@@ -59,6 +59,7 @@ def register(subparsers: Any) -> None:
     rollback.add_argument("--version", type=int, help="an installed version instead of the previous one")
     rollback.set_defaults(handler=_rollback)
     _register_learning(actions)
+    _register_report(actions)
     join = actions.add_parser(
         "join", help="take part in federated training: run this site's SuperNode until Ctrl-C"
     )
@@ -86,6 +87,19 @@ def _register_learning(actions: Any) -> None:
     _data(queue)
     queue.add_argument("--limit", type=int, default=20)
     queue.set_defaults(handler=_queue)
+
+
+def _register_report(actions: Any) -> None:
+    report = actions.add_parser(
+        "report", help="the KPI report (JSON, Markdown, PNG plots) from the site store; no agent needed"
+    )
+    _data(report)
+    report.add_argument("--days", type=int, default=30, help="UTC days, today included (default: 30)")
+    report.add_argument(
+        "--out", type=Path, help="folder for report.json, report.md and the plots (default: DATA/reports/DAY)"
+    )
+    report.add_argument("--json", action="store_true", help="print the whole report as JSON, not a summary")
+    report.set_defaults(handler=_report)
 
 
 def _data(parser: argparse.ArgumentParser) -> None:
@@ -210,6 +224,35 @@ def _queue(args: argparse.Namespace) -> int:
         return [queue_entry(q) for q in agent.queue(args.limit)]
 
     _print(_run(args.data, online, offline, manage=False))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    import time
+
+    from edge_agent.config import load_agent_config
+    from edge_agent.report import build_report, summary_lines, write_report
+    from edge_agent.site import SiteFolder
+    from edge_agent.store import SiteStore
+    from edge_agent.store.kpi import utc_day
+    from genba.errors import UsageError
+
+    if args.days < 1:
+        raise UsageError(f"--days must be at least 1, not {args.days}")
+    site = SiteFolder(args.data).require_initialized()
+    config = load_agent_config(site.config_file)
+    if not site.store_file.is_file():
+        raise UsageError(f"{site.root} has no site store yet; start the agent once ('genba agent serve')")
+    now = time.time()
+    with SiteStore.read_only(site.store_file) as store:  # reads beside a running agent, never blocks it
+        report = build_report(store, config.costs, days=args.days, now=now, site=config.site)
+    out = args.out if args.out is not None else site.root / "reports" / utc_day(now)
+    written = write_report(report, out)
+    if args.json:
+        _print(report)
+    else:
+        files = ", ".join(path.name for path in written.values())
+        print("\n".join([*summary_lines(report), f"Written to {out}: {files}"]))
     return 0
 
 

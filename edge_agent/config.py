@@ -133,6 +133,95 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    """Drift monitoring of production inputs, window by window.
+
+    The first ``window_items`` production answers of a model are tested against the export's
+    reference statistics (at most a warning: the export's data is not this site's production) and
+    then become the model's reference; every following window of ``window_items`` answers is
+    compared with it. ``alpha`` is the per-window false-alarm level of "drift" (after the multiple-
+    testing correction), ``warning_alpha`` that of "warning". On drift the agent asks operators for
+    ``request_labels`` labels from the drifted window and, with ``train_on_drift``, starts local
+    training (``train_mode``) once the site has the labels training needs.
+    """
+
+    enabled: bool = True
+    window_items: int = 200
+    alpha: float = 0.01
+    warning_alpha: float = 0.05
+    projections: int = 4
+    request_labels: int = 20
+    train_on_drift: bool = False
+    train_mode: str = "head"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.window_items < 20:
+            problems.append("drift.window_items must be >= 20 (smaller windows cannot tell drift from noise)")
+        if not 0.0 < self.alpha <= self.warning_alpha < 1.0:
+            problems.append("drift.alpha and warning_alpha must satisfy 0 < alpha <= warning_alpha < 1")
+        if not 0 <= self.projections <= 64:
+            problems.append("drift.projections must be between 0 and 64")
+        if self.request_labels < 0:
+            problems.append("drift.request_labels must be >= 0")
+        if self.train_mode not in ("head", "last-k"):
+            problems.append("drift.train_mode must be 'head' or 'last-k'")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
+class GroupsConfig:
+    """Group tags inputs may carry, and how the gates treat groups.
+
+    ``min_labels``: held-out labels a group needs before its accuracy is judged; smaller groups
+    are reported as too small, never silently dropped. ``max_drop_pts``: no group may be more
+    than this many points less accurate under the candidate than under production.
+    """
+
+    keys: tuple[str, ...] = ("line", "shift", "product", "site")
+    min_labels: int = 10
+    max_drop_pts: float = 5.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        object.__setattr__(self, "keys", tuple(self.keys))
+        if not self.keys or any(not _is_tag(key) for key in self.keys):
+            problems.append("groups.keys must be a non-empty list of names (letters, digits, _ . -)")
+        if self.min_labels < 1:
+            problems.append("groups.min_labels must be >= 1")
+        if self.max_drop_pts < 0:
+            problems.append("groups.max_drop_pts must be >= 0")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """What the plant says things cost, for the KPI report's cost-benefit estimate (any currency)."""
+
+    currency: str = "EUR"
+    operator_minute: float = 0.8
+    defect_escape: float = 150.0
+    pc_hour: float = 0.05
+    manual_seconds_per_item: float = 30.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.currency.strip():
+            problems.append("costs.currency must not be empty")
+        for name in ("operator_minute", "defect_escape", "pc_hour", "manual_seconds_per_item"):
+            if getattr(self, name) < 0:
+                problems.append(f"costs.{name} must be >= 0")
+        if problems:
+            raise ConfigError(problems)
+
+
+def _is_tag(name: object) -> bool:
+    return isinstance(name, str) and 0 < len(name) <= 64 and all(c.isalnum() or c in "_.-" for c in name)
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     site: str = "site"
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -141,6 +230,9 @@ class AgentConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
+    costs: CostConfig = field(default_factory=CostConfig)
     shadow_queue: int = 256
 
     def __post_init__(self) -> None:
@@ -163,6 +255,9 @@ _SECTIONS: dict[str, Callable[..., Any]] = {
     "api": ApiConfig,
     "store": StoreConfig,
     "training": TrainingConfig,
+    "drift": DriftConfig,
+    "groups": GroupsConfig,
+    "costs": CostConfig,
 }
 
 T = TypeVar("T")
@@ -259,4 +354,26 @@ batch_size = 16
 max_epochs = 12              # early stopping on a validation split of the training labels
 patience = 3
 validation_fraction = 0.2
+
+[drift]
+enabled = true
+window_items = 200           # production answers per window; the first window becomes the reference
+alpha = 0.01                 # per-window false-alarm level of "drift" (after multiple-testing correction)
+warning_alpha = 0.05         # per-window level of "warning"
+projections = 4              # fixed random directions of the embedding tested besides the scores
+request_labels = 20          # on drift: labels asked for from the drifted window
+train_on_drift = false       # on drift: also start local training once enough labels exist
+train_mode = "head"
+
+[groups]
+keys = ["line", "shift", "product", "site"]  # tags inputs may carry; others are kept but flagged
+min_labels = 10              # held-out labels a group needs before its accuracy is judged
+max_drop_pts = 5.0           # no group may lose more than this many points against production
+
+[costs]                      # for the KPI report's cost-benefit estimate
+currency = "EUR"
+operator_minute = 0.8
+defect_escape = 150.0
+pc_hour = 0.05
+manual_seconds_per_item = 30.0  # an operator's time to judge one item without the model
 """

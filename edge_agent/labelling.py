@@ -7,15 +7,35 @@ from typing import Any
 from edge_agent.library import LoadedModel
 from edge_agent.store import QueueItem, SiteStore
 
+#: A window of answers (first and last prediction id) and how many labels are still wanted from it.
+Focus = tuple[tuple[int, int], int]
 
-def labelling_queue(store: SiteStore, production: LoadedModel | None, limit: int) -> list[QueueItem]:
+
+def labelling_queue(
+    store: SiteStore, production: LoadedModel | None, limit: int, focus: Focus | None = None
+) -> list[QueueItem]:
     """Unlabelled items, least certain first, identical and near-duplicate reports skipped.
 
     The store ranks by the margin production had when it answered; a few times more
     than asked are re-embedded by production's backbone so the queue does not ask for
-    the same report twice in other words (``edge_agent.selection``).
+    the same report twice in other words (``edge_agent.selection``). With a ``focus`` (a window
+    drift was raised on), the labels still wanted from that window come first.
     """
-    pool = _distinct(store.uncertain_unlabelled(limit * 4))
+    if focus is None:
+        return _ranked(store, production, limit)
+    window, wanted = focus
+    first = _ranked(store, production, min(limit, wanted), window)
+    taken = {item.input_id for item in first}
+    rest = [item for item in _ranked(store, production, limit + len(first)) if item.input_id not in taken]
+    return [*first, *rest][:limit]
+
+
+def _ranked(
+    store: SiteStore, production: LoadedModel | None, limit: int, window: tuple[int, int] | None = None
+) -> list[QueueItem]:
+    if limit <= 0:
+        return []
+    pool = _distinct(store.uncertain_unlabelled(limit * 4, window))
     if production is None or len(pool) <= limit:
         return pool[:limit]
     from edge_agent.answers import decode_payload

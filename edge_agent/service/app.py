@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +75,20 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     async def predict(body: schemas.PredictRequest, role: str = predict_role) -> Any:
         item = await _item(agent, body, role, config)
         # A ready Response skips FastAPI re-validating what the agent built (the schema documents it).
-        return _json((await agent.apredict_one(item)).to_json())
+        return _json(_with_warnings((await agent.apredict_one(item)).to_json(), agent, body.groups))
 
     @app.post("/v1/predict/batch", response_model=schemas.PredictBatchResponse, tags=["predict"])
     async def predict_batch(body: schemas.PredictBatchRequest, role: str = predict_role) -> Any:
         if len(body.items) > config.max_batch_items:
             raise UsageError(f"at most {config.max_batch_items} items per batch request")
         items = [await _item(agent, entry, role, config) for entry in body.items]
-        return {"items": [answer.to_json() for answer in await agent.apredict(items)]}
+        answers = await agent.apredict(items)
+        return {
+            "items": [
+                _with_warnings(answer.to_json(), agent, entry.groups)
+                for answer, entry in zip(answers, body.items, strict=True)
+            ]
+        }
 
     @app.post("/v1/labels", response_model=schemas.LabelResponse, tags=["labels"])
     def label(body: schemas.LabelRequest, role: str = Depends(role_with("label"))) -> Any:
@@ -94,19 +100,28 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
             groups=dict(body.groups),
             split=body.split,
         )
-        return {
+        answer = {
             "label_id": row.id,
             "input_id": row.input_id,
             "label": row.label,
             "split": row.split,
             "is_correction": row.is_correction,
         }
+        return _with_warnings(answer, agent, body.groups)
 
     @app.get("/v1/inputs/{input_id}/explanation", tags=["predict"])
     def explanation(
         input_id: int = PathParameter(ge=1, le=2**62), role: str = Depends(role_with("label"))
     ) -> Any:
         return agent.explain(input_id)
+
+    @app.get("/v1/drift", tags=["status"])
+    def drift(role: str = read_role) -> dict[str, Any]:
+        return {**agent.drift_status(), "checks": agent.store.drift_checks(limit=50)}
+
+    @app.get("/v1/groups", tags=["status"])
+    def groups(key: str | None = Query(None, max_length=64), role: str = read_role) -> dict[str, Any]:
+        return agent.group_figures(key)
 
     @app.get("/v1/queue", response_model=schemas.QueueResponse, tags=["labels"])
     def queue(limit: int = Query(20, ge=1, le=500), role: str = Depends(role_with("queue"))) -> Any:
@@ -150,6 +165,15 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     def kpis(days: int = Query(30, ge=1, le=3650), role: str = read_role) -> dict[str, Any]:
         return {"summary": agent.store.kpi_summary(), "daily": agent.store.kpi_daily(days)}
 
+    @app.get("/v1/report", tags=["status"])
+    def report(days: int = Query(30, ge=1, le=3650), role: str = read_role) -> dict[str, Any]:
+        from edge_agent.report import build_report
+        from edge_agent.store import SiteStore
+
+        # Its own read-only connection: a month of figures never holds the lock the answers are written under.
+        with SiteStore.read_only(agent.store.path) as store:
+            return build_report(store, agent.config.costs, days=days, site=agent.config.site)
+
     @app.get("/v1/federation", tags=["privacy"])
     def federation(role: str = read_role) -> dict[str, Any]:
         from edge_agent.federation.state import federation_state
@@ -185,6 +209,16 @@ async def _item(agent: Agent, body: schemas.PredictRequest, role: str, config: A
 
     image = await run_in_threadpool(decode_payload, "image", raw)
     return Item("image", image, raw, dict(body.groups), role)
+
+
+def _with_warnings(answer: dict[str, Any], agent: Agent, groups: Mapping[str, str]) -> dict[str, Any]:
+    """Unknown group tags are kept and answered; the caller is told, once per tag."""
+    if groups:
+        from edge_agent.groups import unknown_tags
+
+        if warnings := unknown_tags(groups, agent.config.groups):
+            answer["warnings"] = warnings
+    return answer
 
 
 def _json(payload: Any) -> Response:

@@ -192,6 +192,10 @@ class AgentClient:
     def kpis(self, days: int = 30) -> dict[str, Any]:
         return self._call("GET", "/v1/kpis", params={"days": days})
 
+    def report(self, days: int = 30) -> dict[str, Any]:
+        """The KPI report of the last ``days`` UTC days (``edge_agent.report.build_report``'s dict)."""
+        return self._call("GET", "/v1/report", params={"days": days})
+
     def federation(self) -> dict[str, Any]:
         """Joined or not, updates sent (from the egress ledger), the last one, bytes by kind."""
         return dict(self._call("GET", "/v1/federation"))

@@ -57,6 +57,7 @@ class PredictResponse(ModelAnswerOut):
     suggestion: ModelAnswerOut | None = Field(
         None, description="the pilot candidate's answer, a marked suggestion that never replaces production's"
     )
+    warnings: list[str] = Field(default_factory=list, description="e.g. group tags this site does not know")
 
 
 class PredictBatchResponse(BaseModel):
@@ -78,6 +79,7 @@ class LabelResponse(BaseModel):
     input_id: int
     label: str
     split: str
+    warnings: list[str] = Field(default_factory=list)
     is_correction: bool
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from edge_agent.store.chain import canonical_json
@@ -195,14 +195,22 @@ def labelled_keys(conn: sqlite3.Connection, split: str, limit: int) -> list[tupl
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
-def uncertain_unlabelled(conn: sqlite3.Connection, limit: int) -> list[QueueItem]:
-    """The labelling queue: least sure production answers first, then newest; unanswered inputs last."""
+def uncertain_unlabelled(
+    conn: sqlite3.Connection, limit: int, answered_between: tuple[int, int] | None = None
+) -> list[QueueItem]:
+    """The labelling queue: least sure production answers first, then newest; unanswered inputs last.
+
+    ``answered_between``: only inputs whose served answer has a prediction id in that range
+    (inclusive), e.g. a window drift was raised on.
+    """
+    first, last = answered_between or (None, None)
     rows = conn.execute(
         "SELECT i.id, i.kind, i.payload, p.label, p.score, p.margin, i.created_at FROM inputs AS i "
         f"LEFT JOIN predictions AS p ON p.id = ({_SERVED_PREDICTION.format(input='i.id')}) "
         "WHERE i.pruned_at IS NULL AND NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.input_id = i.id) "
+        "AND (? IS NULL OR p.id BETWEEN ? AND ?) "
         "ORDER BY p.margin IS NULL, p.margin, i.created_at DESC, i.id DESC LIMIT ?",
-        (limit,),
+        (first, first, last, limit),
     ).fetchall()
     return [
         QueueItem(
@@ -238,3 +246,41 @@ def _last_id(cursor: sqlite3.Cursor) -> int:
     row_id = cursor.lastrowid
     assert row_id is not None  # an INSERT into a rowid table always sets it
     return row_id
+
+
+def labelled_between(conn: sqlite3.Connection, first: int, last: int) -> int:
+    """Inputs with an operator label whose served answer has a prediction id in ``[first, last]``."""
+    count: int = conn.execute(
+        "SELECT count(DISTINCT p.input_id) FROM predictions AS p WHERE p.id BETWEEN ? AND ? "
+        "AND p.stage = 'production' AND p.served = 1 "
+        "AND EXISTS (SELECT 1 FROM labels AS l WHERE l.input_id = p.input_id)",
+        (first, last),
+    ).fetchone()[0]
+    return count
+
+
+def group_tags(conn: sqlite3.Connection, input_ids: Iterable[int]) -> dict[int, dict[str, str]]:
+    """Each input's tags, updated by the tags of its latest label (an operator may correct them)."""
+    wanted = sorted({int(i) for i in input_ids})
+    tags: dict[int, dict[str, str]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(
+            "SELECT i.id, i.groups, l.groups FROM inputs AS i LEFT JOIN latest_labels AS l "
+            f"ON l.input_id = i.id WHERE i.id IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        )
+        for input_id, input_groups, label_groups in rows:
+            tags[input_id] = {**decode_object(input_groups), **decode_object(label_groups or "{}")}
+    return tags
+
+
+def labels_with_served_answers(conn: sqlite3.Connection, since: float) -> list[tuple[int, str, str | None]]:
+    """``(input_id, latest label, production's served answer)`` for labels given since ``since``."""
+    rows = conn.execute(
+        "SELECT l.input_id, l.label, p.label FROM latest_labels AS l "
+        f"LEFT JOIN predictions AS p ON p.id = ({_SERVED_PREDICTION.format(input='l.input_id')}) "
+        "WHERE l.created_at >= ? ORDER BY l.input_id",
+        (since,),
+    ).fetchall()
+    return [(int(r[0]), str(r[1]), r[2]) for r in rows]

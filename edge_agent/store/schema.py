@@ -164,7 +164,45 @@ CREATE TABLE embeddings (
 CREATE INDEX embeddings_by_input ON embeddings (input_id);
 """
 
-MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2))
+# v3: drift monitoring. ``drift_features``: what drift is tested on for each production answer (scores
+# and fixed projections of the embedding, float32 little-endian; no text). ``drift_references``: the
+# window of answers a model's later windows are compared with. ``drift_checks``: every window tested.
+_V3: Final = """
+CREATE TABLE drift_features (
+    prediction_id INTEGER PRIMARY KEY REFERENCES predictions (id),
+    model_id INTEGER NOT NULL REFERENCES models (id),
+    dim INTEGER NOT NULL CHECK (dim > 0),
+    vector BLOB NOT NULL CHECK (length(vector) = 4 * dim)
+);
+CREATE INDEX drift_features_by_model ON drift_features (model_id, prediction_id);
+
+CREATE TABLE drift_references (
+    model_id INTEGER PRIMARY KEY REFERENCES models (id),
+    first_prediction INTEGER NOT NULL,
+    last_prediction INTEGER NOT NULL,
+    items INTEGER NOT NULL CHECK (items > 0),
+    created_at REAL NOT NULL
+);
+
+CREATE TABLE drift_checks (
+    id INTEGER PRIMARY KEY,
+    model_id INTEGER NOT NULL REFERENCES models (id),
+    reference TEXT NOT NULL CHECK (reference IN ('manifest', 'production')),
+    first_prediction INTEGER NOT NULL,
+    last_prediction INTEGER NOT NULL,
+    items INTEGER NOT NULL CHECK (items > 0),
+    status TEXT NOT NULL CHECK (status IN ('ok', 'warning', 'drift')),
+    feature TEXT NOT NULL,
+    statistic REAL NOT NULL,
+    p_value REAL NOT NULL,
+    tests INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX drift_checks_by_model ON drift_checks (model_id, id);
+CREATE INDEX drift_checks_by_time ON drift_checks (created_at);
+"""
+
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2), (3, _V3))
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.store import drift as drift_rows
 from edge_agent.store import embeddings as embedding_rows
 from edge_agent.store import inputs as input_rows
-from edge_agent.store import kpi, rollout
+from edge_agent.store import kpi, report_queries, rollout
 from edge_agent.store.chain import append_entry, read_entries, verify_chain
 from edge_agent.store.connection import Database
 from edge_agent.store.records import (
@@ -36,7 +37,7 @@ from edge_agent.store.records import (
 )
 from edge_agent.store.retention import prune_inputs
 from edge_agent.store.schema import SCHEMA_VERSION, apply_migrations, check_not_newer, schema_version
-from genba.errors import StoreError
+from genba.errors import StoreError, UsageError
 
 Clock = Callable[[], float]
 
@@ -145,10 +146,16 @@ class SiteStore:
         with self._db.read() as conn:
             return input_rows.labelled_keys(conn, split, limit)
 
-    def uncertain_unlabelled(self, limit: int = 20) -> list[QueueItem]:
+    def uncertain_unlabelled(
+        self, limit: int = 20, answered_between: tuple[int, int] | None = None
+    ) -> list[QueueItem]:
         """The labelling queue: smallest production margin first, ties newest first."""
         with self._db.read() as conn:
-            return input_rows.uncertain_unlabelled(conn, limit)
+            return input_rows.uncertain_unlabelled(conn, limit, answered_between)
+
+    def labelled_between(self, first_prediction: int, last_prediction: int) -> int:
+        with self._db.read() as conn:
+            return input_rows.labelled_between(conn, first_prediction, last_prediction)
 
     # Embeddings cached by site training (edge_agent.store.embeddings)
 
@@ -171,6 +178,54 @@ class SiteStore:
     def embedding_count(self, model_key: str | None = None) -> int:
         with self._db.read() as conn:
             return embedding_rows.count_embeddings(conn, model_key)
+
+    def group_tags(self, input_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        with self._db.read() as conn:
+            return input_rows.group_tags(conn, input_ids)
+
+    def labels_with_served_answers(self, since: float = 0.0) -> list[tuple[int, str, str | None]]:
+        with self._db.read() as conn:
+            return input_rows.labels_with_served_answers(conn, since)
+
+    # Drift monitoring (edge_agent.store.drift)
+
+    def add_drift_features(self, model_id: int, prediction_ids: Sequence[int], matrix: np.ndarray) -> None:
+        if len(prediction_ids) != len(matrix):
+            raise UsageError(f"{len(prediction_ids)} predictions but {len(matrix)} feature rows")
+        with self._db.write() as conn:
+            drift_rows.insert_features(conn, model_id, prediction_ids, matrix)
+
+    def drift_features(self, model_id: int, after: int, limit: int) -> tuple[list[int], np.ndarray | None]:
+        with self._db.read() as conn:
+            return drift_rows.read_features(conn, model_id, after, limit)
+
+    def drift_pending(self, model_id: int, after: int) -> int:
+        with self._db.read() as conn:
+            return drift_rows.count_features(conn, model_id, after)
+
+    def drift_reference(self, model_id: int) -> dict[str, Any] | None:
+        with self._db.read() as conn:
+            return drift_rows.reference(conn, model_id)
+
+    def record_drift_window(
+        self, model_id: int, check: dict[str, Any], *, becomes_reference: bool = False
+    ) -> int:
+        """One window's check, and (for a model's first window) the reference, in one transaction."""
+        with self._db.write() as conn:
+            if becomes_reference:
+                drift_rows.insert_reference(
+                    conn, model_id, check["first_prediction"], check["last_prediction"], check["items"],
+                    self._clock(),
+                )  # fmt: skip
+            return drift_rows.insert_check(conn, model_id, check, self._clock())
+
+    def drift_last_checked(self, model_id: int) -> int:
+        with self._db.read() as conn:
+            return drift_rows.last_checked(conn, model_id)
+
+    def drift_checks(self, model_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        with self._db.read() as conn:
+            return drift_rows.checks(conn, model_id, limit)
 
     # Models, slots and rollout decisions
 
@@ -282,6 +337,11 @@ class SiteStore:
         """Rows of the last ``days`` UTC days, newest day first."""
         with self._db.read() as conn:
             return kpi.read_daily(conn, kpi.first_day(self._clock(), days))
+
+    def report_figures(self, days: Sequence[str]) -> dict[str, Any]:
+        """The KPI report's raw figures for consecutive UTC ``days`` (oldest first), one snapshot."""
+        with self._db.read() as conn:
+            return report_queries.figures(conn, days)
 
     # Hash-chained logs
 

@@ -1,0 +1,49 @@
+"""What each figure of the KPI report means, written into the report itself so a plant can check it."""
+
+from __future__ import annotations
+
+from typing import Final
+
+DEFINITIONS: Final[dict[str, str]] = {
+    "window": (
+        "The last N UTC calendar days, today included: from 00:00 UTC of the first day to 24:00 UTC today. "
+        "'Running days' are the days on or after the UTC day the site's first model was installed."
+    ),
+    "accuracy": (
+        "Of the inputs whose latest operator label was given that day and that production answered "
+        "(a served production answer), the share whose latest label equals production's latest served "
+        "answer. Counted on the day of the latest label."
+    ),
+    "acceptance": (
+        "Of the same labelled, production-served inputs, the share the operator accepted without "
+        "correction: no label of the input ever differed from production's served answer. Unlike "
+        "accuracy, an input corrected first and confirmed later counts as not accepted."
+    ),
+    "agreement": (
+        "Of the inputs created that day that both a candidate stage (shadow or pilot) and production "
+        "answered, the share where the two latest answers carry the same label."
+    ),
+    "lead_time": (
+        "Per model whose first production start lies in the window: hours from its arrival "
+        "(models.installed_at) to that start (production_history.started_at). The median counts only "
+        "models that passed a candidate stage first; a site's first model, installed straight into "
+        "production, is listed but not counted."
+    ),
+    "operator_effort": (
+        "Seconds per label: mean and median of labels.operator_seconds over the label rows that have it "
+        "(relabels count: each is work). Labels per day: label rows in the window / running days."
+    ),
+    "latency": (
+        "p50 and p95 of predictions.latency_ms of production answers, per day and over the window "
+        "(linear interpolation between the nearest ranks)."
+    ),
+    "drift": (
+        "Drift checks (one per window of production answers) that ended in 'warning' or 'drift', with "
+        "the feature and p-value that decided them; per day, the windows checked and their outcomes."
+    ),
+    "cost_benefit": (
+        "An estimate from the plant's prices ([costs] in agent.toml), per day and in total; see "
+        "'formulas'. Model errors are priced as if every wrong answer let a defect escape: an upper "
+        "bound, since operators catch some and some are false alarms. Untimed labels count 0 s."
+    ),
+}

@@ -80,7 +80,10 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     def cells(values: Sequence[object]) -> str:
         return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
 
-    return [cells(header), "|" + "---|" * len(header), *(cells(row) for row in rows), ""]
+    listed = [cells(row) for row in rows]
+    if not listed:
+        return ["No day in the window has data for this table.", ""]
+    return [cells(header), "|" + "---|" * len(header), *listed, ""]
 
 
 def render_markdown(report: Mapping[str, Any], images: Mapping[str, str]) -> str:
@@ -92,7 +95,8 @@ def render_markdown(report: Mapping[str, Any], images: Mapping[str, str]) -> str
         f"Window: {window['first_day']} to {window['last_day']} ({window['days']} UTC days, "
         f"{_count(window['running_days'], 'running day')}). Generated {report['generated_at']}.",
         f"A figure with too few data behind it shows {NONE} and the reason (minimums: "
-        f"{report['minimums']['labels']} labels, {report['minimums']['answers']} answers).",
+        f"{report['minimums']['labels']} labels, {report['minimums']['answers']} answers). "
+        "Daily tables list the days with data; the plots show every day.",
         "",
         "## Headline",
         "",
@@ -124,6 +128,7 @@ def _quality(report: Mapping[str, Any], image: str) -> list[str]:
             _reasons(acc, agree),
         )
         for acc, accept, agree in days
+        if acc["labelled"] or agree["compared"]
     ]
     header = ("Day", "Labels", "Accuracy", "Acceptance", "Compared", "Agreement", "Reason")
     return [
@@ -139,6 +144,7 @@ def _latency(report: Mapping[str, Any], image: str) -> list[str]:
     rows = [
         (d["day"], d["answers"], number(d["p50_ms"]), number(d["p95_ms"]), d["reason"] or "")
         for d in report["latency"]["daily"]
+        if d["answers"]
     ]
     return [
         "## Latency of production answers",
@@ -160,6 +166,7 @@ def _effort(report: Mapping[str, Any], image: str) -> list[str]:
             d["reason"] or "",
         )
         for d in report["operator_effort"]["daily"]
+        if d["labels"]
     ]
     header = ("Day", "Labels", "Timed", "Mean s", "Median s", "Reason")
     return [
@@ -218,7 +225,7 @@ def _costs(report: Mapping[str, Any]) -> list[str]:
     prices = ", ".join(f"{name} = {value:g}" for name, value in money["prices"].items())
     formulas = [f"    {name} = {formula}" for name, formula in money["formulas"].items()]
     columns = ("served", "labelling_seconds", "operator_saved", "model_errors", "pc", "net")
-    rows = [(d["day"], *(_money(d[c]) for c in columns)) for d in money["daily"]]
+    rows = [(d["day"], *(_money(d[c]) for c in columns)) for d in money["daily"] if d["served"]]
     rows.append(("**Total**", *(_money(money["total"][c]) for c in columns)))
     lines = [f"## Cost–benefit estimate ({money['currency']})", "", f"Prices: {prices}.", "", *formulas, ""]
     if money["reason"]:

@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/agent_api.py
 	$(BIN)/python bench/few_labels.py
 	$(BIN)/python bench/federated.py
+	$(BIN)/python bench/drift.py
 
 clean:
 	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -192,6 +192,14 @@ class AgentClient:
     def kpis(self, days: int = 30) -> dict[str, Any]:
         return self._call("GET", "/v1/kpis", params={"days": days})
 
+    def drift(self) -> dict[str, Any]:
+        """The drift status of the production model and the latest window checks."""
+        return self._call("GET", "/v1/drift")
+
+    def groups(self, key: str | None = None) -> dict[str, Any]:
+        """Production's accuracy on operator labels per group (``key``: one tag, e.g. "line")."""
+        return self._call("GET", "/v1/groups", params={"key": key} if key else None)
+
     def report(self, days: int = 30) -> dict[str, Any]:
         """The KPI report of the last ``days`` UTC days (``edge_agent.report.build_report``'s dict)."""
         return self._call("GET", "/v1/report", params={"days": days})

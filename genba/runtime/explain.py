@@ -1,11 +1,14 @@
 """Why a model answered as it did, computed on the ONNX model alone: occlusion.
 
 Text: each word is left out in turn; its weight is how much the answered label's probability
-drops without it (negative: the word argued against the answer). Images: a grid of patches is
+drops without it (negative: the word argued against the answer). A text of more than
+:data:`MAX_VARIANTS` words is cut into that many contiguous spans instead, each left out in turn,
+and each word gets its span's drop shared out evenly, so a long report costs no more than a
+:data:`MAX_VARIANTS`-word one. Images: a grid of patches is
 greyed out in turn (the image's mean colour); the heat map is the drop for each patch. All
 variants run as one batch through the same sessions that serve, so an explanation costs about
 one batched prediction and needs no gradients, no torch and nothing from outside the bundle.
-Inputs are bounded (:data:`MAX_WORDS` words) so an explanation's time is bounded too.
+Inputs are bounded (:data:`MAX_WORDS` words) and so are the variants, so an explanation's time is too.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from genba.runtime.model import BundleModel
 
 #: The longest text (in words) explained; longer inputs are refused with a clear message.
 MAX_WORDS = 128
+#: The most variants one text explanation runs (one per word up to this many words, else spans).
+MAX_VARIANTS = 32
 #: Patches per side of the image occlusion grid.
 IMAGE_GRID = 8
 
@@ -81,15 +86,25 @@ def _explain_text(model: BundleModel, text: str) -> Explanation:
         raise UsageError("the input is empty: there is nothing to explain")
     if len(words) > MAX_WORDS:
         raise ExplanationTooLongError(len(words))
-    variants = [" ".join(words[:i] + words[i + 1 :]) for i in range(len(words))]
+    spans = [list(span) for span in np.array_split(np.arange(len(words)), min(len(words), MAX_VARIANTS))]
+    variants = [" ".join(w for i, w in enumerate(words) if i not in set(span)) for span in spans]
     probabilities = _probabilities(model, [text, *variants])
     best = int(np.argmax(probabilities[0]))
     drops = probabilities[0, best] - probabilities[1:, best]
+    weights = np.zeros(len(words))
+    for span, drop in zip(spans, drops, strict=True):
+        weights[span] = drop / len(span)
+    widest = max(len(span) for span in spans)
+    method = (
+        "occlusion (leave one word out)"
+        if widest == 1
+        else f"occlusion (leave out spans of up to {widest} words)"
+    )
     return Explanation(
         label=model.labels[best],
         score=float(probabilities[0, best]),
-        method="occlusion (leave one word out)",
-        words=tuple((word, float(drop)) for word, drop in zip(words, drops, strict=True)),
+        method=method,
+        words=tuple((word, float(weight)) for word, weight in zip(words, weights, strict=True)),
     )
 
 

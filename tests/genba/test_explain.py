@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from genba import keys
 from genba.bundle import verify_directory
 from genba.errors import UsageError
 from genba.runtime.config import RuntimeConfig
-from genba.runtime.explain import MAX_WORDS, ExplanationTooLongError, explain
+from genba.runtime.explain import MAX_VARIANTS, MAX_WORDS, ExplanationTooLongError, explain
 from genba.runtime.model import BundleModel
 
 PLANTED = "oil"
@@ -75,6 +76,31 @@ def test_the_planted_decisive_word_ranks_first(planted_model: BundleModel) -> No
     assert explained >= 15
     document = explanation.to_json()
     assert document["method"].startswith("occlusion") and document["words"][0].keys() == {"text", "weight"}
+
+
+def test_a_long_report_is_explained_by_spans_in_a_bounded_number_of_runs(
+    planted_model: BundleModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(5)
+    words = [rng.choice(FILLER) for _ in range(MAX_WORDS - 1)]
+    words.insert(70, PLANTED)
+    ran: list[int] = []
+    real = planted_model.predict_arrays
+
+    def counted(items: Any) -> Any:
+        ran.append(len(items))
+        return real(items)
+
+    monkeypatch.setattr(planted_model, "predict_arrays", counted)
+    explanation = explain(planted_model, " ".join(words), "text")
+    assert ran == [MAX_VARIANTS + 1]  # the report and one variant per span, in one batch
+    assert explanation.label == "dent"
+    assert explanation.method == "occlusion (leave out spans of up to 4 words)"
+    assert [w for w, _ in explanation.words] == words
+    weights = [weight for _, weight in explanation.words]
+    top = max(weights)
+    assert weights[70] == top  # the planted word's span explains the answer
+    assert sum(weight == top for weight in weights) <= 4  # and only that span
 
 
 def test_an_input_too_long_or_empty_is_refused_with_one_line(planted_model: BundleModel) -> None:

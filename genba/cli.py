@@ -17,7 +17,9 @@ from genba import env as _env  # noqa: F401  (telemetry off, offline on: first, 
 from genba.errors import GenbaError
 
 #: Modules with a ``register(subparsers)`` function, in the order shown by --help.
-COMMAND_MODULES = ("export.cli", "genba.commands", "server.cli", "edge_agent.cli", "genba.demo.cli")
+COMMAND_MODULES = (
+    "export.cli", "genba.commands", "server.cli", "edge_agent.cli", "gui.cli", "genba.demo.cli",
+)  # fmt: skip
 USAGE_EXIT = 2
 
 

@@ -1,0 +1,1 @@
+"""What the tabs show, computed from the agent's answers without Qt (tested directly)."""

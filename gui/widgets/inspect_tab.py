@@ -1,0 +1,282 @@
+"""Inspect: an input in, the answer out, accepted or corrected with one key.
+
+Keyboard first: a scanner types the report and sends Enter; the answer appears and the decision
+bar takes the focus: Enter accepts, 1–9 picks another label, Esc goes back to the input, and any
+other typing goes back to the input too (the next scan). F1 asks why.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QKeySequence, QPainter, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.i18n import stage_name, t
+from gui.viewmodels.inspect import AnswerView, DecisionClock, heatmap_strengths, strength_rgba, word_strengths
+from gui.widgets.base import Context, Tab
+
+
+class DecisionBar(QWidget):
+    """One button per label; takes the keyboard after an answer."""
+
+    chosen = Signal(str)
+    leave = Signal(str)  # back to the input, with the key typed (or "")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.layout_ = QHBoxLayout(self)
+        self.view: AnswerView | None = None
+        self.buttons: dict[str, QPushButton] = {}
+
+    def show_choices(self, view: AnswerView | None, enabled: bool) -> None:
+        self.view = view
+        for button in self.buttons.values():
+            button.deleteLater()
+        self.buttons = {}
+        for choice in view.choices if view else ():
+            text = f"{choice.key}  {choice.label}" if choice.key else choice.label
+            if choice.is_answer:
+                text = t("Accept") + f"  {choice.label}  (Enter)"
+            button = QPushButton(text)
+            button.setObjectName("accept" if choice.is_answer else "correct")
+            button.setEnabled(enabled)
+            button.clicked.connect(lambda _=False, label=choice.label: self.chosen.emit(label))
+            self.layout_.addWidget(button)
+            self.buttons[choice.label] = button
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        view = self.view
+        enabled = any(b.isEnabled() for b in self.buttons.values())
+        if view is not None and enabled and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.chosen.emit(view.label)
+        elif view is not None and enabled and (choice := view.choice_for_key(event.text())) is not None:
+            self.chosen.emit(choice.label)
+        elif event.key() == Qt.Key.Key_Escape:
+            self.leave.emit("")
+        elif event.text().isprintable() and event.text():
+            self.leave.emit(event.text())
+        else:
+            super().keyPressEvent(event)
+
+
+class InspectTab(Tab):
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.view: AnswerView | None = None
+        self.image_bytes: bytes | None = None
+        self.clock = DecisionClock()
+        self._build()
+        self.retranslate()
+
+    # ---------------------------------------------------------------- layout
+
+    def _build(self) -> None:
+        self.input = QLineEdit()
+        self.input.setObjectName("input")
+        self.input.returnPressed.connect(self.predict)
+        self.predict_button = QPushButton()
+        self.predict_button.clicked.connect(self.predict)
+        self.image_button = QPushButton()
+        self.image_button.clicked.connect(self.choose_image)
+        entry = QHBoxLayout()
+        entry.addWidget(self.input, 1)
+        entry.addWidget(self.predict_button)
+        entry.addWidget(self.image_button)
+        self.answer = QLabel()
+        self.answer.setObjectName("answer")
+        self.details = QLabel()
+        self.suggestion = QLabel()
+        self.suggestion.setObjectName("suggestion")
+        self.suggestion.hide()
+        self.decisions = DecisionBar()
+        self.decisions.chosen.connect(self.decide)
+        self.decisions.leave.connect(self._back_to_input)
+        self.explain_button = QPushButton()
+        self.explain_button.clicked.connect(self.explain)
+        self.explanation = QLabel()
+        self.explanation.setWordWrap(True)
+        self.explanation.setTextFormat(Qt.TextFormat.RichText)
+        self.saved = QLabel()
+        result = QFrame()
+        result.setFrameShape(QFrame.Shape.StyledPanel)
+        column = QVBoxLayout(result)
+        shown: tuple[QWidget, ...] = (self.answer, self.details, self.suggestion, self.decisions,
+                                      self.explain_button, self.explanation, self.saved)  # fmt: skip
+        for part in shown:
+            column.addWidget(part)
+        layout = QVBoxLayout(self)
+        layout.addLayout(entry)
+        layout.addWidget(result)
+        layout.addStretch(1)
+        self.setAcceptDrops(True)
+        QShortcut(QKeySequence(Qt.Key.Key_F1), self, self.explain)
+        self._show(None)
+
+    def retranslate(self) -> None:
+        self.input.setPlaceholderText(t("Type, paste or scan a report, then press Enter"))
+        self.predict_button.setText(t("Predict"))
+        self.image_button.setText(t("Choose image…"))
+        self.explain_button.setText(t("Why? (F1)"))
+        self._show(self.view)
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        production = status.get("production") or {}
+        images = str(production.get("task") or "").startswith("image")
+        self.image_button.setVisible(images)
+        self.input.setEnabled(not images or self.image_bytes is None)
+
+    # ---------------------------------------------------------------- actions
+
+    def predict(self) -> None:
+        text = self.input.text().strip()
+        image = self.image_bytes
+        if not text and image is None:
+            return
+        self.predict_button.setEnabled(False)
+        labels = self.context.labels
+
+        def request(client: Any) -> AnswerView:
+            answer = client.predict(text) if image is None else client.predict(image=image)
+            return AnswerView.of(answer, labels)
+
+        self.context.call(request, self._answered, lambda _message: self.predict_button.setEnabled(True))
+
+    def decide(self, label: str) -> None:
+        view = self.view
+        if view is None:
+            return
+        seconds = self.clock.decided()
+        self.decisions.show_choices(view, enabled=False)
+
+        def request(client: Any) -> Any:
+            return client.label(view.input_id, label, operator_seconds=seconds)
+
+        self.context.call(request, lambda result: self._labelled(label, result), lambda _m: self._show(view))
+
+    def explain(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        self.explanation.setText(t("Working out why…"))
+        self.context.call(lambda client: client.explain(view.input_id), self._explained)
+
+    def choose_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, t("Choose image…"), "", "Images (*.png *.jpg *.jpeg *.bmp)"
+        )
+        if path:
+            self.load_image(Path(path))
+
+    def load_image(self, path: Path) -> None:
+        self.image_bytes = path.read_bytes()
+        self.input.setText(path.name)
+        self.predict()
+
+    # ---------------------------------------------------------------- results
+
+    def _answered(self, view: AnswerView) -> None:
+        self.predict_button.setEnabled(True)
+        self.input.clear()
+        self._show(view)
+        self.clock.shown()
+        self.decisions.setFocus()
+
+    def _labelled(self, label: str, result: Any) -> None:
+        assert self.view is not None
+        kind = t("correction") if label != self.view.label else t("accepted")
+        self.saved.setText(t("Saved: {label} ({kind})").format(label=label, kind=kind))
+        self.image_bytes = None
+        self.view = None
+        self._show(None, keep_saved=True)
+        self.input.setFocus()
+
+    def _explained(self, explanation: dict[str, Any]) -> None:
+        if explanation.get("words"):
+            self.explanation.setText(_highlighted(explanation))
+        elif explanation.get("heatmap") and self.image_bytes is not None:
+            self.explanation.setPixmap(_heat_map(self.image_bytes, heatmap_strengths(explanation)))
+
+    def _show(self, view: AnswerView | None, keep_saved: bool = False) -> None:
+        self.view = view
+        can_label = self.context.role in ("operator", "supervisor")
+        self.decisions.show_choices(view, enabled=can_label)
+        self.explain_button.setEnabled(view is not None and can_label)
+        self.explanation.clear()
+        if not keep_saved:
+            self.saved.clear()
+        if view is None:
+            self.answer.setText(t("No answer yet"))
+            self.details.clear()
+            self.suggestion.hide()
+            return
+        self.answer.setText(f"{view.label}  —  " + t("{pct} % confident").format(pct=view.confidence_pct))
+        self.details.setText(
+            t("Model {model} · stage {stage} · {provider} · {ms} ms").format(
+                model=view.model, stage=stage_name(view.stage), provider=view.provider, ms=view.latency_ms
+            )
+        )
+        if view.suggestion is not None:
+            self.suggestion.setText(
+                t("Pilot suggestion (not the answer): {label}, {pct} %").format(
+                    label=view.suggestion, pct=view.suggestion_pct
+                )
+            )
+        self.suggestion.setVisible(view.suggestion is not None)
+        if not can_label:
+            self.saved.setText(t("This role may not label; sign in as an operator to accept or correct."))
+
+    def _back_to_input(self, typed: str) -> None:
+        self.input.setFocus()
+        if typed:
+            self.input.insert(typed)
+
+    # ---------------------------------------------------------------- drag and drop
+
+    def dragEnterEvent(self, event: Any) -> None:
+        if event.mimeData().hasUrls() and self.image_button.isVisible():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        urls = event.mimeData().urls()
+        if urls:
+            self.load_image(Path(urls[0].toLocalFile()))
+
+
+def _highlighted(explanation: dict[str, Any]) -> str:
+    spans = []
+    for word, strength in word_strengths(explanation):
+        red, green, blue, alpha = strength_rgba(strength)
+        style = f"background-color: rgba({red},{green},{blue},{alpha / 255:.2f}); padding: 2px;"
+        spans.append(f'<span style="{style}">{html.escape(word)}</span>')
+    legend = html.escape(t("orange: for the answer · blue: against it"))
+    return " ".join(spans) + f"<br><small>{legend}</small>"
+
+
+def _heat_map(image_bytes: bytes, grid: list[list[float]], size: int = 320) -> QPixmap:
+    image = QImage.fromData(image_bytes).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio)
+    pixmap = QPixmap.fromImage(image)
+    painter = QPainter(pixmap)
+    rows = len(grid)
+    for r, row in enumerate(grid):
+        for c, strength in enumerate(row):
+            painter.fillRect(
+                int(c * pixmap.width() / len(row)), int(r * pixmap.height() / rows),
+                int(pixmap.width() / len(row)) + 1, int(pixmap.height() / rows) + 1,
+                QColor(*strength_rgba(strength)),
+            )  # fmt: skip
+    painter.end()
+    return pixmap

@@ -25,8 +25,10 @@ def stage_name(stage: str) -> str:
     return names.get(stage, stage)
 
 
-def system_language() -> str:
-    return "ja" if QLocale.system().language() == QLocale.Language.Japanese else "en"
+def system_language(locale: QLocale | None = None) -> str:
+    """The app's language for the system's locale (Japanese, else English)."""
+    language = (locale or QLocale.system()).language()
+    return "ja" if language == QLocale.Language.Japanese else "en"
 
 
 class Translations:

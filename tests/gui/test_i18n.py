@@ -1,0 +1,55 @@
+"""Japanese and English: every text translated, the compiled file current, the switch live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QLocale
+
+from gui.i18n import HERE, system_language
+from gui.i18n.build import build, used_strings
+from gui.i18n.ja import JA
+
+
+def test_every_text_of_the_app_has_its_japanese_and_no_translation_is_stale() -> None:
+    used = used_strings()
+    assert len(used) > 20
+    assert sorted(used - set(JA)) == []  # run python -m gui.i18n.build after adding them to ja.py
+    assert sorted(set(JA) - used) == []
+
+
+def test_the_compiled_translations_are_those_of_ja_py(tmp_path: Path) -> None:
+    ts, qm = build(tmp_path)
+    assert ts.read_text(encoding="utf-8") == (HERE / "genba_ja.ts").read_text(encoding="utf-8")
+    assert qm.read_bytes() == (HERE / "genba_ja.qm").read_bytes()  # run python -m gui.i18n.build
+
+
+def test_placeholders_survive_translation() -> None:
+    import string
+
+    for source, text in JA.items():
+        fields = {name for _, name, _, _ in string.Formatter().parse(source) if name}
+        assert fields == {name for _, name, _, _ in string.Formatter().parse(text) if name}, source
+
+
+def test_the_system_locale_decides_the_starting_language() -> None:
+    assert system_language(QLocale(QLocale.Language.Japanese, QLocale.Country.Japan)) == "ja"
+    assert system_language(QLocale(QLocale.Language.German, QLocale.Country.Germany)) == "en"
+
+
+def test_the_japanese_app_shows_japanese_and_switches_to_english_live(
+    qtbot: Any, served_site: Any, open_window: Callable[..., Any], settle: Callable[..., None]
+) -> None:
+    window = open_window(served_site.site, role="operator", language="ja")
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert titles == ["判定", "確認キュー", "モデル", "連合学習", "KPI"]
+    assert "としてサインイン" in window.banner.text() and "本番" in window.banner.text()
+    inspect = window.pages["inspect"]
+    assert inspect.predict_button.text() == "予測"
+    window.language.setCurrentIndex(0)  # English, while the app runs
+    qtbot.waitUntil(lambda: window.tabs.tabText(0) == "Inspect", timeout=5_000)
+    assert inspect.predict_button.text() == "Predict" and "signed in as operator" in window.banner.text()
+    window.language.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: window.tabs.tabText(0) == "判定", timeout=5_000)

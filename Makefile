@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.genba-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv fonts
 
 venv: $(STAMP)
 
@@ -25,7 +25,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# Japanese in the operator app needs a CJK font (Debian's fonts-noto-cjk); installed when root may.
+fonts:
+	@packaging/ensure-cjk-font.sh
+
+test: lint fonts
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

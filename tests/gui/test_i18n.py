@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import QLocale
 
 from gui.i18n import HERE, system_language
@@ -53,3 +55,25 @@ def test_the_japanese_app_shows_japanese_and_switches_to_english_live(
     assert inspect.predict_button.text() == "Predict" and "signed in as operator" in window.banner.text()
     window.language.setCurrentIndex(1)
     qtbot.waitUntil(lambda: window.tabs.tabText(0) == "判定", timeout=5_000)
+
+
+def test_japanese_renders_as_glyphs_not_boxes(qapp: Any) -> None:
+    """With no CJK font every Japanese character is the same empty box; with one they differ."""
+    from PySide6.QtGui import QColor, QFont, QFontDatabase, QImage, QPainter
+
+    if not any("CJK" in family for family in QFontDatabase.families()):
+        if os.environ.get("GENBA_REQUIRE_CJK_FONT"):
+            raise AssertionError("no CJK font installed; run packaging/ensure-cjk-font.sh as root")
+        pytest.skip("no CJK font here (make test installs fonts-noto-cjk when run as root)")
+
+    def drawn(character: str) -> bytes:
+        image = QImage(48, 48, QImage.Format.Format_Grayscale8)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+        painter.setFont(QFont(QFont().family(), 28))
+        painter.drawText(4, 38, character)
+        painter.end()
+        return bytes(image.constBits())
+
+    glyphs = {drawn(c) for c in "判定確認"}
+    assert len(glyphs) == 4 and drawn(" ") not in glyphs

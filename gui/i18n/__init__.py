@@ -31,20 +31,23 @@ def system_language(locale: QLocale | None = None) -> str:
     return "ja" if language == QLocale.Language.Japanese else "en"
 
 
+#: The translators this app installed (one language at a time, whichever window asked for it).
+_INSTALLED: list[QTranslator] = []
+
+
 class Translations:
-    """The installed translators; :meth:`switch` replaces them (widgets then re-read their texts)."""
+    """The app's language; :meth:`switch` replaces the installed translators (widgets then re-read
+    their texts on Qt's LanguageChange event)."""
 
     def __init__(self) -> None:
         self.language = "en"
-        self._installed: list[QTranslator] = []
 
     def switch(self, language: str) -> bool:
         """Install ``language``'s translations; False when its files could not be loaded."""
         app = QCoreApplication.instance()
         assert app is not None
-        for translator in self._installed:
-            app.removeTranslator(translator)
-        self._installed = []
+        while _INSTALLED:
+            app.removeTranslator(_INSTALLED.pop())
         self.language = language
         if language == "en":
             return True
@@ -53,8 +56,8 @@ class Translations:
             return False
         qt = QTranslator()  # Qt's own texts: dialog buttons and the like
         if qt.load(f"qtbase_{language}", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)):
-            self._installed.append(qt)
-        self._installed.append(ours)
-        for translator in self._installed:
+            _INSTALLED.append(qt)
+        _INSTALLED.append(ours)
+        for translator in _INSTALLED:
             app.installTranslator(translator)
         return True

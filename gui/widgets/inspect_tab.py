@@ -11,8 +11,8 @@ import html
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QKeySequence, QPainter, QPixmap, QShortcut
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -27,50 +27,7 @@ from PySide6.QtWidgets import (
 from gui.i18n import stage_name, t
 from gui.viewmodels.inspect import AnswerView, DecisionClock, heatmap_strengths, strength_rgba, word_strengths
 from gui.widgets.base import Context, Tab
-
-
-class DecisionBar(QWidget):
-    """One button per label; takes the keyboard after an answer."""
-
-    chosen = Signal(str)
-    leave = Signal(str)  # back to the input, with the key typed (or "")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.layout_ = QHBoxLayout(self)
-        self.view: AnswerView | None = None
-        self.buttons: dict[str, QPushButton] = {}
-
-    def show_choices(self, view: AnswerView | None, enabled: bool) -> None:
-        self.view = view
-        for button in self.buttons.values():
-            button.deleteLater()
-        self.buttons = {}
-        for choice in view.choices if view else ():
-            text = f"{choice.key}  {choice.label}" if choice.key else choice.label
-            if choice.is_answer:
-                text = t("Accept") + f"  {choice.label}  (Enter)"
-            button = QPushButton(text)
-            button.setObjectName("accept" if choice.is_answer else "correct")
-            button.setEnabled(enabled)
-            button.clicked.connect(lambda _=False, label=choice.label: self.chosen.emit(label))
-            self.layout_.addWidget(button)
-            self.buttons[choice.label] = button
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        view = self.view
-        enabled = any(b.isEnabled() for b in self.buttons.values())
-        if view is not None and enabled and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            self.chosen.emit(view.label)
-        elif view is not None and enabled and (choice := view.choice_for_key(event.text())) is not None:
-            self.chosen.emit(choice.label)
-        elif event.key() == Qt.Key.Key_Escape:
-            self.leave.emit("")
-        elif event.text().isprintable() and event.text():
-            self.leave.emit(event.text())
-        else:
-            super().keyPressEvent(event)
+from gui.widgets.decisions import DecisionBar
 
 
 class InspectTab(Tab):

@@ -1,0 +1,264 @@
+"""Model: production and candidate side by side, the gates, drift; promote and roll back as a supervisor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gui.viewmodels.model import ModelCard, ModelView, later_stages, number, rollback_version
+from gui.widgets.model_tab import CARD_ROWS
+
+GATE_NAMES = [
+    "Answers in this stage",
+    "Agreement with production",
+    "Accuracy change (points)",
+    "Worst group change (points)",
+    "Latency p95 (ms)",
+]
+
+
+def _model_tab(qtbot: Any, window: Any, settle: Callable[..., None]) -> Any:
+    tab = window.pages["model"]
+    window.tabs.setCurrentWidget(tab)  # showing the tab loads it
+    qtbot.waitUntil(lambda: tab.view is not None, timeout=20_000)
+    settle(window)
+    return tab
+
+
+def _reload(qtbot: Any, window: Any, settle: Callable[..., None], tab: Any) -> None:
+    tab.view = None
+    tab.refresh()
+    qtbot.waitUntil(lambda: tab.view is not None, timeout=20_000)
+    settle(window)
+
+
+def _card(tab: Any, row: str, column: int) -> str:
+    item = tab.cards.item(CARD_ROWS.index(row), column)
+    return item.text() if item else ""
+
+
+def _column(table: Any, column: int) -> list[str]:
+    return [table.item(row, column).text() for row in range(table.rowCount())]
+
+
+def _asked(tab: Any, monkeypatch: pytest.MonkeyPatch, answer: bool) -> list[str]:
+    questions: list[str] = []
+    monkeypatch.setattr(tab, "confirm", lambda question: questions.append(question) or answer)
+    return questions
+
+
+# ---------------------------------------------------------------- against the agent
+
+
+def test_production_then_a_shadow_candidate_with_its_gates(
+    qtbot: Any,
+    served_site: Any,
+    open_window: Callable[..., Any],
+    settle: Callable[..., None],
+    gui_bundles: dict[int, Path],
+) -> None:
+    window = open_window(served_site.site)
+    tab = _model_tab(qtbot, window, settle)
+    assert [_card(tab, row, 0) for row in ("stage", "version", "signature", "precision", "provider")] == [
+        "production", "v1", "verified", "fp32", "CPU",
+    ]  # fmt: skip
+    assert _card(tab, "source", 0) == "exported by IT" and "(this site)" not in _card(tab, "signer", 0)
+    assert _card(tab, "stage", 1) == "none" and tab.gates.rowCount() == 0
+    assert tab.gate_summary.text().startswith("No candidate")
+    assert tab.drift_values["window"].text().endswith("of 20 answers")
+
+    with served_site.client() as client:
+        client.install(gui_bundles[2])
+    _reload(qtbot, window, settle, tab)
+    assert [_card(tab, row, 1) for row in ("stage", "version", "signature")] == ["shadow", "v2", "verified"]
+    assert _card(tab, "signer", 1) == _card(tab, "signer", 0) != "—"  # both signed by IT's key
+    assert _column(tab.gates, 0) == GATE_NAMES
+    assert _column(tab.gates, 2)[0] == "≥ 12" and _column(tab.gates, 2)[-1] == "≤ 5000"
+    assert tab.gate_summary.text().startswith("Gates for candidate v2 in shadow")
+    buttons = [b.text() for b in tab.promote_buttons if b.isVisible()]
+    assert buttons == ["Promote to pilot…", "Promote to production…"]
+
+
+def test_a_supervisor_promotes_after_confirming_and_a_declined_question_changes_nothing(
+    qtbot: Any,
+    served_site: Any,
+    open_window: Callable[..., Any],
+    settle: Callable[..., None],
+    gui_bundles: dict[int, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with served_site.client() as client:
+        client.install(gui_bundles[2])
+    window = open_window(served_site.site, role="supervisor")
+    tab = _model_tab(qtbot, window, settle)
+
+    declined = _asked(tab, monkeypatch, False)
+    tab.promote_buttons[0].click()
+    settle(window)
+    assert declined == ["Move candidate tiny-bert v2 from shadow to pilot?"]
+    with served_site.client() as client:
+        assert client.status()["candidate"]["stage"] == "shadow"
+
+    confirmed = _asked(tab, monkeypatch, True)
+    tab.promote_buttons[0].click()
+    qtbot.waitUntil(lambda: _card(tab, "stage", 1) == "pilot", timeout=20_000)
+    settle(window)
+    assert len(confirmed) == 1 and tab.outcome.text() == "Candidate v2 moved to pilot."
+    with served_site.client() as client:
+        assert client.status()["candidate"]["stage"] == "pilot"
+    assert [b.text() for b in tab.promote_buttons if b.isVisible()] == ["Promote to production…"]
+
+
+def test_a_rollback_puts_the_replaced_version_back(
+    qtbot: Any,
+    served_site: Any,
+    open_window: Callable[..., Any],
+    settle: Callable[..., None],
+    gui_bundles: dict[int, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with served_site.client() as client:
+        client.install(gui_bundles[2])
+        client.promote("production")
+    window = open_window(served_site.site)
+    tab = _model_tab(qtbot, window, settle)
+    assert _card(tab, "version", 0) == "v2" and tab.view.actions.rollback_to == 1
+    assert tab.rollback_button.isVisible() and tab.rollback_button.isEnabled()
+
+    questions = _asked(tab, monkeypatch, True)
+    tab.rollback_button.click()
+    qtbot.waitUntil(lambda: _card(tab, "version", 0) == "v1", timeout=20_000)
+    settle(window)
+    assert questions == ["Put v1 back into production in place of v2?"]
+    assert tab.outcome.text() == "v1 is production again." and not tab.rollback_button.isEnabled()
+    assert tab.permission.text() == "No earlier production model to roll back to."  # v1 was restored
+    with served_site.client() as client:
+        assert client.status()["production"]["version"] == 1
+
+
+def test_an_operator_is_not_offered_promote_or_rollback(
+    qtbot: Any,
+    served_site: Any,
+    open_window: Callable[..., Any],
+    settle: Callable[..., None],
+    gui_bundles: dict[int, Path],
+) -> None:
+    with served_site.client() as client:
+        client.install(gui_bundles[2])
+    window = open_window(served_site.site, role="operator")
+    tab = _model_tab(qtbot, window, settle)
+    assert _card(tab, "stage", 1) == "shadow"  # the operator still sees the models
+    assert not any(b.isVisible() for b in [*tab.promote_buttons, tab.rollback_button])
+    assert tab.permission.text() == "Only a supervisor may promote or roll back models."
+
+
+def test_the_groups_gate_rows_fill_their_own_table(
+    qtbot: Any, served_site: Any, open_window: Callable[..., Any], settle: Callable[..., None]
+) -> None:
+    window = open_window(served_site.site)
+    tab = _model_tab(qtbot, window, settle)
+    tab._show(ModelView.of(LOADED, "supervisor"))
+    assert tab.groups.isVisibleTo(tab) and tab.groups.rowCount() == 2
+    assert [tab.groups.item(0, c).text() for c in range(6)] == [
+        "line=L1",
+        "8",
+        "87.5 %",
+        "75.0 %",
+        "+12.5",
+        "",
+    ]
+    assert [tab.groups.item(1, c).text() for c in range(6)] == ["line=L2", "2", "—", "—", "—", "yes"]
+
+
+# ---------------------------------------------------------------- the view-model alone
+
+SITE_KEY = "5a5a5a5a5a5a5a5a"
+IT_KEY = "226f5072a47b8363"
+CANDIDATE = {
+    "name": "tiny-bert", "version": 3, "stage": "pilot", "signer_key_id": SITE_KEY,
+    "signature_verified": True, "precision": "int8", "provider": "CUDAExecutionProvider",
+    "lineage": {"parent": {"name": "tiny-bert", "version": 2}, "federated_run": None, "round": None,
+                "rollback": False, "source": {"kind": "site-training", "site": "site-a"}},
+}  # fmt: skip
+GROUPS_GATE = {
+    "name": "groups", "passed": True, "value": 12.5, "limit": -5.0, "detail": "worst group line=L1",
+    "breakdown": [
+        {"group": "line=L1", "labels": 8, "candidate": 0.875, "production": 0.75, "delta_pts": 12.5,
+         "too_small": False},
+        {"group": "line=L2", "labels": 2, "candidate": None, "production": None, "delta_pts": None,
+         "too_small": True},
+    ],
+}  # fmt: skip
+LOADED = {
+    "status": {
+        "site": "site-a", "role": "supervisor", "candidate": CANDIDATE,
+        "production": {"name": "tiny-bert", "version": 2, "signer_key_id": IT_KEY, "signature_verified": True,
+                       "precision": "fp32", "provider": "CPUExecutionProvider",
+                       "lineage": {"parent": {"version": 1}, "federated_run": "run-7", "round": 5,
+                                   "rollback": False, "source": {"kind": "federated", "run": "run-7"}}},
+    },
+    "gates": {"gates": {"stage": "pilot", "items": 40, "ready": True, "passed": True, "gates": [
+        {"name": "latency_p95_ms", "passed": True, "value": 3.14159, "limit": 50.0, "detail": "p95"},
+        {"name": "accuracy", "passed": True, "value": None, "limit": -0.0, "detail": "later"},
+        GROUPS_GATE,
+    ]}},
+    "drift": {"enabled": True, "status": "drift", "latest": {"p_value": 0.000123, "feature": "proj:3"},
+              "reference": {"items": 20}, "items_in_current_window": 7, "window_items": 20,
+              "labels_requested": 4},
+    "models": {"history": [{"version": 2, "end_reason": None}, {"version": 1, "end_reason": "replaced"}]},
+}  # fmt: skip
+
+
+def test_the_view_model_reads_cards_gates_groups_drift_and_actions() -> None:
+    view = ModelView.of(LOADED, "supervisor", site_key_id=SITE_KEY)
+    assert view.candidate == ModelCard(
+        name="tiny-bert", version=3, stage="pilot", signer_key_id=SITE_KEY, by_this_site=True, verified=True,
+        parent_version=2, source_kind="site-training", federated_run=None, federated_round=None,
+        rollback=False, precision="int8", provider="CUDA",
+    )  # fmt: skip
+    production = view.production
+    assert production is not None and not production.by_this_site and production.parent_version == 1
+    assert (production.source_kind, production.federated_run, production.federated_round) == (
+        "federated", "run-7", 5,
+    )  # fmt: skip
+    assert [(g.name, g.value, g.limit, g.passed) for g in view.gates] == [
+        ("latency_p95_ms", "3.142", "≤ 50", True),
+        ("accuracy", "—", "≥ 0", True),
+        ("groups", "12.5", "≥ -5", True),
+    ]  # fmt: skip
+    assert view.groups[0].delta_pts == "+12.5" and view.groups[1].too_small
+    assert (view.drift.status, view.drift.p_value, view.drift.feature) == ("drift", "0.000123", "proj:3")
+    assert (view.drift.reference_items, view.drift.window_items, view.drift.labels_requested) == (20, 7, 4)
+    assert (
+        view.actions.allowed and view.actions.promote_to == ("production",) and view.actions.rollback_to == 1
+    )
+    assert view.gates_ready and view.gates_passed and view.gate_items == 40
+
+
+def test_the_view_model_without_a_candidate_or_a_supervisor() -> None:
+    loaded = {"status": {"site": "site-a", "production": LOADED["status"]["production"]}}
+    view = ModelView.of(loaded, "operator")
+    assert view.candidate is None and view.gates == () and view.groups == ()
+    assert not view.actions.allowed and view.actions.promote_to == () and view.actions.rollback_to is None
+    assert view.drift.status is None and view.drift.p_value == "—"
+
+
+def test_a_site_key_signature_alone_marks_this_site() -> None:
+    signed_here = {**LOADED["status"]["production"], "signer_key_id": SITE_KEY}
+    assert ModelCard.of(signed_here, "production", "site-a", SITE_KEY).by_this_site
+    assert not ModelCard.of(signed_here, "production", "site-a", None).by_this_site
+    elsewhere = {**CANDIDATE, "signer_key_id": IT_KEY, "lineage": {"source": {"kind": "site-training",
+                                                                             "site": "site-b"}}}  # fmt: skip
+    assert not ModelCard.of(elsewhere, "pilot", "site-a", SITE_KEY).by_this_site
+
+
+def test_stages_rollback_target_and_numbers() -> None:
+    assert later_stages("shadow") == ("pilot", "production") and later_stages("pilot") == ("production",)
+    assert later_stages("production") == () and later_stages("") == ()
+    history = [{"version": 1, "end_reason": None}, {"version": 3, "end_reason": "rolled_back"},
+               {"version": 2, "end_reason": "replaced"}]  # fmt: skip
+    assert rollback_version(history) == 2 and rollback_version([]) is None
+    assert [number(v) for v in (12.0, -0.0, 0.69123, None, 5000.0)] == ["12", "0", "0.691", "—", "5000"]

@@ -1,0 +1,123 @@
+"""Review queue: the least certain items one by one, labelled with Enter or 1–9, skipped with S."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt
+
+from edge_agent.service.client import QueueEntry
+from gui.viewmodels.queue import ReviewSession, labels_for
+
+REPORTS = [
+    "dent near the flange",
+    "scratch on the housing surface",
+    "oil on the bracket",
+    "left rim dent",
+    "crack along the weld seam",
+]
+
+
+def _entry(input_id: int, label: str | None, score: float | None = 0.6) -> QueueEntry:
+    return QueueEntry(
+        input_id=input_id,
+        kind="text",
+        text=f"item {input_id}",
+        label=label,
+        score=score,
+        margin=0.1,
+        created_at=0.0,
+    )
+
+
+def test_a_session_walks_the_queue_counting_labels_corrections_and_skips() -> None:
+    session = ReviewSession(
+        [_entry(1, "dent"), _entry(2, "scratch", 0.554), _entry(3, None, None)], ["dent", "scratch"]
+    )
+    first = session.current
+    assert first is not None and first.label == "dent" and first.confidence_pct == 60
+    assert [(c.key, c.label, c.is_answer) for c in first.choices] == [
+        ("1", "dent", True),
+        ("2", "scratch", False),
+    ]
+    assert first.choice_for_key("2") is not None and first.choice_for_key("3") is None
+    session.record("dent")
+    assert session.current is not None and session.current.confidence_pct == 55
+    session.record("dent")  # a correction
+    assert (
+        session.current is not None and session.current.label == "" and session.current.confidence_pct is None
+    )
+    session.skip()
+    assert session.done and session.current is None
+    assert (session.total, session.labelled, session.corrected, session.skipped) == (3, 2, 1, 1)
+    session.skip()
+    session.record("dent")  # nothing left: neither counts
+    assert (session.labelled, session.skipped) == (2, 1)
+
+
+def test_without_production_labels_the_choices_come_from_the_queued_answers() -> None:
+    entries = [_entry(1, "scratch"), _entry(2, "dent"), _entry(3, None), _entry(4, "dent")]
+    assert labels_for([], entries) == ["dent", "scratch"]
+    assert labels_for(["a", "b"], entries) == ["a", "b"]
+    assert [c.label for c in ReviewSession(entries, []).items[0].choices] == ["dent", "scratch"]
+
+
+def _stored_labels(served_site: Any) -> dict[int, tuple[str, int, float | None]]:
+    with sqlite3.connect(served_site.site.store_file) as db:
+        rows = db.execute("SELECT input_id, label, is_correction, operator_seconds FROM labels").fetchall()
+    return {input_id: (label, correction, seconds) for input_id, label, correction, seconds in rows}
+
+
+def test_the_queue_is_labelled_with_one_key_per_item_and_skips_stay_unlabelled(
+    qtbot: Any, served_site: Any, open_window: Callable[..., Any], settle: Callable[..., None]
+) -> None:
+    with served_site.client() as client:
+        client.predict_batch(REPORTS)
+    window = open_window(served_site.site, role="operator")
+    tab = window.pages["queue"]
+    window.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: tab.session is not None, timeout=20_000)
+    settle(window)
+    assert tab.session.total == len(REPORTS) and tab.progress.text() == "0 of 5 labelled"
+    assert tab.text.text() in REPORTS and tab.answer.text().startswith(f"Model: {tab.session.current.label}")
+    decided: dict[int, tuple[str, int]] = {}
+
+    def press(key: Any, label: str, labelled: int) -> None:
+        item = tab.session.current
+        qtbot.keyClick(tab.decisions, key)
+        qtbot.waitUntil(lambda: tab.progress.text().startswith(f"{labelled} of 5 labelled"), timeout=20_000)
+        decided[item.input_id] = (label, int(label != item.label))
+
+    press(Qt.Key.Key_Return, tab.session.current.label, 1)
+    assert tab.message.text() == f"Saved: {decided[tab.session.items[0].input_id][0]} (accepted)"
+    other = next(c for c in tab.session.current.choices if not c.is_answer)
+    press(other.key, other.label, 2)
+    assert tab.message.text() == f"Saved: {other.label} (correction)"
+    skipped = tab.session.current
+    qtbot.keyClick(tab.decisions, "s")
+    assert tab.progress.text() == "2 of 5 labelled · 1 skipped" and tab.session.current is not skipped
+    press(Qt.Key.Key_Return, tab.session.current.label, 3)
+    press(Qt.Key.Key_Return, tab.session.current.label, 4)
+    assert tab.session.done and tab.text.text() == "Queue done: 4 labelled, 1 skipped. Press R to load more."
+    assert tab.reload_button.isVisibleTo(tab) and not tab.decisions.buttons
+    stored = _stored_labels(served_site)
+    assert {input_id: row[:2] for input_id, row in stored.items()} == decided
+    assert skipped.input_id not in stored and all(
+        row[2] is not None and row[2] >= 0 for row in stored.values()
+    )
+
+    qtbot.keyClick(tab.decisions, "r")  # the queue again: only the skipped item is left
+    qtbot.waitUntil(lambda: tab.session.total == 1 and not tab.loading, timeout=20_000)
+    assert tab.session.current.input_id == skipped.input_id and tab.progress.text() == "0 of 1 labelled"
+
+
+def test_the_integration_role_is_not_offered_the_queue(
+    qtbot: Any, served_site: Any, open_window: Callable[..., Any], settle: Callable[..., None]
+) -> None:
+    window = open_window(served_site.site, role="integration")
+    tab = window.pages["queue"]
+    window.tabs.setCurrentWidget(tab)
+    settle(window)
+    assert tab.session is None and "may not label" in tab.text.text() and not tab.decisions.buttons

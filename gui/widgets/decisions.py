@@ -42,21 +42,33 @@ class DecisionBar(QWidget):
         self.buttons: dict[str, QPushButton] = {}
 
     def show_choices(self, view: Decidable | None, enabled: bool) -> None:
+        """One button per choice; the buttons are kept while the labels stay the same (cheap to
+        update many times a second), rebuilt only when the label set changes."""
         self.view = view
+        choices = view.choices if view else ()
+        if [c.label for c in choices] != list(self.buttons):
+            self._rebuild([c.label for c in choices])
+        for choice in choices:
+            button = self.buttons[choice.label]
+            text = f"{choice.key}  {choice.label}" if choice.key else choice.label
+            button.setText(t("Accept") + f"  {choice.label}  (Enter)" if choice.is_answer else text)
+            kind = "accept" if choice.is_answer else "correct"
+            if button.objectName() != kind:
+                button.setObjectName(kind)
+                button.style().unpolish(button)  # the style sheet styles "accept" apart
+                button.style().polish(button)
+            button.setEnabled(enabled)
+
+    def _rebuild(self, labels: list[str]) -> None:
         for button in self.buttons.values():
             button.hide()  # gone at once: deleteLater waits for the event loop
             button.deleteLater()
         self.buttons = {}
-        for choice in view.choices if view else ():
-            text = f"{choice.key}  {choice.label}" if choice.key else choice.label
-            if choice.is_answer:
-                text = t("Accept") + f"  {choice.label}  (Enter)"
-            button = QPushButton(text)
-            button.setObjectName("accept" if choice.is_answer else "correct")
-            button.setEnabled(enabled)
-            button.clicked.connect(lambda _=False, label=choice.label: self.chosen.emit(label))
+        for label in labels:
+            button = QPushButton()
+            button.clicked.connect(lambda _=False, chosen=label: self.chosen.emit(chosen))
             self.layout_.addWidget(button)
-            self.buttons[choice.label] = button
+            self.buttons[label] = button
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         view = self.view

@@ -11,7 +11,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -36,6 +36,8 @@ class InspectTab(Tab):
         self.view: AnswerView | None = None
         self.image_bytes: bytes | None = None
         self.clock = DecisionClock()
+        self._newest: AnswerView | None = None
+        self._draw_pending = False
         self._build()
         self.retranslate()
 
@@ -146,7 +148,19 @@ class InspectTab(Tab):
     # ---------------------------------------------------------------- results
 
     def _answered(self, view: AnswerView) -> None:
+        """Answers that land together (a scanner burst) are drawn once, the newest, on the next turn
+        of the event loop: drawing each would keep the loop busy for the whole burst."""
         self.predict_button.setEnabled(True)
+        self._newest = view
+        if not self._draw_pending:
+            self._draw_pending = True
+            QTimer.singleShot(0, self._draw_newest)
+
+    def _draw_newest(self) -> None:
+        self._draw_pending = False
+        if self._newest is None:
+            return
+        view, self._newest = self._newest, None
         self.input.clear()
         self._show(view)
         self.clock.shown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,16 @@ def test_sqlite_errors_become_one_line_with_what_to_do(sqlite_says: str, we_say:
     error = store_error(Path("/site/store.db"), sqlite3.OperationalError(sqlite_says))
     assert str(error).startswith(f"site store /site/store.db {we_say}")
     assert "\n" not in str(error) and error.exit_code == 6
+
+
+def test_a_v2_store_gains_the_drift_tables_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        apply_migrations(conn, path, MIGRATIONS[:2])
+        conn.execute(
+            "INSERT INTO inputs (created_at, kind, payload, payload_sha256) VALUES (1, 'text', x'61', '')"
+        )
+    with SiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION >= 3
+        assert store.get_input(1).payload == b"a"
+        assert store.drift_checks() == [] and store.drift_reference(1) is None

@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/few_labels.py
 	$(BIN)/python bench/federated.py
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/gui_responsiveness.py
 
 clean:
 	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

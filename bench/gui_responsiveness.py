@@ -75,6 +75,7 @@ class StallMeter:
 
 
 def _measure(site: Any, texts: list[str]) -> dict[str, Any]:
+    from PySide6.QtCore import QThreadPool
     from PySide6.QtWidgets import QApplication
 
     from gui.app import STYLE, MainWindow
@@ -106,7 +107,12 @@ def _measure(site: Any, texts: list[str]) -> dict[str, Any]:
         tab.predict()
     busy = meter.run(app, lambda: len(answered) >= len(texts))
     wall = time.perf_counter() - started
+    window.timer.stop()
+    QThreadPool.globalInstance().waitForDone(30_000)
+    app.processEvents()
     window.close()
+    window.deleteLater()
+    app.processEvents()
     return {
         "max_event_loop_stall_ms": round(max(busy), 1),
         "p99_event_loop_stall_ms": round(float(np.percentile(busy, 99)), 1),

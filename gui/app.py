@@ -190,4 +190,9 @@ def run(config: GuiConfig) -> int:
     translations.switch(config.language or system_language())
     window = MainWindow(config, translations)
     window.show()
-    return int(app.exec())
+    code = int(app.exec())
+    window.timer.stop()
+    window.tasks.pool.waitForDone(int(config.timeout_s * 1000))  # no worker outlives the window
+    window.deleteLater()
+    app.processEvents()
+    return code

@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/genba demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check genba export edge_agent server gui tests bench
+	$(BIN)/ruff check genba export edge_agent server gui tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -12,7 +12,9 @@ DEFINITIONS: Final[dict[str, str]] = {
     "accuracy": (
         "Of the inputs whose latest operator label was given that day and that production answered "
         "(a served production answer), the share whose latest label equals production's latest served "
-        "answer. Counted on the day of the latest label."
+        "answer. Counted on the day of the latest label. Labels the queue asked for are the items the "
+        "model was least sure of, so this figure understates accuracy on everyday production; it is "
+        "comparable from day to day and between models, not with an evaluation on random items."
     ),
     "acceptance": (
         "Of the same labelled, production-served inputs, the share the operator accepted without "

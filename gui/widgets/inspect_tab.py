@@ -37,6 +37,7 @@ class InspectTab(Tab):
         self.image_bytes: bytes | None = None
         self.clock = DecisionClock()
         self._newest: AnswerView | None = None
+        self._last_explanation: dict[str, Any] | None = None
         self._draw_pending = False
         self._build()
         self.retranslate()
@@ -90,7 +91,10 @@ class InspectTab(Tab):
         self.predict_button.setText(t("Predict"))
         self.image_button.setText(t("Choose image…"))
         self.explain_button.setText(t("Why? (F1)"))
+        explanation = self._last_explanation
         self._show(self.view)
+        if explanation is not None:  # the same answer, now in the other language: keep its explanation
+            self._explained(explanation)
 
     def on_status(self, status: dict[str, Any]) -> None:
         production = status.get("production") or {}
@@ -176,6 +180,7 @@ class InspectTab(Tab):
         self.input.setFocus()
 
     def _explained(self, explanation: dict[str, Any]) -> None:
+        self._last_explanation = explanation
         if explanation.get("words"):
             self.explanation.setText(_highlighted(explanation))
         elif explanation.get("heatmap") and self.image_bytes is not None:
@@ -187,6 +192,7 @@ class InspectTab(Tab):
         self.decisions.show_choices(view, enabled=can_label)
         self.explain_button.setEnabled(view is not None and can_label)
         self.explanation.clear()
+        self._last_explanation = None
         if not keep_saved:
             self.saved.clear()
         if view is None:

@@ -38,9 +38,8 @@ def main() -> int:
     parser.add_argument("--explanations", type=int, default=40)
     parser.add_argument("--out", type=Path, default=Path("bench-out/drift"))
     args = parser.parse_args()
-    from benchbundle import signed_default_bundle
-
     from edge_agent.config import DriftConfig
+    from genba.demo.sites import signed_default_bundle
 
     config = DriftConfig()
     bundle, trust = signed_default_bundle(args.out.parent / "default-bundle")

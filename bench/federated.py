@@ -88,7 +88,7 @@ def _default_bundle(args: argparse.Namespace) -> tuple[Path, Path]:
         if args.trust is None:
             sys.exit("--bundle needs --trust PUBKEY (the key that signed it)")
         return args.bundle, args.trust
-    from benchbundle import signed_default_bundle
+    from genba.demo.sites import signed_default_bundle
 
     return signed_default_bundle(args.out.parent / "default-bundle")
 

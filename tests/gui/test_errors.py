@@ -44,3 +44,17 @@ def test_a_token_the_agent_refuses_shows_a_message_not_a_crash(
         window.tabs.setCurrentWidget(window.pages[name])
         settle(window)
     assert window.problem is not None
+
+
+def test_genba_gui_refuses_in_one_line_without_a_display_or_a_site(
+    tmp_path: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    from genba.cli import main
+
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["gui", "--data", str(tmp_path)]) == 2
+    assert "no display to open the app on" in capsys.readouterr().err
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert main(["gui", "--data", str(tmp_path / "nowhere")]) == 2
+    assert "is not a Genba site folder" in capsys.readouterr().err

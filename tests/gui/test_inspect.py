@@ -93,3 +93,49 @@ def test_the_integration_role_sees_answers_but_is_not_offered_labelling(
     tab = _predict(qtbot, window, settle, "left rim dent")
     assert not any(button.isEnabled() for button in tab.decisions.buttons.values())
     assert "may not label" in tab.saved.text()
+
+
+def test_an_image_dropped_on_an_image_site_is_answered_and_explained_with_a_heat_map(
+    qtbot: Any,
+    tiny_vit: Path,
+    keypair: tuple[Path, Path],
+    tmp_path: Path,
+    agent_harness: Any,
+    open_window: Callable[..., Any],
+    settle: Callable[..., None],
+) -> None:
+    from PIL import Image
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    from edge_agent.site_init import init_site
+    from export import ExportConfig, export_model
+
+    bundle = export_model(
+        ExportConfig(model_dir=tiny_vit, task="image-classification", out=tmp_path / "vit", precision="fp32",
+                     signing_key=keypair[0])
+    ).bundle  # fmt: skip
+    site = init_site(tmp_path / "site-img", site_name="site-img", trust=[keypair[1]])
+    agent_harness.write_settings(site, agent_harness.TEST_SETTINGS)
+    process = agent_harness.AgentProcess(site, tmp_path / "agent.log").start()
+    try:
+        with process.client() as client:
+            client.install(bundle)
+        window = open_window(site, role="operator")
+        tab = window.pages["inspect"]
+        assert not tab.image_button.isHidden()  # an image site offers images
+        picture = tmp_path / "part.png"
+        Image.new("RGB", (64, 64), (200, 30, 30)).save(picture)
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(picture))])
+        drop = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                          Qt.KeyboardModifier.NoModifier)  # fmt: skip
+        tab.dropEvent(drop)
+        qtbot.waitUntil(lambda: tab.view is not None, timeout=20_000)
+        settle(window)
+        assert tab.view.label in ("ok", "crack") and "v1" in tab.details.text()
+        qtbot.keyClick(tab, Qt.Key.Key_F1)
+        qtbot.waitUntil(lambda: not tab.explanation.pixmap().isNull(), timeout=20_000)
+        assert tab.explanation.pixmap().width() > 100
+    finally:
+        process.stop()

@@ -1,7 +1,8 @@
 """Retention: old inputs lose their payload; every row that KPIs or audits need stays.
 
 The payload (the operator's text or the photo) is what is private, so that is what goes, along
-with its hash (a SHA-256 of a short report can be confirmed by guessing the report). Predictions,
+with its hash (a SHA-256 of a short report can be confirmed by guessing the report), and the
+drift features derived from it (except a model's reference window, which later windows need). Predictions,
 labels and the input row itself remain, so figures over past months do not change. The audit log
 and the egress ledger are never pruned.
 """
@@ -22,6 +23,14 @@ _PRUNE: Final = (
 )
 
 
+_DROP_DRIFT_FEATURES: Final = (
+    "DELETE FROM drift_features WHERE prediction_id IN (SELECT p.id FROM predictions AS p "
+    "JOIN inputs AS i ON i.id = p.input_id WHERE i.pruned_at IS NOT NULL) AND NOT EXISTS "
+    "(SELECT 1 FROM drift_references AS r WHERE r.model_id = drift_features.model_id "
+    "AND drift_features.prediction_id BETWEEN r.first_prediction AND r.last_prediction)"
+)
+
+
 def prune_inputs(
     conn: sqlite3.Connection, now: float, *, keep_days: float, keep_labelled: bool
 ) -> dict[str, int]:
@@ -36,6 +45,7 @@ def prune_inputs(
     unlabelled = conn.execute(_PRUNE.format(labelled="NOT "), (now, cutoff)).rowcount
     labelled = 0 if keep_labelled else conn.execute(_PRUNE.format(labelled=""), (now, cutoff)).rowcount
     counts = {"unlabelled": unlabelled, "labelled": labelled, "pruned": unlabelled + labelled}
+    counts["drift_features"] = conn.execute(_DROP_DRIFT_FEATURES).rowcount
     details = {**counts, "keep_days": keep_days, "keep_labelled": keep_labelled, "cutoff": cutoff}
     append_entry(conn, "audit_log", now, {"actor": "system", "event": "retention", "details": details})
     return counts

@@ -46,7 +46,7 @@ def test_old_unlabelled_payloads_are_blanked_and_everything_else_stays(
 ) -> None:
     summary_before = store.kpi_summary()
     counts = store.prune(keep_days=7)
-    assert counts == {"unlabelled": 1, "labelled": 0, "pruned": 1}
+    assert counts == {"unlabelled": 1, "labelled": 0, "pruned": 1, "drift_features": 0}
     assert store.get_input(aged_store["old-unlabelled"]).payload == b""
     assert store.get_input(aged_store["old-labelled"]).payload.startswith(b"old labelled")
     assert store.get_input(aged_store["recent"]).payload.startswith(b"recent")
@@ -60,7 +60,8 @@ def test_old_unlabelled_payloads_are_blanked_and_everything_else_stays(
 
 
 def test_labelled_payloads_go_too_when_asked(store: SiteStore, aged_store: dict[str, int]) -> None:
-    assert store.prune(keep_days=7, keep_labelled=False) == {"unlabelled": 1, "labelled": 1, "pruned": 2}
+    counts = store.prune(keep_days=7, keep_labelled=False)
+    assert counts == {"unlabelled": 1, "labelled": 1, "pruned": 2, "drift_features": 0}
     assert store.get_input(aged_store["old-labelled"]).payload == b""
     assert store.labelled_inputs("train") == []  # nothing left to train on
     assert store.kpi_summary()["labels"] == 1
@@ -70,7 +71,7 @@ def test_pruning_again_finds_nothing_and_still_records_that_it_ran(
     store: SiteStore, aged_store: dict[str, int]
 ) -> None:
     store.prune(keep_days=7)
-    assert store.prune(keep_days=7) == {"unlabelled": 0, "labelled": 0, "pruned": 0}
+    assert store.prune(keep_days=7) == {"unlabelled": 0, "labelled": 0, "pruned": 0, "drift_features": 0}
     assert [entry.fields["event"] for entry in store.audit(limit=2)] == ["retention", "retention"]
     assert store.get_input(aged_store["recent"]).payload != b""
 
@@ -105,3 +106,31 @@ def test_a_nonsense_retention_period_is_refused(store: SiteStore, keep_days: flo
     with pytest.raises(UsageError, match="keep_days"):
         store.prune(keep_days=keep_days)
     assert store.audit() == []
+
+
+def test_drift_features_of_pruned_inputs_go_except_the_reference_window(
+    store: SiteStore, clock: Clock, add_model: AddModel, answer: Answer
+) -> None:
+    import numpy as np
+
+    model = add_model(store)
+    old = [_post(store, model, answer, f"old report {i}") for i in range(4)]
+    clock.advance(10 * DAY)
+    recent = _post(store, model, answer, "recent report")
+    predictions = [store.served_prediction(i)[0] for i in [*old, recent]]  # type: ignore[index]
+    store.add_drift_features(model.id, predictions, np.ones((5, 3), dtype=np.float32))
+    reference = {
+        "reference": "manifest",
+        "first_prediction": predictions[0],
+        "last_prediction": predictions[1],
+        "items": 2,
+        "status": "ok",
+        "feature": "none",
+        "statistic": 0.0,
+        "p_value": 1.0,
+        "tests": 0,
+    }
+    store.record_drift_window(model.id, reference, becomes_reference=True)
+    assert store.prune(keep_days=7)["drift_features"] == 2  # old 3 and 4; old 1 and 2 are the reference
+    kept, _ = store.drift_features(model.id, 0, 10)
+    assert kept == [predictions[0], predictions[1], predictions[4]]

@@ -198,11 +198,16 @@ class GroupsConfig:
 
 @dataclass(frozen=True)
 class CostConfig:
-    """What the plant says things cost, for the KPI report's cost-benefit estimate (any currency)."""
+    """What the plant says things cost, for the KPI report's cost-benefit estimate (any currency).
+
+    ``escape_share``: of the model's wrong answers, the share that escapes as a defect (operators
+    review the answers and catch the rest); 1.0 prices every wrong answer as an escape.
+    """
 
     currency: str = "EUR"
     operator_minute: float = 0.8
     defect_escape: float = 150.0
+    escape_share: float = 0.05
     pc_hour: float = 0.05
     manual_seconds_per_item: float = 30.0
 
@@ -213,6 +218,8 @@ class CostConfig:
         for name in ("operator_minute", "defect_escape", "pc_hour", "manual_seconds_per_item"):
             if getattr(self, name) < 0:
                 problems.append(f"costs.{name} must be >= 0")
+        if not 0.0 <= self.escape_share <= 1.0:
+            problems.append("costs.escape_share must be between 0 and 1")
         if problems:
             raise ConfigError(problems)
 
@@ -374,6 +381,7 @@ max_drop_pts = 5.0           # no group may lose more than this many points agai
 currency = "EUR"
 operator_minute = 0.8
 defect_escape = 150.0
+escape_share = 0.05          # share of the model's wrong answers that escape (operators catch the rest)
 pc_hour = 0.05
 manual_seconds_per_item = 30.0  # an operator's time to judge one item without the model
 """

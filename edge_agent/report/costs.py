@@ -3,8 +3,9 @@
 Per UTC day of the window:
 
 - ``operator_saved = (manual_seconds_per_item × served − labelling_seconds) / 60 × operator_minute``
-- ``model_errors = error_rate × served × defect_escape``, with ``error_rate = 1 − accuracy``
-  (accuracy on operator labels over the whole window; one day's labels are too few to price)
+- ``model_errors = error_rate × served × escape_share × defect_escape``, with ``error_rate = 1 −
+  accuracy`` (accuracy on operator labels over the whole window; one day's labels are too few to
+  price) and ``escape_share`` the plant's estimate of wrong answers its operators do not catch
 - ``pc = running × 24 × pc_hour`` (``running`` is 1 on days the site had a model installed)
 - ``net = operator_saved − model_errors − pc``
 
@@ -21,7 +22,7 @@ from edge_agent.config import CostConfig
 FORMULAS: Final[dict[str, str]] = {
     "operator_saved": "(manual_seconds_per_item × served − labelling_seconds) / 60 × operator_minute",
     "error_rate": "1 − accuracy on operator labels over the whole window",
-    "model_errors": "error_rate × served × defect_escape",
+    "model_errors": "error_rate × served × escape_share × defect_escape",
     "pc": "running × 24 h × pc_hour",
     "net": "operator_saved − model_errors − pc",
 }
@@ -44,6 +45,7 @@ def cost_benefit(
         "prices": {
             "operator_minute": costs.operator_minute,
             "defect_escape": costs.defect_escape,
+            "escape_share": costs.escape_share,
             "pc_hour": costs.pc_hour,
             "manual_seconds_per_item": costs.manual_seconds_per_item,
         },
@@ -58,7 +60,8 @@ def cost_benefit(
 def _day_costs(costs: CostConfig, day: Mapping[str, Any], error_rate: float | None) -> dict[str, Any]:
     manual_seconds = costs.manual_seconds_per_item * day["served"]
     saved = (manual_seconds - day["labelling_seconds"]) / 60.0 * costs.operator_minute
-    errors = None if error_rate is None else error_rate * day["served"] * costs.defect_escape
+    escapes = None if error_rate is None else error_rate * day["served"] * costs.escape_share
+    errors = None if escapes is None else escapes * costs.defect_escape
     pc = day["running"] * 24.0 * costs.pc_hour
     return {
         **{key: day[key] for key in _COUNTS},

@@ -45,7 +45,8 @@ DEFINITIONS: Final[dict[str, str]] = {
     ),
     "cost_benefit": (
         "An estimate from the plant's prices ([costs] in agent.toml), per day and in total; see "
-        "'formulas'. Model errors are priced as if every wrong answer let a defect escape: an upper "
-        "bound, since operators catch some and some are false alarms. Untimed labels count 0 s."
+        "'formulas'. Model errors are priced as the share of wrong answers the plant expects to escape "
+        "its operators (escape_share) times the cost of an escaped defect; the error rate comes from "
+        "queue labels, which are the hardest items, so it errs on the high side. Untimed labels count 0 s."
     ),
 }

@@ -25,7 +25,8 @@ HOUR, DAY = 3600.0, 86400.0
 NOW = T0 + 2 * DAY + 12 * HOUR  # 2026-01-03T12:00Z: the window of 4 days is 2025-12-31 .. 2026-01-03
 WINDOW = ["2025-12-31", "2026-01-01", "2026-01-02", "2026-01-03"]
 COSTS = CostConfig(
-    currency="EUR", operator_minute=0.5, defect_escape=100.0, pc_hour=0.25, manual_seconds_per_item=30.0
+    currency="EUR", operator_minute=0.5, defect_escape=100.0, escape_share=0.2, pc_hour=0.25,
+    manual_seconds_per_item=30.0,
 )
 DAY1_LATENCIES = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
 DAY2_LATENCIES = [100.0, 200.0, 300.0]
@@ -271,7 +272,7 @@ def test_cost_benefit_arithmetic(history: tuple[SiteStore, Any]) -> None:
     assert money["error_rate"] == pytest.approx(1 / 8)
     day1, day2, day3 = money["daily"][1:]
     assert day1["operator_saved"] == pytest.approx((30 * 6 - 35) / 60 * 0.5)
-    assert day1["model_errors"] == pytest.approx(1 / 8 * 6 * 100)
+    assert day1["model_errors"] == pytest.approx(1 / 8 * 6 * 0.2 * 100)
     assert day1["pc"] == pytest.approx(24 * 0.25)
     assert day2["operator_saved"] == pytest.approx((30 * 3 - 10) / 60 * 0.5)
     assert day3["net"] == pytest.approx(-6.0)
@@ -279,9 +280,9 @@ def test_cost_benefit_arithmetic(history: tuple[SiteStore, Any]) -> None:
     total = money["total"]
     assert (total["served"], total["labelling_seconds"], total["untimed_labels"]) == (9, 45, 1)
     assert total["operator_saved"] == pytest.approx(1.875)
-    assert total["model_errors"] == pytest.approx(112.5)
-    assert total["net"] == pytest.approx(1.875 - 112.5 - 18.0)
-    assert "defect_escape" in money["formulas"]["model_errors"]
+    assert total["model_errors"] == pytest.approx(112.5 * 0.2)
+    assert total["net"] == pytest.approx(1.875 - 22.5 - 18.0)
+    assert "escape_share × defect_escape" in money["formulas"]["model_errors"]
 
 
 def test_report_files(history: tuple[SiteStore, Any], tmp_path: Path) -> None:
@@ -303,7 +304,7 @@ def test_report_files(history: tuple[SiteStore, Any], tmp_path: Path) -> None:
         "Cost–benefit",
         "87.5 %",
         "2 labels on 2026-01-02, 5 needed",
-        "model_errors = error_rate × served × defect_escape",
+        "model_errors = error_rate × served × escape_share × defect_escape",
     ):
         assert mention in markdown, mention
     for name in ("quality", "latency", "effort", "drift"):

@@ -10,6 +10,7 @@ it (Flower's exit code 305 in the log), reported as :class:`JoinRefusedError`.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tomllib
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ class SuperNode:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.environment(),
+            start_new_session=True,  # its own process group: stop() ends the ClientApps it starts too
         )
         log.close()
         write_joined(self.site, self.process.pid, self.superlink)
@@ -135,16 +137,19 @@ class SuperNode:
         return code
 
     def stop(self, timeout: float = 20.0) -> None:
+        """Stop the SuperNode and every ClientApp process it started (they share its process group)."""
         process = self.process
-        if process is not None:
-            clear_joined(self.site, process.pid)
-        if process is not None and process.poll() is None:
-            process.terminate()
+        if process is None:
+            return
+        clear_joined(self.site, process.pid)
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process.pid, signal.SIGKILL)
                 process.wait(timeout=timeout)
+        _signal_group(process.pid, signal.SIGKILL)  # a ClientApp left behind by a SuperNode that died
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -197,3 +202,10 @@ def _kit_superlink(site: SiteFolder) -> str:
             f"{site.kit_file} names no SuperLink: initialise the site from its kit, "
             "or pass --superlink HOST:PORT"
         ) from exc
+
+
+def _signal_group(group: int, sig: int) -> None:
+    try:
+        os.killpg(group, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already gone

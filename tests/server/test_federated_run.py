@@ -4,6 +4,8 @@ the global bundle, publish and rollback."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -92,7 +94,7 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
                 running = pool.submit(train_federated, config)
                 # site-d leaves in the middle of round 2, after it sent its SecAgg+ public keys
                 _wait_for_ledger(sites[3], "secagg_public_keys", 2, running)
-                nodes[3].process.kill()
+                os.killpg(nodes[3].process.pid, signal.SIGKILL)  # site-d's PC goes down: all of it
                 result = running.result()
             ledger_sizes = [_ledger_size(site) for site in sites]
             after_run = [_candidate(site) for site in sites[:3]]

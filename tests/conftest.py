@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -122,6 +123,18 @@ def bert_bundle(
         model_dir=tiny_bert, task="text-classification", out=out, precision="fp32", signing_key=keypair[0]
     )
     return export_model(config).bundle
+
+
+@pytest.fixture(scope="session")
+def bundle_versions(
+    bert_bundle: Path,
+    keypair: tuple[Path, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    agent_harness: Any,
+) -> dict[int, Path]:
+    """The tiny BERT bundle as versions 1, 2 and 3 of one model, all signed by IT's key."""
+    root = tmp_path_factory.mktemp("versions")
+    return {v: agent_harness.reversion(bert_bundle, keypair[0], root / f"v{v}", v) for v in (1, 2, 3)}
 
 
 @pytest.fixture

@@ -232,7 +232,11 @@ def _where(status: dict[str, Any], version: int | None) -> str:
 
 
 def evaluate(
-    sites: dict[str, Site], bundle: Path, federated: dict[str, Any], config: Any, results: dict[str, Any]
+    sites: dict[str, Site],
+    data: dict[str, SiteData],
+    bundle: Path,
+    federated: dict[str, Any],
+    results: dict[str, Any],
 ) -> None:
     from tqdm import tqdm
 
@@ -247,7 +251,6 @@ def evaluate(
         )  # fmt: skip
         if path
     ]
-    data = {name: site_data(site, config) for name, site in sites.items()}
     for name, kind, path in tqdm(jobs, desc="  evaluating", leave=False):
         results[name][kind] = accuracy(Path(path), data[name].eval)
 

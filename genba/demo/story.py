@@ -130,7 +130,7 @@ class _Story:
         ):
             acts.roll_out(self.sites, self.reports, self.federated, self.config, self.results)
         with self.steps.step("evaluate", "accuracy on each site's evaluation split"):
-            acts.evaluate(self.sites, self.bundle, self.federated, self.config, self.results)
+            acts.evaluate(self.sites, self.reports, self.bundle, self.federated, self.results)
 
     def summary(self) -> dict[str, Any]:
         from genba.demo import acts

@@ -22,18 +22,6 @@ def make_site(tmp_path: Path, keypair: tuple[Path, Path], agent_harness: Any) ->
     return make
 
 
-@pytest.fixture(scope="session")
-def bundle_versions(
-    bert_bundle: Path,
-    keypair: tuple[Path, Path],
-    tmp_path_factory: pytest.TempPathFactory,
-    agent_harness: Any,
-) -> dict[int, Path]:
-    """The tiny BERT bundle as versions 1, 2 and 3 of one model, all signed by IT's key."""
-    root = tmp_path_factory.mktemp("versions")
-    return {v: agent_harness.reversion(bert_bundle, keypair[0], root / f"v{v}", v) for v in (1, 2, 3)}
-
-
 @pytest.fixture
 def agent_process(tmp_path: Path, agent_harness: Any) -> Iterator[Callable[[SiteFolder], Any]]:
     started: list[Any] = []

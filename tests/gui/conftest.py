@@ -17,28 +17,16 @@ from edge_agent.site import SiteFolder
 from edge_agent.site_init import init_site
 
 
-@pytest.fixture(scope="session")
-def gui_bundles(
-    bert_bundle: Path,
-    keypair: tuple[Path, Path],
-    tmp_path_factory: pytest.TempPathFactory,
-    agent_harness: Any,
-) -> dict[int, Path]:
-    """The tiny BERT bundle as versions 1 and 2 of one model, signed by IT's key."""
-    root = tmp_path_factory.mktemp("gui-versions")
-    return {v: agent_harness.reversion(bert_bundle, keypair[0], root / f"v{v}", v) for v in (1, 2)}
-
-
 @pytest.fixture
 def served_site(
-    tmp_path: Path, keypair: tuple[Path, Path], agent_harness: Any, gui_bundles: dict[int, Path]
+    tmp_path: Path, keypair: tuple[Path, Path], agent_harness: Any, bundle_versions: dict[int, Path]
 ) -> Iterator[Any]:
     """A site serving bundle v1 through a real agent process; ``.site``, ``.process``, ``.client()``."""
     site = init_site(tmp_path / "site-a", site_name="site-a", trust=[keypair[1]])
     agent_harness.write_settings(site, {**agent_harness.TEST_SETTINGS, "drift": {"window_items": 20}})
     process = agent_harness.AgentProcess(site, tmp_path / "agent.log").start()
     with process.client() as client:
-        client.install(gui_bundles[1])
+        client.install(bundle_versions[1])
     yield process
     if process.process is not None and process.process.poll() is None:
         process.process.kill()

@@ -73,10 +73,10 @@ def test_a_pilot_suggestion_is_marked_as_not_the_answer(
     served_site: Any,
     open_window: Callable[..., Any],
     settle: Callable[..., None],
-    gui_bundles: dict[int, Path],
+    bundle_versions: dict[int, Path],
 ) -> None:
     with served_site.client() as client:
-        client.install(gui_bundles[2])
+        client.install(bundle_versions[2])
         client.promote("pilot")
     window = open_window(served_site.site, role="operator")
     tab = _predict(qtbot, window, settle, "oil on the bracket")

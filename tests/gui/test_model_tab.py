@@ -58,7 +58,7 @@ def test_production_then_a_shadow_candidate_with_its_gates(
     served_site: Any,
     open_window: Callable[..., Any],
     settle: Callable[..., None],
-    gui_bundles: dict[int, Path],
+    bundle_versions: dict[int, Path],
 ) -> None:
     window = open_window(served_site.site)
     tab = _model_tab(qtbot, window, settle)
@@ -71,7 +71,7 @@ def test_production_then_a_shadow_candidate_with_its_gates(
     assert tab.drift_values["window"].text().endswith("of 20 answers")
 
     with served_site.client() as client:
-        client.install(gui_bundles[2])
+        client.install(bundle_versions[2])
     _reload(qtbot, window, settle, tab)
     assert [_card(tab, row, 1) for row in ("stage", "version", "signature")] == ["shadow", "v2", "verified"]
     assert _card(tab, "signer", 1) == _card(tab, "signer", 0) != "—"  # both signed by IT's key
@@ -87,11 +87,11 @@ def test_a_supervisor_promotes_after_confirming_and_a_declined_question_changes_
     served_site: Any,
     open_window: Callable[..., Any],
     settle: Callable[..., None],
-    gui_bundles: dict[int, Path],
+    bundle_versions: dict[int, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with served_site.client() as client:
-        client.install(gui_bundles[2])
+        client.install(bundle_versions[2])
     window = open_window(served_site.site, role="supervisor")
     tab = _model_tab(qtbot, window, settle)
 
@@ -117,11 +117,11 @@ def test_a_rollback_puts_the_replaced_version_back(
     served_site: Any,
     open_window: Callable[..., Any],
     settle: Callable[..., None],
-    gui_bundles: dict[int, Path],
+    bundle_versions: dict[int, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with served_site.client() as client:
-        client.install(gui_bundles[2])
+        client.install(bundle_versions[2])
         client.promote("production")
     window = open_window(served_site.site)
     tab = _model_tab(qtbot, window, settle)
@@ -144,10 +144,10 @@ def test_an_operator_is_not_offered_promote_or_rollback(
     served_site: Any,
     open_window: Callable[..., Any],
     settle: Callable[..., None],
-    gui_bundles: dict[int, Path],
+    bundle_versions: dict[int, Path],
 ) -> None:
     with served_site.client() as client:
-        client.install(gui_bundles[2])
+        client.install(bundle_versions[2])
     window = open_window(served_site.site, role="operator")
     tab = _model_tab(qtbot, window, settle)
     assert _card(tab, "stage", 1) == "shadow"  # the operator still sees the models

@@ -9,11 +9,17 @@ Example — an image classifier whose backbone yields a pooled vector::
         {"pixel_values": torch.randn(1, 3, 64, 64)},
         Path("bundles/camera-v1"),
         task="image-classification",
-        preprocessing=ImagePreprocessing(height=64, width=64),
+        preprocessing=ImagePreprocessing(          # the normalization the model was trained with
+            height=64, width=64, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+        ),
         labels=("ok", "crack"),
         head=classifier,                           # nn.Linear(hidden, 2): a two-graph bundle
         signing_key=Path("keys/it-sign.pem"),
     )
+
+``mean`` and ``std`` have no default: a wrong guess passes every gate (torch and
+ONNX get the same wrong input) and silently costs accuracy. A model trained with a
+Hugging Face image processor can use ``ImagePreprocessing.from_image_processor(dir)``.
 
 Without ``head`` the module's output is the bundle's single output: ``logits``
 for classifiers (one graph), ``embedding`` for feature extraction. The same
@@ -23,10 +29,13 @@ variants, gates and atomic signed write as ``genba export`` apply.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import json
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -37,21 +46,84 @@ from export.onnx_export import save_text_preprocessing
 from export.pipeline import ExportResult, Progress, build_bundle, read_inputs
 from export.reference import TorchReference
 from export.sources import Modality, ModelSource
-from genba.errors import ExportError, UsageError
+from genba.errors import ConfigError, ExportError, ModelSourceError, UsageError
+
+Normalization = Literal["explicit", "image-processor"]
+PROCESSOR_CONFIG = "preprocessor_config.json"
+_RESAMPLE_FILTERS = range(6)  # PIL: nearest, lanczos, bilinear, bicubic, box, hamming
 
 
 @dataclass(frozen=True)
 class ImagePreprocessing:
-    """Resize to height × width, scale by ``rescale_factor``, normalize per channel (RGB)."""
+    """Resize to height × width, scale by ``rescale_factor``, normalize per channel (RGB).
+
+    ``mean`` and ``std`` have no default: they must be the normalization the model
+    was trained with. A wrong guess passes every gate (torch and ONNX are fed the
+    same wrong input) and silently costs accuracy. :meth:`from_image_processor`
+    reads them from a Hugging Face ``preprocessor_config.json`` instead.
+    """
 
     height: int
     width: int
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
     rescale_factor: float = 1 / 255
     resample: int = 2  # PIL bilinear
+    normalization: Normalization = field(default="explicit", kw_only=True)  # recorded in the manifest
 
     modality: ClassVar[Modality] = "image"
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        mean = _per_channel("mean", self.mean, problems)
+        std = _per_channel("std", self.std, problems)
+        if std is not None and min(std) <= 0:
+            problems.append(
+                f"ImagePreprocessing std values must be > 0 (pixels are divided by them), got {std}"
+            )
+        problems += _scalar_problems(self)
+        if problems:
+            raise ConfigError(problems)
+        # store plain tuples and numbers, whatever sequence or numpy scalar was passed
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        for name, kind in (("height", int), ("width", int), ("rescale_factor", float), ("resample", int)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+    @classmethod
+    def from_image_processor(cls, path_or_dir: str | Path) -> ImagePreprocessing:
+        """The resize and normalization of a Hugging Face image processor (no transformers needed).
+
+        ``path_or_dir`` is a ``preprocessor_config.json`` or the folder holding one.
+        """
+        path = Path(path_or_dir)
+        file = path / PROCESSOR_CONFIG if path.is_dir() else path
+        config = _read_processor_config(file)
+        height, width = _processor_size(config, file)
+        if _flag(config, "do_normalize", file):
+            mean, std = config.get("image_mean"), config.get("image_std")
+            if mean is None or std is None:
+                raise ModelSourceError(
+                    f"{file} normalizes but states no image_mean/image_std; pass mean=... and std=... "
+                    "to ImagePreprocessing yourself"
+                )
+        else:
+            mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+        rescale = config.get("rescale_factor", 1 / 255) if _flag(config, "do_rescale", file) else 1.0
+        try:
+            return cls(
+                height=height,
+                width=width,
+                mean=_broadcast(mean),
+                std=_broadcast(std),
+                rescale_factor=rescale,
+                resample=config.get("resample", 2),
+                normalization="image-processor",
+            )
+        except ConfigError as exc:
+            raise ModelSourceError(
+                f"{file} does not fit Genba's image path: {'; '.join(exc.problems)}"
+            ) from exc
 
     def spec(self, root: Path) -> dict[str, Any]:
         del root
@@ -63,7 +135,89 @@ class ImagePreprocessing:
             "mean": list(self.mean),
             "std": list(self.std),
             "resample": self.resample,
+            "normalization": self.normalization,
         }
+
+
+def _scalar_problems(pre: ImagePreprocessing) -> list[str]:
+    problems = [
+        f"ImagePreprocessing {name} must be a positive number of pixels, got {size!r}"
+        for name, size in (("height", pre.height), ("width", pre.width))
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size <= 0
+    ]
+    rescale = _finite(pre.rescale_factor)
+    if rescale is None or rescale <= 0:
+        problems.append(f"ImagePreprocessing rescale_factor must be > 0, got {pre.rescale_factor!r}")
+    if isinstance(pre.resample, bool) or pre.resample not in _RESAMPLE_FILTERS:
+        problems.append(
+            f"ImagePreprocessing resample must be a PIL filter number 0-5 (2 bilinear, 3 bicubic), "
+            f"got {pre.resample!r}"
+        )
+    if pre.normalization not in ("explicit", "image-processor"):
+        problems.append("ImagePreprocessing normalization must be 'explicit' or 'image-processor'")
+    return problems
+
+
+def _per_channel(name: str, value: Any, problems: list[str]) -> tuple[float, ...] | None:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        problems.append(f"ImagePreprocessing {name} must be 3 numbers, one per RGB channel, got {value!r}")
+        return None
+    values = tuple(value)
+    if len(values) != 3:
+        problems.append(
+            f"ImagePreprocessing {name} has {len(values)} value(s) but Genba feeds images as 3 RGB "
+            f"channels, channels-first: give one per channel (a grayscale model repeats its value, "
+            f"e.g. {name}=(0.1307,) * 3, and takes 3 channels)"
+        )
+        return None
+    floats = tuple(_finite(v) for v in values)
+    if any(v is None for v in floats):
+        problems.append(f"ImagePreprocessing {name} values must be finite numbers, got {values!r}")
+        return None
+    return tuple(float(v) for v in floats if v is not None)
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _broadcast(value: Any) -> Any:
+    """A single number in a processor config applies to every channel, as in transformers."""
+    return (value,) * 3 if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _read_processor_config(file: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelSourceError(f"no image processor config at {file}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelSourceError(f"cannot read the image processor config {file}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ModelSourceError(f"{file} is not an image processor config (not a JSON object)")
+    return config
+
+
+def _processor_size(config: Mapping[str, Any], file: Path) -> tuple[Any, Any]:
+    size = config.get("size")
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size, size
+    if isinstance(size, dict):
+        height = size.get("height") or size.get("shortest_edge")
+        width = size.get("width") or size.get("shortest_edge")
+        if height and width:
+            return height, width
+    raise ModelSourceError(f"{file} gives no image size (size.height/width or size.shortest_edge)")
+
+
+def _flag(config: Mapping[str, Any], key: str, file: Path) -> bool:
+    value = config.get(key, True)
+    if not isinstance(value, bool):
+        raise ModelSourceError(f"{file}: {key} must be true or false, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

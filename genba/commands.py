@@ -113,6 +113,7 @@ def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
         "model": manifest["model"],
         "task": manifest["task"],
         "labels": manifest.get("labels"),
+        "input": _input_summary(manifest.get("input") or {}),
         "graphs": {role: spec["file"] for role, spec in manifest["graphs"].items()},
         "precision": manifest.get("precision"),
         "signed_by": (manifest.get("signer") or {}).get("key_id"),
@@ -125,6 +126,28 @@ def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
         "lineage": manifest.get("lineage"),
         "bytes": sum(f["bytes"] for f in manifest["files"].values()),
     }
+
+
+_INPUT_KEYS = {
+    "text": ("kind", "max_length", "tokenizer", "graph_inputs"),
+    "image": (
+        "kind",
+        "height",
+        "width",
+        "rescale_factor",
+        "mean",
+        "std",
+        "resample",
+        "normalization",
+        "graph_inputs",
+    ),
+}
+
+
+def _input_summary(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a site feeds the graphs; an image bundle's normalization is where accuracy is lost silently."""
+    keys = _INPUT_KEYS.get(str(spec.get("kind")), ("kind", "graph_inputs"))
+    return {key: spec[key] for key in keys if key in spec}
 
 
 def _bundle_sign(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ from genba import bundle
 from genba.errors import UsageError
 from genba.runtime import BundleModel, RuntimeConfig
 
+_MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's, stated as a user must
+
 
 class _Backbone:
     @staticmethod
@@ -45,7 +47,7 @@ def test_module_with_a_linear_head_becomes_a_two_graph_bundle(tmp_path: Path) ->
         {"pixel_values": torch.randn(1, 3, 32, 32)},
         tmp_path / "b",
         task="image-classification",
-        preprocessing=ImagePreprocessing(32, 32),
+        preprocessing=ImagePreprocessing(32, 32, mean=_MEAN, std=_STD),
         labels=("ok", "crack"),
         head=head,
     )
@@ -77,7 +79,7 @@ def test_module_without_head_is_one_graph(tmp_path: Path) -> None:
         {"pixel_values": torch.randn(2, 3, 32, 32)},
         tmp_path / "one",
         task="image-classification",
-        preprocessing=ImagePreprocessing(32, 32),
+        preprocessing=ImagePreprocessing(32, 32, mean=_MEAN, std=_STD),
         labels=("a", "b", "c"),
     )
     assert set(result.manifest["graphs"]) == {"model"}
@@ -92,6 +94,6 @@ def test_classification_without_labels_is_refused(tmp_path: Path) -> None:
             {"pixel_values": torch.randn(1, 3, 32, 32)},
             tmp_path / "x",
             task="image-classification",
-            preprocessing=ImagePreprocessing(32, 32),
+            preprocessing=ImagePreprocessing(32, 32, mean=_MEAN, std=_STD),
         )
     assert not (tmp_path / "x").exists()

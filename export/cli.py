@@ -23,7 +23,16 @@ def register(subparsers: Any) -> None:
         "--out", type=Path, required=True, metavar="BUNDLE", help="bundle directory to create"
     )
     parser.add_argument("--labels", help="comma-separated label names, one per model output")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto", help="the cpu variant's precision (auto: measured)"
+    )
+    parser.add_argument(
+        "--targets",
+        default="cpu,cuda",
+        metavar="LIST",
+        help="backbone variants to ship, comma-separated: cpu (int8/fp32, chosen by measurement), "
+        "cuda (fp16); default both, each gated against torch",
+    )
     parser.add_argument(
         "--calibration", type=Path, metavar="FILE", help="JSONL inputs for int8 static calibration"
     )
@@ -64,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         version=args.version,
         max_length=args.max_length,
         threads=args.threads,
+        targets=tuple(target.strip() for target in args.targets.split(",") if target.strip()),
         gates=GateConfig(max_accuracy_drop_pts=args.max_accuracy_drop),
     )
     try:

@@ -11,6 +11,8 @@ from genba.errors import ConfigError
 Task = Literal["text-classification", "image-classification", "feature-extraction"]
 Precision = Literal["auto", "fp32", "fp16", "int8", "int8-static"]
 
+#: Where a bundle's backbone variants will run: ``cpu`` (chosen by measurement) and ``cuda`` (fp16).
+TARGETS: tuple[str, ...] = ("cpu", "cuda")
 TASKS: tuple[str, ...] = ("text-classification", "image-classification", "feature-extraction")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "int8", "int8-static")
 VARIANTS: tuple[str, ...] = (
@@ -74,11 +76,16 @@ class ExportConfig:
     opset: int = 18
     threads: int = 0
     latency_runs: int = 20
+    #: Interleaved timing rounds of the cpu variants (export.speed): 9 rounds give a 95% bound.
+    latency_rounds: int = 9
     #: int8-mixed may keep layers in fp32 until its graph reaches this share of the fp32 size.
     max_int8_size_ratio: float = 0.3
     #: Build only this named variant (e.g. ``int8-per-channel``) instead of every one ``precision``
     #: allows: a re-export that must keep its parent's exact precision (site last-k training).
     variant: str | None = None
+    #: One backbone variant per target in the bundle; ``precision`` and ``variant`` choose the
+    #: ``cpu`` one, the ``cuda`` one is always fp16 (the head stays fp32 and is shared).
+    targets: tuple[str, ...] = TARGETS
     gates: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
@@ -97,12 +104,20 @@ class ExportConfig:
             problems.append("precision int8-static needs --calibration FILE (JSONL inputs)")
         if self.variant is not None and self.variant not in VARIANTS:
             problems.append(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if not self.targets or len(set(self.targets)) != len(self.targets):
+            problems.append("targets must name each target once: cpu, cuda or both (cpu,cuda)")
+        elif not set(self.targets) <= set(TARGETS):
+            problems.append(
+                f"unknown targets {sorted(set(self.targets) - set(TARGETS))}; choose from cpu, cuda"
+            )
         if self.version < 1:
             problems.append("version must be a positive integer")
         if not 8 <= self.max_length <= 8192:
             problems.append("max_length must be between 8 and 8192")
         if not 0.0 < self.max_int8_size_ratio <= 1.0:
             problems.append("max_int8_size_ratio must be in (0, 1]")
+        if self.latency_rounds < 1:
+            problems.append("latency_rounds must be >= 1 (5 or more give the speed rule its bound)")
         if self.threads < 0 or self.latency_runs < 1:
             problems.append("threads must be >= 0 and latency_runs >= 1")
         if problems:

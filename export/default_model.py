@@ -78,6 +78,7 @@ def export_default_bundle(
     signing_key: Path | None = None,
     threads: int = 0,
     progress: Progress | None = None,
+    targets: tuple[str, ...] = ("cpu", "cuda"),
 ) -> ExportResult:
     """Export MiniLM + the default head with ``auto`` precision, gated on the central eval part."""
     from export.config import ExportConfig
@@ -95,5 +96,6 @@ def export_default_bundle(
         name=DEFAULT_MODEL_NAME,
         version=1,
         threads=threads,
+        targets=targets,
     )
     return export_model(config, head=head, progress=progress)

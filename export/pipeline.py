@@ -20,33 +20,25 @@ import numpy as np
 
 from export import graphs, quantize, samples
 from export.config import ExportConfig
+from export.cuda_target import CUDA_VARIANT, CudaVariant, build_cuda_variant
+from export.gating import BATCH, GateData, Inputs, gate_data, graph_set, measure
 from export.graphs import HeadWeights
 from export.layout import ExportedGraphs, export_graphs
 from export.manifest import lineage, reference_statistics, runtime_versions, timestamp
 from export.onnx_export import save_image_preprocessing, save_text_preprocessing
 from export.sources import ModelSource, inspect_model_dir
-from export.validate import (
-    CandidateReport,
-    EvalSet,
-    accuracy,
-    apply_gates,
-    compare_outputs,
-    make_eval_set,
-    median_latency_ms,
-)
+from export.speed import Choice, Decision, SpeedRule, choose, cycling, interleaved_latencies
+from export.validate import CandidateReport, apply_gates
 from genba import keys
 from genba.bundle import BundleWriter
 from genba.errors import GateFailedError, UsageError
 from genba.inputs import Example, read_jsonl
 from genba.runtime import GraphSet, RuntimeConfig
 from genba.runtime.preprocess import Feeds, Preprocessor, preprocessor_for
-from genba.runtime.sessions import CUDA, active_provider, create_session, cuda_possible
+from genba.runtime.sessions import CPU, CUDA
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-_BATCH = 32
-_CALIBRATION_LIMIT = 128
-_PROBE_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -57,13 +49,6 @@ class ExportResult:
     @property
     def report(self) -> dict[str, Any]:
         return dict(self.manifest["validation"])
-
-
-@dataclass(frozen=True)
-class Inputs:
-    labels: tuple[str, ...] | None
-    eval: list[Example] | None
-    calibration: list[Example] | None
 
 
 @dataclass(frozen=True)
@@ -128,7 +113,7 @@ def build_bundle(
     now: dt.datetime | None = None,
     amend: Amend | None = None,
 ) -> ExportResult:
-    """The shared back half: graphs → variants → gates → staged, signed, renamed bundle."""
+    """The shared back half: graphs → variants per target → gates → staged, signed, renamed bundle."""
     say = progress or (lambda message: log.info(message))
     signing_key = keys.load_private_key(config.signing_key) if config.signing_key else None
     with BundleWriter(config.out) as writer, tempfile.TemporaryDirectory(prefix="genba-export-") as work:
@@ -136,26 +121,60 @@ def build_bundle(
         exported = make_graphs(Path(work))
         spec = make_preprocessing(writer.root, exported.input_names)
         preprocessor = preprocessor_for(writer.root, spec)
-        runtime = RuntimeConfig(provider="auto", intra_op_threads=config.threads)
+        # The cpu variant is measured where it will run: on the CPU provider, even on a GPU machine.
+        runtime = RuntimeConfig(provider="cpu", intra_op_threads=config.threads)
         head_bytes = _head_bytes(exported.head, config.opset)
-        candidates = _evaluate_candidates(
-            config, source, exported, inputs, preprocessor, runtime, head_bytes, Path(work), say
+        data = gate_data(config, source.modality, exported, inputs, preprocessor)
+        latency_feeds = [preprocessor.encode([item]) for item in data.sample_items[:8]]
+        variants: dict[str, Any] = {}
+        top: tuple[dict[str, Any], dict[str, Any], Path] | None = None
+        validation: dict[str, Any] = {}
+        if "cpu" in config.targets:
+            candidates = _evaluate_candidates(
+                config, source, exported, data, runtime, head_bytes, latency_feeds, Path(work), say
+            )
+            chosen = _choose(candidates.reports, candidates.decision)
+            path = candidates.paths[chosen.name]
+            table = _install_graphs(writer.root, exported, chosen.precision, path, head_bytes, suffix="")
+            precision = {"backbone": chosen.precision, "variant": chosen.name, "details": chosen.details}
+            variants["cpu"] = {"provider": CPU, "graphs": table, "precision": precision}
+            top, validation = (table, precision, path), candidates.summary(chosen)
+        if "cuda" in config.targets:
+            say("building and checking the cuda target's fp16 variant")
+            cuda = build_cuda_variant(
+                config, exported, source.model_type, data, head_bytes, latency_feeds, Path(work)
+            )
+            table = _install_graphs(
+                writer.root, exported, cuda.precision, cuda.path, head_bytes, suffix="-cuda"
+            )
+            precision = {"backbone": cuda.precision, "variant": CUDA_VARIANT, "details": cuda.details}
+            variants["cuda"] = {
+                "provider": CUDA,
+                "graphs": table,
+                "precision": precision,
+                "validation": cuda.validation(),
+            }
+            if top is None:
+                top, validation = (table, precision, cuda.path), _cuda_only_summary(data, inputs, cuda)
+        assert top is not None  # ExportConfig requires at least one target
+        graph_table, top_precision, top_path = top
+        stats_outputs = _run_chosen(
+            top_path, head_bytes, exported.layout, _stats_feeds(data, inputs, preprocessor), runtime
         )
-        chosen = _choose(candidates.reports, config)
-        chosen_path = candidates.paths[chosen.name]
-        graph_table = _install_graphs(writer.root, exported, chosen, chosen_path, head_bytes)
-        stats_outputs = _run_chosen(chosen_path, head_bytes, exported.layout, candidates.stats_feeds, runtime)
         manifest = {
             "model": {"name": config.model_name, "version": config.version, "created_at": timestamp(now)},
             "task": config.task,
             "labels": list(inputs.labels) if inputs.labels else None,
             "input": spec,
             "graphs": graph_table,
-            "precision": {"backbone": chosen.precision, "variant": chosen.name, "details": chosen.details},
+            "precision": top_precision,
+            "variants": variants,
             "opset": config.opset,
             "runtime": runtime_versions(),
-            "validation": candidates.summary(chosen),
-            "reference_stats": reference_statistics(stats_outputs, inputs.labels, candidates.stats_source),
+            "validation": validation,
+            "reference_stats": reference_statistics(
+                stats_outputs, inputs.labels, "eval" if inputs.eval else "samples"
+            ),
             "lineage": lineage(
                 {
                     "model_type": source.model_type,
@@ -220,14 +239,13 @@ def _head_bytes(head: HeadWeights | None, opset: int) -> bytes | None:
 
 @dataclass
 class _Candidates:
+    decision: Decision
     reports: list[CandidateReport]
     paths: dict[str, Path]
     skipped: list[quantize.Skipped]
     torch_accuracy: float | None
     sample_count: int
     eval_count: int
-    stats_feeds: list[dict[str, np.ndarray]]
-    stats_source: str
 
     def summary(self, chosen: CandidateReport) -> dict[str, Any]:
         return {
@@ -236,63 +254,27 @@ class _Candidates:
             "sample_count": self.sample_count,
             "eval_count": self.eval_count,
             "candidates": [r.to_json() for r in self.reports],
+            "speed": self.decision.to_json(),
             "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped],
         }
-
-
-@dataclass
-class _GateData:
-    """Everything every variant is judged on, prepared once: the same arrays torch saw."""
-
-    sample_items: list[Any]
-    sample_feeds: dict[str, np.ndarray]
-    torch_outputs: dict[str, np.ndarray]
-    eval_set: EvalSet | None
-    torch_accuracy: float | None
-    calibration_feeds: list[dict[str, np.ndarray]]
-    probe_feeds: list[dict[str, np.ndarray]]
-
-
-def _gate_data(
-    config: ExportConfig, modality: str, exported: ExportedGraphs, inputs: Inputs, preprocessor: Preprocessor
-) -> _GateData:
-    sample_items = samples.gate_samples(modality, inputs.eval, inputs.calibration, config.gates.sample_count)
-    sample_feeds = preprocessor.encode(sample_items)
-    eval_set = _eval_set(inputs, preprocessor)
-    calibration = samples.payloads(inputs.calibration)[:_CALIBRATION_LIMIT]
-    return _GateData(
-        sample_items=sample_items,
-        sample_feeds=sample_feeds,
-        torch_outputs=exported.reference.run(sample_feeds),
-        eval_set=eval_set,
-        torch_accuracy=accuracy(exported.reference.run, eval_set) if eval_set else None,
-        calibration_feeds=[preprocessor.encode(batch) for batch in samples.batched(calibration, 8)],
-        # Layer sensitivity is ranked on calibration data first, so the eval split judges it fresh.
-        probe_feeds=[
-            preprocessor.encode(batch)
-            for batch in samples.batched((calibration + sample_items)[:_PROBE_LIMIT], 16)
-        ],
-    )
 
 
 def _evaluate_candidates(
     config: ExportConfig,
     source: ModelSource,
     exported: ExportedGraphs,
-    inputs: Inputs,
-    preprocessor: Preprocessor,
+    data: GateData,
     runtime: RuntimeConfig,
     head_bytes: bytes | None,
+    latency_feeds: list[Feeds],
     work: Path,
     say: Progress,
 ) -> _Candidates:
-    data = _gate_data(config, source.modality, exported, inputs, preprocessor)
-    cuda = _cuda_active(runtime, exported.main)
+    """Build and gate every cpu-target variant ``precision`` allows."""
     names, skipped = quantize.candidate_names(
-        config.precision, bool(data.calibration_feeds), cuda, config.variant
+        config.precision, bool(data.calibration_feeds), False, config.variant
     )
-    latency_feeds = [preprocessor.encode([item]) for item in data.sample_items[:8]]
-    reports, paths = [], {}
+    reports, paths, sessions = [], {}, {}
     for name in names:
         say(f"building and checking the {name} variant")
         variant = quantize.build_variant(
@@ -304,81 +286,87 @@ def _evaluate_candidates(
             probe=data.probe_feeds,
             max_size_ratio=config.max_int8_size_ratio,
         )
-        graph_set = _graph_set(variant.path, head_bytes, exported.layout, runtime)
-        report = _measure(variant, graph_set, data, latency_feeds, config.latency_runs)
+        graphs_run = graph_set(variant.path, head_bytes, exported.layout, runtime)
+        report = measure(variant, graphs_run, data, latency_feeds, runs=0)
         tolerance = config.gates.tolerances[variant.precision]
         reports.append(apply_gates(report, tolerance, config.gates, data.eval_set is not None))
-        paths[name] = variant.path
+        paths[name], sessions[name] = variant.path, graphs_run
+    say("timing the variants that passed, interleaved")
+    decision = _time_and_choose(config, reports, sessions, latency_feeds)
     return _Candidates(
+        decision=decision,
         reports=reports,
         paths=paths,
         skipped=skipped,
         torch_accuracy=data.torch_accuracy,
         sample_count=len(data.sample_items),
-        eval_count=len(inputs.eval or ()),
-        stats_feeds=_stats_feeds(data, inputs, preprocessor),
-        stats_source="eval" if inputs.eval else "samples",
+        eval_count=len(data.eval_set.labels) if data.eval_set is not None else 0,
     )
 
 
-def _measure(
-    variant: quantize.Variant, graph_set: GraphSet, data: _GateData, latency_feeds: list[Feeds], runs: int
-) -> CandidateReport:
-    """One variant's figures: drift from torch, accuracy against torch's, median latency."""
-    report = CandidateReport(
-        variant.name, variant.precision, variant.path.stat().st_size, details=variant.details
-    )
-    report.provider = graph_set.provider
-    figures = compare_outputs(graph_set.run_feeds(data.sample_feeds), data.torch_outputs)
-    report.max_abs_diff, report.mean_cosine = figures["max_abs_diff"], figures["mean_cosine"]
-    report.min_cosine, report.label_agreement = figures["min_cosine"], figures["label_agreement"]
-    if data.eval_set is not None and data.torch_accuracy is not None:
-        report.accuracy = accuracy(graph_set.run_feeds, data.eval_set)
-        report.accuracy_delta_pts = round((data.torch_accuracy - report.accuracy) * 100.0, 4)
-    report.latency_ms_b1 = median_latency_ms(graph_set, latency_feeds, runs)
-    return report
+def _cuda_only_summary(data: GateData, inputs: Inputs, cuda: CudaVariant) -> dict[str, Any]:
+    return {
+        "chosen": CUDA_VARIANT,
+        "torch_accuracy": data.torch_accuracy,
+        "sample_count": len(data.sample_items),
+        "eval_count": len(inputs.eval or ()),
+        "candidates": [{**cuda.report.to_json(), "chosen": True}],
+        "skipped": [],
+    }
 
 
-def _stats_feeds(data: _GateData, inputs: Inputs, preprocessor: Preprocessor) -> list[Feeds]:
+def _stats_feeds(data: GateData, inputs: Inputs, preprocessor: Preprocessor) -> list[Feeds]:
     """The validation inputs the reference statistics describe, tokenized once where possible."""
     if data.eval_set is not None:
         return data.eval_set.batches
     if inputs.eval:
-        return [preprocessor.encode(b) for b in samples.batched(samples.payloads(inputs.eval), _BATCH)]
+        return [preprocessor.encode(b) for b in samples.batched(samples.payloads(inputs.eval), BATCH)]
     return [data.sample_feeds]
 
 
-def _eval_set(inputs: Inputs, preprocessor: Preprocessor) -> EvalSet | None:
-    if not inputs.eval or not inputs.labels:
-        return None
-    index = {label: i for i, label in enumerate(inputs.labels)}
-    batches = [preprocessor.encode(b) for b in samples.batched(samples.payloads(inputs.eval), _BATCH)]
-    return make_eval_set(batches, [index[e.label] for e in inputs.eval if e.label is not None])
-
-
-def _choose(reports: list[CandidateReport], config: ExportConfig) -> CandidateReport:
-    passing = [r for r in reports if r.passed]
-    if not passing:
+def _time_and_choose(
+    config: ExportConfig, reports: list[CandidateReport], sessions: dict[str, GraphSet], feeds: list[Feeds]
+) -> Decision:
+    """Time the passing variants in interleaved rounds; among those not shown slower than the
+    fastest (export.speed's rule), keep the most accurate. Raises GateFailedError if none passed."""
+    if not any(r.passed for r in reports):
         why = "; ".join(
             f"{r.name} ({', '.join(r.failures()) or 'no gate could be computed'})" for r in reports
         )
-        report = {"candidates": [r.to_json() for r in reports]}
-        raise GateFailedError(f"export refused: no variant passed its gates: {why}", report)
-    chosen = min(passing, key=lambda r: r.latency_ms_b1 or float("inf"))
+        raise GateFailedError(
+            f"export refused: no variant passed its gates: {why}",
+            {"candidates": [r.to_json() for r in reports]},
+        )
+    choices = [Choice(r.name, r.passed, r.accuracy, r.mean_cosine, tuple(r.failures())) for r in reports]
+    passing = {r.name: sessions[r.name] for r in reports if r.passed}
+    runs = max(1, config.latency_runs // config.latency_rounds)
+    runners = {name: cycling(graphs.run_feeds, feeds) for name, graphs in passing.items()}
+    medians = interleaved_latencies(runners, rounds=config.latency_rounds, runs_per_round=runs, warmup=3)
+    decision = choose(choices, medians, SpeedRule())
+    for report in reports:
+        figures = decision.figures.get(report.name)
+        if figures is not None and figures.median_ms is not None:
+            report.latency_ms_b1 = round(figures.median_ms, 6)
+    return decision
+
+
+def _choose(reports: list[CandidateReport], decision: Decision) -> CandidateReport:
+    chosen = next(r for r in reports if r.name == decision.chosen)
     chosen.chosen = True
     return chosen
 
 
 def _install_graphs(
-    root: Path, exported: ExportedGraphs, chosen: CandidateReport, path: Path, head_bytes: bytes | None
+    root: Path, exported: ExportedGraphs, precision: str, path: Path, head_bytes: bytes | None, suffix: str
 ) -> dict[str, Any]:
+    """Copy one target's backbone (``backbone{suffix}.onnx``) in; the fp32 head is shared by all targets."""
     if exported.layout == "single":
-        shutil.copyfile(path, root / "model.onnx")
-        return {"model": {"file": "model.onnx", "precision": chosen.precision, "outputs": ["logits"]}}
-    shutil.copyfile(path, root / "backbone.onnx")
-    table: dict[str, Any] = {
-        "backbone": {"file": "backbone.onnx", "precision": chosen.precision, "outputs": ["embedding"]}
-    }
+        name = f"model{suffix}.onnx"
+        shutil.copyfile(path, root / name)
+        return {"model": {"file": name, "precision": precision, "outputs": ["logits"]}}
+    name = f"backbone{suffix}.onnx"
+    shutil.copyfile(path, root / name)
+    table: dict[str, Any] = {"backbone": {"file": name, "precision": precision, "outputs": ["embedding"]}}
     if head_bytes is not None:
         (root / "head.onnx").write_bytes(head_bytes)
         table["head"] = {
@@ -390,15 +378,6 @@ def _install_graphs(
     return table
 
 
-def _graph_set(path: Path, head_bytes: bytes | None, layout: str, runtime: RuntimeConfig) -> GraphSet:
-    if layout == "single":
-        return GraphSet({"model": path.read_bytes()}, runtime)
-    graph_bytes = {"backbone": path.read_bytes()}
-    if head_bytes is not None:
-        graph_bytes["head"] = head_bytes
-    return GraphSet(graph_bytes, runtime)
-
-
 def _run_chosen(
     path: Path,
     head_bytes: bytes | None,
@@ -406,16 +385,6 @@ def _run_chosen(
     feeds: list[dict[str, np.ndarray]],
     runtime: RuntimeConfig,
 ) -> dict[str, np.ndarray]:
-    graph_set = _graph_set(path, head_bytes, layout, runtime)
-    outputs = [graph_set.run_feeds(batch) for batch in feeds]
+    graphs_run = graph_set(path, head_bytes, layout, runtime)
+    outputs = [graphs_run.run_feeds(batch) for batch in feeds]
     return {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
-
-
-def _cuda_active(runtime: RuntimeConfig, graph: Path) -> bool:
-    """Whether the provider policy lands on CUDA here (fp16 is only a candidate then).
-
-    Loading a session to find out is only worth it where a GPU can exist at all.
-    """
-    if not cuda_possible(runtime):
-        return False
-    return active_provider(create_session(graph, runtime)) == CUDA

@@ -115,6 +115,10 @@ class ProviderUnavailableError(RuntimeLoadError):
     """The provider policy cannot be met (``gpu`` without a working CUDA provider): no fallback."""
 
 
+class PlacementError(RuntimeLoadError):
+    """Under ``gpu``, compute operators of the graph would run on the CPU: refused, no silent slowdown."""
+
+
 class AgentError(GenbaError):
     """The site agent refused or could not do what was asked. Exit code 7.
 

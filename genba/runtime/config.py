@@ -36,6 +36,8 @@ class RuntimeConfig:
     cuda_device_id: int = 0
     io_binding: IoBinding = "auto"
     spin_wait: bool = True
+    #: Threads that tokenize a large text batch (16+ texts a thread); 1 = the caller's thread only.
+    tokenizer_threads: int = 1
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -52,6 +54,8 @@ class RuntimeConfig:
             )
         if self.cuda_device_id < 0:
             problems.append("cuda_device_id must be >= 0")
+        if not 1 <= self.tokenizer_threads <= 64:
+            problems.append("tokenizer_threads must be between 1 and 64")
         if self.io_binding not in IO_BINDINGS:
             problems.append(f"io_binding must be one of {', '.join(IO_BINDINGS)}, not {self.io_binding!r}")
         if problems:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,11 +13,13 @@ from typing import Any
 import numpy as np
 
 from genba.bundle import VerifiedBundle
-from genba.errors import BundleFormatError, IntegrityError
+from genba.errors import BundleFormatError
 from genba.runtime import binding
 from genba.runtime.config import RuntimeConfig
+from genba.runtime.placement import PlacementReport, measured
 from genba.runtime.preprocess import Feeds, Preprocessor, preprocessor_for
 from genba.runtime.sessions import CUDA, active_provider, create_session
+from genba.runtime.targets import serve
 
 CLASSIFIER_TASKS = ("text-classification", "image-classification")
 
@@ -45,16 +49,32 @@ class GraphSet:
 
     ``io_binding`` says whether runs go through IO binding (see ``RuntimeConfig``
     and ``genba.runtime.binding``); status pages report it beside ``provider``.
+    With ``probe`` inputs, sessions that land on CUDA are profiled for one run of them and
+    ``placement`` tells how many nodes (and which compute operators) ORT put on the CPU.
     """
 
-    def __init__(self, graphs: Mapping[str, bytes], config: RuntimeConfig) -> None:
+    def __init__(
+        self, graphs: Mapping[str, bytes], config: RuntimeConfig, *, probe: Feeds | None = None
+    ) -> None:
         self.layout = _layout_of(graphs)
-        self._sessions = {role: create_session(data, config) for role, data in graphs.items()}
-        self.provider = active_provider(next(iter(self._sessions.values())))
-        # The device only when every graph landed on CUDA: a head that fell back to CPU reads host memory.
-        on_cuda = all(active_provider(s) == CUDA for s in self._sessions.values())
-        self._placement = binding.Placement("cuda" if on_cuda else "cpu", config.cuda_device_id)
-        self._io_binding = config.io_binding == "on" or (config.io_binding == "auto" and on_cuda)
+        self.placement: PlacementReport | None = None
+        profile_dir = tempfile.mkdtemp(prefix="genba-placement-") if probe is not None else None
+        try:
+            self._sessions = {
+                role: create_session(data, config, _prefix(profile_dir, role))
+                for role, data in graphs.items()
+            }
+            self.provider = active_provider(next(iter(self._sessions.values())))
+            # The device only when every graph landed on CUDA: a head that fell back to CPU reads host memory.
+            on_cuda = all(active_provider(s) == CUDA for s in self._sessions.values())
+            self._device = binding.Placement("cuda" if on_cuda else "cpu", config.cuda_device_id)
+            self._io_binding = config.io_binding == "on" or (config.io_binding == "auto" and on_cuda)
+            if probe is not None and on_cuda:
+                self.run_feeds(probe)
+                self.placement = measured(list(self._sessions.values()), CUDA)
+        finally:
+            if profile_dir is not None:
+                shutil.rmtree(profile_dir, ignore_errors=True)
 
     @property
     def io_binding(self) -> bool:
@@ -79,10 +99,10 @@ class GraphSet:
     def _run_bound(self, feeds: Feeds) -> dict[str, np.ndarray]:
         if self.layout == "single":
             session = self._sessions["model"]
-            return binding.run_single(session, _inputs_for(session, feeds), self._placement)
+            return binding.run_single(session, _inputs_for(session, feeds), self._device)
         backbone = self._sessions["backbone"]
         return binding.run_split(
-            backbone, self._sessions.get("head"), _inputs_for(backbone, feeds), self._placement
+            backbone, self._sessions.get("head"), _inputs_for(backbone, feeds), self._device
         )
 
 
@@ -98,12 +118,19 @@ class BundleModel:
         self.manifest = bundle.manifest
         self.task: str = self.manifest["task"]
         self.labels: tuple[str, ...] = tuple(self.manifest.get("labels") or ())
-        graphs = {
-            role: _checked_bytes(bundle, spec["file"]) for role, spec in self.manifest["graphs"].items()
-        }
-        self.graphs = GraphSet(graphs, self.config)
-        self.preprocessor: Preprocessor = preprocessor_for(bundle.path, self.manifest["input"])
+        self.preprocessor: Preprocessor = preprocessor_for(
+            bundle.path, self.manifest["input"], self.config.tokenizer_threads
+        )
+        self.served = serve(
+            bundle, self.config, self.preprocessor.encode([_probe_item(self.manifest["input"])])
+        )
+        self.graphs = self.served.graphs
         self.provider = self.graphs.provider
+
+    @property
+    def variant(self) -> str:
+        """The bundle variant being served: ``cpu``, ``cuda`` or ``default`` (a bundle without variants)."""
+        return self.served.variant.name
 
     @property
     def is_classifier(self) -> bool:
@@ -162,16 +189,20 @@ def _layout_of(graphs: Mapping[str, Any]) -> str:
     raise BundleFormatError(f"bundle graph layout {sorted(graphs)} is not supported")
 
 
-def _checked_bytes(bundle: VerifiedBundle, name: str) -> bytes:
-    data = bundle.file(name).read_bytes()
-    if hashlib.sha256(data).hexdigest() != bundle.manifest["files"][name]["sha256"]:
-        raise IntegrityError(f"bundle file {name} does not match its hash (modified or corrupt)")
-    return data
-
-
 def _inputs_for(session: Any, feeds: Feeds) -> Feeds:
     wanted = [i.name for i in session.get_inputs()]
     missing = [name for name in wanted if name not in feeds]
     if missing:
         raise BundleFormatError(f"graph needs inputs {missing} that the preprocessing does not produce")
     return {name: feeds[name] for name in wanted}
+
+
+def _prefix(folder: str | None, role: str) -> str | None:
+    return os.path.join(folder, role) if folder is not None else None
+
+
+def _probe_item(spec: Mapping[str, Any]) -> Any:
+    """A representative input for the one profiled run that measures placement on CUDA."""
+    if spec.get("kind") == "image":
+        return np.full((int(spec["height"]), int(spec["width"]), 3), 128, dtype=np.uint8)
+    return "placement check: surface scratch on housing, part 4411"

@@ -6,7 +6,9 @@ site never needs the Hugging Face processor classes to prepare inputs.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,10 +23,21 @@ class Preprocessor(Protocol):
     def encode(self, items: Sequence[Any], pad_to: int | None = None) -> Feeds: ...
 
 
-class TextPreprocessor:
-    """Tokenize a batch; pad to the longest item, never to a fixed length unless asked."""
+#: Below this many texts per thread, handing chunks to threads costs more than it saves.
+MIN_TEXTS_PER_THREAD = 16
 
-    def __init__(self, tokenizer_file: Path, spec: Mapping[str, Any]) -> None:
+
+class TextPreprocessor:
+    """Tokenize a batch; pad to the longest item, never to a fixed length unless asked.
+
+    With ``threads`` > 1, a large batch is cut into contiguous chunks tokenized on that many
+    threads (``tokenizers`` releases the GIL while it encodes) and joined back in order: each text
+    is tokenized on its own, so the result is the same as one thread's, whatever the timing.
+    ``TOKENIZERS_PARALLELISM`` stays off (Genba's environment): its Rust pool would size itself to
+    every core and compete with ONNX Runtime's threads on a small PC.
+    """
+
+    def __init__(self, tokenizer_file: Path, spec: Mapping[str, Any], threads: int = 1) -> None:
         from tokenizers import Tokenizer
 
         try:
@@ -36,21 +49,44 @@ class TextPreprocessor:
         self.graph_inputs = tuple(spec["graph_inputs"])
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_length)
+        self.threads = max(1, threads)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def tokenize(self, texts: list[str]) -> list[Any]:
+        """``tokenizers`` encodings in input order, on up to ``threads`` threads for large batches."""
+        chunks = min(self.threads, len(texts) // MIN_TEXTS_PER_THREAD)
+        if chunks < 2:
+            return list(self._tokenizer.encode_batch(texts))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="genba-tokenize")
+        bounds = np.linspace(0, len(texts), chunks + 1).astype(int)
+        parts = self._pool.map(
+            self._tokenizer.encode_batch, [texts[a:b] for a, b in itertools.pairwise(bounds)]
+        )
+        return [encoding for part in parts for encoding in part]
 
     def encode(self, items: Sequence[Any], pad_to: int | None = None) -> Feeds:
         texts = [_as_text(item) for item in items]
-        encodings = self._tokenizer.encode_batch(texts)
-        width = pad_to or max(len(e.ids) for e in encodings)
-        ids = np.full((len(texts), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
-        types = np.zeros((len(texts), width), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            n = min(len(encoding.ids), width)
-            ids[row, :n] = encoding.ids[:n]
-            mask[row, :n] = 1
-            types[row, :n] = encoding.type_ids[:n]
-        available = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        encodings = self.tokenize(texts)
+        id_lists = [encoding.ids for encoding in encodings]  # each access builds a list: once only
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+        width = pad_to or int(lengths.max())
+        real = np.arange(width) < np.minimum(lengths, width)[:, None]  # [batch, width] token or padding
+        available = {
+            "input_ids": _padded(id_lists, real, width, self.pad_id),
+            "attention_mask": real.astype(np.int64),
+        }
+        if "token_type_ids" in self.graph_inputs:
+            available["token_type_ids"] = _padded([e.type_ids for e in encodings], real, width, 0)
         return {name: available[name] for name in self.graph_inputs}
+
+
+def _padded(rows: list[list[int]], real: np.ndarray, width: int, pad: int) -> np.ndarray:
+    """Rows of token values, cut to ``width`` and padded with ``pad``, filled in one numpy step."""
+    out = np.full(real.shape, pad, dtype=np.int64)
+    flat = itertools.chain.from_iterable(row if len(row) <= width else row[:width] for row in rows)
+    out[real] = np.fromiter(flat, dtype=np.int64, count=int(real.sum()))
+    return out
 
 
 class ImagePreprocessor:
@@ -79,10 +115,11 @@ class ImagePreprocessor:
         return (array - self.mean) / self.std
 
 
-def preprocessor_for(root: Path, spec: Mapping[str, Any]) -> Preprocessor:
+def preprocessor_for(root: Path, spec: Mapping[str, Any], threads: int = 1) -> Preprocessor:
+    """The bundle's preprocessing; ``threads`` tokenizes large text batches in parallel."""
     kind = spec.get("kind")
     if kind == "text":
-        return TextPreprocessor(root / spec["tokenizer"], spec)
+        return TextPreprocessor(root / spec["tokenizer"], spec, threads)
     if kind == "image":
         return ImagePreprocessor(spec)
     raise BundleFormatError(f"bundle input kind {kind!r} is not supported (text or image)")

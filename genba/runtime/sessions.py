@@ -36,7 +36,7 @@ def gpu_visible() -> bool:
     return Path("/dev/nvidiactl").exists() or Path("/dev/dxg").exists()
 
 
-def session_options(config: RuntimeConfig) -> onnxruntime.SessionOptions:
+def session_options(config: RuntimeConfig, profile_prefix: str | None = None) -> onnxruntime.SessionOptions:
     """Session options every Genba session shares, each one chosen on purpose.
 
     - ``intra_op_num_threads`` from the config: the threads one operator
@@ -75,6 +75,11 @@ def session_options(config: RuntimeConfig) -> onnxruntime.SessionOptions:
     # they burn the cores the request handling needs, so the agent turns it off.
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spin_wait else "0")
     options.log_severity_level = 3
+    if profile_prefix is not None:
+        # One profiled run tells where ORT placed each node (genba.runtime.placement); the caller
+        # ends profiling right after it, so serving never pays for it.
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     return options
 
 
@@ -83,11 +88,16 @@ def cuda_possible(config: RuntimeConfig) -> bool:
     return config.provider == "gpu" or (config.provider == "auto" and gpu_visible())
 
 
-def create_session(model: bytes | Path, config: RuntimeConfig) -> onnxruntime.InferenceSession:
-    """A session on the provider the policy allows; raises RuntimeLoadError otherwise."""
+def create_session(
+    model: bytes | Path, config: RuntimeConfig, profile_prefix: str | None = None
+) -> onnxruntime.InferenceSession:
+    """A session on the provider the policy allows; raises RuntimeLoadError otherwise.
+
+    ``profile_prefix`` turns profiling on for a CUDA session (see ``genba.runtime.placement``).
+    """
     if not cuda_possible(config):
         return _session(model, config, [CPU])
-    session = _try_cuda(model, config)
+    session = _try_cuda(model, config, profile_prefix)
     if session is not None:
         return session
     if config.provider == "gpu":
@@ -104,7 +114,9 @@ def active_provider(session: onnxruntime.InferenceSession) -> str:
     return CUDA if CUDA in providers else providers[0]
 
 
-def _try_cuda(model: bytes | Path, config: RuntimeConfig) -> onnxruntime.InferenceSession | None:
+def _try_cuda(
+    model: bytes | Path, config: RuntimeConfig, profile_prefix: str | None = None
+) -> onnxruntime.InferenceSession | None:
     import onnxruntime as ort
 
     if CUDA not in ort.get_available_providers():
@@ -114,7 +126,7 @@ def _try_cuda(model: bytes | Path, config: RuntimeConfig) -> onnxruntime.Inferen
         if preload is not None:
             preload()
         cuda_options = {"device_id": str(config.cuda_device_id)}
-        session = _session(model, config, [(CUDA, cuda_options), CPU])
+        session = _session(model, config, [(CUDA, cuda_options), CPU], profile_prefix)
     except (RuntimeError, OSError, ValueError) as exc:  # ORT raises plain RuntimeError subclasses
         log.info("CUDA provider failed to load: %s", exc)
         return None
@@ -122,13 +134,14 @@ def _try_cuda(model: bytes | Path, config: RuntimeConfig) -> onnxruntime.Inferen
 
 
 def _session(
-    model: bytes | Path, config: RuntimeConfig, providers: list[object]
+    model: bytes | Path, config: RuntimeConfig, providers: list[object], profile_prefix: str | None = None
 ) -> onnxruntime.InferenceSession:
     import onnxruntime as ort
 
     source = model if isinstance(model, bytes) else os.fspath(model)
+    options = session_options(config, profile_prefix)
     try:
-        return ort.InferenceSession(source, sess_options=session_options(config), providers=providers)
+        return ort.InferenceSession(source, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
         raise RuntimeLoadError(f"ONNX Runtime cannot load the model: {_first_line(exc)}") from exc
 

@@ -85,7 +85,7 @@ class ExportConfig:
     variant: str | None = None
     #: One backbone variant per target in the bundle; ``precision`` and ``variant`` choose the
     #: ``cpu`` one, the ``cuda`` one is always fp16 (the head stays fp32 and is shared).
-    targets: tuple[str, ...] = TARGETS
+    targets: tuple[str, ...] | None = None
     gates: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
@@ -104,7 +104,9 @@ class ExportConfig:
             problems.append("precision int8-static needs --calibration FILE (JSONL inputs)")
         if self.variant is not None and self.variant not in VARIANTS:
             problems.append(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        if not self.targets or len(set(self.targets)) != len(self.targets):
+        if self.targets is None:
+            pass
+        elif not self.targets or len(set(self.targets)) != len(self.targets):
             problems.append("targets must name each target once: cpu, cuda or both (cpu,cuda)")
         elif not set(self.targets) <= set(TARGETS):
             problems.append(
@@ -128,6 +130,12 @@ class ExportConfig:
         if self.name:
             return self.name
         return self.model_dir.name if self.model_dir is not None else "model"
+
+    @property
+    def export_targets(self) -> tuple[str, ...]:
+        """The targets to build: those named, else both (then a cuda variant that fails its gates
+        is left out with the reason in the manifest, instead of failing the export)."""
+        return self.targets if self.targets is not None else TARGETS
 
     @property
     def is_classifier(self) -> bool:

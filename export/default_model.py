@@ -78,7 +78,7 @@ def export_default_bundle(
     signing_key: Path | None = None,
     threads: int = 0,
     progress: Progress | None = None,
-    targets: tuple[str, ...] = ("cpu", "cuda"),
+    targets: tuple[str, ...] | None = None,
 ) -> ExportResult:
     """Export MiniLM + the default head with ``auto`` precision, gated on the central eval part."""
     from export.config import ExportConfig

@@ -129,7 +129,7 @@ def build_bundle(
         variants: dict[str, Any] = {}
         top: tuple[dict[str, Any], dict[str, Any], Path] | None = None
         validation: dict[str, Any] = {}
-        if "cpu" in config.targets:
+        if "cpu" in config.export_targets:
             candidates = _evaluate_candidates(
                 config, source, exported, data, runtime, head_bytes, latency_feeds, Path(work), say
             )
@@ -139,11 +139,20 @@ def build_bundle(
             precision = {"backbone": chosen.precision, "variant": chosen.name, "details": chosen.details}
             variants["cpu"] = {"provider": CPU, "graphs": table, "precision": precision}
             top, validation = (table, precision, path), candidates.summary(chosen)
-        if "cuda" in config.targets:
+        cuda = None
+        if "cuda" in config.export_targets:
             say("building and checking the cuda target's fp16 variant")
-            cuda = build_cuda_variant(
-                config, exported, source.model_type, data, head_bytes, latency_feeds, Path(work)
-            )
+            try:
+                cuda = build_cuda_variant(
+                    config, exported, source.model_type, data, head_bytes, latency_feeds, Path(work)
+                )
+            except GateFailedError as failure:
+                if config.targets is not None or top is None:
+                    raise  # asked for by name, or the only target: no bundle without it
+                # Not asked for by name: ship the cpu variant alone and say why in the manifest.
+                say(f"no cuda variant: {failure}")
+                validation["skipped_targets"] = {"cuda": str(failure)}
+        if cuda is not None:
             table = _install_graphs(
                 writer.root, exported, cuda.precision, cuda.path, head_bytes, suffix="-cuda"
             )

@@ -288,6 +288,8 @@ def predict(graph: bytes, table: KernelTable) -> PlacementReport:
     nodes = []
     generic = _generic_inputs()
     for index, node in enumerate(model.graph.node):
+        if node.op_type == "Constant" and not node.domain:
+            continue  # ONNX Runtime turns Constant nodes into initializers when it loads the graph
         opset = opsets.get(_domain(node.domain), 1)
         formal = _formal_types(generic, node.domain, node.op_type, opset)
         inputs = [

@@ -180,3 +180,23 @@ def test_the_recorded_table_predicts_what_the_device_measured_for_bert_int8_and_
         "QEmbedLayerNormalization",
     }
     assert not fp16.compute_falls_back and fp16.on_target == fp16.nodes
+
+
+def test_constant_nodes_need_no_kernel() -> None:
+    """ORT folds Constant nodes into initializers at load: they run nowhere, on neither provider."""
+    nodes = [
+        helper.make_node(
+            "Constant", [], ["w"], value=helper.make_tensor("v", TensorProto.FLOAT16, [4, 3], [1.0] * 12)
+        ),
+        helper.make_node("Cast", ["x"], ["xh"], to=TensorProto.FLOAT16, name="to_half"),
+        helper.make_node("MatMul", ["xh", "w"], ["y16"], name="matmul"),
+        helper.make_node("Cast", ["y16"], ["y"], to=TensorProto.FLOAT, name="to_float"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constant",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+    )
+    report = predict(_model(graph), TABLE)
+    assert report.nodes == 3 and not report.compute_falls_back

@@ -232,3 +232,22 @@ def test_unknown_or_repeated_targets_are_refused(tiny_bert: Path, tmp_path: Path
         ExportConfig(model_dir=tiny_bert, task="text-classification", out=tmp_path / "x", targets=("tpu",))
     with pytest.raises(ConfigError, match="each target once"):
         ExportConfig(model_dir=tiny_bert, task="text-classification", out=tmp_path / "x", targets=())
+
+
+def test_a_failing_cuda_variant_is_left_out_unless_it_was_asked_for(tiny_bert: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from export import GateConfig, Tolerance
+    from genba.errors import GateFailedError
+
+    gates = GateConfig()
+    impossible = replace(gates, tolerances={**gates.tolerances, "fp16": Tolerance(0.0, 1.01)})
+    base = {"model_dir": tiny_bert, "task": "text-classification", "precision": "fp32", "gates": impossible}
+    result = export_model(ExportConfig(out=tmp_path / "default", **base))  # type: ignore[arg-type]
+    assert (
+        set(result.manifest["variants"]) == {"cpu"} and "backbone-cuda.onnx" not in result.manifest["files"]
+    )
+    assert "mean_cosine" in result.manifest["validation"]["skipped_targets"]["cuda"]
+    with pytest.raises(GateFailedError, match="cuda target"):
+        export_model(ExportConfig(out=tmp_path / "asked", targets=("cpu", "cuda"), **base))  # type: ignore[arg-type]
+    assert not (tmp_path / "asked").exists()

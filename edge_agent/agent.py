@@ -185,7 +185,11 @@ class Agent:
         """The answers, with the probabilities and embedding they came from."""
         assert loaded is not None
         probabilities, embedding, latency_ms = loaded.model.predict_arrays(values)
-        summary = {"name": loaded.identity.name, "version": loaded.identity.version}
+        summary = {
+            "name": loaded.identity.name,
+            "version": loaded.identity.version,
+            "variant": loaded.model.variant,  # cpu, cuda or default: which of the bundle's graphs answered
+        }
         answers = model_answers(
             probabilities,
             loaded.model.labels,

@@ -330,6 +330,7 @@ intra_op_threads = 0         # 0 = one per physical core
 graph_optimization = "all"
 io_binding = "auto"          # auto: on with CUDA
 spin_wait = true             # ONNX Runtime threads spin between runs (lower batch-1 latency, busier cores)
+tokenizer_threads = 1        # threads tokenizing a large batch (16+ texts each); more pays on a GPU PC
 
 [batching]
 max_batch_size = 32          # concurrent requests share one batch up to this size

@@ -70,18 +70,23 @@ class LoadedModel:
 
     def describe(self) -> dict[str, Any]:
         manifest = self.identity.manifest
+        served = self.model.served.to_json()
         return {
             "model_id": self.model_id,
             "name": self.identity.name,
             "version": self.identity.version,
             "task": manifest.get("task"),
             "labels": list(manifest.get("labels") or []),
-            "precision": (manifest.get("precision") or {}).get("variant"),
+            "precision": served["precision"],
             "signer_key_id": self.identity.signer_key_id,
             "signature_verified": True,
             "lineage": manifest.get("lineage"),
             "provider": self.model.provider,
             "io_binding": bool(getattr(self.model, "io_binding", False)),
+            # Which of the bundle's variants serves here, why, and where its nodes run on CUDA.
+            "variant": served["variant"],
+            "variant_reason": served["reason"],
+            "placement": served["placement"],
         }
 
 

@@ -130,4 +130,6 @@ def _embed(
     site: SiteFolder, model: BundleModel, parent: VerifiedBundle, items: Sequence[LabelledInput]
 ) -> np.ndarray:
     with SiteStore(site.store_file) as store:
-        return cached_embeddings(store, model, backbone_key(parent.manifest), list(items)).vectors
+        return cached_embeddings(
+            store, model, backbone_key(parent.manifest, model.variant), list(items)
+        ).vectors

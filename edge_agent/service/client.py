@@ -39,6 +39,7 @@ class ModelAnswer:
     stage: str
     provider: str
     latency_ms: float
+    variant: str | None = None  # which of the bundle's variants answered: cpu, cuda or default
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelAnswer:
@@ -51,6 +52,7 @@ class ModelAnswer:
             stage=data["stage"],
             provider=data["provider"],
             latency_ms=float(data["latency_ms"]),
+            variant=data["model"].get("variant"),
         )
 
 

@@ -39,6 +39,7 @@ class PredictBatchRequest(Strict):
 class ModelRef(BaseModel):
     name: str
     version: int
+    variant: str | None = Field(None, description="the bundle variant that answered: cpu, cuda or default")
 
 
 class ModelAnswerOut(BaseModel):

@@ -19,6 +19,7 @@ import numpy as np
 from edge_agent.answers import decode_payload
 from edge_agent.store import LabelledInput, canonical_json
 from genba.errors import BundleFormatError
+from genba.variants import DEFAULT, variants_of
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -47,16 +48,27 @@ class Embedded:
     seconds: float
 
 
-def backbone_key(manifest: Mapping[str, Any]) -> str:
-    """The cache key of a bundle's embeddings: a hash of every file but the head, and the input spec."""
-    graphs = manifest.get("graphs") or {}
-    head_files = {spec["file"] for role, spec in graphs.items() if role == "head"}
-    parts = {
-        "input": manifest.get("input"),
-        "files": {
-            name: entry["sha256"] for name, entry in manifest["files"].items() if name not in head_files
-        },
+def backbone_key(manifest: Mapping[str, Any], variant: str = DEFAULT) -> str:
+    """The cache key of a bundle's embeddings from one variant's backbone (the one that serves).
+
+    A hash of the input spec and every file but the heads and the other variants' graphs: a GPU
+    site's fp16 vectors and a CPU site's int8 vectors never share a key, and a bundle without
+    variants keeps the key it always had.
+    """
+    specs = variants_of(manifest)
+    own = set(specs[variant].files) if variant in specs else set()
+    skipped = {
+        str(spec["file"])
+        for each in specs.values()
+        for role, spec in each.graphs.items()
+        if role == "head" or str(spec["file"]) not in own
     }
+    parts: dict[str, Any] = {
+        "input": manifest.get("input"),
+        "files": {name: entry["sha256"] for name, entry in manifest["files"].items() if name not in skipped},
+    }
+    if DEFAULT not in specs:
+        parts["variant"] = variant
     return "backbone:" + hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
 
 

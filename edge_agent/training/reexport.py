@@ -61,6 +61,7 @@ def write_last_k_candidate(
             labels=tuple(manifest["labels"]),
             precision=_precision(manifest),
             variant=str(manifest["precision"]["variant"]),
+            targets=_targets(manifest),
             signing_key=signing_key,
             name=str(manifest["model"]["name"]),
             version=int(manifest["model"]["version"]) + 1,
@@ -83,6 +84,14 @@ def write_last_k_candidate(
         finally:
             staged.unlink(missing_ok=True)
     return result.manifest
+
+
+def _targets(manifest: Mapping[str, Any]) -> tuple[str, ...]:
+    """The parent's targets (a bundle from before variants: its one portable graph, as ``cpu``)."""
+    from genba.variants import DEFAULT, variants_of
+
+    names = tuple(name for name in variants_of(manifest) if name != DEFAULT)
+    return names or ("cpu",)
 
 
 def _precision(manifest: Mapping[str, Any]) -> Any:

@@ -79,12 +79,20 @@ def train_candidate(
         with SiteStore(site.store_file) as store:
             store.drop_pruned_embeddings()
             embedded = cached_embeddings(
-                store, model, backbone_key(parent.manifest), data.items, batch_size=batch_size
+                store, model, backbone_key(parent.manifest, model.variant), data.items, batch_size=batch_size
             )
         fit = fit_head(
             embedded.vectors, data.label_indices, len(data.labels), seed=seed, config=head_config, prior=prior
         )
-        report = _report(data, mode, model.provider, seed, head=fit.report, **_embedding_report(embedded))
+        report = _report(
+            data,
+            mode,
+            model.provider,
+            seed,
+            variant=model.variant,
+            head=fit.report,
+            **_embedding_report(embedded),
+        )
         manifest = write_head_candidate(
             parent,
             fit.weights,
@@ -146,6 +154,7 @@ def _train_last_k(
         "last-k",
         model.provider,
         seed,
+        variant=model.variant,
         last_k=tuned.report,
         source={
             "path": str(source.path),

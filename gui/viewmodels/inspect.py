@@ -43,7 +43,7 @@ class AnswerView:
             confidence_pct=_pct(answer.score),
             model=_model(answer),
             stage=answer.stage,
-            provider=answer.provider.removesuffix("ExecutionProvider"),
+            provider=_provider(answer),
             latency_ms=round(answer.latency_ms, 1),
             suggestion=pilot.label if pilot else None,
             suggestion_pct=_pct(pilot.score) if pilot else None,
@@ -100,3 +100,9 @@ def _pct(score: float | None) -> int:
 
 def _model(answer: ModelAnswer) -> str:
     return f"{answer.model_name} v{answer.model_version}"
+
+
+def _provider(answer: PredictResult) -> str:
+    """``CUDA · cuda``: where the answer was computed and which of the bundle's variants computed it."""
+    provider = answer.provider.removesuffix("ExecutionProvider")
+    return f"{provider} · {answer.variant}" if answer.variant else provider

@@ -54,8 +54,20 @@ class ModelCard:
             federated_round=int(lineage["round"]) if lineage.get("round") is not None else None,
             rollback=bool(lineage.get("rollback")),
             precision=str(described.get("precision") or NONE),
-            provider=str(described.get("provider") or NONE).removesuffix("ExecutionProvider"),
+            provider=served_on(described),
         )
+
+
+def served_on(described: Mapping[str, Any]) -> str:
+    """``CUDA · cuda variant · 0 compute ops on CPU``: the provider, the bundle variant, its placement."""
+    provider = str(described.get("provider") or NONE).removesuffix("ExecutionProvider")
+    parts = [provider]
+    if described.get("variant"):
+        parts.append(f"{described['variant']} variant")
+    placement = described.get("placement") or {}
+    if placement:
+        parts.append(f"{placement.get('compute_ops_on_cpu', 0)} compute ops on CPU")
+    return " · ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def test_production_then_a_shadow_candidate_with_its_gates(
     window = open_window(served_site.site)
     tab = _model_tab(qtbot, window, settle)
     assert [_card(tab, row, 0) for row in ("stage", "version", "signature", "precision", "provider")] == [
-        "production", "v1", "verified", "fp32", "CPU",
+        "production", "v1", "verified", "fp32", "CPU · cpu variant",
     ]  # fmt: skip
     assert _card(tab, "source", 0) == "exported by IT" and "(this site)" not in _card(tab, "signer", 0)
     assert _card(tab, "stage", 1) == "none" and tab.gates.rowCount() == 0
@@ -262,3 +262,12 @@ def test_stages_rollback_target_and_numbers() -> None:
                {"version": 2, "end_reason": "replaced"}]  # fmt: skip
     assert rollback_version(history) == 2 and rollback_version([]) is None
     assert [number(v) for v in (12.0, -0.0, 0.69123, None, 5000.0)] == ["12", "0", "0.691", "—", "5000"]
+
+
+def test_a_cuda_card_says_which_variant_serves_and_where_its_nodes_run() -> None:
+    described = {
+        **CANDIDATE, "precision": "fp16", "variant": "cuda", "variant_reason": "GPU present",
+        "placement": {"nodes": 71, "nodes_on_cpu": 5, "compute_ops_on_cpu": 0},
+    }  # fmt: skip
+    card = ModelCard.of(described, "pilot", site="site-a", site_key_id=SITE_KEY)
+    assert (card.precision, card.provider) == ("fp16", "CUDA · cuda variant · 0 compute ops on CPU")

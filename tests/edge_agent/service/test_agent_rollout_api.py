@@ -44,6 +44,7 @@ def test_predict_label_and_queue(
             single.model_version == 1
             and single.stage == "production"
             and single.provider == "CPUExecutionProvider"
+            and single.variant == "cpu"  # the bundle's cpu variant: no GPU here
         )
         assert single.label in single.scores and abs(sum(single.scores.values()) - 1.0) < 1e-4
         assert [r.input_id for r in batch] == sorted(r.input_id for r in batch)
@@ -93,6 +94,9 @@ def test_candidate_walks_shadow_pilot_production_through_the_gates_then_rolls_ba
         )
         status = client.status()
         assert status["candidate"] is None and status["production"]["provider"] == "CPUExecutionProvider"
+        production = status["production"]
+        assert (production["variant"], production["placement"]) == ("cpu", None)
+        assert production["variant_reason"] == "provider policy cpu" and production["precision"] == "fp32"
         assert client.predict(TEXTS[2]).model_version == 2
 
         back = client.rollback()

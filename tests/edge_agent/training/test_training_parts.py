@@ -274,3 +274,32 @@ def test_a_parent_head_anchors_the_fit_by_its_l2_strength() -> None:
     assert np.abs(moved.weight - prior.weight).max() > 0.2
     report = fit_head(features, labels, 3, prior=prior).report
     assert report["anchored_to_parent"] is True and report["chosen"]["l2"] in (1e-3, 1e-2, 1e-1, 1.0)
+
+
+def test_each_variant_has_its_own_cache_key_and_a_head_swap_keeps_both() -> None:
+    def manifest(cpu: str, cuda: str, head: str) -> dict[str, Any]:
+        graphs = {"backbone": {"file": "backbone.onnx"}, "head": {"file": "head.onnx"}}
+        cuda_graphs = {"backbone": {"file": "backbone-cuda.onnx"}, "head": {"file": "head.onnx"}}
+        return {
+            "graphs": graphs,
+            "variants": {"cpu": {"graphs": graphs}, "cuda": {"graphs": cuda_graphs}},
+            "input": {"kind": "text", "max_length": 128},
+            "files": {
+                "backbone.onnx": {"sha256": cpu},
+                "backbone-cuda.onnx": {"sha256": cuda},
+                "head.onnx": {"sha256": head},
+                "preprocess/tokenizer.json": {"sha256": "t"},
+            },
+        }
+
+    cpu, cuda = (
+        backbone_key(manifest("c1", "g1", "h1"), "cpu"),
+        backbone_key(manifest("c1", "g1", "h1"), "cuda"),
+    )
+    assert cpu != cuda  # int8 and fp16 vectors must never be mixed in one cache
+    assert backbone_key(manifest("c1", "g1", "h2"), "cpu") == cpu
+    assert backbone_key(manifest("c1", "g1", "h2"), "cuda") == cuda
+    # A new fp16 graph leaves the cpu variant's vectors valid, and the other way round.
+    assert backbone_key(manifest("c1", "g2", "h1"), "cpu") == cpu
+    assert backbone_key(manifest("c2", "g1", "h1"), "cuda") == cuda
+    assert backbone_key(manifest("c1", "g2", "h1"), "cuda") != cuda

@@ -33,6 +33,7 @@ from edge_agent.serving import MicroBatcher
 from edge_agent.site import SiteFolder
 from edge_agent.store import LabelRow, QueueItem, SiteStore
 from genba.errors import AgentUnavailableError, GenbaError, NoModelError, UsageError
+from genba.runtime.model import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,10 @@ class Agent:
         self.started_at = clock()
         self.switch_lock = threading.RLock()
         self._serving = False
-        self._batcher: MicroBatcher[Item, Answer] = MicroBatcher(self._answer_batch, config.batching)
+        overlap = _overlaps(config)
+        self._batcher: MicroBatcher[Item, Answer] = MicroBatcher(
+            self._answer_batch, config.batching, prepare=self._prepare_batch if overlap else None
+        )
         self.worker_problems: list[str] = []
         self._shadow: queue.Queue[tuple[LoadedModel, list[int], list[Item]]] = queue.Queue(
             maxsize=config.shadow_queue
@@ -150,12 +154,21 @@ class Agent:
             return NoModelError(f"no model is serving: {self.load_problems[-1]}")
         return NoModelError("no production model installed; install one with 'genba agent install BUNDLE'")
 
-    def _answer_batch(self, items: list[Item]) -> list[Answer]:
+    def _prepare_batch(self, items: list[Item]) -> tuple[int, Prepared] | None:
+        """Tokenize for the production model while the batcher's other thread runs the last batch."""
+        production = self.active.production
+        if production is None:
+            return None
+        return production.model_id, production.model.prepare([item.value for item in items])
+
+    def _answer_batch(self, items: list[Item], prepared: tuple[int, Prepared] | None = None) -> list[Answer]:
         active = self.active
         if active.production is None:
             raise self.no_model_error()
         values = [item.value for item in items]
-        served, probabilities, embedding = self._run_arrays(active.production, values, "production")
+        # Inputs prepared for a model that was swapped out meanwhile are prepared again.
+        ready = prepared[1] if prepared is not None and prepared[0] == active.production.model_id else None
+        served, probabilities, embedding = self._run_arrays(active.production, values, "production", ready)
         pilot = self._pilot_answers(active, values) if active.stage == "pilot" else None
         predictions = []
         for row, answer in enumerate(served):
@@ -180,11 +193,11 @@ class Agent:
 
     @staticmethod
     def _run_arrays(
-        loaded: LoadedModel | None, values: list[Any], stage: str
+        loaded: LoadedModel | None, values: list[Any], stage: str, prepared: Prepared | None = None
     ) -> tuple[list[ModelAnswer], np.ndarray | None, np.ndarray | None]:
         """The answers, with the probabilities and embedding they came from."""
         assert loaded is not None
-        probabilities, embedding, latency_ms = loaded.model.predict_arrays(values)
+        probabilities, embedding, latency_ms = loaded.model.predict_arrays(values, prepared)
         summary = {
             "name": loaded.identity.name,
             "version": loaded.identity.version,
@@ -466,3 +479,11 @@ def _version(metadata: Any, name: str) -> str | None:
         return str(metadata.version(name))
     except metadata.PackageNotFoundError:
         return None
+
+
+def _overlaps(config: AgentConfig) -> bool:
+    """Whether the batcher tokenizes the next batch during inference (see ``BatchingConfig.overlap``)."""
+    from genba.runtime.sessions import cuda_possible
+
+    setting = config.batching.overlap
+    return setting == "on" or (setting == "auto" and cuda_possible(config.runtime))

@@ -335,6 +335,7 @@ tokenizer_threads = 1        # threads tokenizing a large batch (16+ texts each)
 [batching]
 max_batch_size = 32          # concurrent requests share one batch up to this size
 max_wait_ms = 2.0            # waited for more requests only while under concurrent load
+overlap = "auto"             # tokenize the next batch during inference: auto = on where the GPU serves
 
 [gates]
 min_items = 200              # candidate answers in a stage before it may advance on its own

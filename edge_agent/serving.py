@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import logging
 import math
+import queue
 import threading
 import time
 from collections import deque
@@ -47,6 +48,9 @@ class BatchingConfig:
     max_batch_size: int = 32
     max_wait_ms: float = 2.0
     max_queue: int = 1024
+    #: Tokenize the next batch while the current one runs: ``auto`` (on where the GPU serves, whose
+    #: batches wait on the CPU's tokenizing), ``on`` or ``off`` (a small CPU PC has no core to spare).
+    overlap: str = "auto"
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -54,6 +58,8 @@ class BatchingConfig:
             problems.append("batching.max_batch_size must be >= 1")
         if not (math.isfinite(self.max_wait_ms) and 0.0 <= self.max_wait_ms <= MAX_WAIT_LIMIT_MS):
             problems.append(f"batching.max_wait_ms must be between 0 and {MAX_WAIT_LIMIT_MS:g}")
+        if self.overlap not in ("auto", "on", "off"):
+            problems.append(f"batching.overlap must be auto, on or off, not {self.overlap!r}")
         if self.max_queue < 1:
             problems.append("batching.max_queue must be >= 1")
         elif self.max_queue < self.max_batch_size:
@@ -79,9 +85,18 @@ class MicroBatcher(Generic[T, R]):
     """
 
     def __init__(
-        self, run_batch: Callable[[list[T]], Sequence[R]], config: BatchingConfig, name: str = "genba-batcher"
+        self,
+        run_batch: Callable[..., Sequence[R]],
+        config: BatchingConfig,
+        name: str = "genba-batcher",
+        prepare: Callable[[list[T]], Any] | None = None,
     ) -> None:
         self._run_batch = run_batch
+        # With ``prepare`` (tokenizing, say), a second thread runs ``run_batch(items, prepared)``
+        # while the first prepares the next batch: at most one prepared batch waits between them.
+        self._prepare = prepare
+        self._handoff: queue.Queue[tuple[list[_Request[T, R]], Any] | None] = queue.Queue(maxsize=1)
+        self._runner: threading.Thread | None = None
         self.config = config
         self.name = name
         self._cond = threading.Condition()
@@ -102,6 +117,11 @@ class MicroBatcher(Generic[T, R]):
                 return
             self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
             self._thread.start()
+            if self._prepare is not None:
+                self._runner = threading.Thread(
+                    target=self._run_prepared, name=f"{self.name}-run", daemon=True
+                )
+                self._runner.start()
 
     def submit(self, item: T) -> concurrent.futures.Future[R]:
         return self.submit_many([item])[0]
@@ -144,6 +164,8 @@ class MicroBatcher(Generic[T, R]):
                 request.future.set_exception(ShuttingDownError())
         if thread is not None:
             thread.join(timeout)
+            if self._runner is not None:
+                self._runner.join(timeout)
             if thread.is_alive():
                 log.warning("%s: queued work did not finish within %.1f s of close()", self.name, timeout)
 
@@ -167,9 +189,32 @@ class MicroBatcher(Generic[T, R]):
         while True:
             batch = self._next_batch(wait_for_more=previous_size > 1)
             if batch is None:
+                if self._prepare is not None:
+                    self._handoff.put(None)  # the runner finishes what it holds, then stops
                 return
-            self._execute(batch)
+            if self._prepare is None:
+                self._execute(batch)
+            else:
+                self._hand_over(batch, self._prepare)
             previous_size = len(batch)
+
+    def _hand_over(self, batch: list[_Request[T, R]], prepare: Callable[[list[T]], Any]) -> None:
+        live = [request for request in batch if request.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            prepared = prepare([request.item for request in live])
+        except Exception as exc:  # the runner fails the batch with it, in order with the others
+            prepared = _Failed(exc)
+        self._handoff.put((live, prepared))
+
+    def _run_prepared(self) -> None:
+        while (handed := self._handoff.get()) is not None:
+            live, prepared = handed
+            if isinstance(prepared, _Failed):
+                self._finish(live, prepared.error)
+            else:
+                self._finish(live, None, prepared)
 
     def _next_batch(self, wait_for_more: bool) -> list[_Request[T, R]] | None:
         """The next batch, or None once closing and drained; waits only if ``wait_for_more``."""
@@ -220,10 +265,14 @@ class MicroBatcher(Generic[T, R]):
     def _execute(self, batch: list[_Request[T, R]]) -> None:
         # A future its client cancelled (an asyncio task gone away) is dropped, not computed.
         live = [request for request in batch if request.future.set_running_or_notify_cancel()]
-        if not live:
-            return
+        if live:
+            self._finish(live, None)
+
+    def _finish(self, live: list[_Request[T, R]], error: Exception | None, *prepared: Any) -> None:
         try:
-            results = self._run_batch([request.item for request in live])
+            if error is not None:
+                raise error
+            results = self._run_batch([request.item for request in live], *prepared)
             if len(results) != len(live):
                 raise ServingError(
                     f"the model returned {len(results)} results for a batch of {len(live)} items"
@@ -238,3 +287,10 @@ class MicroBatcher(Generic[T, R]):
             self._batches += 1
             self._items += len(live)
             self._largest = max(self._largest, len(live))
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """What ``prepare`` raised, handed to the runner so the batch fails in its turn."""
+
+    error: Exception

@@ -260,3 +260,83 @@ def test_concurrent_texts_get_the_labels_they_get_alone(bert_bundle: Path) -> No
         assert model.labels[int(np.argmax(rows[index]))] == prediction.label
         expected = [prediction.scores[label] for label in model.labels]
         np.testing.assert_allclose(rows[index], expected, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- overlapping preparation
+
+
+def test_the_next_batch_is_prepared_while_the_current_one_runs() -> None:
+    """With ``prepare``, batch 2 is tokenized while batch 1 is still inside the model."""
+    running, release = threading.Event(), threading.Event()
+    prepared_during_run: list[bool] = []
+    runs: list[tuple[list[str], list[str]]] = []
+
+    def prepare(items: list[str]) -> list[str]:
+        prepared_during_run.append(running.is_set() and not release.is_set())
+        return [item.upper() for item in items]
+
+    def run(items: list[str], prepared: list[str]) -> list[str]:
+        runs.append((list(items), list(prepared)))
+        if len(runs) == 1:
+            running.set()
+            assert release.wait(TIMEOUT_S)
+        return prepared
+
+    batcher: MicroBatcher[str, str] = MicroBatcher(run, BatchingConfig(max_wait_ms=0.0), prepare=prepare)
+    batcher.start()
+    first = batcher.submit("a")
+    assert running.wait(TIMEOUT_S)
+    second = batcher.submit_many(["b", "c"])
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(prepared_during_run) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert prepared_during_run == [False, True]  # batch 2 was prepared before batch 1 finished
+    release.set()
+    assert first.result(TIMEOUT_S) == "A" and [f.result(TIMEOUT_S) for f in second] == ["B", "C"]
+    assert runs == [(["a"], ["A"]), (["b", "c"], ["B", "C"])]
+    batcher.close()
+
+
+def test_a_failed_preparation_fails_its_own_batch_only() -> None:
+    def prepare(items: list[str]) -> list[str]:
+        if "bad" in items:
+            raise GenbaError("cannot tokenize")
+        return items
+
+    batcher: MicroBatcher[str, str] = MicroBatcher(
+        lambda items, prepared: [f"ok:{p}" for p in prepared], BatchingConfig(), prepare=prepare
+    )
+    batcher.start()
+    with pytest.raises(GenbaError, match="cannot tokenize"):
+        batcher.submit("bad").result(TIMEOUT_S)
+    assert batcher.submit("good").result(TIMEOUT_S) == "ok:good"
+    batcher.close()
+    assert batcher.stats["batches"] == 2
+
+
+def test_close_drains_what_was_prepared() -> None:
+    batcher: MicroBatcher[str, str] = MicroBatcher(
+        lambda items, prepared: list(prepared), BatchingConfig(), prepare=lambda items: [i * 2 for i in items]
+    )
+    futures = batcher.submit_many(["x", "y"])  # queued before the worker starts
+    batcher.start()
+    batcher.close()
+    assert [f.result(TIMEOUT_S) for f in futures] == ["xx", "yy"]
+
+
+def test_prepared_inputs_give_the_same_answers_with_their_tokenizing_time(bert_bundle: Path) -> None:
+    model = BundleModel(bundle.verify_directory(bert_bundle, None), RuntimeConfig(provider="cpu"))
+    texts = ["scratch on the housing", "no dent found", "oil on the bracket near the rim"]
+    prepared = model.prepare(texts)
+    direct, _, _ = model.predict_arrays(texts)
+    ahead, _, latency = model.predict_arrays(texts, prepared)
+    assert direct is not None and ahead is not None
+    np.testing.assert_allclose(ahead, direct, rtol=1e-6)
+    assert latency >= prepared.ms > 0
+    with pytest.raises(ValueError, match="for 3 items"):
+        model.predict_arrays(texts[:2], prepared)
+
+
+def test_an_unknown_overlap_setting_is_refused() -> None:
+    with pytest.raises(ConfigError, match="batching.overlap"):
+        BatchingConfig(overlap="sometimes")

@@ -330,12 +330,12 @@ intra_op_threads = 0         # 0 = one per physical core
 graph_optimization = "all"
 io_binding = "auto"          # auto: on with CUDA
 spin_wait = true             # ONNX Runtime threads spin between runs (lower batch-1 latency, busier cores)
-tokenizer_threads = 1        # threads tokenizing a large batch (16+ texts each); more pays on a GPU PC
+tokenizer_threads = 0        # threads tokenizing big batches; 0: up to 8 where CUDA serves, else 1
 
 [batching]
 max_batch_size = 32          # concurrent requests share one batch up to this size
 max_wait_ms = 2.0            # waited for more requests only while under concurrent load
-overlap = "auto"             # tokenize the next batch during inference: auto = on where the GPU serves
+overlap = "off"              # on: tokenize the next batch during inference (auto: on where the GPU serves)
 
 [gates]
 min_items = 200              # candidate answers in a stage before it may advance on its own

@@ -48,9 +48,11 @@ class BatchingConfig:
     max_batch_size: int = 32
     max_wait_ms: float = 2.0
     max_queue: int = 1024
-    #: Tokenize the next batch while the current one runs: ``auto`` (on where the GPU serves, whose
-    #: batches wait on the CPU's tokenizing), ``on`` or ``off`` (a small CPU PC has no core to spare).
-    overlap: str = "auto"
+    #: Tokenize the next batch while the current one runs: ``on``, ``off``, or ``auto`` (on where the
+    #: GPU serves). Off by default: with MiniLM on an H200 the API's throughput with 16 clients was
+    #: 1.01x with it (docs/bench/gpu_serving.json), the per-request HTTP and store costs bind there;
+    #: a small CPU PC has no core to spare for it either.
+    overlap: str = "off"
 
     def __post_init__(self) -> None:
         problems: list[str] = []

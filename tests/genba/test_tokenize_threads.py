@@ -56,3 +56,16 @@ def test_the_runtime_setting_reaches_the_model(bert_bundle: Path) -> None:
         bundle.verify_directory(bert_bundle, None), RuntimeConfig(provider="cpu", tokenizer_threads=3)
     )
     assert isinstance(model.preprocessor, TextPreprocessor) and model.preprocessor.threads == 3
+
+
+def test_automatic_threads_tokenize_in_parallel_only_where_cuda_serves(bert_bundle: Path) -> None:
+    from genba.runtime.model import AUTO_TOKENIZER_THREADS, tokenizer_threads
+    from genba.runtime.placement import CPU, CUDA
+
+    automatic = RuntimeConfig(provider="cpu")
+    assert automatic.tokenizer_threads == 0
+    assert tokenizer_threads(automatic, CPU) == 1  # ONNX Runtime already uses the cores
+    assert 1 <= tokenizer_threads(automatic, CUDA) <= AUTO_TOKENIZER_THREADS
+    assert tokenizer_threads(RuntimeConfig(tokenizer_threads=5), CPU) == 5
+    model = BundleModel(bundle.verify_directory(bert_bundle, None), automatic)
+    assert isinstance(model.preprocessor, TextPreprocessor) and model.preprocessor.threads == 1

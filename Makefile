@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/federated.py
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/gui_responsiveness.py
+	$(BIN)/python bench/gpu_serving.py --provider cpu --out bench-out/gpu   # the GPU part: on the device (docs/bench/gpu_serving.json)
 
 clean:
 	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +34,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds")
     parser.add_argument("--runs", type=int, default=10, help="timed calls per round at batch 1")
+    parser.add_argument(
+        "--choices",
+        type=int,
+        default=5,
+        help="exports (cpu target) run while another process loads a core, to check auto's choice",
+    )
     args = parser.parse_args()
     import numpy as np
     import torch
@@ -41,6 +48,10 @@ def main() -> int:
     from export.datasets import GENERATOR_VERSION, LABELS
     from export.default_model import default_central_split, pretrained_model_dir
 
+    choices = _choices_under_load(args.out / "choices", args.choices)
+    (args.out / "choices.json").write_text(
+        json.dumps(choices, indent=2), encoding="utf-8"
+    )  # kept if later steps fail
     chosen_manifest, head = _export_default(args.out)
     split = default_central_split(seed=0)
     eval_texts = [r.text for r in split.eval]
@@ -86,6 +97,7 @@ def main() -> int:
         "rounds": args.rounds,
         "eval_examples": len(eval_texts),
         "variants": rows,
+        "choices_under_load": choices,
         "not_run_here": sorted(set(sizes) - set(rows)),
         "chosen": {
             "name": chosen_name,
@@ -97,6 +109,44 @@ def main() -> int:
     }
     print(json.dumps(document, indent=2))
     return 0
+
+
+def _choices_under_load(out: Path, count: int) -> dict[str, Any]:
+    """Export the default bundle ``count`` times while a busy loop holds one core: which variant
+    ``auto`` keeps each time, its accuracy delta against torch, and the speed rule's figures."""
+    from export.default_model import export_default_bundle, train_default_head, write_default_data
+
+    if count < 1:
+        return {}
+    head, data = train_default_head(), write_default_data(out / "data")
+    loader = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    runs = []
+    try:
+        for index in range(count):
+            bundle = out / f"bundle-{index}"
+            shutil.rmtree(bundle, ignore_errors=True)
+            print(f"… export {index + 1} of {count} under load", file=sys.stderr)
+            validation = export_default_bundle(bundle, data, head, threads=THREADS, targets=("cpu",)).report
+            chosen = next(c for c in validation["candidates"] if c["chosen"])
+            runs.append(
+                {
+                    "chosen": chosen["name"],
+                    "accuracy_delta_pts": chosen["accuracy_delta_pts"],
+                    "tied": validation["speed"]["tied"],
+                    "median_ms": {n: v["median_ms"] for n, v in validation["speed"]["variants"].items()},
+                }
+            )
+            shutil.rmtree(bundle, ignore_errors=True)
+    finally:
+        loader.kill()
+        loader.wait()
+    deltas = [run["accuracy_delta_pts"] for run in runs]
+    return {
+        "runs": runs,
+        "within_0_5_pts": sum(1 for d in deltas if d <= 0.5),
+        "of": len(runs),
+        "load": "one busy-looping process beside the export",
+    }
 
 
 def _export_default(out: Path) -> tuple[dict[str, Any], Any]:

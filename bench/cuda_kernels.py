@@ -8,6 +8,15 @@ the onnxruntime-gpu version it was read from, which it records.
 
 ``WARM_MODEL`` is any small graph: a CUDA session is made on it first, so the provider is loaded
 and initialised before the registry is read.
+
+Reading the registry loads every provider library of onnxruntime-gpu, TensorRT's included; where
+TensorRT is not installed (the device machine), ORT logs that it cannot load it and then crashes
+(SIGSEGV). Stand-ins for ``libnvinfer.so.10`` and ``libnvonnxparser.so.10`` on
+``LD_LIBRARY_PATH`` let the library load; nothing calls them. Each is a few functions returning
+0/NULL (``createInferBuilder_INTERNAL``, ``createInferRefitter_INTERNAL``,
+``createInferRuntime_INTERNAL``, ``getInferLibVersion``, ``getPluginRegistry``;
+``createNvOnnxParser_INTERNAL``, ``createNvOnnxParserRefitter_INTERNAL``), built with
+``gcc -shared -fPIC -Wl,-soname,libnvinfer.so.10``.
 """
 
 from __future__ import annotations

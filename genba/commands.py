@@ -116,6 +116,14 @@ def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
         "input": _input_summary(manifest.get("input") or {}),
         "graphs": {role: spec["file"] for role, spec in manifest["graphs"].items()},
         "precision": manifest.get("precision"),
+        "variants": {
+            target: {
+                "provider": entry.get("provider"),
+                "precision": (entry.get("precision") or {}).get("variant"),
+                "graphs": {role: spec["file"] for role, spec in entry["graphs"].items()},
+            }
+            for target, entry in (manifest.get("variants") or {}).items()
+        },
         "signed_by": (manifest.get("signer") or {}).get("key_id"),
         "chosen_variant": validation.get("chosen"),
         "chosen_figures": {

@@ -132,6 +132,12 @@ def test_bundle_info_and_pack(capsys: pytest.CaptureFixture[str], bert_bundle: P
     code, out, _ = _run(capsys, "bundle", "info", str(bert_bundle))
     info = json.loads(out)
     assert code == 0 and info["graphs"] == {"backbone": "backbone.onnx", "head": "head.onnx"}
+    assert info["variants"] == {
+        "cpu": {"provider": "CPUExecutionProvider", "precision": "fp32",
+                "graphs": {"backbone": "backbone.onnx", "head": "head.onnx"}},
+        "cuda": {"provider": "CUDAExecutionProvider", "precision": "fp16",
+                 "graphs": {"backbone": "backbone-cuda.onnx", "head": "head.onnx"}},
+    }  # fmt: skip
     code, _, _ = _run(capsys, "bundle", "pack", str(bert_bundle), "--out", str(tmp_path / "b.zip"))
     assert code == 0
     code, out, _ = _run(capsys, "bundle", "info", str(tmp_path / "b.zip"))

@@ -103,11 +103,29 @@ def save_image_preprocessing(source_dir: Path, out_dir: Path) -> dict[str, Any]:
         "kind": "image",
         "height": int(height),
         "width": int(width),
-        "rescale_factor": float(getattr(processor, "rescale_factor", 1 / 255)),
-        "mean": [float(v) for v in getattr(processor, "image_mean", [0.5, 0.5, 0.5])],
-        "std": [float(v) for v in getattr(processor, "image_std", [0.5, 0.5, 0.5])],
+        "rescale_factor": float(getattr(processor, "rescale_factor", 1 / 255))
+        if getattr(processor, "do_rescale", True)
+        else 1.0,
+        **_normalization(processor, source_dir),
         "resample": int(getattr(processor, "resample", 2)),
+        "normalization": "image-processor",
     }
+
+
+def _normalization(processor: Any, source_dir: Path) -> dict[str, list[float]]:
+    """The processor's own mean and std, never a guess: a wrong one passes every gate (torch and
+    ONNX are fed the same wrong input) and costs accuracy at the sites."""
+    if not getattr(processor, "do_normalize", True):
+        return {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    mean, std = getattr(processor, "image_mean", None), getattr(processor, "image_std", None)
+    if mean is None or std is None:
+        raise ModelSourceError(
+            f"the image processor in {source_dir} normalizes but gives no image_mean/image_std: "
+            "add the values the model was trained with to its preprocessor_config.json"
+        )
+    as_list = [float(mean)] * 3 if isinstance(mean, int | float) else [float(v) for v in mean]
+    std_list = [float(std)] * 3 if isinstance(std, int | float) else [float(v) for v in std]
+    return {"mean": as_list, "std": std_list}
 
 
 def _first_line(exc: BaseException) -> str:

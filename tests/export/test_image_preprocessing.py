@@ -217,3 +217,21 @@ def test_manifest_and_bundle_info_show_the_input_spec(
     info = json.loads(capsys.readouterr().out)
     assert info["input"] == expected
     assert info["labels"] == list(LABELS) and info["graphs"] == {"model": "model.onnx"}
+
+
+def test_the_hugging_face_path_honours_the_processors_switches(tiny_vit: Path, tmp_path: Path) -> None:
+    """A processor that neither rescales nor normalizes must not get 1/255 or a mean/std."""
+    import json
+    import shutil
+
+    from export.onnx_export import save_image_preprocessing
+
+    model = Path(shutil.copytree(tiny_vit, tmp_path / "vit"))
+    config_file = model / "preprocessor_config.json"
+    config = json.loads(config_file.read_text())
+    spec = save_image_preprocessing(model, tmp_path / "as-is")
+    assert spec["mean"] == [float(v) for v in config["image_mean"]] and spec["normalization"] == "image-processor"
+    config.update(do_normalize=False, do_rescale=False)
+    config_file.write_text(json.dumps(config))
+    plain = save_image_preprocessing(model, tmp_path / "plain")
+    assert (plain["mean"], plain["std"], plain["rescale_factor"]) == ([0.0] * 3, [1.0] * 3, 1.0)

@@ -230,7 +230,10 @@ def test_the_hugging_face_path_honours_the_processors_switches(tiny_vit: Path, t
     config_file = model / "preprocessor_config.json"
     config = json.loads(config_file.read_text())
     spec = save_image_preprocessing(model, tmp_path / "as-is")
-    assert spec["mean"] == [float(v) for v in config["image_mean"]] and spec["normalization"] == "image-processor"
+    assert (
+        spec["mean"] == [float(v) for v in config["image_mean"]]
+        and spec["normalization"] == "image-processor"
+    )
     config.update(do_normalize=False, do_rescale=False)
     config_file.write_text(json.dumps(config))
     plain = save_image_preprocessing(model, tmp_path / "plain")

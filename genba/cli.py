@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from genba import env as _env  # noqa: F401  (telemetry off, offline on: first, always)
 from genba.errors import GenbaError
@@ -52,9 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _quiet_libraries(args.verbose)
     name = " ".join(part for part in ("genba", args.command, getattr(args, "action", None)) if part)
+    interrupted = _watch_interrupts()
     try:
         return int(args.handler(args) or 0)
     except GenbaError as error:
+        if interrupted.is_set():
+            # Ctrl-C reaches the whole process group: a child (an agent) it stopped may surface as
+            # an error in a worker thread before the interrupt does. The user asked to stop.
+            print(f"{name}: interrupted", file=sys.stderr)
+            return 130
         print(f"{name}: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
@@ -75,3 +83,17 @@ def _quiet_libraries(verbose: bool) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _watch_interrupts() -> threading.Event:
+    """An event set when SIGINT arrives; the signal still raises KeyboardInterrupt as usual."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return interrupted  # signal handlers can only be installed from the main thread
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        interrupted.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    return interrupted

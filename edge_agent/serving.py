@@ -50,7 +50,7 @@ class BatchingConfig:
     max_queue: int = 1024
     #: Tokenize the next batch while the current one runs: ``on``, ``off``, or ``auto`` (on where the
     #: GPU serves). Off by default: with MiniLM on an H200 the API's throughput with 16 clients was
-    #: 1.01x with it (docs/bench/gpu_serving.json), the per-request HTTP and store costs bind there;
+    #: 0.78x and 1.01x with it (two runs; docs/bench/gpu_serving.json): per-request costs bind there;
     #: a small CPU PC has no core to spare for it either.
     overlap: str = "off"
 

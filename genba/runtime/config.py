@@ -38,7 +38,7 @@ class RuntimeConfig:
     spin_wait: bool = True
     #: Threads that tokenize a large text batch (16+ texts a thread); 1 = the caller's thread only;
     #: 0 = automatic: up to 8 where the model runs on CUDA (the CPU is otherwise idle: on an H200
-    #: PC a 256-report batch took 3.4 ms on 8 threads, 13.9 ms on one), 1 on the CPU provider,
+    #: PC a 256-report batch took 2.9 ms on 8 threads, 6.7 ms on one), 1 on the CPU provider,
     #: whose cores ONNX Runtime already uses.
     tokenizer_threads: int = 0
 

@@ -23,8 +23,9 @@ class Preprocessor(Protocol):
     def encode(self, items: Sequence[Any], pad_to: int | None = None) -> Feeds: ...
 
 
-#: Below this many texts per thread, handing chunks to threads costs more than it saves.
-MIN_TEXTS_PER_THREAD = 16
+#: Below this many texts per thread, handing chunks to threads costs more than it saves (on the
+#: H200 machine, a 32-report batch took 0.81 ms on one thread and 0.96 ms cut in two).
+MIN_TEXTS_PER_THREAD = 32
 
 
 class TextPreprocessor:

@@ -197,7 +197,9 @@ class Agent:
     ) -> tuple[list[ModelAnswer], np.ndarray | None, np.ndarray | None]:
         """The answers, with the probabilities and embedding they came from."""
         assert loaded is not None
-        probabilities, embedding, latency_ms = loaded.model.predict_arrays(values, prepared)
+        model = loaded.model
+        arrays = model.predict_arrays(values) if prepared is None else model.predict_arrays(values, prepared)
+        probabilities, embedding, latency_ms = arrays
         summary = {
             "name": loaded.identity.name,
             "version": loaded.identity.version,

@@ -215,6 +215,6 @@ def _predict(args: argparse.Namespace) -> int:
         model = BundleModel(verified, RuntimeConfig(provider=args.provider, intra_op_threads=args.threads))
         for item in items:
             (prediction,) = model.predict([item])
-            print(json.dumps(prediction.to_json()), flush=True)
+            print(json.dumps({**prediction.to_json(), "variant": model.variant}), flush=True)
     sys.stdout.flush()
     return 0

@@ -151,7 +151,7 @@ def test_predict_text_and_jsonl(
         capsys, "predict", str(bert_bundle), "--trust", str(keypair[1]), "--text", "dent on rim"
     )
     answer = json.loads(out)
-    assert code == 0 and answer["provider"] == "CPUExecutionProvider"
+    assert code == 0 and answer["provider"] == "CPUExecutionProvider" and answer["variant"] == "cpu"
     assert (
         answer["label"] in ("ok", "scratch", "dent") and 0 < answer["score"] <= 1 and answer["latency_ms"] > 0
     )

@@ -484,7 +484,8 @@ def _version(metadata: Any, name: str) -> str | None:
 
 
 def _overlaps(config: AgentConfig) -> bool:
-    """Whether the batcher tokenizes the next batch during inference (see ``BatchingConfig.overlap``)."""
+    """Whether the batcher tokenizes the next batch during inference: ``on``, or ``auto`` where a GPU
+    is visible to the provider policy (see ``BatchingConfig.overlap``)."""
     from genba.runtime.sessions import cuda_possible
 
     setting = config.batching.overlap

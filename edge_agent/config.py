@@ -335,7 +335,7 @@ tokenizer_threads = 0        # threads tokenizing big batches; 0: up to 8 where 
 [batching]
 max_batch_size = 32          # concurrent requests share one batch up to this size
 max_wait_ms = 2.0            # waited for more requests only while under concurrent load
-overlap = "off"              # on: tokenize the next batch during inference (auto: on where the GPU serves)
+overlap = "off"              # on: tokenize the next batch during inference (auto: on with a GPU)
 
 [gates]
 min_items = 200              # candidate answers in a stage before it may advance on its own

@@ -48,8 +48,8 @@ class BatchingConfig:
     max_batch_size: int = 32
     max_wait_ms: float = 2.0
     max_queue: int = 1024
-    #: Tokenize the next batch while the current one runs: ``on``, ``off``, or ``auto`` (on where the
-    #: GPU serves). Off by default: with MiniLM on an H200 the API's throughput with 16 clients was
+    #: Tokenize the next batch while the current one runs: ``on``, ``off``, or ``auto`` (on where a
+    #: GPU is visible). Off by default: with MiniLM on an H200 the API's throughput with 16 clients was
     #: 0.78x and 1.01x with it (two runs; docs/bench/gpu_serving.json): per-request costs bind there;
     #: a small CPU PC has no core to spare for it either.
     overlap: str = "off"

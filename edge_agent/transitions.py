@@ -18,6 +18,7 @@ from edge_agent.rollout import CANDIDATE_STAGES, check_target, next_stage
 from edge_agent.store import KEEP, ModelRow, Transition
 from genba.bundle import VerifiedBundle
 from genba.errors import (
+    BundleError,
     BundleFormatError,
     GenbaError,
     InstallRefusedError,
@@ -100,6 +101,10 @@ def _open_new_copy(agent: Agent, copy: VerifiedBundle, keep: bool) -> LoadedMode
         if not keep:
             shutil.rmtree(copy.path, ignore_errors=True)
         raise BundleFormatError(f"the bundle's graphs cannot be loaded: {error}") from error
+    except BundleError:  # a malformed variants table, say: nothing of it stays behind
+        if not keep:
+            shutil.rmtree(copy.path, ignore_errors=True)
+        raise
 
 
 def _install_as_production(agent: Agent, loaded: LoadedModel, actor: str) -> None:

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _quiet_libraries(args.verbose)
     name = " ".join(part for part in ("genba", args.command, getattr(args, "action", None)) if part)
-    interrupted = _watch_interrupts()
+    interrupted, previous = _watch_interrupts()
     try:
         return int(args.handler(args) or 0)
     except GenbaError as error:
@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -81,19 +84,19 @@ def _quiet_libraries(verbose: bool) -> None:
         warnings.filterwarnings("ignore")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-def _watch_interrupts() -> threading.Event:
-    """An event set when SIGINT arrives; the signal still raises KeyboardInterrupt as usual."""
+def _watch_interrupts() -> tuple[threading.Event, Any]:
+    """An event set when SIGINT arrives (the signal still raises KeyboardInterrupt as usual), and
+    the handler it replaced, for the caller to put back."""
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        return interrupted  # signal handlers can only be installed from the main thread
+        return interrupted, None  # signal handlers can only be installed from the main thread
 
     def on_interrupt(signum: int, frame: Any) -> None:
         interrupted.set()
         signal.default_int_handler(signum, frame)
 
-    signal.signal(signal.SIGINT, on_interrupt)
-    return interrupted
+    return interrupted, signal.signal(signal.SIGINT, on_interrupt)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

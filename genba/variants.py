@@ -55,22 +55,37 @@ def variants_of(manifest: Mapping[str, Any]) -> dict[str, VariantSpec]:
             f"bundle has variants for unknown targets {unknown}; this agent knows {', '.join(TARGETS)}: "
             "upgrade Genba at this site"
         )
-    specs = {
-        name: VariantSpec(
-            name, entry["graphs"], entry.get("precision") or {}, str(entry.get("provider") or PROVIDERS[name])
-        )
-        for name, entry in listed.items()
-    }
+    specs = {name: _spec(name, entry) for name, entry in listed.items()}
+    top = dict(manifest["graphs"])
     cpu = specs.get(CPU_TARGET)
-    if cpu is not None and dict(cpu.graphs) != dict(manifest["graphs"]):
+    if cpu is not None and dict(cpu.graphs) != top:
         raise BundleFormatError(
             "bundle manifest lists a cpu variant that is not its graphs; the bundle is invalid"
         )
+    if cpu is None and not any(dict(spec.graphs) == top for spec in specs.values()):
+        # Agents that predate variants serve the top-level graphs: they must be one of the variants.
+        raise BundleFormatError("bundle manifest's graphs are none of its variants; the bundle is invalid")
+    if len({tuple(sorted(spec.graphs)) for spec in specs.values()}) > 1:
+        raise BundleFormatError("bundle variants have different graph layouts; the bundle is invalid")
     for spec in specs.values():
         missing = [name for name in spec.files if name not in manifest["files"]]
         if missing:
             raise BundleFormatError(f"bundle variant {spec.name} names files it does not hold: {missing}")
     return specs
+
+
+def _spec(name: str, entry: Any) -> VariantSpec:
+    """One ``variants`` entry, checked: a mapping whose ``graphs`` map roles to ``{"file": ...}``."""
+    graphs = entry.get("graphs") if isinstance(entry, Mapping) else None
+    if (
+        not isinstance(graphs, Mapping)
+        or not graphs
+        or not all(
+            isinstance(spec, Mapping) and isinstance(spec.get("file"), str) for spec in graphs.values()
+        )
+    ):
+        raise BundleFormatError(f"bundle variant {name!r} is malformed (graphs with a file each expected)")
+    return VariantSpec(name, graphs, entry.get("precision") or {}, PROVIDERS[name])
 
 
 def portable(manifest: Mapping[str, Any]) -> VariantSpec:

@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,17 @@ class GraphSet:
                 self.placement = measured(list(self._sessions.values()), CUDA)
         finally:
             if profile_dir is not None:
+                self._stop_profiling()  # whatever happened above: serving is never profiled
                 shutil.rmtree(profile_dir, ignore_errors=True)
+
+    def _stop_profiling(self) -> None:
+        for session in getattr(self, "_sessions", {}).values():
+            try:
+                written = session.end_profiling()  # "" when profiling was off or already ended
+            except RuntimeError:
+                continue
+            if written:
+                Path(written).unlink(missing_ok=True)
 
     @property
     def io_binding(self) -> bool:

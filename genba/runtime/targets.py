@@ -84,8 +84,8 @@ def serve(bundle: VerifiedBundle, config: RuntimeConfig, probe: Feeds) -> Served
 def predicted_placement(graphs: Mapping[str, bytes]) -> PlacementReport | None:
     """Placement on CUDA predicted from the recorded kernel registry (None without one)."""
     table = kernel_table()
-    if table is None or importlib.util.find_spec("onnx") is None:
-        return None  # nothing to predict from: the measured placement still decides at load
+    if table is None or importlib.util.find_spec("onnx") is None or not _same_onnxruntime(table.onnxruntime):
+        return None  # nothing (valid) to predict from: the measured placement still decides at load
     return merge([predict(data, table) for data in graphs.values()])
 
 
@@ -131,3 +131,15 @@ def _checked_bytes(bundle: VerifiedBundle, name: str) -> bytes:
     if hashlib.sha256(data).hexdigest() != bundle.manifest["files"][name]["sha256"]:
         raise IntegrityError(f"bundle file {name} does not match its hash (modified or corrupt)")
     return data
+
+
+def _same_onnxruntime(recorded: str) -> bool:
+    """A kernel table describes one onnxruntime-gpu release; another release may have other kernels."""
+    from importlib import metadata
+
+    for name in ("onnxruntime-gpu", "onnxruntime"):
+        try:
+            return metadata.version(name) == recorded
+        except metadata.PackageNotFoundError:
+            continue
+    return False

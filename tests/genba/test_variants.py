@@ -20,7 +20,7 @@ from genba.variants import variants_of
 #: CUDA kernels for what the tiny BERT's fp16 graph uses, and no dynamic int8 operators.
 FP16_ONLY = KernelTable.from_json(
     {
-        "onnxruntime": "test",
+        "onnxruntime": "1.31.1",  # the pinned onnxruntime-gpu: a table for another release is ignored
         "kernels": {
             f"{domain}|{op}": [[1, 10_000, ["float", "float16", "int64", "int32", "bool"]]]
             for domain, op in [
@@ -251,3 +251,46 @@ def test_a_failing_cuda_variant_is_left_out_unless_it_was_asked_for(tiny_bert: P
     with pytest.raises(GateFailedError, match="cuda target"):
         export_model(ExportConfig(out=tmp_path / "asked", targets=("cpu", "cuda"), **base))  # type: ignore[arg-type]
     assert not (tmp_path / "asked").exists()
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("not a mapping", "malformed"),
+        ({"provider": "CUDAExecutionProvider"}, "malformed"),
+        ({"graphs": {"backbone": {"precision": "fp16"}}}, "malformed"),
+        ({"graphs": {"model": {"file": "backbone-cuda.onnx"}}}, "layouts"),
+    ],
+)
+def test_a_malformed_variants_table_is_refused_as_a_bundle_error(
+    int8_bundle: Path, tmp_path: Path, entry: Any, problem: str
+) -> None:
+    def edit(manifest: dict[str, Any]) -> dict[str, Any]:
+        manifest["variants"]["cuda"] = entry
+        return manifest
+
+    with pytest.raises(BundleFormatError, match=problem):
+        variants_of(_manifest(_rewritten(int8_bundle, tmp_path / "b", edit)))
+
+
+def test_graphs_that_are_none_of_the_variants_are_refused(int8_bundle: Path, tmp_path: Path) -> None:
+    """Old agents serve the top-level graphs, new ones a variant: they must not differ."""
+
+    def edit(manifest: dict[str, Any]) -> dict[str, Any]:
+        del manifest["variants"]["cpu"]
+        return manifest
+
+    with pytest.raises(BundleFormatError, match="none of its variants"):
+        variants_of(_manifest(_rewritten(int8_bundle, tmp_path / "b", edit)))
+
+
+def test_a_kernel_table_for_another_onnxruntime_predicts_nothing(
+    int8_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = KernelTable(onnxruntime="0.0.1", kernels=FP16_ONLY.kernels)
+    monkeypatch.setattr(targets, "kernel_table", lambda: stale)
+    verified = bundle.verify_directory(int8_bundle, None)
+    assert (
+        targets.predicted_placement(targets.graph_bytes(verified, variants_of(verified.manifest)["cpu"]))
+        is None
+    )

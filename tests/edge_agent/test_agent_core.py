@@ -81,6 +81,9 @@ def test_refused_installs_write_nothing(
     )
     with pytest.raises(BundleFormatError, match="cannot be loaded"):
         agent.install(unloadable, actor="supervisor")
+    malformed = make_version(bundle_versions[1], 11, manifest_update={"variants": {"cuda": "backbone.onnx"}})
+    with pytest.raises(BundleFormatError, match="variant 'cuda' is malformed"):
+        agent.install(malformed, actor="supervisor")
     assert sorted(p.name for p in agent.site.models_dir.iterdir()) == before
     assert agent.store.find_model("tiny-bert", 10) is None and agent.store.find_model(None, 10) is None
     assert agent.active.production is not None and agent.active.production.version == 3

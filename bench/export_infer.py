@@ -128,10 +128,17 @@ def _choices_under_load(out: Path, count: int) -> dict[str, Any]:
             print(f"… export {index + 1} of {count} under load", file=sys.stderr)
             validation = export_default_bundle(bundle, data, head, threads=THREADS, targets=("cpu",)).report
             chosen = next(c for c in validation["candidates"] if c["chosen"])
+            # The rule before export.speed kept the passing variant with the lowest median, on
+            # these same timings: what it would have kept, side by side with what auto keeps now.
+            fastest = min(
+                (c for c in validation["candidates"] if c["passed"]), key=lambda c: c["latency_ms_b1"]
+            )
             runs.append(
                 {
                     "chosen": chosen["name"],
                     "accuracy_delta_pts": chosen["accuracy_delta_pts"],
+                    "fastest_median_rule": fastest["name"],
+                    "fastest_median_rule_accuracy_delta_pts": fastest["accuracy_delta_pts"],
                     "tied": validation["speed"]["tied"],
                     "median_ms": {n: v["median_ms"] for n, v in validation["speed"]["variants"].items()},
                 }

@@ -280,9 +280,7 @@ def _evaluate_candidates(
     say: Progress,
 ) -> _Candidates:
     """Build and gate every cpu-target variant ``precision`` allows."""
-    names, skipped = quantize.candidate_names(
-        config.precision, bool(data.calibration_feeds), False, config.variant
-    )
+    names, skipped = quantize.candidate_names(config.precision, bool(data.calibration_feeds), config.variant)
     reports, paths, sessions = [], {}, {}
     for name in names:
         say(f"building and checking the {name} variant")

@@ -52,11 +52,12 @@ class TextPreprocessor:
         self._tokenizer.enable_truncation(max_length=self.max_length)
         self.threads = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
+        # Without character offsets (never used here): ~15% less time, the same ids and type ids.
+        self._encode_batch = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
 
     def tokenize(self, texts: list[str]) -> list[Any]:
         """``tokenizers`` encodings in input order, on up to ``threads`` threads for large batches."""
-        # Without character offsets (never used here): ~15% less time, the same ids and type ids.
-        encode = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
+        encode = self._encode_batch
         chunks = min(self.threads, len(texts) // MIN_TEXTS_PER_THREAD)
         if chunks < 2:
             return list(encode(texts))

@@ -17,7 +17,7 @@ import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genba.bundle import VerifiedBundle
 from genba.errors import IntegrityError, PlacementError
@@ -27,6 +27,9 @@ from genba.runtime.preprocess import Feeds
 from genba.runtime.sessions import cuda_possible
 from genba.variants import VariantSpec, for_gpu, portable
 
+if TYPE_CHECKING:
+    from genba.runtime.model import GraphSet  # model.py imports this module
+
 log = logging.getLogger(__name__)
 
 
@@ -35,7 +38,7 @@ class Served:
     """The variant being served, its sessions, and why it was chosen."""
 
     variant: VariantSpec
-    graphs: Any  # GraphSet (imported lazily: model.py imports this module)
+    graphs: GraphSet
     reason: str
     placement: PlacementReport | None = None
     predicted: PlacementReport | None = None

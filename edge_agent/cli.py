@@ -23,14 +23,29 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    init = actions.add_parser("init", help="create a site folder: settings, trusted keys, role tokens")
+    init = actions.add_parser(
+        "init",
+        help="create a site folder: enrol (the site's own keys, a request for IT), finish from the kit, "
+        "or standalone",
+    )
     _data(init)
     source = init.add_mutually_exclusive_group(required=True)
-    source.add_argument("--kit", type=Path, help="site kit folder made by 'genba provision'")
     source.add_argument(
-        "--trust", type=Path, action="append", help="trusted bundle signer public key (repeatable)"
+        "--enrol-request",
+        type=Path,
+        metavar="FILE",
+        help="federation, step 1: make this site's keys in DATA and write the request for IT to FILE",
     )
-    init.add_argument("--site", help="site name (default: the kit's, or 'site')")
+    source.add_argument(
+        "--kit", type=Path, help="federation, step 2: the kit IT made from this site's request"
+    )
+    source.add_argument(
+        "--trust",
+        type=Path,
+        action="append",
+        help="standalone: trusted bundle signer public key (repeatable)",
+    )
+    init.add_argument("--site", help="site name (needed to enrol; default: the kit's, or 'site')")
     init.set_defaults(handler=_init)
 
     serve = actions.add_parser("serve", help="serve the local API on loopback until stopped (Ctrl-C)")
@@ -107,8 +122,21 @@ def _data(parser: argparse.ArgumentParser) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from edge_agent.site_init import init_site
+    import sys
 
+    from edge_agent.site_init import enrol_site, init_site
+    from genba.errors import UsageError
+
+    if args.enrol_request is not None:
+        if not args.site:
+            raise UsageError("--enrol-request needs --site NAME: the name IT will know this site by")
+        enrolled = enrol_site(args.data, args.site, args.enrol_request)
+        next_step = (
+            f"send {enrolled['request']} to IT, confirm fingerprint {enrolled['fingerprint']} with IT, then "
+            f"run 'genba agent init --data {enrolled['data']} --kit KIT' with the kit IT sends back"
+        )
+        sys.stdout.write(json.dumps({**enrolled, "next": next_step}) + "\n")
+        return 0
     site = init_site(args.data, site_name=args.site, trust=args.trust, kit=args.kit)
     _print(
         {"data": str(site.root), "tokens": {p.stem: str(p) for p in sorted(site.tokens_dir.glob("*.token"))}}

@@ -6,7 +6,13 @@
       agent.toml        settings (edge_agent.config)
       trusted/          public keys whose signatures this site accepts (*.pem, *.pub)
       tokens/           one bearer token per role: operator, supervisor, integration
-      keys/             site-sign.pem (0600) and .pub: signs this site's own training candidates
+      keys/             the site's own keys, made here and nowhere else (0600):
+                          site-sign.pem (+ .pub) signs this site's own training candidates;
+                          site-auth (+ .pub) the SuperNode's key, site-tls.key its TLS client key
+                          (+ site-tls.csr); from the kit: ca.crt and site-tls.crt
+      enrolment.json    the enrolment request this folder made (``genba agent init --enrol-request``);
+                        with no agent.toml beside it the folder is awaiting its kit
+      kit.toml          the kit's settings (site name, SuperLink address), when IT provisioned it
       models/           installed bundles, verified copies (never edited in place)
       store.db          the site store (SQLite, WAL)
       agent.addr        JSON with the running agent's URL, written once it listens
@@ -70,6 +76,44 @@ class SiteFolder:
         return self.root / "keys" / "site-auth"
 
     @property
+    def tls_key_file(self) -> Path:
+        """The TLS client key for mutual TLS to the federation front (ECDSA, PKCS#8 PEM, 0600)."""
+        return self.root / "keys" / "site-tls.key"
+
+    @property
+    def tls_request_file(self) -> Path:
+        """The certificate request for :attr:`tls_key_file` (also inside the enrolment request)."""
+        return self.root / "keys" / "site-tls.csr"
+
+    @property
+    def tls_cert_file(self) -> Path:
+        """The TLS client certificate IT issued for :attr:`tls_key_file` (from the kit)."""
+        return self.root / "keys" / "site-tls.crt"
+
+    @property
+    def enrolment_file(self) -> Path:
+        """What ``genba agent init --enrol-request`` recorded: site name, request file, fingerprint."""
+        return self.root / "enrolment.json"
+
+    def enrolment(self) -> dict[str, Any] | None:
+        try:
+            document = json.loads(self.enrolment_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(
+                f"{self.enrolment_file} is damaged ({exc}); remove {self.root} and enrol again"
+            ) from exc
+        if not isinstance(document, dict) or not isinstance(document.get("site"), str):
+            raise UsageError(f"{self.enrolment_file} is damaged; remove {self.root} and enrol again")
+        return document
+
+    @property
+    def awaiting_kit(self) -> bool:
+        """Enrolled (its keys are here) but not yet initialised from the kit IT sent back."""
+        return self.enrolment_file.is_file() and not self.config_file.is_file()
+
+    @property
     def training_dir(self) -> Path:
         """Site training's own files: fine-tuned source weights, and scratch space while it runs."""
         return self.root / "training"
@@ -95,6 +139,13 @@ class SiteFolder:
         return self.tokens_dir / f"{role}.token"
 
     def require_initialized(self) -> SiteFolder:
+        if self.awaiting_kit:
+            enrolment = self.enrolment() or {}
+            raise UsageError(
+                f"{self.root} is awaiting its kit (site {enrolment.get('site')!r} enrolled, request "
+                f"{enrolment.get('fingerprint')}); send {enrolment.get('request')} to IT and finish with "
+                f"'genba agent init --data {self.root} --kit KIT' using the kit IT makes from it"
+            )
         if not self.config_file.is_file():
             raise UsageError(
                 f"{self.root} is not a Genba site folder (no agent.toml); "

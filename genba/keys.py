@@ -1,8 +1,13 @@
-"""Signing keys: Ed25519 recipes over ``cryptography``, PEM on disk.
+"""Keys: Ed25519 signing recipes, and a site's federation keys, over ``cryptography``.
 
-Private keys are PKCS#8 PEM written with mode 0600; public keys are
+Signing keys: private keys are PKCS#8 PEM written with mode 0600; public keys are
 SubjectPublicKeyInfo PEM. A key id is the first 16 hex digits of the SHA-256
 of the raw public key, so a manifest names its signer without embedding keys.
+
+A site's federation keys, made at the site and never anywhere else (``genba agent init
+--enrol-request``): the SuperNode authentication key (ECDSA P-384 in OpenSSH format, what
+``flower-supernode --auth-supernode-private-key`` and ``flwr supernode register`` read) and the
+TLS client key (ECDSA P-384, PKCS#8 PEM) whose certificate request names the site.
 """
 
 from __future__ import annotations
@@ -11,13 +16,18 @@ import hashlib
 import os
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.x509.oid import NameOID
 
 from genba.errors import KeyFileError, OutputPathError, SignatureError
 
 PRIVATE_KEY_MODE = 0o600
+#: The curve of a site's SuperNode authentication key and TLS client key.
+FEDERATION_CURVE = ec.SECP384R1
 
 
 def generate_signing_key() -> Ed25519PrivateKey:
@@ -108,3 +118,87 @@ def _read_key_file(path: Path) -> bytes:
         raise KeyFileError(f"key file {path} not found") from exc
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
+
+
+# A site's federation keys ---------------------------------------------------------------------
+
+
+def generate_federation_key() -> ec.EllipticCurvePrivateKey:
+    """A SuperNode authentication key or a TLS client key (ECDSA P-384)."""
+    return ec.generate_private_key(FEDERATION_CURVE())
+
+
+def auth_public_line(public_key: ec.EllipticCurvePublicKey) -> str:
+    """The OpenSSH public key line ``flwr supernode register`` reads (``ecdsa-sha2-nistp384 AAAA...``)."""
+    return public_key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode(
+        "ascii"
+    )
+
+
+def parse_auth_public_line(line: str) -> ec.EllipticCurvePublicKey:
+    """An OpenSSH ECDSA public key line; ValueError for anything else."""
+    try:
+        key = serialization.load_ssh_public_key(line.strip().encode("ascii"))
+    except (ValueError, UnicodeEncodeError, TypeError) as exc:
+        raise ValueError("not an OpenSSH public key line") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError("not an ECDSA key (the SuperNode authentication key is ECDSA)")
+    return key
+
+
+def write_auth_key_pair(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+    """``path`` (OpenSSH private key, 0600) and ``path.pub`` (OpenSSH public key line); never overwrites."""
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    write_new_file(path, private, PRIVATE_KEY_MODE)
+    public = path.with_name(path.name + ".pub")
+    write_new_file(public, auth_public_line(key.public_key()).encode("ascii") + b"\n", 0o644)
+    return public
+
+
+def write_private_pem(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+    """An EC private key as unencrypted PKCS#8 PEM, 0600 from the first byte; never overwrites."""
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    write_new_file(path, pem, PRIVATE_KEY_MODE)
+
+
+def load_ec_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """A PKCS#8 PEM EC private key (a TLS client key) or an OpenSSH one (the SuperNode auth key)."""
+    data = _read_key_file(path)
+    try:
+        if data.lstrip().startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----"):
+            key: object = serialization.load_ssh_private_key(data, password=None)
+        else:
+            key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"{path} is not an unencrypted PEM or OpenSSH private key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeyFileError(f"{path} is not an ECDSA private key")
+    return key
+
+
+def certificate_request(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.CertificateSigningRequest:
+    """A CSR whose subject is ``CN=common_name`` alone, signed by ``key`` (it proves the site holds it)."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA384())
+
+
+def public_key_sha256(public_key: ec.EllipticCurvePublicKey | Ed25519PublicKey) -> str:
+    """SHA-256 of the key's SubjectPublicKeyInfo (DER), hex: compares keys of any kind."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def write_new_file(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` with ``mode`` from the first byte; refuse an existing file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError as exc:
+        raise OutputPathError(f"{path} already exists; refusing to overwrite it") from exc
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)

@@ -1,12 +1,19 @@
 """The federation's keys and certificates: safe recipes over ``cryptography``, nothing hand-rolled.
 
-* The kit's own CA (ECDSA P-384, self-signed, CA:true with path length 0) signs only the
-  SuperLink's TLS certificate; sites trust it through ``ca.crt`` in their kit.
+* The kit's own CA (ECDSA P-384, self-signed, CA:true with path length 0) signs the SuperLink's
+  TLS certificate and each site's TLS client certificate; sites trust it through ``ca.crt`` in
+  their kit, and the federation front checks client certificates against it and its CRL.
 * The SuperLink certificate names the host sites dial (a DNS name or an IP address) plus
   ``localhost`` and ``127.0.0.1`` for IT's own tools on the server, is valid for server
   authentication only, and is short-lived compared with the CA.
+* A site's client certificate is issued from the site's own CSR (the site keeps its key): CN =
+  the site's name, client authentication only, two years or the CA's remaining lifetime.
+* The CRL (``it/crl.pem``) lists the client certificates of revoked sites, signed by the CA and
+  replaced atomically; its next update is the CA's expiry, so a front never rejects every site
+  because IT has not revoked anyone lately.
 * A site's SuperNode authentication key is ECDSA P-384 in OpenSSH format, what
-  ``flower-supernode --auth-supernode-private-key`` and ``flwr supernode register`` read.
+  ``flower-supernode --auth-supernode-private-key`` and ``flwr supernode register`` read; the
+  site makes it (``genba.keys``), IT only ever sees its public line.
 
 Private keys are written 0600 from the first byte (``os.open`` with the mode), never overwritten.
 """
@@ -14,8 +21,11 @@ Private keys are written 0600 from the first byte (``os.open`` with the mode), n
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import os
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +34,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from genba.errors import KeyFileError, OutputPathError, UsageError
+from genba import keys
+from genba.errors import KeyFileError, UsageError
 
 PRIVATE_MODE = 0o600
 CA_DAYS = 3650
 SERVER_DAYS = 825
+CLIENT_DAYS = 730
 _CURVE = ec.SECP384R1
 
 
@@ -125,35 +137,137 @@ def check_host(host: str) -> str:
 
 
 def new_auth_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(_CURVE())
+    return keys.generate_federation_key()
 
 
 def write_certificate(certificate: x509.Certificate, path: Path) -> None:
-    _write_new(path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+    keys.write_new_file(path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def write_private_pem(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    _write_new(path, pem, PRIVATE_MODE)
+    keys.write_private_pem(key, path)
 
 
 def write_auth_key_pair(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
     """``path`` (OpenSSH private key, 0600) and ``path.pub`` (OpenSSH public key line)."""
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-    )
-    _write_new(path, private, PRIVATE_MODE)
-    public = path.with_name(path.name + ".pub")
-    _write_new(public, auth_public_line(key.public_key()).encode("ascii") + b"\n", 0o644)
-    return public
+    return keys.write_auth_key_pair(key, path)
 
 
 def auth_public_line(public_key: ec.EllipticCurvePublicKey) -> str:
-    return public_key.public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    ).decode()
+    return keys.auth_public_line(public_key)
+
+
+def client_certificate(
+    authority: Authority,
+    request: x509.CertificateSigningRequest,
+    name: str,
+    *,
+    days: int = CLIENT_DAYS,
+    now: dt.datetime | None = None,
+) -> x509.Certificate:
+    """A TLS client certificate for site ``name`` over the key in ``request`` (checked by the caller).
+
+    Only the request's public key is used: its subject and any extensions it asks for are ignored.
+    Valid for ``days`` or until the CA expires, whichever comes first.
+    """
+    start = _now(now)
+    end = min(start + dt.timedelta(days=days), authority.certificate.not_valid_after_utc)
+    public_key = request.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise UsageError("a site's TLS key must be ECDSA")
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(authority.certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start - dt.timedelta(minutes=5))
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()), critical=False
+        )
+        .sign(authority.key, hashes.SHA384())
+    )
+
+
+def certificate_sha256(certificate: x509.Certificate) -> str:
+    """The certificate's SHA-256 fingerprint (of its DER), lowercase hex."""
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def serial_hex(certificate: x509.Certificate) -> str:
+    return format(certificate.serial_number, "x")
+
+
+def write_crl(
+    authority: Authority,
+    revoked: Iterable[tuple[int, dt.datetime]],
+    path: Path,
+    *,
+    now: dt.datetime | None = None,
+    days: int | None = None,
+) -> x509.CertificateRevocationList:
+    """Write the CA's CRL listing ``revoked`` (serial, revocation time) to ``path``, atomically.
+
+    Its next update is ``days`` from now, or (None) the CA's expiry: nginx refuses every client
+    once a CRL's next update has passed, so a short one must be rewritten by a running server.
+    The CRL number is one above the one in ``path`` (1 for the first). Written to a temporary file
+    beside ``path`` and renamed over it, so a front that reloads on change never reads half a CRL.
+    """
+    start = _now(now)
+    if days is None:
+        next_update = max(authority.certificate.not_valid_after_utc, start + dt.timedelta(days=1))
+    else:
+        next_update = start + dt.timedelta(days=days)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(authority.certificate.subject)
+        .last_update(start - dt.timedelta(minutes=5))
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(_crl_number(path) + 1), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()), critical=False
+        )
+    )
+    for serial, when in sorted(revoked):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+        )
+    crl = builder.sign(authority.key, hashes.SHA384())
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(crl.public_bytes(serialization.Encoding.PEM))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return crl
+
+
+def load_crl(path: Path) -> x509.CertificateRevocationList:
+    try:
+        return x509.load_pem_x509_crl(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"CRL {path} not found") from exc
+    except ValueError as exc:
+        raise KeyFileError(f"{path} is not a PEM CRL") from exc
+
+
+def _crl_number(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    try:
+        return int(load_crl(path).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+    except (KeyFileError, x509.ExtensionNotFound):
+        return 0
 
 
 def load_certificate(path: Path) -> x509.Certificate:
@@ -184,15 +298,6 @@ def _usage(*, cert_sign: bool) -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError as exc:
-        raise OutputPathError(f"{path} already exists; refusing to overwrite it") from exc
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:

@@ -1,19 +1,22 @@
-"""``genba provision``: the CA, the SuperLink's certificate, IT's signing key and one kit per site.
+"""``genba provision``: the CA, the SuperLink's certificate, IT's signing key, and a kit per enrolled site.
 
 Layout of ``OUT`` (see DESIGN: the site kit)::
 
     it/                 IT's kit: stays on the server
       kit.toml          server host and port
       ca.crt ca.key     the federation's own CA (key 0600)
+      crl.pem           the CA's list of revoked site client certificates (for the federation front)
       superlink.crt superlink.key   TLS for the SuperLink (key 0600)
       it-sign.pem(.pub) signs global bundles (0600)
-      sites.json        every site provisioned: state, SuperNode auth key, signing key id
-    sites/NAME/         one kit per site: carried to the site PC, then deleted here
-      kit.toml ca.crt site-auth(.pub) site-sign.pem(.pub) trusted/it-sign.pem.pub
+      sites.json        every site provisioned: state, SuperNode auth key, signing key id,
+                        client certificate (serial, SHA-256, key's SHA-256), request fingerprint
+    sites/NAME/         one kit per site, answering its enrolment request; no private key in it
+      kit.toml ca.crt site-tls.crt trusted/it-sign.pem.pub
 
-IT keeps only public keys of sites (``sites.json``); a site's private keys exist in its kit
-alone. Everything is built in a staging folder and renamed into place, so a failure leaves
-nothing behind, and nothing is ever overwritten.
+A site makes its own keys and sends an enrolment request (``genba agent init --enrol-request``);
+``add-site --request FILE`` checks it, records the public halves and issues the site's TLS client
+certificate. IT never holds a site's private key. Everything is built in a staging folder and
+renamed into place, so a failure leaves nothing behind, and nothing is ever overwritten.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from genba import keys
+from genba.enrolment import EnrolmentError, EnrolmentRequest
 from genba.errors import ConfigError, OutputPathError, UsageError
-from genba.names import is_site_name
 from server import pki
 
 DEFAULT_PORT = 9092
@@ -44,28 +47,13 @@ ACTIVE, REVOKED = "active", "revoked"
 class ProvisionConfig:
     out: Path
     server_host: str
-    sites: tuple[str, ...]
     port: int = DEFAULT_PORT
     plant: str = "plant"
 
     def __post_init__(self) -> None:
-        problems = []
-        if not self.sites:
-            problems.append("name at least one site: --sites a b c")
-        problems += [problem for name in self.sites for problem in site_name_problems(name)]
-        if len(set(self.sites)) != len(self.sites):
-            problems.append("site names must be distinct")
         if not 1 <= self.port <= 65535:
-            problems.append("port must be between 1 and 65535")
-        if problems:
-            raise ConfigError(problems)
+            raise ConfigError(["port must be between 1 and 65535"])
         pki.check_host(self.server_host)
-
-
-def site_name_problems(name: str) -> list[str]:
-    if not is_site_name(name) or len(name) > 64:
-        return [f"site name {name!r} must be 1-64 ASCII letters, digits, '-' or '_'"]
-    return []
 
 
 @dataclass(frozen=True)
@@ -93,6 +81,15 @@ class ITFolder:
     def signing_key(self) -> Path:
         return self.it / "it-sign.pem"
 
+    @property
+    def ca_file(self) -> Path:
+        return self.it / "ca.crt"
+
+    @property
+    def crl_file(self) -> Path:
+        """The CA's CRL of revoked site client certificates (PEM), replaced atomically on each revocation."""
+        return self.it / "crl.pem"
+
     def require(self) -> ITFolder:
         if not (self.it / "kit.toml").is_file() or not self.registry_file.is_file():
             raise UsageError(f"{self.root} is not a folder made by 'genba provision' (no it/kit.toml)")
@@ -108,9 +105,12 @@ class ITFolder:
         federation = self.settings()["federation"]
         return f"{federation['server_host']}:{federation['port']}"
 
+    def authority(self) -> pki.Authority:
+        return pki.load_authority(self.ca_file, self.it / "ca.key")
+
 
 def provision(config: ProvisionConfig, now: dt.datetime | None = None) -> ITFolder:
-    """Create ``config.out`` in full, or nothing."""
+    """Create ``config.out`` in full (no site yet: sites come by request, :func:`add_site`), or nothing."""
     out = Path(config.out)
     if out.exists():
         raise OutputPathError(f"{out} already exists; choose another --out or remove it")
@@ -119,7 +119,7 @@ def provision(config: ProvisionConfig, now: dt.datetime | None = None) -> ITFold
         folder.it.mkdir(parents=True)
         folder.kits.mkdir()
         authority = pki.new_authority(config.plant, now)
-        pki.write_certificate(authority.certificate, folder.it / "ca.crt")
+        pki.write_certificate(authority.certificate, folder.ca_file)
         pki.write_private_pem(authority.key, folder.it / "ca.key")
         certificate, tls_key = pki.server_certificate(authority, config.server_host, now=now)
         pki.write_certificate(certificate, folder.it / "superlink.crt")
@@ -127,17 +127,90 @@ def provision(config: ProvisionConfig, now: dt.datetime | None = None) -> ITFold
         keys.write_key_pair(keys.generate_signing_key(), folder.signing_key)
         (folder.it / "kit.toml").write_text(_it_toml(config, now), encoding="utf-8")
         _write_registry(folder, {})
-        for name in config.sites:
-            _add_site(folder, name, now)
+        pki.write_crl(authority, [], folder.crl_file, now=now)
     return ITFolder(out)
 
 
-def add_site(root: Path, name: str, now: dt.datetime | None = None) -> Path:
-    """A kit for one more site; refuses a name already provisioned (revoked ones included)."""
-    problems = site_name_problems(name)
-    if problems:
-        raise ConfigError(problems)
-    return _add_site(ITFolder(root).require(), name, now)
+def add_site(root: Path, request: Path, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Check a site's enrolment request, record its public keys, issue its client certificate, write its kit.
+
+    Refuses (one line, nothing written) a malformed request, a CSR not self-signed or not for the
+    site's name, a name already provisioned (revoked ones included) and keys another site uses.
+    Returns the kit's path, the request's fingerprint (for IT to confirm with the site) and the
+    certificate's serial and fingerprint.
+    """
+    folder = ITFolder(root).require()
+    enrolment = EnrolmentRequest.read(Path(request))
+    registry = folder.registry()
+    name = enrolment.site
+    if name in registry:
+        raise UsageError(
+            f"site {name!r} is already provisioned ({registry[name]['state']}); a name is never reused: "
+            "the site enrols again under another name"
+        )
+    _refuse_reused_keys(registry, enrolment)
+    target = folder.kits / name
+    if target.exists():
+        raise OutputPathError(f"{target} already exists; remove it first")
+    authority = folder.authority()
+    certificate = pki.client_certificate(authority, enrolment.certificate_request, name, now=now)
+    fingerprint = enrolment.fingerprint()
+    with _staged_folder(target) as kit:
+        (kit / "trusted").mkdir()
+        shutil.copyfile(folder.ca_file, kit / "ca.crt")
+        shutil.copyfile(folder.signing_key.with_name("it-sign.pem.pub"), kit / "trusted" / "it-sign.pem.pub")
+        pki.write_certificate(certificate, kit / "site-tls.crt")
+        (kit / "kit.toml").write_text(
+            _site_toml(name, folder.superlink_address(), fingerprint), encoding="utf-8"
+        )
+    entry = {
+        "state": ACTIVE,
+        "auth_key": enrolment.auth_key,
+        "sign_key_id": keys.key_id(enrolment.sign_public_key),
+        "client_certificate": {
+            "serial": pki.serial_hex(certificate),
+            "sha256": pki.certificate_sha256(certificate),
+            "key_sha256": keys.public_key_sha256(_tls_key(enrolment)),
+            "valid_until": certificate.not_valid_after_utc.isoformat(),
+        },
+        "request_fingerprint": fingerprint,
+        "provisioned_at": _timestamp(now),
+        "revoked_at": None,
+    }
+    try:
+        _write_registry(folder, {**registry, name: entry})
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return {
+        "site": name,
+        "kit": str(target),
+        "fingerprint": fingerprint,
+        "certificate_serial": pki.serial_hex(certificate),
+        "certificate_sha256": pki.certificate_sha256(certificate),
+        "valid_until": certificate.not_valid_after_utc.isoformat(),
+    }
+
+
+def _tls_key(enrolment: EnrolmentRequest) -> Any:
+    return enrolment.certificate_request.public_key()
+
+
+def _refuse_reused_keys(registry: dict[str, dict[str, Any]], enrolment: EnrolmentRequest) -> None:
+    """Each site's keys are its own: a key another site (even a revoked one) holds is refused."""
+    sign_key_id = keys.key_id(enrolment.sign_public_key)
+    tls_key = keys.public_key_sha256(_tls_key(enrolment))
+    for other, entry in sorted(registry.items()):
+        for held, value, what in (
+            (entry.get("auth_key"), enrolment.auth_key, "SuperNode auth key"),
+            (entry.get("sign_key_id"), sign_key_id, "signing key"),
+            ((entry.get("client_certificate") or {}).get("key_sha256"), tls_key, "TLS key"),
+        ):
+            if held == value:
+                raise EnrolmentError(
+                    f"the request's {what} is already site {other!r}'s; each site makes its own keys: "
+                    "enrol again from a fresh --data folder"
+                )
 
 
 def renew_certificate(
@@ -162,7 +235,10 @@ def renew_certificate(
 
 
 def revoke_site(root: Path, name: str, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Mark the site revoked (the SuperLink stops admitting its key) and delete its kit if still here."""
+    """Mark the site revoked: the SuperLink stops admitting its key, the CRL lists its client certificate.
+
+    Its kit is deleted if still here; the record stays, so neither its name nor its keys come back.
+    """
     folder = ITFolder(root).require()
     registry = folder.registry()
     entry = registry.get(name)
@@ -171,38 +247,24 @@ def revoke_site(root: Path, name: str, now: dt.datetime | None = None) -> dict[s
     if entry["state"] == REVOKED:
         raise UsageError(f"site {name!r} is already revoked (since {entry['revoked_at']})")
     entry.update(state=REVOKED, revoked_at=_timestamp(now))
+    write_crl(folder, registry, now=now)  # first: the front refuses the site even if the rest fails
     _write_registry(folder, registry)
     shutil.rmtree(folder.kits / name, ignore_errors=True)
     return entry
 
 
-def _add_site(folder: ITFolder, name: str, now: dt.datetime | None) -> Path:
-    registry = folder.registry()
-    if name in registry:
-        raise UsageError(
-            f"site {name!r} is already provisioned ({registry[name]['state']}); choose another name"
-        )
-    target = folder.kits / name
-    if target.exists():
-        raise OutputPathError(f"{target} already exists; remove it first")
-    with _staged_folder(target) as kit:
-        (kit / "trusted").mkdir()
-        shutil.copyfile(folder.it / "ca.crt", kit / "ca.crt")
-        shutil.copyfile(folder.signing_key.with_name("it-sign.pem.pub"), kit / "trusted" / "it-sign.pem.pub")
-        auth_key = pki.new_auth_key()
-        pki.write_auth_key_pair(auth_key, kit / "site-auth")
-        sign_key = keys.generate_signing_key()
-        keys.write_key_pair(sign_key, kit / "site-sign.pem")
-        (kit / "kit.toml").write_text(_site_toml(name, folder.superlink_address()), encoding="utf-8")
-    registry[name] = {
-        "state": ACTIVE,
-        "auth_key": pki.auth_public_line(auth_key.public_key()),
-        "sign_key_id": keys.key_id(sign_key.public_key()),
-        "provisioned_at": _timestamp(now),
-        "revoked_at": None,
-    }
-    _write_registry(folder, registry)
-    return target
+def write_crl(
+    folder: ITFolder, registry: dict[str, dict[str, Any]] | None = None, now: dt.datetime | None = None
+) -> Path:
+    """``it/crl.pem`` anew from ``registry`` (default: ``sites.json``): every revoked site's certificate."""
+    sites = folder.registry() if registry is None else registry
+    revoked = [
+        (int(certificate["serial"], 16), dt.datetime.fromisoformat(entry["revoked_at"]))
+        for entry in sites.values()
+        if entry["state"] == REVOKED and (certificate := entry.get("client_certificate"))
+    ]
+    pki.write_crl(folder.authority(), revoked, folder.crl_file, now=now)
+    return folder.crl_file
 
 
 def _write_registry(folder: ITFolder, sites: dict[str, Any]) -> None:
@@ -231,14 +293,15 @@ def _it_toml(config: ProvisionConfig, now: dt.datetime | None) -> str:
     )
 
 
-def _site_toml(name: str, superlink: str) -> str:
+def _site_toml(name: str, superlink: str, request: str) -> str:
     roles = ", ".join(f'"{role}"' for role in ROLES)
     return (
-        f"# Genba site kit for {name}: copy this folder to the site PC, run\n"
-        f"#   genba agent init --data DATA --kit THIS_FOLDER\n"
-        "# and then delete it from the IT server (it holds the site's private keys).\n"
-        f'[site]\nname = "{name}"\n\n'
-        f'[federation]\nsuperlink = "{superlink}"\nca = "ca.crt"\nauth_key = "site-auth"\n\n'
+        f"# Genba site kit for {name}, answering its enrolment request {request}. It holds no\n"
+        "# private key: the site made its own. Copy this folder to the site PC and run there\n"
+        "#   genba agent init --data DATA --kit THIS_FOLDER\n"
+        "# with DATA the folder that made the request.\n"
+        f'[site]\nname = "{name}"\nrequest = "{request}"\n\n'
+        f'[federation]\nsuperlink = "{superlink}"\nca = "ca.crt"\ncertificate = "site-tls.crt"\n\n'
         f"[roles]\nnames = [{roles}]\n"
     )
 

@@ -41,6 +41,12 @@ def byte_proxy() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
+def enrolment() -> ModuleType:
+    """An IT folder with sites enrolled by request, as a plant does it (tests/server/enrol.py)."""
+    return _load_helpers("server/enrol.py", "genba_tests_enrol")
+
+
+@pytest.fixture(scope="session")
 def texts() -> tuple[str, ...]:
     return ("scratch on the housing surface", "no dent found, part ok", "oil on the bracket near the rim")
 

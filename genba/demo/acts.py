@@ -43,15 +43,26 @@ class SiteData:
 
 
 def provision(work: Path, names: list[str]) -> Any:
-    from genba.tools import free_loopback_port
-    from server.provision import ProvisionConfig
-    from server.provision import provision as make_kits
+    """IT provisions its folder; each site makes its own keys and request, and IT answers with a kit.
 
-    return make_kits(
-        ProvisionConfig(
-            out=work / "it", server_host="127.0.0.1", sites=tuple(names), port=free_loopback_port()
-        )
-    )
+    The sites' folders are left awaiting their kits (``start_sites`` finishes them): IT never
+    holds a site's private key, here as in a plant.
+    """
+    from edge_agent.site_init import enrol_site
+    from genba.tools import free_loopback_port
+    from server.provision import ProvisionConfig, add_site
+    from server.provision import provision as make_it_folder
+
+    it = make_it_folder(ProvisionConfig(out=work / "it", server_host="127.0.0.1", port=free_loopback_port()))
+    requests = work / "requests"
+    requests.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        request = requests / f"{name}.json"
+        enrolled = enrol_site(work / "sites" / name, name, request)
+        added = add_site(it.root, request)
+        if added["fingerprint"] != enrolled["fingerprint"]:  # what IT and the site confirm by phone
+            raise RuntimeError(f"{name}'s request changed on its way to IT")
+    return it
 
 
 def export_bundle(work: Path, it: Any, seed: int, say: Any) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -10,9 +11,12 @@ from typing import Any
 import pytest
 
 from edge_agent.config import config_from_mapping, load_agent_config
+from edge_agent.federation.supernode import JoinConfig, SuperNode
 from edge_agent.service.auth import PERMISSIONS, TokenRegistry, authorize
 from edge_agent.site import ROLES, SiteFolder
-from edge_agent.site_init import init_site
+from edge_agent.site_init import enrol_site, init_site
+from genba import keys
+from genba.enrolment import EnrolmentRequest
 from genba.errors import (
     AgentUnavailableError,
     AuthenticationError,
@@ -53,13 +57,93 @@ def test_init_refuses_an_existing_site_a_missing_key_and_no_key(
     assert not (tmp_path / "fourth").exists()
 
 
-def test_init_from_a_kit_takes_its_name_and_trusted_keys(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
+def test_enrolment_makes_the_sites_own_keys_and_a_request_with_their_public_halves_only(
+    tmp_path: Path,
+) -> None:
+    request = tmp_path / "press-1.json"
+    enrolled = enrol_site(tmp_path / "data", "press-1", request)
+    site = SiteFolder(tmp_path / "data")
+    assert enrolled == {
+        "data": str(site.root), "site": "press-1", "request": str(request),
+        "fingerprint": enrolled["fingerprint"],
+    }  # fmt: skip
+    for path in (site.auth_key_file, site.site_key_file, site.tls_key_file):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    document = json.loads(request.read_text())
+    assert sorted(document) == ["auth_key", "csr", "format", "sign_key", "site"]
+    assert document["format"] == "genba-enrolment/1" and document["site"] == "press-1"
+    assert "PRIVATE" not in request.read_text()
+    parsed = EnrolmentRequest.read(request)  # what IT checks: keys parse, CSR self-signed, CN = name
+    assert parsed.fingerprint() == enrolled["fingerprint"] and len(enrolled["fingerprint"]) == 24
+    assert parsed.auth_key == site.auth_key_file.with_name("site-auth.pub").read_text().strip()
+    assert keys.key_id(parsed.sign_public_key) == keys.key_id(
+        keys.load_private_key(site.site_key_file).public_key()
+    )
+    tls = keys.load_ec_private_key(site.tls_key_file)
+    assert keys.public_key_sha256(parsed.certificate_request.public_key()) == keys.public_key_sha256(  # type: ignore[arg-type]
+        tls.public_key()
+    )
+    assert site.awaiting_kit and site.enrolment() == {**site.enrolment(), "site": "press-1"}  # type: ignore[dict-item]
+    # Awaiting its kit: serving and joining refuse it with one line that says how to finish.
+    for refuse in (site.require_initialized, lambda: SuperNode(JoinConfig(data=site.root))):
+        with pytest.raises(UsageError) as caught:
+            refuse()
+        message = str(caught.value)
+        assert (
+            "awaiting its kit" in message
+            and f"--data {site.root} --kit KIT" in message
+            and "\n" not in message
+        )
+    with pytest.raises(UsageError, match="awaiting its kit .* not --trust"):
+        init_site(site.root, site_name="press-1", trust=[_public_key(tmp_path)])
+
+
+def _public_key(tmp_path: Path) -> Path:
+    return keys.write_key_pair(keys.generate_signing_key(), tmp_path / "other-sign.pem")[1]
+
+
+def test_enrolment_refuses_a_bad_name_a_used_folder_or_request_and_writes_nothing(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    def refused(root: Path, name: str, request: Path, error: type[Exception], words: str) -> None:
+        before = sorted(tmp_path.rglob("*"))
+        with pytest.raises(error, match=words):
+            enrol_site(root, name, request)
+        assert sorted(tmp_path.rglob("*")) == before
+
+    refused(tmp_path / "a", "bad name!", tmp_path / "a.json", ConfigError, "site name 'bad name!'")
+    refused(tmp_path / "a", "x" * 65, tmp_path / "a.json", ConfigError, "1-64 ASCII")
+    init_site(tmp_path / "standalone", site_name="s", trust=[keypair[1]])
+    refused(tmp_path / "standalone", "s", tmp_path / "s.json", OutputPathError, "already a site folder")
+    enrol_site(tmp_path / "enrolled", "e", tmp_path / "e.json")
+    refused(tmp_path / "enrolled", "e", tmp_path / "e2.json", OutputPathError, "already enrolled as 'e'")
+    refused(tmp_path / "fresh", "f", tmp_path / "e.json", OutputPathError, "e.json already exists")
+    refused(tmp_path / "fresh", "f", tmp_path / "nowhere" / "f.json", OutputPathError, "is not a folder")
+    (tmp_path / "keyed" / "keys").mkdir(parents=True)
+    (tmp_path / "keyed" / "keys" / "site-sign.pem").write_text("x")
+    refused(tmp_path / "keyed", "k", tmp_path / "k.json", OutputPathError, "already holds keys")
+
+
+def test_a_failed_enrolment_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keys, "write_private_pem", broken)
+    with pytest.raises(OSError):
+        enrol_site(tmp_path / "data", "a", tmp_path / "a.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_kit_needs_a_folder_that_enrolled(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
     kit = tmp_path / "kit"
     (kit / "trusted").mkdir(parents=True)
     (kit / "kit.toml").write_text('[site]\nname = "site-b"\n', encoding="utf-8")
     (kit / "trusted" / "it-sign.pem.pub").write_bytes(keypair[1].read_bytes())
-    site = init_site(tmp_path / "data", site_name=None, kit=kit)
-    assert load_agent_config(site.config_file).site == "site-b" and len(site.trusted_keys()) == 1
+    with pytest.raises(UsageError, match="holds no enrolment.*--enrol-request FILE"):
+        init_site(tmp_path / "data", site_name=None, kit=kit)
+    assert not (tmp_path / "data").exists()
+    with pytest.raises(UsageError, match="not a site kit"):
+        init_site(tmp_path / "data", site_name=None, kit=tmp_path)
 
 
 def test_settings_report_every_problem_at_once() -> None:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.genba-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint bench clean venv fonts
+.PHONY: demo test lint bench clean venv fonts nginx
 
 venv: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) nginx
 	$(BIN)/genba demo
 
 lint: $(STAMP)
@@ -29,14 +29,18 @@ lint: $(STAMP)
 fonts:
 	@packaging/ensure-cjk-font.sh
 
-test: lint fonts
+# The SuperLink's mutual-TLS front is nginx (Debian's nginx-light); installed when root may.
+nginx:
+	@packaging/ensure-nginx.sh
+
+test: lint fonts nginx
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) nginx
 	$(BIN)/python bench/export_infer.py
 	$(BIN)/python bench/agent_api.py
 	$(BIN)/python bench/few_labels.py
-	$(BIN)/python bench/federated.py
+	$(BIN)/python bench/federated.py --before docs/bench/federated.json   # the committed figures as 'before'
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/gui_responsiveness.py
 	$(BIN)/python bench/gpu_serving.py --provider cpu --out bench-out/gpu   # the GPU part: on the device (docs/bench/gpu_serving.json)

@@ -17,8 +17,9 @@ def register(subparsers: Any) -> None:
 def register_provision(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "provision",
-        help="IT: the federation's CA, TLS certificate, signing key and one kit per site",
-        description="Create a CA, the SuperLink's TLS certificate, IT's signing key and a kit per site.",
+        help="IT: the federation's CA, TLS certificate, signing key; a kit per enrolled site",
+        description="Create a CA, the SuperLink's TLS certificate and IT's signing key; then a kit per "
+        "site from the enrolment request each site makes ('add-site --request FILE').",
     )
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="the IT folder to create or change"
@@ -27,17 +28,28 @@ def register_provision(subparsers: Any) -> None:
     parser.add_argument(
         "--port", type=int, default=None, help="the SuperLink's Fleet API port (default 9092)"
     )
-    parser.add_argument("--sites", nargs="+", metavar="NAME", help="one kit per site")
+    # --sites is gone (sites enrol by request): kept only to answer it with a one-line error.
+    parser.add_argument("--sites", nargs="+", metavar="NAME", help=argparse.SUPPRESS)
     parser.set_defaults(handler=_provision)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
-    add = actions.add_parser("add-site", help="a kit for one more site")
-    add.add_argument("name", metavar="NAME")
+    add = actions.add_parser(
+        "add-site", help="check a site's enrolment request, issue its certificate and write its kit"
+    )
+    add.add_argument(
+        "--request",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the file 'genba agent init --enrol-request' wrote at the site",
+    )
     add.set_defaults(handler=_add_site)
     renew = actions.add_parser(
         "renew-certificate", help="a new SuperLink TLS certificate from the kit's CA (restart the server)"
     )
     renew.set_defaults(handler=_renew_certificate)
-    revoke = actions.add_parser("revoke-site", help="stop admitting a site's SuperNode; deletes its kit here")
+    revoke = actions.add_parser(
+        "revoke-site", help="stop admitting a site (SuperLink and the CRL, it/crl.pem); deletes its kit here"
+    )
     revoke.add_argument("name", metavar="NAME")
     revoke.set_defaults(handler=_revoke_site)
 
@@ -108,7 +120,7 @@ def register_server(subparsers: Any) -> None:
 
 def _server_start(args: argparse.Namespace) -> int:
     from genba.tools import until_signalled
-    from server.superlink import ServerConfig, SuperLink, SuperLinkError
+    from server.superlink import ServerConfig, SuperLink
 
     link = SuperLink(ServerConfig(kit=args.kit, bind=args.bind, port=args.port))
     with until_signalled() as stop, link:
@@ -117,18 +129,14 @@ def _server_start(args: argparse.Namespace) -> int:
             {
                 "superlink": link.address,
                 "listening": f"{link.bind}:{link.port}",
+                "control": f"127.0.0.1:{link.upstream_port}",
                 "registered": changes["registered"],
                 "unregistered": changes["unregistered"],
                 "sites": {name: node["state"] for name, node in changes["nodes"].items()},
                 "log": str(link.server.log),
             }
         )
-        assert link.process is not None
-        while not stop.wait(0.5):
-            if link.process.poll() is not None:
-                raise SuperLinkError(
-                    f"the SuperLink stopped (code {link.process.returncode}); see {link.server.log}"
-                )
+        link.serve(stop, on_change=_print_line)
     return 0
 
 
@@ -181,21 +189,37 @@ def _provision(args: argparse.Namespace) -> int:
     from genba.errors import UsageError
     from server.provision import DEFAULT_PORT, ProvisionConfig, provision
 
-    if not args.server_host or not args.sites:
-        raise UsageError("genba provision needs --server-host HOST and --sites NAME [NAME ...]")
-    config = ProvisionConfig(
-        out=args.out, server_host=args.server_host, sites=tuple(args.sites), port=args.port or DEFAULT_PORT
-    )
+    if args.sites:
+        raise UsageError(SITES_GONE)
+    if not args.server_host:
+        raise UsageError(
+            "genba provision needs --server-host HOST (sites come later: add-site --request FILE)"
+        )
+    config = ProvisionConfig(out=args.out, server_host=args.server_host, port=args.port or DEFAULT_PORT)
     folder = provision(config)
-    _print({"it": str(folder.it), "kits": {name: str(folder.kits / name) for name in config.sites}})
+    _print(
+        {
+            "it": str(folder.it),
+            "ca": str(folder.ca_file),
+            "crl": str(folder.crl_file),
+            "next": f"each site enrols; then: genba provision --out {folder.root} add-site --request FILE",
+        }
+    )
     return 0
+
+
+#: ``--sites`` made every site's private keys at IT; sites now make their own and send a request.
+SITES_GONE = (
+    "--sites is gone: IT no longer makes a site's keys; each site runs 'genba agent init --data DATA "
+    "--site NAME --enrol-request FILE' and IT runs 'genba provision --out DIR add-site --request FILE'"
+)
 
 
 def _add_site(args: argparse.Namespace) -> int:
     from server.provision import add_site
 
     _refuse_creation_options(args)
-    _print({"kit": str(add_site(args.out, args.name))})
+    _print(add_site(args.out, args.request))
     return 0
 
 
@@ -218,8 +242,10 @@ def _renew_certificate(args: argparse.Namespace) -> int:
 def _refuse_creation_options(args: argparse.Namespace) -> None:
     from genba.errors import UsageError
 
-    if args.server_host or args.sites or args.port:
-        raise UsageError(f"{args.action} takes only --out DIR (and a site name)")
+    if args.sites:
+        raise UsageError(SITES_GONE)
+    if args.server_host or args.port:
+        raise UsageError(f"{args.action} takes only --out DIR before it")
 
 
 def _print_line(document: dict[str, Any]) -> None:

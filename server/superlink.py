@@ -1,10 +1,13 @@
-"""The SuperLink IT runs: started with TLS and SuperNode auth, its state inside the IT folder.
+"""The SuperLink IT runs: on loopback, behind its front, its state inside the IT folder.
 
 ``flower-superlink`` serves the Fleet, Control and Runtime APIs on one ``--host/--port`` (Flower
-1.42), with the kit's certificate, ``--enable-supernode-auth`` (only registered SuperNode keys
-may connect) and ``--disable-runtime-dependency-installation`` (it never runs ``uv sync``).
-Its database, log and ``FLWR_HOME`` (the ``flwr`` CLI's connection to it) live in
-``it/server/``; telemetry is off through :func:`genba.env.child_environment`.
+1.42) and its Control API has no authentication, so it listens on 127.0.0.1 only (a port chosen
+at start) with the kit's certificate, ``--enable-supernode-auth`` (only registered SuperNode keys
+may connect) and ``--disable-runtime-dependency-installation`` (it never runs ``uv sync``). The
+plant network reaches only its front (:mod:`server.front`: nginx with mutual TLS, the Fleet calls
+a SuperNode makes and nothing else) on the provisioned address and port. Its database, log and
+``FLWR_HOME`` (the ``flwr`` CLI's connection to it, over loopback) live in ``it/server/``;
+telemetry is off through :func:`genba.env.child_environment`.
 
 Sites are registered with ``flwr supernode register`` from ``it/sites.json``: every active site
 once (its node id kept in ``it/server/nodes.json``), and a revoked site's node unregistered.
@@ -19,17 +22,23 @@ import os
 import socket
 import ssl
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from genba.errors import GenbaError
-from genba.tools import console_tool, flower_environment
+from genba.tools import console_tool, flower_environment, free_loopback_port
 from server import pki
+from server.front import Front, FrontConfig
 from server.provision import ACTIVE, REVOKED, ITFolder
+from server.revocation import REFRESH_S, write_revocation_list
 
 CONNECTION = "genba"
+#: How often a running server looks at the registry (a revocation applies within this).
+WATCH_S = 0.5
 
 
 class SuperLinkError(GenbaError):
@@ -98,9 +107,13 @@ class SuperLink:
         self.bind = config.bind or _default_bind(self.host)
         self.config = config
         self.process: subprocess.Popen[bytes] | None = None
+        #: The SuperLink's own port on 127.0.0.1 (chosen at start; only the front and IT use it).
+        self.upstream_port = 0
+        self.front: Front | None = None
 
     @property
     def address(self) -> str:
+        """What sites dial: the front."""
         return f"{self.host}:{self.port}"
 
     def command(self) -> list[str]:
@@ -113,14 +126,15 @@ class SuperLink:
             "--enable-supernode-auth",
             "--disable-runtime-dependency-installation",
             "--database", str(self.server.database),
-            "--host", self.bind,
-            "--port", str(self.port),
+            "--host", "127.0.0.1",
+            "--port", str(self.upstream_port),
         ]  # fmt: skip
 
     def start(self) -> SuperLink:
         self._require_valid_certificate()
         self.server.flwr_home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.server.root, 0o700)
+        self.upstream_port = free_loopback_port()
         self._write_connection()
         log = self.server.log.open("ab")
         self.process = subprocess.Popen(
@@ -129,12 +143,53 @@ class SuperLink:
         log.close()
         try:
             self._wait_ready()
+            write_revocation_list(self.folder)
+            self.front = Front(self._front_config()).start()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def apply_registry(self) -> dict[str, Any]:
+        """A changed ``sites.json`` (a site revoked or added) takes effect now, server running:
+        the CRL is rewritten and the front reloads it, and the SuperLink's nodes are synced."""
+        write_revocation_list(self.folder)
+        if self.front is not None:
+            self.front.reload()
+        return self.sync_sites()
+
+    def serve(self, stop: threading.Event, on_change: Callable[[dict[str, Any]], None]) -> None:
+        """Until ``stop`` is set: a registry change applies within :data:`WATCH_S` seconds (a revoked
+        site is refused from then on), the CRL is kept fresh, and a SuperLink or front that died
+        ends the server with a SuperLinkError."""
+        registry = self.folder.registry_file
+        seen = _modified(registry)
+        refreshed = time.monotonic()
+        while not stop.wait(WATCH_S):
+            self._require_running()
+            if _modified(registry) != seen:
+                seen = _modified(registry)
+                changes = self.apply_registry()
+                on_change({"registry_applied": True, "registered": changes["registered"],
+                           "unregistered": changes["unregistered"]})  # fmt: skip
+            elif time.monotonic() - refreshed > REFRESH_S:
+                write_revocation_list(self.folder)
+                if self.front is not None:
+                    self.front.reload()
+                refreshed = time.monotonic()
+
+    def _require_running(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise SuperLinkError(
+                f"the SuperLink stopped (code {self.process.returncode}); see {self.server.log}"
+            )
+        if self.front is not None and not self.front.running():
+            raise SuperLinkError(f"the front (nginx) stopped; see {self.front.error_log}")
+
     def stop(self, timeout: float = 20.0) -> int | None:
+        if self.front is not None:
+            self.front.stop()
         process = self.process
         if process is None or process.poll() is not None:
             return None if process is None else process.returncode
@@ -217,12 +272,26 @@ class SuperLink:
                 f"(is this server's clock right?); {renew}"
             )
 
+    def _front_config(self) -> FrontConfig:
+        it = self.folder.it
+        return FrontConfig(
+            bind=self.bind,
+            port=self.port,
+            upstream_port=self.upstream_port,
+            certificate=it / "superlink.crt",
+            key=it / "superlink.key",
+            ca=it / "ca.crt",
+            crl=self.folder.it / "crl.pem",
+            root=self.server.root / "front",
+        )
+
     def _write_connection(self) -> None:
         """``FLWR_HOME/config.toml``: how the ``flwr`` CLI reaches this SuperLink (loopback, the kit's CA)."""
         ca = self.folder.it / "ca.crt"
         document = (
             f'[superlink]\ndefault = "{CONNECTION}"\n\n'
-            f'[superlink.{CONNECTION}]\naddress = "127.0.0.1:{self.port}"\nroot-certificates = "{ca}"\n'
+            f'[superlink.{CONNECTION}]\naddress = "127.0.0.1:{self.upstream_port}"\n'
+            f'root-certificates = "{ca}"\n'
         )
         (self.server.flwr_home / "config.toml").write_text(document, encoding="utf-8")
 
@@ -238,13 +307,15 @@ class SuperLink:
                 )
             try:
                 with (
-                    socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw,
+                    socket.create_connection(("127.0.0.1", self.upstream_port), timeout=2) as raw,
                     context.wrap_socket(raw, server_hostname="127.0.0.1"),
                 ):
                     return
             except (OSError, ssl.SSLError):
                 time.sleep(0.25)
-        raise SuperLinkError(f"the SuperLink did not accept TLS connections on port {self.port} in time")
+        raise SuperLinkError(
+            f"the SuperLink did not accept TLS connections on 127.0.0.1:{self.upstream_port} in time"
+        )
 
     def _last_log_line(self) -> str:
         try:
@@ -254,6 +325,14 @@ class SuperLink:
         except OSError:
             return "no log"
         return lines[-1].strip()[-300:] if lines else "no log"
+
+
+def _modified(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 def _default_bind(host: str) -> str:

@@ -6,11 +6,12 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edge_agent.federation.supernode import JoinConfig, JoinFailedError, JoinRefusedError, SuperNode
-from edge_agent.site_init import init_site
+from edge_agent.site import SiteFolder
 from genba.tools import free_loopback_port
 from server import pki
 from server.provision import ProvisionConfig, provision, revoke_site
@@ -34,21 +35,19 @@ def _eventually(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
     return False
 
 
-def test_registered_sites_join_and_unknown_revoked_or_misconfigured_ones_are_refused(tmp_path: Path) -> None:
+def test_registered_sites_join_and_unknown_revoked_or_misconfigured_ones_are_refused(
+    tmp_path: Path, enrolment: Any
+) -> None:
     port = free_loopback_port()
-    folder = provision(
-        ProvisionConfig(out=tmp_path / "it", server_host="127.0.0.1", sites=("site-a", "site-b"), port=port)
+    folder, sites = enrolment.provision_with_sites(
+        tmp_path, ("site-a", "site-b"), port=port, site_root=lambda name: tmp_path / f"data-{name}"
     )
-    sites = {
-        name: init_site(tmp_path / f"data-{name}", site_name=None, kit=folder.kits / name)
-        for name in ("site-a", "site-b")
-    }
-    rogue = init_site(tmp_path / "data-rogue", site_name=None, kit=folder.kits / "site-b")
+    rogue = SiteFolder(shutil.copytree(sites["site-b"].root, tmp_path / "data-rogue"))  # another auth key
     rogue.auth_key_file.unlink()
     pki.write_auth_key_pair(pki.new_auth_key(), rogue.auth_key_file.with_name("rogue"))
     shutil.move(rogue.auth_key_file.with_name("rogue"), rogue.auth_key_file)
-    stranger = init_site(tmp_path / "data-stranger", site_name=None, kit=folder.kits / "site-a")
-    other_ca = provision(ProvisionConfig(out=tmp_path / "other", server_host="127.0.0.1", sites=("x",)))
+    stranger = SiteFolder(shutil.copytree(sites["site-a"].root, tmp_path / "data-stranger"))
+    other_ca = provision(ProvisionConfig(out=tmp_path / "other", server_host="127.0.0.1"))
     shutil.copyfile(other_ca.it / "ca.crt", stranger.ca_file)
 
     with SuperLink(ServerConfig(kit=folder.root)) as link:
@@ -85,7 +84,9 @@ def test_registered_sites_join_and_unknown_revoked_or_misconfigured_ones_are_ref
         assert status.get(nodes["site-b"]["node_id"], "unregistered") == "unregistered", status
 
 
-def test_genba_server_start_registers_the_sites_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def test_genba_server_start_registers_the_sites_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, enrolment: Any
+) -> None:
     import json
     import signal
     import subprocess
@@ -94,9 +95,7 @@ def test_genba_server_start_registers_the_sites_and_stops_cleanly_on_sigterm(tmp
     from genba import env
 
     port = free_loopback_port()
-    folder = provision(
-        ProvisionConfig(out=tmp_path / "it", server_host="127.0.0.1", sites=("a", "b", "c"), port=port)
-    )
+    folder, _ = enrolment.provision_with_sites(tmp_path, ("a", "b", "c"), port=port)
     command = [sys.executable, "-m", "genba", "server", "start", "--kit", str(folder.root)]
     server = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.child_environment()
@@ -115,15 +114,15 @@ def test_genba_server_start_registers_the_sites_and_stops_cleanly_on_sigterm(tmp
     assert leftover.stdout.strip() == "", "a Flower process outlived 'genba server start'"
 
 
-def test_an_expired_superlink_certificate_is_refused_before_start_and_renewed(tmp_path: Path) -> None:
+def test_an_expired_superlink_certificate_is_refused_before_start_and_renewed(
+    tmp_path: Path, enrolment: Any
+) -> None:
     import datetime as dt
 
     from server.provision import renew_certificate
     from server.superlink import SuperLinkError
 
-    folder = provision(
-        ProvisionConfig(out=tmp_path / "it", server_host="127.0.0.1", sites=("a",), port=free_loopback_port())
-    )
+    folder, _ = enrolment.provision_with_sites(tmp_path, ("a",), port=free_loopback_port())
     renew_certificate(folder.root, days=1, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=10))
     link = SuperLink(ServerConfig(kit=folder.root))
     with pytest.raises(SuperLinkError, match="expired on .*genba provision renew-certificate"):

@@ -224,6 +224,29 @@ class CostConfig:
             raise ConfigError(problems)
 
 
+@dataclass(frozen=True)
+class FederationConfig:
+    """This site in federated training.
+
+    ``epsilon_budget``: the lifetime epsilon (at delta = 1e-5) this site may spend on
+    differentially private runs, composed over every round it ever contributed to; a round that
+    would take it past the budget is declined, before anything of it is masked or sent. The
+    default, 10, is about the largest epsilon still read as a meaningful guarantee; it allows, for
+    instance, 3 rounds at noise multiplier 1.0, 12 at 2.0 or 48 at 4.0 (epsilon 9.0 each). The
+    ClientApp reads it at every round, so lowering it takes effect without a restart. Runs without
+    DP spend nothing and promise nothing beyond secure aggregation.
+    """
+
+    epsilon_budget: float = 10.0
+
+    def __post_init__(self) -> None:
+        budget = self.epsilon_budget
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < float("inf"):
+            raise ConfigError(
+                [f"federation.epsilon_budget must be a number > 0 (the site's lifetime ε), not {budget!r}"]
+            )
+
+
 def _is_tag(name: object) -> bool:
     return isinstance(name, str) and 0 < len(name) <= 64 and all(c.isalnum() or c in "_.-" for c in name)
 
@@ -240,6 +263,7 @@ class AgentConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
     costs: CostConfig = field(default_factory=CostConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
     shadow_queue: int = 256
 
     def __post_init__(self) -> None:
@@ -265,6 +289,7 @@ _SECTIONS: dict[str, Callable[..., Any]] = {
     "drift": DriftConfig,
     "groups": GroupsConfig,
     "costs": CostConfig,
+    "federation": FederationConfig,
 }
 
 T = TypeVar("T")
@@ -386,4 +411,7 @@ defect_escape = 150.0
 escape_share = 0.05          # share of the model's wrong answers that escape (operators catch the rest)
 pc_hour = 0.05
 manual_seconds_per_item = 30.0  # an operator's time to judge one item without the model
+
+[federation]
+epsilon_budget = 10.0        # lifetime ε (δ = 1e-5) for differentially private runs; past it, it declines
 """

@@ -72,6 +72,10 @@
         <translation>エージェントに接続しています…</translation>
     </message>
     <message>
+        <source>Content SHA-256</source>
+        <translation>内容の SHA-256</translation>
+    </message>
+    <message>
         <source>Could not save {path}: {error}</source>
         <translation>{path} を保存できませんでした: {error}</translation>
     </message>
@@ -90,6 +94,10 @@
     <message>
         <source>Differential privacy</source>
         <translation>差分プライバシー</translation>
+    </message>
+    <message>
+        <source>Differential privacy budget (this site, lifetime)</source>
+        <translation>差分プライバシー予算（この拠点の累計）</translation>
     </message>
     <message>
         <source>Drift events per day</source>
@@ -162,6 +170,10 @@
     <message>
         <source>Labels requested</source>
         <translation>依頼中のラベル</translation>
+    </message>
+    <message>
+        <source>Last declined</source>
+        <translation>最後に辞退したラウンド</translation>
     </message>
     <message>
         <source>Last update sent</source>
@@ -282,6 +294,10 @@
     <message>
         <source>Predict</source>
         <translation>予測</translation>
+    </message>
+    <message>
+        <source>Private rounds taken part in</source>
+        <translation>参加した差分プライバシー付きラウンド</translation>
     </message>
     <message>
         <source>Problem: {message}</source>
@@ -516,6 +532,10 @@
         <translation>中央値</translation>
     </message>
     <message>
+        <source>never</source>
+        <translation>なし</translation>
+    </message>
+    <message>
         <source>no</source>
         <translation>いいえ</translation>
     </message>
@@ -576,6 +596,10 @@
         <translation>拠点で学習</translation>
     </message>
     <message>
+        <source>unknown: {problem}</source>
+        <translation>不明: {problem}</translation>
+    </message>
+    <message>
         <source>verified</source>
         <translation>検証済み</translation>
     </message>
@@ -616,12 +640,28 @@
         <translation>確信度 {pct} %</translation>
     </message>
     <message>
+        <source>{rounds} in {runs} runs</source>
+        <translation>{runs} 回の実行で {rounds} ラウンド</translation>
+    </message>
+    <message>
         <source>{run}, round {round}</source>
         <translation>{run}、ラウンド {round}</translation>
     </message>
     <message>
         <source>ε = {epsilon}, δ = {delta}</source>
         <translation>ε = {epsilon}, δ = {delta}</translation>
+    </message>
+    <message>
+        <source>ε budget</source>
+        <translation>ε の予算</translation>
+    </message>
+    <message>
+        <source>ε left</source>
+        <translation>残りの ε</translation>
+    </message>
+    <message>
+        <source>ε spent</source>
+        <translation>使用済みの ε</translation>
     </message>
 </context>
 </TS>

@@ -1,7 +1,8 @@
-"""The Federation tab's content: joined or not, the last update sent, and every message that left the site.
+"""The Federation tab's content: joined or not, the last update sent, every message that left the
+site, and the site's lifetime differential-privacy budget.
 
-Built from ``/v1/federation`` and ``/v1/egress``; both come from the site's own egress ledger, so
-what the tab shows is what the ledger proves. No Qt: the tests read it from plain dicts.
+Built from ``/v1/federation`` and ``/v1/egress``; both come from the site's own egress ledger and
+audit log, so what the tab shows is what they prove. No Qt: the tests read it from plain dicts.
 """
 
 from __future__ import annotations
@@ -30,6 +31,21 @@ class LedgerRow:
     kind: str
     payload_bytes: int
     round: int | None
+    content_sha256: str  # of exactly what the message carried ("" for entries from before schema v4)
+
+
+@dataclass(frozen=True)
+class PrivacyBudget:
+    """The site's lifetime ε budget for differentially private runs and what is spent of it."""
+
+    budget: float | None  # None: agent.toml does not load (``problem`` says why)
+    spent: float
+    left: float | None
+    delta: float
+    rounds: int  # DP rounds this site contributed to, over all runs
+    runs: int
+    last_declined: str | None  # the newest round the site declined for privacy, and why
+    problem: str | None
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,7 @@ class FederationView:
     ledger: tuple[LedgerRow, ...]  # newest first
     totals: tuple[tuple[str, int], ...]  # bytes sent, by kind, over the whole ledger
     verified: bool  # the ledger's hash chain verified when it was read
+    budget: PrivacyBudget | None = None  # None: an agent too old to report it
 
     @property
     def total_bytes(self) -> int:
@@ -64,6 +81,7 @@ class FederationView:
             ledger=tuple(_ledger_row(entry, tz) for entry in entries),
             totals=tuple(sorted((str(kind), int(total)) for kind, total in totals.items())),
             verified=bool(egress.get("verified", True)),
+            budget=_budget(federation.get("privacy_budget"), tz),
         )
 
 
@@ -82,6 +100,22 @@ def _last_update(federation: Mapping[str, Any], tz: dt.tzinfo | None) -> LastUpd
     )
 
 
+def _budget(state: Mapping[str, Any] | None, tz: dt.tzinfo | None) -> PrivacyBudget | None:
+    if not state:
+        return None
+    declined = state.get("last_declined") or None
+    return PrivacyBudget(
+        budget=_float_or_none(state.get("epsilon_budget")),
+        spent=float(state.get("epsilon_spent") or 0.0),
+        left=_float_or_none(state.get("epsilon_left")),
+        delta=float(state.get("delta") or 0.0),
+        rounds=int(state.get("rounds") or 0),
+        runs=int(state.get("runs") or 0),
+        last_declined=f"{when(declined.get('at'), tz)}: {declined.get('reason')}" if declined else None,
+        problem=state.get("problem"),
+    )
+
+
 def _ledger_row(entry: Mapping[str, Any], tz: dt.tzinfo | None) -> LedgerRow:
     fields = entry.get("fields") or {}
     return LedgerRow(
@@ -91,6 +125,7 @@ def _ledger_row(entry: Mapping[str, Any], tz: dt.tzinfo | None) -> LedgerRow:
         kind=str(fields.get("kind") or ""),
         payload_bytes=int(fields.get("payload_bytes") or 0),
         round=_int_or_none(fields.get("round")),
+        content_sha256=str(fields.get("content_sha256") or ""),
     )
 
 

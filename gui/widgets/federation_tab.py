@@ -1,7 +1,10 @@
-"""Federation: whether the site takes part, the last update it sent, and the egress ledger.
+"""Federation: whether the site takes part, the last update it sent, the egress ledger, and the
+site's lifetime differential-privacy budget.
 
 The ledger lists every message that left the site (newest first) with the bytes sent by kind,
-so a supervisor can see exactly what federation cost and that nothing else went out.
+so a supervisor can see exactly what federation cost and that nothing else went out; the budget
+box shows the ε this site has spent on differentially private runs, what is left, and the last
+round it declined.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from gui.widgets.tables import fill_rows, new_table
 #: Ledger entries shown (the totals cover the whole ledger).
 LEDGER_ROWS = 200
 LAST_UPDATE_ROWS = ("round", "at", "bytes", "masked", "privacy")
+BUDGET_ROWS = ("budget", "spent", "left", "rounds", "declined")
 
 
 class FederationTab(Tab):
@@ -38,8 +42,15 @@ class FederationTab(Tab):
         self.last_values = {key: QLabel() for key in LAST_UPDATE_ROWS}
         for key in LAST_UPDATE_ROWS:
             form.addRow(self.last_names[key], self.last_values[key])
+        self.budget_box = QGroupBox()
+        budget_form = QFormLayout(self.budget_box)
+        self.budget_names = {key: QLabel() for key in BUDGET_ROWS}
+        self.budget_values = {key: QLabel() for key in BUDGET_ROWS}
+        self.budget_values["declined"].setWordWrap(True)
+        for key in BUDGET_ROWS:
+            budget_form.addRow(self.budget_names[key], self.budget_values[key])
         self.ledger_title = QLabel()
-        self.ledger = new_table(0, 5)
+        self.ledger = new_table(0, 6)
         self.totals_title = QLabel()
         self.totals = new_table(0, 2)
         self.verified = QLabel()
@@ -49,6 +60,7 @@ class FederationTab(Tab):
         left.addWidget(self.ledger, 1)
         right = QVBoxLayout()
         right.addWidget(self.last_box)
+        right.addWidget(self.budget_box)
         right.addWidget(self.totals_title)
         right.addWidget(self.totals, 1)
         columns.addLayout(left, 3)
@@ -65,9 +77,14 @@ class FederationTab(Tab):
                  t("Differential privacy"))  # fmt: skip
         for key, name in zip(LAST_UPDATE_ROWS, names, strict=True):
             self.last_names[key].setText(name)
+        self.budget_box.setTitle(t("Differential privacy budget (this site, lifetime)"))
+        budget_names = (t("ε budget"), t("ε spent"), t("ε left"), t("Private rounds taken part in"),
+                        t("Last declined"))  # fmt: skip
+        for key, name in zip(BUDGET_ROWS, budget_names, strict=True):
+            self.budget_names[key].setText(name)
         self.ledger_title.setText(t("Egress ledger: every message that left this site, newest first"))
         self.ledger.setHorizontalHeaderLabels(
-            [t("Time"), t("Destination"), t("Kind"), t("Bytes"), t("Round")]
+            [t("Time"), t("Destination"), t("Kind"), t("Bytes"), t("Round"), t("Content SHA-256")]
         )
         self.totals_title.setText(t("Bytes sent by kind"))
         self.totals.setHorizontalHeaderLabels([t("Kind"), t("Bytes")])
@@ -96,9 +113,11 @@ class FederationTab(Tab):
         self.view = view
         self._show_joined(view)
         self._show_last_update(view)
+        self._show_budget(view)
         rows = view.ledger if view else ()
         fill_rows(self.ledger, [
-            (r.time, r.destination, r.kind, count(r.payload_bytes), "" if r.round is None else str(r.round))
+            (r.time, r.destination, r.kind, count(r.payload_bytes), "" if r.round is None else str(r.round),
+             r.content_sha256)
             for r in rows
         ])  # fmt: skip
         totals = view.totals if view else ()
@@ -137,6 +156,23 @@ class FederationTab(Tab):
                      "privacy": privacy}  # fmt: skip
         for key, text in texts.items():
             self.last_values[key].setText(text)
+
+    def _show_budget(self, view: FederationView | None) -> None:
+        budget = view.budget if view else None
+        texts = dict.fromkeys(BUDGET_ROWS, "—")
+        if budget is not None:
+            delta = f"{budget.delta:.3g}"
+            texts = {
+                "budget": t("unknown: {problem}").format(problem=budget.problem)
+                if budget.budget is None
+                else t("ε = {epsilon}, δ = {delta}").format(epsilon=f"{budget.budget:.3g}", delta=delta),
+                "spent": f"{budget.spent:.3g}",
+                "left": "—" if budget.left is None else f"{budget.left:.3g}",
+                "rounds": t("{rounds} in {runs} runs").format(rounds=budget.rounds, runs=budget.runs),
+                "declined": budget.last_declined or t("never"),
+            }
+        for key, text in texts.items():
+            self.budget_values[key].setText(text)
 
 
 def load(client: AgentClient) -> FederationView | None:

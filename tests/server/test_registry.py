@@ -1,4 +1,4 @@
-"""The server's registry (real SQLite) and the differential-privacy accountant."""
+"""The server's registry (real SQLite), the differential-privacy accountant and IT's DP settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from genba.errors import UsageError
-from server.privacy import PrivacyConfig, epsilon
+from genba.privacy import epsilon
+from server.privacy import PrivacyConfig
 from server.registry import Registry
 
 
@@ -96,6 +97,9 @@ def test_epsilon_follows_the_gaussian_mechanisms_rdp_bound() -> None:
         assert epsilon(z, rounds, delta) > 0.8 * classic  # the same bound, only a tighter conversion
     assert epsilon(1.0, 5, delta) > epsilon(1.0, 3, delta) > epsilon(2.0, 3, delta)
     assert epsilon(1.0, 0, delta) == 0.0
+    import server.privacy
+
+    assert server.privacy.epsilon is epsilon  # IT and the sites account with the same function
 
 
 @pytest.mark.parametrize(
@@ -104,6 +108,12 @@ def test_epsilon_follows_the_gaussian_mechanisms_rdp_bound() -> None:
         ({"noise_multiplier": 0.0, "clipping_norm": 1.0}, "--dp-noise"),
         ({"noise_multiplier": 1.0, "clipping_norm": -1.0}, "--dp-clip"),
         ({"noise_multiplier": 1.0, "clipping_norm": 1.0, "delta": 1.0}, "--dp-delta"),
+        ({"noise_multiplier": float("nan"), "clipping_norm": 1.0}, "--dp-noise"),
+        # each site's noise (std 3/sqrt(3)) with 6 std of headroom on a unit clip leaves SecAgg+'s +/-8
+        (
+            {"noise_multiplier": 3.0, "clipping_norm": 1.0},
+            r"--dp-noise 3 with --dp-clip 1: .* range of \+/-8",
+        ),
     ],
 )
 def test_privacy_settings_are_checked(kwargs: dict[str, float], message: str) -> None:

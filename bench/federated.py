@@ -2,10 +2,13 @@
 
 Three provisioned sites run real SuperNodes against a real SuperLink (TLS, node auth) on
 loopback, each through a byte-counting proxy. The update is the size of a ``last-k`` update with
-k = 1: the top transformer block of the packaged all-MiniLM-L6-v2 plus a 384 x 8 head. One Flower
-run alternates rounds: odd rounds under SecAgg+, even rounds plain FedAvg, same sites, same
-update (the SuperNodes are joined for a benchmark: they answer with the global tensors moved a
-little and may send unmasked updates; ``genba agent join`` never allows that).
+k = 1: the top transformer block of the packaged all-MiniLM-L6-v2 plus a 384 x 8 head, sent as one
+float32 vector (``--layout tensors``: one array per tensor, 22 arrays: Flower moves each array as
+its own objects, one HTTP request per object per hop, so the layout changes the round time). One Flower
+run alternates rounds: odd rounds under SecAgg+, even rounds plain FedAvg, same sites (the
+SuperNodes are joined for a benchmark: they answer with the global tensors moved a little, each
+site its own way and in float32, and may send unmasked updates; ``genba agent join`` never allows
+that). Distinct updates matter: Flower's object store de-duplicates identical objects.
 
 * ``secagg_round_ratio``: median fit-round wall time under SecAgg+ over plain FedAvg.
 * ``upload_ratio``: bytes a site sends in a SecAgg+ round (its egress ledger: public keys, key
@@ -14,8 +17,16 @@ little and may send unmasked updates; ``genba agent join`` never allows that).
   shares: independent of the tensors' size, growing with the number of sites).
 * ``masked_update_over_fp32``: the masked update's payload over the fp32 tensors (SecAgg+ sends
   quantised integers as int64).
-* ``wire_over_ledger``: bytes the proxies counted from SuperNode to SuperLink (TLS, gRPC,
+* ``wire_over_ledger``: bytes the proxies counted from SuperNode to SuperLink (TLS, HTTP,
   polling) over the ledger's payload bytes.
+* ``control_bytes_per_round``: the site's control traffic in a SecAgg+ round as the product reports
+  it (``genba agent status``: what its SuperNode counted on the wire for the round, less the
+  ledger's payload for it: registration, heartbeats, polling, HTTP and TLS framing), median over
+  sites and rounds; ``control_bytes_per_plain_round`` likewise for plain rounds.
+* ``unexplained_over_ledger``: bytes the proxies counted that neither the ledger nor the sites'
+  control report account for, over the ledger's payload bytes.
+* ``before``: the headline figures of an earlier run of this benchmark (``--before FILE``), so one
+  document shows both.
 * ``sim_50_sites_round_s``: seconds per round with 50 simulated sites (``--sim-sites``), Flower's
   simulation engine running the same ClientApp code in one process, loopback only.
 
@@ -40,6 +51,8 @@ from genba import env  # noqa: F401  (telemetry off before Flower loads)
 
 SITES = ("bench-a", "bench-b", "bench-c")
 HEAD_LABELS = 8
+HEADLINE = ("plain_round_s_median", "secagg_round_s_median", "secagg_round_ratio", "upload_ratio",
+            "wire_over_ledger", "control_bytes_per_round", "sim_50_sites_round_s")  # fmt: skip
 
 
 def main() -> int:
@@ -51,15 +64,22 @@ def main() -> int:
     parser.add_argument("--skip-secagg", action="store_true", help="only the simulation")
     parser.add_argument("--bundle", type=Path, help="a signed bundle (default: export the default one)")
     parser.add_argument("--trust", type=Path, help="public key that signed --bundle")
+    parser.add_argument("--layout", choices=("flat", "tensors"), default="flat",
+                        help="the update as one float32 vector or one array per tensor")  # fmt: skip
+    parser.add_argument("--before", type=Path, help="an earlier run's JSON: its headline figures as 'before'")
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
     figures: dict[str, Any] = {}
     if not args.skip_secagg:
-        tensors = _last_block_tensors(args.out / "initial.npz")
+        tensors = _last_block_tensors(args.out / "initial.npz", args.layout)
         figures.update(_secagg_vs_plain(args.out, tensors, args.pairs))
+        figures["update_layout"] = args.layout
     if args.sim_sites:
         figures.update(_simulation(args))
+    if args.before is not None:
+        earlier = json.loads(args.before.read_text(encoding="utf-8"))
+        figures["before"] = {key: earlier[key] for key in HEADLINE if key in earlier}
     print(json.dumps(figures, indent=2, sort_keys=True))
     return 0
 
@@ -93,8 +113,11 @@ def _default_bundle(args: argparse.Namespace) -> tuple[Path, Path]:
     return signed_default_bundle(args.out.parent / "default-bundle")
 
 
-def _last_block_tensors(out: Path) -> int:
-    """The top MiniLM block's parameters and a head, as the run's initial tensors; their fp32 bytes."""
+def _last_block_tensors(out: Path, layout: str = "flat") -> int:
+    """The top MiniLM block's parameters and a head, as the run's initial tensors; their fp32 bytes.
+
+    ``flat``: one float32 vector (how a site would ship a last-k update); ``tensors``: one array per
+    tensor (22). Flower moves every array as its own objects, each one HTTP request per hop."""
     from edge_agent.training.source import load_sentence_model, transformer_blocks
     from export.default_model import pretrained_model_dir
 
@@ -106,24 +129,28 @@ def _last_block_tensors(out: Path) -> int:
     rng = np.random.default_rng(0)
     arrays["head.weight"] = rng.normal(0, 0.05, size=(HEAD_LABELS, 384)).astype(np.float32)
     arrays["head.bias"] = np.zeros(HEAD_LABELS, dtype=np.float32)
+    if layout == "flat":
+        arrays = {"update": np.concatenate([a.ravel() for a in arrays.values()])}
     np.savez(out, **arrays)
     return int(sum(a.size for a in arrays.values()) * 4)
 
 
 def _secagg_vs_plain(out: Path, fp32_bytes: int, pairs: int) -> dict[str, Any]:
     from edge_agent.federation.supernode import JoinConfig, SuperNode
-    from edge_agent.site_init import init_site
+    from edge_agent.federation.traffic_report import control_traffic
+    from edge_agent.site_init import enrol_site, init_site
     from edge_agent.store import SiteStore
     from genba.federation import FAB_DIR
     from genba.tools import free_loopback_port
-    from server.provision import ProvisionConfig, provision
+    from server.provision import ProvisionConfig, add_site, provision
     from server.runs import flwr_run, new_run_dir
     from server.superlink import ServerConfig, SuperLink
 
     proxy_module = _load(Path(__file__).parent.parent / "tests" / "server" / "byte_proxy.py")
-    folder = provision(
-        ProvisionConfig(out=out / "it", server_host="127.0.0.1", sites=SITES, port=free_loopback_port())
-    )
+    folder = provision(ProvisionConfig(out=out / "it", server_host="127.0.0.1", port=free_loopback_port()))
+    for name in SITES:  # each site makes its own keys and request; IT answers with a kit
+        enrol_site(out / name, name, out / f"{name}-request.json")
+        add_site(folder.root, out / f"{name}-request.json")
     sites = [init_site(out / name, site_name=None, kit=folder.kits / name) for name in SITES]
     with SuperLink(ServerConfig(kit=folder.root)) as link:
         link.sync_sites()
@@ -154,11 +181,37 @@ def _secagg_vs_plain(out: Path, fp32_bytes: int, pairs: int) -> dict[str, Any]:
                 node.stop()
             for proxy in proxies:
                 proxy.__exit__()
-    ledgers = []
+    ledgers, reports = [], []
     for site in sites:
         with SiteStore.read_only(site.store_file) as store:
             ledgers.append([entry.fields for entry in store.egress(limit=100_000)])
-    return _figures(results, ledgers, [p.counts.upstream for p in proxies], fp32_bytes)
+            reports.append(control_traffic(site.root, store.egress_payload, last=10_000) or {"rounds": []})
+    figures = _figures(results, ledgers, [p.counts.upstream for p in proxies], fp32_bytes)
+    return figures | _control_figures(results, reports, ledgers, [p.counts.upstream for p in proxies])
+
+
+def _control_figures(
+    results: dict[str, Any],
+    reports: list[dict[str, Any]],
+    ledgers: list[list[dict[str, Any]]],
+    upstream: list[int],
+) -> dict[str, Any]:
+    """Control traffic per round as each site's own status reports it, and what no report explains."""
+    kinds = {str(r): t["kind"] for r, t in results["timings"].items()}
+    by_kind: dict[str, list[int]] = {"secagg": [], "plain": []}
+    for report in reports:
+        for entry in report["rounds"]:
+            if entry["round"] in kinds:
+                by_kind[kinds[entry["round"]]].append(entry["control"])
+    ledgered = sum(e["payload_bytes"] for ledger in ledgers for e in ledger)
+    control = sum(e["control"] for report in reports for e in report["rounds"])
+    return {
+        "control_bytes_per_round": int(statistics.median(by_kind["secagg"])) if by_kind["secagg"] else None,
+        "control_bytes_per_plain_round": int(statistics.median(by_kind["plain"]))
+        if by_kind["plain"]
+        else None,
+        "unexplained_over_ledger": round((sum(upstream) - ledgered - control) / ledgered, 5),
+    }
 
 
 def _figures(

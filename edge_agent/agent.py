@@ -460,12 +460,15 @@ class Agent:
     def status(self) -> dict[str, Any]:
         from importlib import metadata
 
+        from edge_agent.federation.budget import privacy_budget
+
         report = self.gate_report()
         return {
             "site": self.config.site,
             **self.describe_active(),
             "gates": report.to_json() if report else None,
             "drift": self.drift_status(),
+            "privacy_budget": privacy_budget(self.site, self.store),
             "problems": [*self.load_problems, *self.worker_problems],
             "batching": self._batcher.stats,
             "shadow_dropped": self.shadow_dropped,

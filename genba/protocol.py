@@ -12,10 +12,18 @@ travel in, and the plaintext update never appears (it is masked; its parameters 
 
 Observed on Flower 1.42's legacy SecAgg+ path (``secaggplus_mod`` + ``NumPyClient``) with a real
 SuperLink: each stage's reply is exactly one of these shapes.
+
+A site that cannot answer sends an error reply, and that too is a shape: one of the codes in
+:data:`ERROR_REASONS` with that code's fixed reason, never an exception's text (the real cause
+stays in the site's audit log). Every reply is ledgered with the SHA-256 of
+:func:`canonical_bytes`, one spelling of its plain content, so what the ledger says left can be
+compared with what the server received.
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +104,22 @@ UNMASKED_SHAPE = Shape(
 )
 
 
+#: The error replies a site may send: code -> the one reason that code carries.
+ERROR_FAILED = 4500  # the ClientApp failed (an exception in Genba, Flower or the trainer)
+ERROR_REFUSED_REPLY = 4403  # the reply did not match a shape above and was not sent
+ERROR_ROUND_REFUSED = 4409  # the site declined the round (another model, privacy floor, ε budget)
+ERROR_APP_NOT_APPROVED = 4451  # the run's app (FAB) is not one this site approved
+ERROR_REASONS: dict[int, str] = {
+    ERROR_FAILED: "the site's ClientApp failed; the reason is in the site's audit log",
+    ERROR_REFUSED_REPLY: "reply refused by the site's protocol check",
+    ERROR_ROUND_REFUSED: "the site declined this round; the reason is in the site's audit log",
+    ERROR_APP_NOT_APPROVED: "the site runs only app code it approved; this run's app was not",
+}
+ERROR_KIND = "error"  # the egress ledger's kind for an error reply
+#: The record an error reply is described as (for its size and its hash).
+ERROR_RECORD = "error"
+
+
 class ProtocolViolation(GenbaError):
     """A site was about to send something the protocol does not allow; it was not sent."""
 
@@ -116,6 +140,21 @@ def check_outgoing(content: Mapping[str, Mapping[str, Any]], *, allow_unmasked: 
     )
 
 
+def check_error(code: int, reason: str) -> str:
+    """The ledger kind of an error reply (``"error"``) if ``code`` is in the table with its own reason."""
+    if ERROR_REASONS.get(code) != reason or isinstance(code, bool):
+        raise ProtocolViolation(
+            f"an error reply may carry only a code from genba.protocol.ERROR_REASONS with its fixed reason "
+            f"(got code {code!r}); nothing was sent"
+        )
+    return ERROR_KIND
+
+
+def error_content(code: int) -> dict[str, dict[str, Any]]:
+    """An error reply as plain content (what its ledger entry sizes and hashes)."""
+    return {ERROR_RECORD: {"code": code, "reason": ERROR_REASONS[code]}}
+
+
 def _same_fields(shape: Shape, record: str, content: Mapping[str, Mapping[str, Any]]) -> bool:
     fields = shape.records[record]
     return fields in (_METRICS, _ARRAYS) or set(fields) == set(content[record])
@@ -124,6 +163,50 @@ def _same_fields(shape: Shape, record: str, content: Mapping[str, Mapping[str, A
 def payload_bytes(content: Mapping[str, Mapping[str, Any]]) -> int:
     """Bytes of the values a message carries (what the egress ledger records as its size)."""
     return sum(_size(value) for fields in content.values() for value in fields.values())
+
+
+def canonical_bytes(content: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """One spelling of plain content: records and fields sorted by name, each value tagged with
+    its type and length-prefixed, so two contents hash alike exactly when they are equal (an int
+    is never a float, bytes never text)."""
+    out = bytearray(b"genba-content-1")
+    out += _count(len(content))
+    for record in sorted(content):
+        fields = content[record]
+        out += _text(record) + _count(len(fields))
+        for name in sorted(fields):
+            out += _text(name) + _value(fields[name])
+    return bytes(out)
+
+
+def content_sha256(content: Mapping[str, Mapping[str, Any]]) -> str:
+    """The SHA-256 (hex) of :func:`canonical_bytes`: what the egress ledger records per message."""
+    return hashlib.sha256(canonical_bytes(content)).hexdigest()
+
+
+def _count(number: int) -> bytes:
+    return struct.pack(">Q", number)
+
+
+def _text(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return _count(len(data)) + data
+
+
+def _value(value: Any) -> bytes:
+    if isinstance(value, bool):  # before int: a bool is an int to Python
+        return b"?" + (b"\x01" if value else b"\x00")
+    if isinstance(value, int):
+        return b"i" + _text(str(value))
+    if isinstance(value, float):
+        return b"f" + struct.pack(">d", value)
+    if isinstance(value, str):
+        return b"s" + _text(value)
+    if isinstance(value, (bytes, bytearray)):
+        return b"b" + _count(len(value)) + bytes(value)
+    if isinstance(value, list):
+        return b"l" + _count(len(value)) + b"".join(_value(item) for item in value)
+    raise ProtocolViolation(f"a {type(value).__name__} has no canonical form; nothing was sent")
 
 
 def _check_record(kind: str, record: str, fields: Mapping[str, str] | str, values: Mapping[str, Any]) -> None:

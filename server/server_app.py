@@ -8,7 +8,10 @@ shares its secrets with all the others, and half of them (at least 2) are needed
 one, so a site that leaves mid-round costs the round nothing. Each round's evaluation is
 kept per site (by node id; ``genba server train`` names the sites) with only the metrics
 :mod:`genba.protocol` lets a site send. The run writes ``results.json`` and the final head
-(``head.npz``) into ``results``.
+(``head.npz``) into ``results``. With ``dp-noise`` the run is differentially private with the noise
+added by the sites before masking (:mod:`server.privacy`); the server adds none and only announces
+the settings. ``action = "bench-train"`` is a training run answered by sites joined for a benchmark
+(deterministic updates, no evaluation): what the DP tests measure the noise against.
 
 With ``action = "publish"`` the app trains nothing: it sends one signed bundle to every
 connected site (``genba server publish``, ``rollback``, and the end of ``genba server train``)
@@ -44,6 +47,9 @@ def _weighted_accuracy(metrics: list[tuple[int, dict[str, Any]]]) -> dict[str, f
 
 @app.main()
 def main(grid: Any, context: Any) -> None:
+    from server.prompt_grid import PromptGrid
+
+    grid = PromptGrid(grid)  # replies collected as they arrive, not every 3 s
     config = context.run_config
     action = str(config.get("action", "train"))
     if action == "publish":
@@ -51,10 +57,12 @@ def main(grid: Any, context: Any) -> None:
     elif action == "bench":
         bench(grid, config, context)
     else:
-        train(grid, config, context)
+        train(grid, config, context, bench_updates=action == "bench-train")
 
 
-def train(grid: Any, config: Any, context: Any) -> None:
+def train(grid: Any, config: Any, context: Any, *, bench_updates: bool = False) -> None:
+    """A training run; ``bench_updates`` (action ``bench-train``): the same run, but sites joined for a
+    benchmark answer with a deterministic update and nobody evaluates (others refuse such rounds)."""
     sites = max(PRIVACY_FLOOR, int(config["min-sites"]))
     rounds = int(config["num-server-rounds"])
     results = Path(str(config["results"]))
@@ -67,7 +75,7 @@ def train(grid: Any, config: Any, context: Any) -> None:
     recording = RecordingFedAvg(
         floor=sites,
         fraction_fit=1.0,
-        fraction_evaluate=1.0,
+        fraction_evaluate=0.0 if bench_updates else 1.0,
         min_fit_clients=sites,
         min_evaluate_clients=sites,
         min_available_clients=sites,
@@ -76,16 +84,17 @@ def train(grid: Any, config: Any, context: Any) -> None:
         on_fit_config_fn=lambda round_: {
             **pinned,
             **(_privacy_fit_config(privacy, round_) if privacy else {}),
+            **({"bench": True} if bench_updates else {}),
         },
         on_evaluate_config_fn=lambda round_: dict(pinned),
     )
     strategy: Any = recording
-    if privacy is not None:
+    if privacy is not None:  # the sites clip and add the noise; the server only tells them the settings
         strategy = SiteLevelDP(
             recording,
             noise_multiplier=privacy["noise_multiplier"],
             clipping_norm=privacy["clipping_norm"],
-            num_sampled_clients=sites,  # the fewest sites a round is aggregated with
+            num_sampled_clients=sites,
         )
     checkpoint_each_round(strategy, results / "checkpoints")
     # Evaluation waits at most this long for a site (one that left mid-run never answers).
@@ -101,6 +110,7 @@ def train(grid: Any, config: Any, context: Any) -> None:
         num_shares=1.0,
         reconstruction_threshold=0.5,
         timeout=float(config["secagg-timeout-s"]),
+        **_privacy_secagg(privacy),
     )
     started = time.time()
     # Give every registered site the chance to be in round 1 (a run starts with whoever is there).
@@ -134,9 +144,20 @@ def _privacy_settings(config: Any) -> dict[str, float]:
     }
 
 
+def _privacy_secagg(privacy: dict[str, float] | None) -> dict[str, Any]:
+    """Under DP every site weighs 1, so SecAgg+'s ``max_weight`` is 1: values are quantised as they
+    are, on a grid of 2**22 steps over +/-8 (the default ``max_weight`` of 1000 would make each step
+    1000 times coarser), and the range the sites check their noised values against is that of the
+    values themselves."""
+    return {"max_weight": 1.0} if privacy is not None else {}
+
+
 def _privacy_fit_config(privacy: dict[str, float], server_round: int) -> dict[str, Any]:
-    """What a site is told with each DP round: the settings and the run's epsilon after this round."""
-    from server.privacy import epsilon
+    """What a site is told with each DP round: the settings and the run's epsilon after this round.
+
+    A site computes its noise share from these itself and checks them (against its own privacy
+    floor, SecAgg+'s range and its lifetime budget) before it adds anything to what it sends."""
+    from genba.privacy import epsilon
 
     spent = epsilon(privacy["noise_multiplier"], server_round, privacy["delta"])
     return {
@@ -148,7 +169,7 @@ def _privacy_fit_config(privacy: dict[str, float], server_round: int) -> dict[st
 
 
 def _privacy_spent(privacy: dict[str, float] | None, rounds: int) -> dict[str, Any] | None:
-    from server.privacy import epsilon
+    from genba.privacy import epsilon
 
     if privacy is None:
         return None
@@ -174,7 +195,7 @@ def bench(grid: Any, config: Any, context: Any) -> None:
     recording = RecordingFedAvg(
         floor=sites, fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=sites,
         min_available_clients=sites, initial_parameters=ndarrays_to_parameters(tensors),
-        on_fit_config_fn=lambda round_: {"bench": True},
+        on_fit_config_fn=lambda round_: {"bench": True, "bench-per-site": True},  # distinct updates
     )  # fmt: skip
     legacy = LegacyContext(
         context=context, config=ServerConfig(num_rounds=rounds, round_timeout=600.0), strategy=recording
@@ -183,13 +204,19 @@ def bench(grid: Any, config: Any, context: Any) -> None:
         num_shares=1.0, reconstruction_threshold=0.5, timeout=float(config["secagg-timeout-s"])
     )
     timings: dict[int, dict[str, Any]] = {}
+    stages: dict[str, float] = {}
+    _time_stages(secagg, stages)
+    _keep_float32(recording)  # SecAgg+ unmasks to float64: both kinds of round start from fp32 tensors
 
     def timed_fit(grid: Any, context: Any) -> None:
         round_ = int(context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND])
         kind, workflow = ("secagg", secagg) if round_ % 2 else ("plain", default_fit_workflow)
+        stages.clear()
         started = time.perf_counter()
         workflow(grid, context)
         timings[round_] = {"kind": kind, "seconds": round(time.perf_counter() - started, 3)}
+        if stages:
+            timings[round_]["stages"] = dict(stages)
 
     _wait_for_nodes(grid, int(config.get("expected-sites", 0)), float(config["wait-s"]))
     DefaultWorkflow(fit_workflow=timed_fit, evaluate_workflow=lambda grid, context: None)(grid, legacy)
@@ -197,6 +224,39 @@ def bench(grid: Any, config: Any, context: Any) -> None:
         Path(str(config["results"])),
         {"timings": timings, "fit_by_round": recording.rounds_report(), "tensor_bytes": _fp32_bytes(tensors)},
     )
+
+
+def _keep_float32(strategy: Any) -> None:
+    """The strategy's aggregate, cast back to float32 (the dtype of the benchmark's tensors)."""
+    aggregate = strategy.aggregate_fit
+
+    def aggregate_fp32(server_round: int, results: list[Any], failures: list[Any]) -> Any:
+        parameters, metrics = aggregate(server_round, results, failures)
+        if parameters is not None:
+            tensors = [t.astype(np.float32) for t in parameters_to_ndarrays(parameters)]
+            parameters = ndarrays_to_parameters(tensors)
+        return parameters, metrics
+
+    strategy.aggregate_fit = aggregate_fp32
+
+
+def _time_stages(secagg: Any, stages: dict[str, float]) -> None:
+    """Each SecAgg+ stage's seconds (the exchange with the sites included) into ``stages``."""
+
+    def timed(name: str) -> Any:
+        stage = getattr(secagg, name)
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return stage(*args, **kwargs)
+            finally:
+                stages[name.removesuffix("_stage")] = round(time.perf_counter() - started, 3)
+
+        return run
+
+    for name in ("setup_stage", "share_keys_stage", "collect_masked_vectors_stage", "unmask_stage"):
+        setattr(secagg, name, timed(name))
 
 
 def _fp32_bytes(tensors: list[np.ndarray]) -> int:

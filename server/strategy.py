@@ -12,6 +12,10 @@ import numpy as np
 from flwr.common import parameters_to_ndarrays
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
 from flwr.server.workflow import SecAggPlusWorkflow
+from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD
+from flwr.server.workflow.constant import Key as WorkflowKey
+
+from genba.protocol import MIN_SITES_PER_ROUND as PRIVACY_FLOOR
 
 
 class RecordingFedAvg(FedAvg):
@@ -44,9 +48,27 @@ class RecordingFedAvg(FedAvg):
             return None, {}
         return super().aggregate_fit(server_round, results, failures)
 
+    def halted_below_floor(self, server_round: int, answered: list[str], what: str, floor: int) -> None:
+        """Record a round that secure aggregation halted before unmasking: fewer than ``floor``
+        sampled sites sent ``what`` (public keys, key shares or masked updates)."""
+        sampled = self.sampled.get(server_round, [])
+        self.fits[server_round] = {
+            "sites": 0,
+            "failures": len(set(sampled) - set(answered)),
+            "aggregated": False,
+            "halted": True,
+            "halted_reason": (
+                f"below the privacy floor: {len(answered)} of {len(sampled)} sampled sites sent {what}, "
+                f"at least {floor} are needed; nothing was unmasked"
+            ),
+            "contributed": [],
+            "dropped": sorted(set(sampled) - set(answered)),
+            "sampled": sampled,
+        }
+
     def rounds_report(self) -> dict[int, dict[str, Any]]:
         """Each round's fit: who contributed and who was sampled but sent nothing; a round whose
-        secure aggregation halted (too few shares to unmask) is reported as such."""
+        secure aggregation halted says why (below the privacy floor, or too few shares to unmask)."""
         report = dict(self.fits)
         for round_, sampled in self.sampled.items():
             report.setdefault(
@@ -56,6 +78,8 @@ class RecordingFedAvg(FedAvg):
                     "failures": 0,
                     "aggregated": False,
                     "halted": True,
+                    "halted_reason": "secure aggregation halted: too few sites answered a stage, or too few "
+                    "shares arrived to unmask",
                     "contributed": [],
                     "dropped": [],
                     "sampled": sampled,
@@ -74,33 +98,47 @@ class RecordingFedAvg(FedAvg):
 
 
 class SiteLevelDP(DifferentialPrivacyClientSideFixedClipping):
-    """Flower's client-side fixed-clipping DP, except that a site that failed does not void the round.
+    """Flower's client-side fixed clipping with the noise left to the sites (distributed DP).
 
-    Flower's wrapper aggregates nothing when any site failed; here the privacy floor decides (the
-    inner strategy aggregates only with at least ``min-sites`` results, the count the noise is
-    calibrated to), and the Gaussian noise goes on whatever was aggregated.
+    ``configure_fit`` tells every site the clipping norm (Flower's ``fixedclipping_mod`` reads it);
+    each site adds its own share of the Gaussian noise before SecAgg+ masks its update
+    (:mod:`edge_agent.federation.dp`), so this wrapper adds none: the unmasked sum is already noised.
+    Unlike Flower's wrapper, a site that failed or declined does not void the round: the privacy
+    floor decides (the inner strategy aggregates only with at least ``min-sites`` results, the count
+    the sites' noise is calibrated to).
     """
 
     def aggregate_fit(self, server_round: int, results: list[Any], failures: list[Any]) -> Any:
-        from flwr.supercore.differential_privacy import add_gaussian_noise_to_params
-
-        aggregated, metrics = self.strategy.aggregate_fit(server_round, results, failures)
-        if aggregated:
-            aggregated = add_gaussian_noise_to_params(
-                aggregated, self.noise_multiplier, self.clipping_norm, self.num_sampled_clients
-            )
-        return aggregated, metrics
+        return self.strategy.aggregate_fit(server_round, results, failures)
 
 
 class SecAggPlus(SecAggPlusWorkflow):
-    """Flower's SecAgg+ workflow, tolerant of a site that leaves before it shares its keys.
+    """Flower's SecAgg+ workflow with the privacy floor before unmasking, tolerant of a site that
+    leaves before it shares its keys.
 
-    Flower 1.42 counts every site sampled at setup as "dead" at the unmask stage when it sent
-    no masked update, and asks the others for its key shares; a site that left before the
+    Flower 1.42 unmasks whatever sum arrived as soon as ``threshold`` (2) shares of each secret
+    do, and the strategy's ``aggregate_fit`` sees the round only after that. Here, after each of
+    the setup, share-keys and collect stages, a round in which fewer than the floor's sites
+    answered halts: no unmask request is sent, so no share is asked for, and the strategy's
+    ``rounds_report`` says why. The floor is the larger of ``floor`` (never below
+    :data:`genba.protocol.MIN_SITES_PER_ROUND`) and the recording strategy's (the run's
+    ``min-sites``): a sum the strategy would not aggregate is not unmasked either. Each site
+    enforces the floor too (:mod:`edge_agent.federation.floor`).
+
+    Flower counts every site sampled at setup as "dead" at the unmask stage when it sent no
+    masked update, and asks the others for its key shares; a site that left before the
     share-keys stage distributed none, so the round halts ("Not enough shares"). Such a site
     never entered anyone's masks (a site masks only with the sites whose shares it received),
     so after the share-keys stage the sites that did not share are dropped from the round.
     """
+
+    def __init__(self, *args: Any, floor: int = PRIVACY_FLOOR, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.floor = max(int(floor), PRIVACY_FLOOR)
+
+    def setup_stage(self, grid: Any, context: Any, state: Any) -> bool:
+        proceed = bool(super().setup_stage(grid, context, state))
+        return self._floor_holds(context, state, "public keys") and proceed
 
     def share_keys_stage(self, grid: Any, context: Any, state: Any) -> bool:
         proceed = bool(super().share_keys_stage(grid, context, state))
@@ -109,7 +147,35 @@ class SecAggPlus(SecAggPlusWorkflow):
         state.nid_to_neighbours = {
             nid: neighbours & shared for nid, neighbours in state.nid_to_neighbours.items() if nid in shared
         }
-        return proceed
+        return self._floor_holds(context, state, "key shares") and proceed
+
+    def collect_masked_vectors_stage(self, grid: Any, context: Any, state: Any) -> bool:
+        proceed = bool(super().collect_masked_vectors_stage(grid, context, state))
+        return self._floor_holds(context, state, "masked updates") and proceed
+
+    def _floor_holds(self, context: Any, state: Any, what: str) -> bool:
+        """Whether at least the floor's sites answered the stage (``state.active_node_ids``); if
+        not, the halt is recorded with the strategy, and the round ends before anything is unmasked."""
+        if not state.nid_to_proxies:  # nobody was sampled: Flower has already cancelled the round
+            return True
+        recording = _recording(context.strategy)
+        floor = max(self.floor, int(getattr(recording, "floor", 0)))
+        if len(state.active_node_ids) >= floor:
+            return True
+        if recording is not None:
+            round_ = int(context.state.config_records[MAIN_CONFIGS_RECORD][WorkflowKey.CURRENT_ROUND])
+            answered = sorted(str(node) for node in state.active_node_ids)
+            recording.halted_below_floor(round_, answered, what, floor)
+        return False
+
+
+def _recording(strategy: Any) -> RecordingFedAvg | None:
+    """The RecordingFedAvg inside ``strategy`` (itself, or wrapped by SiteLevelDP), if any."""
+    for _ in range(4):
+        if isinstance(strategy, RecordingFedAvg):
+            return strategy
+        strategy = getattr(strategy, "strategy", None)
+    return None
 
 
 class RecordingGrid:
@@ -153,6 +219,10 @@ def _reply_record(reply: Any) -> dict[str, Any]:
         "round": reply.metadata.group_id,
         "node": str(reply.metadata.src_node_id),
         "error": reply.has_error(),
+        # What an error reply carried: a site may send only a code and its fixed reason (genba.protocol).
+        "error_reply": (
+            {"code": int(reply.error.code), "reason": reply.error.reason} if reply.has_error() else None
+        ),
         "content": content,
     }
 

@@ -2,7 +2,8 @@
 
 ``genba agent join`` writes ``DATA/federation/supernode.json`` (pid, SuperLink, start time) while
 its SuperNode runs. Updates sent, their size and round come from the egress ledger, so what the
-API reports is what the ledger proves. Imports no Flower: the agent's API serves this.
+API reports is what the ledger proves; the lifetime ε budget and what is spent of it come from
+the audit log (:mod:`edge_agent.federation.dp`). Imports no Flower: the agent's API serves this.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge_agent.federation.budget import privacy_budget
+from edge_agent.federation.traffic_report import control_traffic
 from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
 
@@ -62,6 +65,9 @@ def federation_state(site: SiteFolder, store: SiteStore) -> dict[str, Any]:
         "differential_privacy": None
         if last is None
         else (last.fields.get("details") or {}).get("differential_privacy"),
+        "privacy_budget": privacy_budget(site, store),
+        # Per round: bytes the SuperNode sent, the ledgered payload, and the rest (control traffic).
+        "control_traffic": control_traffic(site.root, store.egress_payload),
     }
 
 

@@ -5,6 +5,11 @@ authenticates with ``keys/site-auth``, never installs app dependencies (no
 ``--allow-runtime-dependency-installation``), keeps its ``FLWR_HOME`` inside the site folder, and
 serves its own Runtime API on loopback only. A SuperLink that does not know the site's key refuses
 it (Flower's exit code 305 in the log), reported as :class:`JoinRefusedError`.
+
+It runs with ``--isolation process``: it starts no ClientApp per message. Its own process starts the
+site's one long-lived ClientApp process (:mod:`edge_agent.federation.pinned_clientapp`), which
+alone holds the secret its tasks are claimed with, runs only approved app code, is started again
+if it dies, and shares the SuperNode's process group, so :meth:`SuperNode.stop` ends both.
 """
 
 from __future__ import annotations
@@ -12,19 +17,24 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.federation.state import clear_joined, write_joined
+from edge_agent.federation.supernode_launch import CERT_ENV, KEY_ENV
 from edge_agent.site import SiteFolder
 from genba.errors import AgentError, UsageError
-from genba.tools import console_tool, flower_environment, free_loopback_port
+from genba.tools import flower_environment, free_loopback_port
 
 #: What flower-supernode logs when the SuperLink refuses to activate the node (an unknown key);
 #: the process itself exits with code 1, as it does for every failure.
 REFUSED_MARK = "Failed to activate SuperNode"
 TLS_MARKS = ("CERTIFICATE_VERIFY_FAILED", "SSL/TLS handshake error")
+#: What the federation's front (nginx, server/front.py) answers a client certificate it refuses
+#: (revoked, expired, or not issued by the federation's CA): 407, a status Flower never answers.
+CERTIFICATE_REFUSED_MARKS = ("Client error '407",)
 
 
 class JoinRefusedError(AgentError):
@@ -54,7 +64,12 @@ class SuperNode:
     def __init__(self, config: JoinConfig) -> None:
         self.site = SiteFolder(Path(config.data)).require_initialized()
         self.superlink = config.superlink or _kit_superlink(self.site)
-        for path, what in ((self.site.auth_key_file, "SuperNode auth key"), (self.site.ca_file, "kit's CA")):
+        for path, what in (
+            (self.site.auth_key_file, "SuperNode auth key"),
+            (self.site.ca_file, "kit's CA"),
+            (self.site.tls_key_file, "TLS client key"),
+            (self.site.tls_cert_file, "TLS client certificate, from the kit"),
+        ):
             if not path.is_file():
                 raise UsageError(
                     f"{path} ({what}) is missing: this site was not initialised from a kit; "
@@ -65,10 +80,13 @@ class SuperNode:
         self.log = self.site.root / "federation" / "supernode.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
+        #: Held by the SuperNode and the site's ClientApp process only: who may claim its tasks.
+        self.task_secret = self.site.root / "federation" / "task.secret"
+        self.runtime_port = 0
 
     def command(self, runtime_port: int) -> list[str]:
         command = [
-            console_tool("flower-supernode"),
+            sys.executable, "-m", "edge_agent.federation.supernode_launch",  # presents the site's certificate
             "--root-certificates", str(self.site.ca_file),
             "--superlink", self.superlink,
             "--auth-supernode-private-key", str(self.site.auth_key_file),
@@ -80,15 +98,22 @@ class SuperNode:
             command += ["--max-retries", str(self.config.max_retries)]
         return command
 
-    def environment(self) -> dict[str, str]:
-        """Flower's environment, with the site's pinned ``flwr-clientapp`` first on PATH."""
-        from edge_agent.federation.pinned_clientapp import APPROVED_ENV, SITE_ENV, write_shim
+    def clientapp_arguments(self) -> list[str]:
+        """The SuperNode runs no ClientApp itself: it waits for the site's own process to claim each task
+        (:mod:`edge_agent.federation.pinned_clientapp`), which alone holds the task secret."""
+        return ["--isolation", "process", "--superexec-auth-secret-file", str(self.task_secret)]
 
-        shim_dir = write_shim(self.site.root / "federation" / "bin").parent
+    def environment(self) -> dict[str, str]:
+        """Flower's environment, and what the site's ClientApp process needs (approved FABs, the secret)."""
+        from edge_agent.federation.pinned_clientapp import APPROVED_ENV, RUNTIME_ENV, SECRET_ENV, SITE_ENV
+
         environment = flower_environment(self.home)
-        environment["PATH"] = os.pathsep.join([str(shim_dir), environment["PATH"]])
         environment[APPROVED_ENV] = ",".join(approved_fabs(self.site))
         environment[SITE_ENV] = str(self.site.root.resolve())
+        environment[SECRET_ENV] = str(self.task_secret.resolve())
+        environment[RUNTIME_ENV] = f"127.0.0.1:{self.runtime_port}"
+        environment[CERT_ENV] = str(self.site.tls_cert_file.resolve())
+        environment[KEY_ENV] = str(self.site.tls_key_file.resolve())
         from edge_agent.federation.client_app import BENCH_ENV
 
         environment.pop(BENCH_ENV, None)
@@ -106,13 +131,15 @@ class SuperNode:
     def start(self) -> SuperNode:
         self.home.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        _write_secret(self.task_secret)
+        self.runtime_port = free_loopback_port()
         log = self.log.open("ab")
         self.process = subprocess.Popen(
-            self.command(free_loopback_port()),
+            self.command(self.runtime_port) + self.clientapp_arguments(),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.environment(),
-            start_new_session=True,  # its own process group: stop() ends the ClientApps it starts too
+            start_new_session=True,  # its own process group: stop() ends its ClientApp process too
         )
         log.close()
         write_joined(self.site, self.process.pid, self.superlink)
@@ -126,6 +153,11 @@ class SuperNode:
             raise JoinRefusedError(
                 f"the SuperLink at {self.superlink} refused site '{self.site.root.name}': its key is not "
                 "registered there (revoked, or not yet added); ask IT to run 'genba server start'"
+            )
+        if any(mark in self._this_run_log() for mark in CERTIFICATE_REFUSED_MARKS):
+            raise JoinRefusedError(
+                f"the federation at {self.superlink} refused site '{self.site.root.name}''s certificate "
+                f"({self.site.tls_cert_file}): revoked, expired or not issued to this site; ask IT"
             )
         if any(mark in self._this_run_log() for mark in TLS_MARKS):
             raise JoinFailedError(
@@ -202,6 +234,17 @@ def _kit_superlink(site: SiteFolder) -> str:
             f"{site.kit_file} names no SuperLink: initialise the site from its kit, "
             "or pass --superlink HOST:PORT"
         ) from exc
+
+
+def _write_secret(path: Path) -> None:
+    """A new random secret for this join, readable by the site's user only."""
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(secrets.token_bytes(32))
 
 
 def _signal_group(group: int, sig: int) -> None:

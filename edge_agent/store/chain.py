@@ -4,6 +4,10 @@ Each row's hash is ``sha256(prev_hash + "\\n" + canonical JSON of the row's othe
 first row's ``prev_hash`` is 64 zeros, so editing, deleting or reordering any row breaks every
 hash after it. The fields include ``seq``, which is what makes reordering visible.
 What a chain cannot show on its own is the newest rows being cut off the end.
+
+A column added to a chained table after entries were written (the egress ledger's
+``content_sha256``, schema v4) is hashed only where it is set: the entries written before it hold
+NULL there and verify exactly as they did, and clearing it in a newer entry breaks that entry's hash.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ GENESIS_HASH: Final = "0" * 64
 # The columns each chained table holds besides seq, created_at, prev_hash and hash.
 CHAIN_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "audit_log": ("actor", "event", "details"),
-    "egress_ledger": ("destination", "kind", "payload_bytes", "round", "details"),
+    "egress_ledger": ("destination", "kind", "payload_bytes", "round", "content_sha256", "details"),
 }
+# Columns added after a table's first entries: hashed only where set (see the module docstring).
+LATER_COLUMNS: Final[frozenset[str]] = frozenset({"content_sha256"})
 
 
 def canonical_json(value: Any) -> str:
@@ -32,7 +38,8 @@ def canonical_json(value: Any) -> str:
 
 def entry_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     """The hash of one row; ``fields`` are all its columns except ``hash`` itself."""
-    text = prev_hash + "\n" + canonical_json(dict(fields))
+    hashed = {name: value for name, value in fields.items() if name not in LATER_COLUMNS or value is not None}
+    text = prev_hash + "\n" + canonical_json(hashed)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -61,9 +68,11 @@ def append_entry(
 def read_entries(
     conn: sqlite3.Connection, table: str, limit: int, offset: int, kind: str | None = None
 ) -> list[ChainEntry]:
-    """Newest first, as an operator reads a log; ``kind`` keeps only entries of that kind."""
+    """Newest first, as an operator reads a log; ``kind`` keeps only entries of that kind (the
+    audit log's ``event``)."""
     columns = _columns(table)
-    where, parameters = ("WHERE kind = ? ", (kind,)) if kind is not None else ("", ())
+    column = "event" if table == "audit_log" else "kind"
+    where, parameters = (f"WHERE {column} = ? ", (kind,)) if kind is not None else ("", ())
     rows = conn.execute(
         f"SELECT seq, created_at, {', '.join(columns)}, hash FROM {table} {where}"
         "ORDER BY seq DESC LIMIT ? OFFSET ?",

@@ -202,7 +202,15 @@ CREATE INDEX drift_checks_by_model ON drift_checks (model_id, id);
 CREATE INDEX drift_checks_by_time ON drift_checks (created_at);
 """
 
-MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2), (3, _V3))
+# v4: the SHA-256 of exactly what each egress entry's message carried (``genba.protocol.content_sha256``),
+# so the ledger can be compared with what the server received. Entries written before it keep NULL,
+# and the chain hashes the column only where it is set, so their hashes still verify.
+_V4: Final = """
+ALTER TABLE egress_ledger ADD COLUMN content_sha256 TEXT
+    CHECK (content_sha256 IS NULL OR (length(content_sha256) = 64 AND content_sha256 NOT GLOB '*[^0-9a-f]*'));
+"""
+
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
 

@@ -350,10 +350,10 @@ class SiteStore:
             fields = {"actor": actor, "event": event, "details": dict(details)}
             return append_entry(conn, "audit_log", self._clock(), fields)
 
-    def audit(self, limit: int = 100, offset: int = 0) -> list[ChainEntry]:
-        """Newest first."""
+    def audit(self, limit: int = 100, offset: int = 0, event: str | None = None) -> list[ChainEntry]:
+        """Newest first; ``event`` keeps only entries of that event."""
         with self._db.read() as conn:
-            return read_entries(conn, "audit_log", limit, offset)
+            return read_entries(conn, "audit_log", limit, offset, event)
 
     def append_egress(
         self,
@@ -361,15 +361,20 @@ class SiteStore:
         destination: str,
         kind: str,
         payload_bytes: int,
+        content_sha256: str,
         round: int | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> ChainEntry:
-        """Record one message that left the site: where to, what kind, how many bytes."""
+        """Record one message that left the site: where to, what kind, how many bytes, and the SHA-256
+        of exactly what it carried (``genba.protocol.content_sha256``)."""
+        if len(content_sha256) != 64 or content_sha256.strip("0123456789abcdef"):
+            raise UsageError(f"content_sha256 must be 64 lowercase hex digits, not {content_sha256[:70]!r}")
         fields = {
             "destination": destination,
             "kind": kind,
             "payload_bytes": int(payload_bytes),
             "round": round,
+            "content_sha256": content_sha256,
             "details": dict(details or {}),
         }
         with self._db.write() as conn:
@@ -396,6 +401,17 @@ class SiteStore:
                 "SELECT kind, sum(payload_bytes) FROM egress_ledger GROUP BY kind ORDER BY kind"
             )
             return {kind: int(total) for kind, total in rows}
+
+    def egress_payload(self, run: int | str, round: int | None) -> int:
+        """Payload bytes the ClientApp sent for one round of one run (``details.run``, the run id as
+        text, written since v4: Flower's run ids are unsigned 64-bit, beyond SQLite's integers)."""
+        with self._db.read() as conn:
+            total = conn.execute(
+                "SELECT sum(payload_bytes) FROM egress_ledger"
+                " WHERE round IS ? AND json_extract(details, '$.run') = ?",
+                (round, str(run)),
+            ).fetchone()[0]
+        return int(total or 0)
 
     def verify_chain(self, name: str) -> ChainReport:
         """Recompute one chain (``audit`` or ``egress``) from its first entry."""

@@ -142,7 +142,7 @@ def _run_config(config: SimulationConfig, out: Path) -> dict[str, Any]:
 
 def _run_engine(sites: int, run_config: dict[str, Any], sites_dir: Path) -> None:
     """Flower's simulation engine (Ray, loopback only), the kit's ServerApp and ClientApp in process."""
-    from edge_agent.federation.client_app import SIMULATED_SITES_ENV as SITES_ENV
+    from edge_agent.federation.node import SIMULATED_SITES_ENV as SITES_ENV
 
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ[SITES_ENV] = str(sites_dir)  # Ray's workers inherit this process's environment

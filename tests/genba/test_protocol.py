@@ -92,3 +92,42 @@ def test_a_bundle_receipt_carries_two_numbers_and_nothing_else() -> None:
         check_outgoing({"bundle_receipt": {"version": 2, "outcome": 0, "reason": "signature invalid"}})
     with pytest.raises(ProtocolViolation, match="must be int"):
         check_outgoing({"bundle_receipt": {"version": 2, "outcome": "refused"}})
+
+
+def test_an_error_reply_carries_only_a_code_from_the_table_with_its_fixed_reason() -> None:
+    from genba.protocol import ERROR_REASONS, check_error, error_content
+
+    for code, reason in ERROR_REASONS.items():
+        assert check_error(code, reason) == "error"
+        assert error_content(code) == {"error": {"code": code, "reason": reason}}
+        assert payload_bytes(error_content(code)) == 8 + len(reason.encode())
+    some_code = next(iter(ERROR_REASONS))
+    for code, reason in (
+        (some_code, "<class 'KeyError'>:<'scratch on housing lot 4711'>"),  # Flower's own error text
+        (some_code, ERROR_REASONS[some_code] + " "),
+        (2, "ClientApp raised an exception"),  # Flower's code for an exception in the ClientApp
+        (True, ERROR_REASONS.get(1, "")),
+    ):
+        with pytest.raises(ProtocolViolation, match="only a code from genba.protocol.ERROR_REASONS"):
+            check_error(code, reason)
+
+
+def test_the_canonical_form_tells_apart_exactly_what_differs() -> None:
+    from genba.protocol import canonical_bytes, content_sha256
+
+    reply = REPLIES["masked_update"]
+    reordered = {name: dict(reversed(list(fields.items()))) for name, fields in reversed(list(reply.items()))}
+    assert canonical_bytes(reordered) == canonical_bytes(reply)  # insertion order does not matter
+    variants = [
+        {"r": {"v": 1}}, {"r": {"v": 1.0}}, {"r": {"v": True}}, {"r": {"v": "1"}}, {"r": {"v": b"1"}},
+        {"r": {"v": [1]}}, {"r": {"v": [b"1"]}}, {"r": {"w": 1}}, {"s": {"v": 1}}, {"r": {"v": 1}, "s": {}},
+        {"r": {"v": b"ab", "w": b""}}, {"r": {"v": b"a", "w": b"b"}}, {"r": {"v": 2**64 - 1}},
+    ]  # fmt: skip
+    hashes = {content_sha256(v) for v in variants}
+    assert len(hashes) == len(variants) and all(len(h) == 64 for h in hashes)
+    # Pinned: a change to the spelling would make old ledgers incomparable with what servers kept.
+    assert content_sha256({"error": {"code": 4500, "reason": "x"}}) == (
+        "fb58e29ad9427e035d2efcbea6a3f1cf68b3fe59fa8cccb90e8f2c2886d66ddd"
+    )
+    with pytest.raises(ProtocolViolation, match="has no canonical form"):
+        canonical_bytes({"r": {"v": {"nested": 1}}})

@@ -18,12 +18,11 @@ from edge_agent.agent import Agent
 from edge_agent.answers import Item
 from edge_agent.federation.supernode import JoinConfig, SuperNode
 from edge_agent.site import SiteFolder
-from edge_agent.site_init import init_site
 from edge_agent.store import SiteStore
 from genba.federation import FAB_DIR, genba_fab_hash
+from genba.protocol import ERROR_APP_NOT_APPROVED
 from genba.tools import free_loopback_port
 from server.federated_run import TrainConfig, site_overview, train_federated
-from server.provision import ProvisionConfig, provision
 from server.publish import PublishConfig, list_models, publish
 from server.superlink import ServerConfig, SuperLink
 
@@ -54,12 +53,10 @@ def _label_site(site: SiteFolder, bundle: Path, mix: dict[str, int]) -> None:
 
 
 def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_reaches_the_sites(
-    tmp_path: Path, bert_bundle: Path, agent_harness: Any
+    tmp_path: Path, bert_bundle: Path, agent_harness: Any, enrolment: Any
 ) -> None:
     names = ("site-a", "site-b", "site-c", "site-d")
-    folder = provision(
-        ProvisionConfig(out=tmp_path / "it", server_host="127.0.0.1", sites=names, port=free_loopback_port())
-    )
+    folder, enrolled = enrolment.provision_with_sites(tmp_path, names, port=free_loopback_port())
     bundle = agent_harness.reversion(bert_bundle, folder.signing_key, tmp_path / "global-v1", 1)
     mixes = (  # non-IID: each site sees mostly one class
         {"scratch": 8, "dent": 4, "ok": 4},
@@ -69,7 +66,7 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
     )
     sites = []
     for name, mix in zip(names, mixes, strict=True):
-        site = init_site(tmp_path / name, site_name=None, kit=folder.kits / name)
+        site = enrolled[name]
         agent_harness.write_settings(site, agent_harness.TEST_SETTINGS)
         _label_site(site, bundle, mix)
         sites.append(site)
@@ -176,12 +173,16 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
     assert run["rounds_by_number"][2]["dropped"] == fits["2"]["dropped"]
     assert run["rounds_by_number"][3]["evaluated_by"] == list(names[:3])
 
-    # App code the sites did not approve never ran there, and nothing left them for it.
+    # App code the sites did not approve never ran there; all that left them for it is the ledgered refusal.
     assert refused["rounds_aggregated"] == [] and refused["per_site_by_round"] == {}
     assert refused["global_bundle"] is None
     assert not (tmp_path / "rogue-ran").exists()
     for site, size in zip(sites, ledger_sizes, strict=True):
-        assert _ledger_size(site) == size + 2  # only the receipts for the publish and the rollback
+        after = _ledger_kinds(site)[: _ledger_size(site) - size]  # newest first
+        assert (
+            len(after) > 2
+            and sorted(after, reverse=True) == ["error"] * (len(after) - 2) + ["bundle_receipt"] * 2
+        )
         with SiteStore.read_only(site.store_file) as store:
             refusals = [e for e in store.audit(limit=1000) if e.fields["event"] == "federated_app_refused"]
         assert refusals and refusals[0].fields["details"]["fab_sha256"] != genba_fab_hash()
@@ -217,7 +218,9 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
             entries = store.egress(limit=1000)
             report = store.verify_chain("egress")
         assert report.ok and report.entries == len(entries)
-        assert {entry.fields["kind"] for entry in entries} == SECAGG_KINDS | {"bundle_receipt"}
+        assert {entry.fields["kind"] for entry in entries} == SECAGG_KINDS | {"bundle_receipt", "error"}
+        refused_codes = {e.fields["details"]["code"] for e in entries if e.fields["kind"] == "error"}
+        assert refused_codes == {ERROR_APP_NOT_APPROVED}  # the rogue app's messages, refused
         assert all(entry.fields["payload_bytes"] > 0 for entry in entries)
 
 
@@ -286,11 +289,11 @@ def _rogue_fab(tmp_path: Path) -> Path:
 
 
 def test_a_run_is_refused_below_the_privacy_floor_without_a_superlink_or_with_a_bundle_it_did_not_sign(
-    tmp_path: Path, bert_bundle: Path
+    tmp_path: Path, bert_bundle: Path, enrolment: Any
 ) -> None:
     from genba.errors import SignatureError, UsageError
 
-    folder = provision(ProvisionConfig(out=tmp_path / "it", server_host="127.0.0.1", sites=("a", "b", "c")))
+    folder, _ = enrolment.provision_with_sites(tmp_path, ("a", "b", "c"))
     with pytest.raises(UsageError, match="--min-sites must be at least 3"):
         TrainConfig(kit=folder.root, bundle=bert_bundle, min_sites=2)
     with pytest.raises(UsageError, match="run 'genba server start --kit"):
@@ -302,11 +305,11 @@ def test_a_run_is_refused_below_the_privacy_floor_without_a_superlink_or_with_a_
     assert not (folder.it / "server" / "runs").exists()
 
 
-def test_publish_rollback_and_train_without_a_model_say_what_to_do(tmp_path: Path) -> None:
+def test_publish_rollback_and_train_without_a_model_say_what_to_do(tmp_path: Path, enrolment: Any) -> None:
     import subprocess
     import sys
 
-    folder = provision(ProvisionConfig(out=tmp_path / "it", server_host="127.0.0.1", sites=("a", "b", "c")))
+    folder, _ = enrolment.provision_with_sites(tmp_path, ("a", "b", "c"))
 
     def genba(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

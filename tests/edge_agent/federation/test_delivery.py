@@ -10,21 +10,19 @@ import pytest
 from edge_agent.agent import Agent
 from edge_agent.federation.delivery import receive_bundle
 from edge_agent.site import SiteFolder
-from edge_agent.site_init import init_site
 from edge_agent.store import SiteStore
 from genba.bundle import verify_directory
 from genba.protocol import RECEIPT_OUTCOMES, check_outgoing
-from server.provision import ProvisionConfig, provision
 
 
 @pytest.fixture
-def kit(tmp_path: Path) -> Any:
-    return provision(ProvisionConfig(out=tmp_path / "it", server_host="127.0.0.1", sites=("site-a",)))
+def kit(tmp_path: Path, enrolment: Any) -> Any:
+    return enrolment.provision_with_sites(tmp_path, ["site-a"])[0]
 
 
 @pytest.fixture
 def site(tmp_path: Path, kit: Any, bert_bundle: Path, agent_harness: Any) -> SiteFolder:
-    folder = init_site(tmp_path / "site-a", site_name=None, kit=kit.kits / "site-a")
+    folder = SiteFolder(tmp_path / "site-a")  # enrolled and initialised from its kit by the kit fixture
     agent_harness.write_settings(folder, agent_harness.TEST_SETTINGS)
     v1 = agent_harness.reversion(bert_bundle, kit.signing_key, tmp_path / "v1", 1)
     with Agent.open(folder, serving=False) as agent:

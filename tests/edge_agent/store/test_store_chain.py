@@ -36,6 +36,7 @@ def _fill(store: SiteStore, entries: int = 5) -> None:
             kind="update",
             payload_bytes=100 * (number + 1),
             round=number,
+            content_sha256=f"{number:064x}",
             details={"tensor_count": 4},
         )
 
@@ -66,7 +67,9 @@ def test_entries_follow_the_chain_rule(store: SiteStore, clock: Any) -> None:
             "prev_hash": first.hash,
         },
     )
-    egress = store.append_egress(destination="superlink:9092", kind="metrics", payload_bytes=64)
+    egress = store.append_egress(
+        destination="superlink:9092", kind="metrics", payload_bytes=64, content_sha256="c" * 64
+    )
     assert egress.hash == _spec_hash(
         "0" * 64,
         {
@@ -76,6 +79,7 @@ def test_entries_follow_the_chain_rule(store: SiteStore, clock: Any) -> None:
             "kind": "metrics",
             "payload_bytes": 64,
             "round": None,
+            "content_sha256": "c" * 64,
             "details": {},
             "prev_hash": "0" * 64,
         },
@@ -84,7 +88,7 @@ def test_entries_follow_the_chain_rule(store: SiteStore, clock: Any) -> None:
 
 def test_listings_are_newest_first_and_totals_add_up(store: SiteStore) -> None:
     _fill(store, 5)
-    store.append_egress(destination="superlink:9092", kind="secagg", payload_bytes=7)
+    store.append_egress(destination="superlink:9092", kind="secagg", payload_bytes=7, content_sha256="d" * 64)
     assert [entry.seq for entry in store.audit(limit=2)] == [5, 4]
     assert [entry.seq for entry in store.audit(limit=2, offset=3)] == [2, 1]
     assert store.audit()[0].fields == {
@@ -167,6 +171,29 @@ def test_details_that_json_cannot_hold_exactly_are_refused(store: SiteStore) -> 
     with pytest.raises(ValueError):
         store.append_audit("bad", "system", {"accuracy": math.nan})
     with pytest.raises(TypeError):
-        store.append_egress(destination="x", kind="update", payload_bytes=1, details={"blob": b"raw"})
+        store.append_egress(
+            destination="x", kind="update", payload_bytes=1, content_sha256="e" * 64, details={"blob": b"raw"}
+        )
     assert [entry.fields["event"] for entry in store.audit()] == ["ok"]
     assert store.verify_chains()["audit"].ok
+
+
+def test_a_changed_content_hash_is_found_and_a_malformed_one_refused(
+    store: SiteStore, store_path: Path
+) -> None:
+    from genba.errors import UsageError
+
+    _fill(store, 3)
+    _tamper(
+        store_path, "egress_ledger", "UPDATE egress_ledger SET content_sha256 = ? WHERE seq = 2", ("9" * 64,)
+    )
+    assert store.verify_chains()["egress"] == ChainReport(ok=False, entries=3, first_bad_seq=2)
+    for bad in ("A" * 64, "a" * 63, "g" * 64, ""):
+        with pytest.raises(UsageError, match="content_sha256 must be 64 lowercase hex digits"):
+            store.append_egress(destination="x", kind="error", payload_bytes=1, content_sha256=bad)
+    # The column's own check, for a writer that skips the store.
+    with pytest.raises(sqlite3.IntegrityError), sqlite3.connect(store_path) as conn:
+        conn.execute(
+            "INSERT INTO egress_ledger (seq, created_at, destination, kind, payload_bytes, details,"
+            " prev_hash, hash, content_sha256) VALUES (9, 0, 'x', 'e', 1, '{}', '', '', 'XYZ')"
+        )

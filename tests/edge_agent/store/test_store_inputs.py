@@ -212,7 +212,9 @@ def test_reopening_keeps_everything(
         [(input_id, [prediction_id])] = store.record_served([_text("kept")], [[answer(model.id)]])
         label = store.add_label(input_id, "scratch", actor="operator", split="train")
         entry = store.append_audit("note", "operator", {"text": "shift change"})
-        egress = store.append_egress(destination="superlink:9092", kind="update", payload_bytes=1234, round=1)
+        egress = store.append_egress(
+            destination="superlink:9092", kind="update", payload_bytes=1234, round=1, content_sha256="b" * 64
+        )
     with SiteStore(store_path, clock=clock) as reopened:
         assert reopened.get_model(model.id) == model
         assert reopened.get_input(input_id).payload == b"kept"

@@ -169,3 +169,40 @@ def test_a_v2_store_gains_the_drift_tables_and_keeps_its_rows(tmp_path: Path) ->
         assert store.schema_version == SCHEMA_VERSION >= 3
         assert store.get_input(1).payload == b"a"
         assert store.drift_checks() == [] and store.drift_reference(1) is None
+
+
+def test_a_v3_ledger_gains_content_hashes_and_its_old_entries_still_verify(tmp_path: Path) -> None:
+    """Entries written before v4 carry no content hash; the chain still verifies them and goes on."""
+    import hashlib
+    import json
+
+    path = tmp_path / "store.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        apply_migrations(conn, path, MIGRATIONS[:3])
+        prev = "0" * 64
+        for seq in (1, 2):  # as Genba before v4 wrote them: the chain rule over the v3 columns
+            fields = {"seq": seq, "created_at": 10.0 * seq, "destination": "superlink:9092",
+                      "kind": "masked_update", "payload_bytes": 100 * seq, "round": seq, "details": {},
+                      "prev_hash": prev}  # fmt: skip
+            text = prev + "\n" + json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            conn.execute(
+                "INSERT INTO egress_ledger (seq, created_at, destination, kind, payload_bytes, round,"
+                " details, prev_hash, hash)"
+                " VALUES (?, ?, 'superlink:9092', 'masked_update', ?, ?, '{}', ?, ?)",
+                (seq, 10.0 * seq, 100 * seq, seq, prev, digest),
+            )
+            prev = digest
+    with SiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION >= 4
+        assert store.verify_chain("egress").ok
+        new = store.append_egress(destination="superlink:9092", kind="error", payload_bytes=8,
+                                  content_sha256="f" * 64)  # fmt: skip
+        entries = store.egress()
+        assert [e.fields["content_sha256"] for e in entries] == ["f" * 64, None, None]
+        assert entries[0] == new and store.verify_chain("egress").ok
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("DROP TRIGGER egress_ledger_no_update")
+        conn.execute("UPDATE egress_ledger SET content_sha256 = NULL WHERE seq = 3")
+    with SiteStore(path) as store:  # clearing a new entry's hash does not pass for an old entry
+        assert store.verify_chain("egress").first_bad_seq == 3

@@ -93,7 +93,9 @@ def test_the_pruned_text_is_gone_from_the_files(
 
 def test_the_audit_log_and_egress_ledger_are_never_pruned(store: SiteStore, clock: Clock) -> None:
     store.append_audit("install", "system", {"model_id": 1})
-    store.append_egress(destination="superlink:9092", kind="update", payload_bytes=10)
+    store.append_egress(
+        destination="superlink:9092", kind="update", payload_bytes=10, content_sha256="a" * 64
+    )
     clock.advance(400 * DAY)
     store.prune(keep_days=0, keep_labelled=False)
     assert [entry.fields["event"] for entry in store.audit()] == ["retention", "install"]

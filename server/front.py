@@ -96,6 +96,7 @@ class Front:
 
     def start(self) -> Front:
         nginx = nginx_executable()
+        self._require_free_port()
         self._write_conf()
         self._test_conf(nginx)
         log = self.error_log.open("ab")
@@ -145,6 +146,20 @@ class Front:
         temporary.write_text(render_conf(self.config), encoding="utf-8")
         os.replace(temporary, self.conf_file)
 
+    def _require_free_port(self) -> None:
+        """Refuse an address something already listens on: nginx would retry, fail and leave the
+        sites talking to whatever holds it (another server left running)."""
+        family = socket.AF_INET6 if ":" in self.config.bind else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((self.config.bind, self.config.port))
+            except OSError as error:
+                raise FrontError(
+                    f"{self.config.bind}:{self.config.port} is already in use ({error.strerror}): is another "
+                    "'genba server start' running? stop it, or start with --port PORT"
+                ) from error
+
     def _test_conf(self, nginx: str) -> None:
         done = subprocess.run(
             [nginx, "-t", "-q", "-p", str(self.config.root), "-c", str(self.conf_file)],
@@ -163,7 +178,7 @@ class Front:
             if self.process.poll() is not None:
                 raise FrontError(
                     f"nginx (the SuperLink's front) exited with code {self.process.returncode}: "
-                    f"{_last_line(self.error_log)}"
+                    f"{last_log_line(self.error_log)}"
                 )
             try:
                 with socket.create_connection((self.config.bind, self.config.port), timeout=1):
@@ -260,7 +275,8 @@ def wait_for_tls(host: str, port: int, ca: Path, timeout: float) -> bool:
     return False
 
 
-def _last_line(path: Path) -> str:
+def last_log_line(path: Path) -> str:
+    """The last non-empty line of a log (300 characters at most), for a one-line error."""
     try:
         lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:

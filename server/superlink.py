@@ -32,7 +32,7 @@ from typing import Any
 from genba.errors import GenbaError
 from genba.tools import console_tool, flower_environment, free_loopback_port
 from server import pki
-from server.front import Front, FrontConfig
+from server.front import Front, FrontConfig, last_log_line
 from server.provision import ACTIVE, REVOKED, ITFolder
 from server.revocation import REFRESH_S, write_revocation_list
 
@@ -318,13 +318,7 @@ class SuperLink:
         )
 
     def _last_log_line(self) -> str:
-        try:
-            lines = [
-                line for line in self.server.log.read_text(errors="replace").splitlines() if line.strip()
-            ]
-        except OSError:
-            return "no log"
-        return lines[-1].strip()[-300:] if lines else "no log"
+        return last_log_line(self.server.log)
 
 
 def _modified(path: Path) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from genba import env
 from genba.federation import FAB_DIR
 from genba.tools import console_tool, free_loopback_port
 from server.federated_run import TrainConfig, train_federated
-from server.front import FLEET_CALLS
+from server.front import FLEET_CALLS, FrontError
 from server.superlink import CONNECTION, ServerConfig, ServerFolder, SuperLink
 
 pytestmark = pytest.mark.timeout(900)
@@ -278,3 +278,15 @@ def test_a_site_revoked_while_the_server_runs_is_refused_within_seconds(
             node.stop()
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_a_front_whose_port_is_taken_refuses_to_start_in_one_line(tmp_path: Path, enrolment: Any) -> None:
+    port = free_loopback_port()
+    folder, _ = enrolment.provision_with_sites(tmp_path, (), server_host=PLANT, port=port)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind((PLANT, port))
+        squatter.listen()
+        link = SuperLink(ServerConfig(kit=folder.root))
+        with pytest.raises(FrontError, match=f"{PLANT}:{port} is already in use"):
+            link.start()
+        assert link.process is not None and link.process.poll() is not None  # nothing left running

@@ -15,8 +15,8 @@ that). Distinct updates matter: Flower's object store de-duplicates identical ob
   shares, the masked update, unmask shares) over the fp32 size of the trainable tensors.
 * ``fixed_overhead_bytes``: a site's per-round SecAgg+ bytes beyond its masked update (keys and
   shares: independent of the tensors' size, growing with the number of sites).
-* ``masked_update_over_fp32``: the masked update's payload over the fp32 tensors (SecAgg+ sends
-  quantised integers as int64).
+* ``masked_update_over_fp32``: the masked update's payload over the fp32 tensors (Flower's SecAgg+
+  sends the masked integers as int64; Genba's sites send them as uint32, :mod:`genba.masking`).
 * ``wire_over_ledger``: bytes the proxies counted from SuperNode to SuperLink (TLS, HTTP,
   polling) over the ledger's payload bytes.
 * ``control_bytes_per_round``: the site's control traffic in a SecAgg+ round as the product reports

@@ -220,7 +220,9 @@ http {{
 {temp_paths}
     log_format genba escape=json '{{"time":"$time_iso8601","client":"$remote_addr",'
         '"site":"$ssl_client_s_dn","verify":"$ssl_client_verify","path":"$uri",'
-        '"status":$status,"request_bytes":$request_length,"response_bytes":$bytes_sent}}';
+        '"status":$status,"request_bytes":$request_length,"response_bytes":$bytes_sent,'
+        '"msec":$msec,"request_time":$request_time,"connection":$connection,'
+        '"connection_requests":$connection_requests}}';
     upstream superlink {{
         server 127.0.0.1:{config.upstream_port};
         keepalive 16;

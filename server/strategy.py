@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from flwr.common import parameters_to_ndarrays
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.common.secure_aggregation.secaggplus_constants import Key as SecAggKey
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
 from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD
 from flwr.server.workflow.constant import Key as WorkflowKey
 
+from genba.masking import use_genba_masks, widen_masked
 from genba.protocol import MIN_SITES_PER_ROUND as PRIVACY_FLOOR
 
 
@@ -135,6 +138,7 @@ class SecAggPlus(SecAggPlusWorkflow):
     def __init__(self, *args: Any, floor: int = PRIVACY_FLOOR, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.floor = max(int(floor), PRIVACY_FLOOR)
+        use_genba_masks()  # the sites mask with them: unmasking must draw the same
 
     def setup_stage(self, grid: Any, context: Any, state: Any) -> bool:
         proceed = bool(super().setup_stage(grid, context, state))
@@ -150,7 +154,7 @@ class SecAggPlus(SecAggPlusWorkflow):
         return self._floor_holds(context, state, "key shares") and proceed
 
     def collect_masked_vectors_stage(self, grid: Any, context: Any, state: Any) -> bool:
-        proceed = bool(super().collect_masked_vectors_stage(grid, context, state))
+        proceed = bool(super().collect_masked_vectors_stage(cast(Any, WideningGrid(grid)), context, state))
         return self._floor_holds(context, state, "masked updates") and proceed
 
     def _floor_holds(self, context: Any, state: Any, what: str) -> bool:
@@ -167,6 +171,29 @@ class SecAggPlus(SecAggPlusWorkflow):
             answered = sorted(str(node) for node in state.active_node_ids)
             recording.halted_below_floor(round_, answered, what, floor)
         return False
+
+
+class WideningGrid:
+    """The Grid, giving Flower's workflow each site's uint32 masked update as int64 again
+    (:func:`genba.masking.widen_masked`), so its sum is computed as Flower computes it."""
+
+    def __init__(self, grid: Any) -> None:
+        self._grid = grid
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> list[Any]:
+        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        for reply in replies:
+            if reply.has_error() or RECORD_KEY_CONFIGS not in reply.content.config_records:
+                continue
+            configs = reply.content.config_records[RECORD_KEY_CONFIGS]
+            if SecAggKey.MASKED_PARAMETERS in configs:
+                configs[SecAggKey.MASKED_PARAMETERS] = widen_masked(
+                    cast(list[bytes], configs[SecAggKey.MASKED_PARAMETERS])
+                )
+        return replies
 
 
 def _recording(strategy: Any) -> RecordingFedAvg | None:

@@ -5,8 +5,9 @@
 at start) with the kit's certificate, ``--enable-supernode-auth`` (only registered SuperNode keys
 may connect) and ``--disable-runtime-dependency-installation`` (it never runs ``uv sync``). The
 plant network reaches only its front (:mod:`server.front`: nginx with mutual TLS, the Fleet calls
-a SuperNode makes and nothing else) on the provisioned address and port. Its database, log and
-``FLWR_HOME`` (the ``flwr`` CLI's connection to it, over loopback) live in ``it/server/``;
+a SuperNode makes and nothing else) on the provisioned address and port. It runs through
+:mod:`server.superlink_launch` (messages' payloads in memory, run state in the database). Its
+database, log and ``FLWR_HOME`` (the ``flwr`` CLI's connection to it, over loopback) live in ``it/server/``;
 telemetry is off through :func:`genba.env.child_environment`.
 
 Sites are registered with ``flwr supernode register`` from ``it/sites.json``: every active site
@@ -22,6 +23,7 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -119,7 +121,7 @@ class SuperLink:
     def command(self) -> list[str]:
         it = self.folder.it
         return [
-            console_tool("flower-superlink"),
+            sys.executable, "-m", "server.superlink_launch",  # flower-superlink, payloads in memory
             "--ssl-certfile", str(it / "superlink.crt"),
             "--ssl-keyfile", str(it / "superlink.key"),
             "--ssl-ca-certfile", str(it / "ca.crt"),

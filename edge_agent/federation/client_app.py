@@ -14,8 +14,9 @@ module once and serves every message with it; the trainer (ONNX Runtime, torch) 
   refuses, and audits, a SecAgg+ stage below the privacy floor: a setup with fewer than 3
   sampled sites, an unmask request while fewer than 3 sites are named alive (or one named both
   alive and dropped), so no share it holds helps unmask a sum of fewer than 3 sites.
-* ``secure_aggregation_mod``: Flower's ``secaggplus_mod``; a training message outside SecAgg+
-  is refused (only a SuperNode joined for ``bench/federated.py`` answers it, unmasked).
+* ``secure_aggregation_mod``: Flower's ``secaggplus_mod`` with Genba's masks (ChaCha20 from the
+  whole seed, :mod:`genba.masking`), the masked update sent as uint32; a training message outside
+  SecAgg+ is refused (only a SuperNode joined for ``bench/federated.py`` answers it, unmasked).
 * ``dp_clipping_mod`` (innermost, so it clips before SecAgg+ masks): in a differentially
   private run, Flower's ``fixedclipping_mod`` clips the site's update to the run's norm; the
   ledger entry of the masked update records the DP settings and the run's epsilon.
@@ -42,16 +43,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from flwr.app import Error, Message
 from flwr.client import ClientApp, NumPyClient
 from flwr.client.mod import secaggplus_mod
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 
 from edge_agent.federation.dp import distributed_noise_mod
 from edge_agent.federation.floor import privacy_floor_mod
 from edge_agent.federation.node import site_data
+from genba.masking import narrow_masked, use_genba_masks
 
 log = logging.getLogger(__name__)
 #: The reply this thread ledgered last: an egress mod around another that already ledgered it lets it
@@ -160,7 +163,18 @@ def secure_aggregation_mod(msg: Message, context: Any, call_next: Any) -> Messag
         if os.environ.get(BENCH_ENV) == "1":
             return call_next(msg, context)
         raise PermissionError("this site sends model updates only under secure aggregation (SecAgg+)")
-    return secaggplus_mod(msg, context, call_next)
+    use_genba_masks()
+    return _narrowed(secaggplus_mod(msg, context, call_next))
+
+
+def _narrowed(reply: Message) -> Message:
+    """The masked update as uint32 (:func:`genba.masking.narrow_masked`); any other reply as it is."""
+    if not reply.has_content() or RECORD_KEY_CONFIGS not in reply.content.config_records:
+        return reply
+    configs = reply.content.config_records[RECORD_KEY_CONFIGS]
+    if Key.MASKED_PARAMETERS in configs:
+        configs[Key.MASKED_PARAMETERS] = narrow_masked(cast(list[bytes], configs[Key.MASKED_PARAMETERS]))
+    return reply
 
 
 def dp_clipping_mod(msg: Message, context: Any, call_next: Any) -> Message:

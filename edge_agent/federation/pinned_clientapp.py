@@ -105,6 +105,7 @@ def serve(
             elif wait(config.idle_poll_s):
                 quick = NUDGED_CLAIMS
             continue
+        quick = 0  # the nudge is answered: the next message nudges again
         try:
             run_task(config, token, apps)
         except Exception:  # the message is lost; the SuperNode answers it "ClientApp stopped responding"

@@ -349,7 +349,7 @@ def _heard(path: Path) -> Heard:
         elif Key.DESTINATION_LIST in fields:
             heard.shared_to[node], kind = list(fields[Key.DESTINATION_LIST]), "key shares"
         elif Key.MASKED_PARAMETERS in fields:
-            heard.masked[node] = [bytes_to_ndarray(b) for b in fields[Key.MASKED_PARAMETERS]]
+            heard.masked[node] = [bytes_to_ndarray(b).astype(np.int64) for b in fields[Key.MASKED_PARAMETERS]]
             kind = "masked update"
         elif Key.NODE_ID_LIST in fields:
             heard.revealed.append((list(fields[Key.NODE_ID_LIST]), list(fields[Key.SHARE_LIST])))
@@ -386,8 +386,9 @@ def recover_update(heard: Heard, sybil: dict[str, Any], victim: int) -> tuple[li
     The victim's masked update is its quantised update plus a mask from its own seed and, per
     site it exchanged keys with, a pairwise mask from their shared key. With ``threshold`` shares
     of the victim's seed and, per partner, the partner's secret key (the sybil's own, or rebuilt
-    from ``threshold`` shares of a dropped site's), every mask comes off: Flower's own primitives,
-    as its ``unmask_stage`` uses them, applied to one site's update instead of the sum.
+    from ``threshold`` shares of a dropped site's), every mask comes off: Flower's own primitives
+    and the masks Genba's sites draw (:mod:`genba.masking`), as the server's ``unmask_stage`` uses
+    them, applied to one site's update instead of the sum.
     """
     from flwr.common.secure_aggregation.crypto.shamir import combine_shares
     from flwr.common.secure_aggregation.crypto.symmetric_encryption import generate_shared_key
@@ -399,8 +400,9 @@ def recover_update(heard: Heard, sybil: dict[str, Any], victim: int) -> tuple[li
         parameters_subtraction,
     )
     from flwr.common.secure_aggregation.quantization import dequantize
-    from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
     from flwr.supercore.primitives.asymmetric import bytes_to_private_key, bytes_to_public_key
+
+    from genba.masking import mask_arrays as pseudo_rand_gen  # the masks Genba's sites draw
 
     alive, threshold, modulus = set(heard.masked), int(sybil["threshold"]), int(sybil["mod_range"])
 

@@ -25,6 +25,7 @@ Every reply, whichever approved app made it, leaves through the egress ledger's 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
@@ -143,13 +144,20 @@ def _task_claimer(config: ClientAppConfig) -> Any:
 
 
 def run_task(config: ClientAppConfig, token: str, apps: PinnedApps) -> None:
-    """One task, as Flower's ``flwr-clientapp`` runs it, in this process: pull, answer, push."""
+    """One task, as Flower's ``flwr-clientapp`` runs it, in this process: pull, answer, push.
+
+    A call to the SuperNode that fails in transport is tried again (:func:`_transport_retry`): a
+    connection the SuperNode's server closed while the site trained (its keep-alive is 5 s) must
+    not lose the reply. A task that fails anyway is reported failed, so the SuperNode answers the message with
+    an error at once rather than waiting for the task to time out.
+    """
     from flwr.common.constant import SubStatus
     from flwr.supercore.heartbeat import HeartbeatSender
     from flwr.supercore.interceptors import RuntimeTokenHttpInterceptor, RuntimeVersionHttpInterceptor
     from flwr.supercore.runtime import RuntimeHttpClient
     from flwr.supernode.runtime.run_clientapp import push_message, push_task_output
 
+    retry = _transport_retry()
     client = RuntimeHttpClient.from_server_address(
         server_address=config.runtime_api,
         insecure=True,
@@ -158,9 +166,11 @@ def run_task(config: ClientAppConfig, token: str, apps: PinnedApps) -> None:
             RuntimeVersionHttpInterceptor(component_name="flwr-clientapp"),
             RuntimeTokenHttpInterceptor(token),
         ],
+        retry_invoker=retry,
     )
     heartbeat = HeartbeatSender(_task_heartbeat(client))
     heartbeat.start()
+    context = None
     try:
         times = [time.perf_counter()]
         message, context, run, fab = pull_task_input(client)
@@ -170,6 +180,11 @@ def run_task(config: ClientAppConfig, token: str, apps: PinnedApps) -> None:
         push_message(client, reply, context)
         push_task_output(client, context, SubStatus.COMPLETED, "")
         times.append(time.perf_counter())
+    except BaseException:
+        retry.max_tries = 1
+        with contextlib.suppress(Exception):  # the SuperNode may be gone: nothing more to tell it
+            push_task_output(client, context, SubStatus.FAILED, "the site's ClientApp failed on this message")
+        raise
     finally:
         heartbeat.stop()
         client.close()
@@ -179,6 +194,23 @@ def run_task(config: ClientAppConfig, token: str, apps: PinnedApps) -> None:
         message.metadata.message_type, message.metadata.group_id or "-", pull, work,
         "error" if reply.has_error() else "reply", push,
     )  # fmt: skip
+
+
+def _transport_retry() -> Any:
+    """Up to 5 tries, backing off from 50 ms, for connection errors only.
+
+    Not Flower's ``make_simple_http_retry_invoker``: it interrupts its own process on a 401, which
+    ends a one-task ``flwr-clientapp`` but would end this long-lived one with every later task."""
+    import httpx
+    from flwr.supercore.retry.retry_invoker import RetryInvoker, exponential
+
+    transport = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+    return RetryInvoker(
+        lambda: exponential(base_delay=0.05, multiplier=2.0, max_delay=1),
+        transport,
+        max_tries=5,
+        max_time=30.0,
+    )
 
 
 def pull_task_input(client: Any) -> tuple[Any, Any, Any, Any]:

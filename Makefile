@@ -42,6 +42,7 @@ bench: $(STAMP) nginx
 	$(BIN)/python bench/few_labels.py
 	$(BIN)/python bench/federated.py --before docs/bench/federated.json   # the committed figures as 'before'
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/rollout_safety.py
 	$(BIN)/python bench/gui_responsiveness.py
 	$(BIN)/python bench/gpu_serving.py --provider cpu --out bench-out/gpu   # the GPU part: on the device (docs/bench/gpu_serving.json)
 

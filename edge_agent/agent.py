@@ -9,7 +9,6 @@ a gatekeeper evaluates the candidate's gates and advances it when they pass.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
@@ -31,6 +30,7 @@ from edge_agent.library import LoadedModel, ModelLibrary
 from edge_agent.rollout import CANDIDATE_STAGES, GateReport, evaluate_gates
 from edge_agent.serving import MicroBatcher
 from edge_agent.site import SiteFolder
+from edge_agent.split import SplitRule
 from edge_agent.store import LabelRow, QueueItem, SiteStore
 from genba.errors import AgentUnavailableError, GenbaError, NoModelError, UsageError
 from genba.runtime.model import Prepared
@@ -53,7 +53,10 @@ class Agent:
         self.site = site.require_initialized()
         self.config = config
         self.clock = clock
-        self.store = SiteStore(site.store_file, clock=clock)
+        self.store = SiteStore(
+            site.store_file, clock=clock, holdout_reuse_limit=config.store.holdout_reuse_limit
+        )
+        self.split_rule = SplitRule(config.site, config.store.holdout_fraction)
         self.library = ModelLibrary(
             site.models_dir, site.trusted_keys(), config.runtime, site.site_public_key(), config.site
         )
@@ -278,8 +281,9 @@ class Agent:
         actor: str,
         operator_seconds: float | None = None,
         groups: dict[str, str] | None = None,
-        split: str | None = None,
     ) -> LabelRow:
+        """Record an operator's label. Whether it trains or judges is the site's split rule's call, by
+        the input's content (``edge_agent.split``): no caller chooses it."""
         known = self.known_labels()
         if known and label not in known:
             raise UsageError(f"unknown label {label!r}; expected one of {', '.join(sorted(known))}")
@@ -287,7 +291,7 @@ class Agent:
             input_id,
             label,
             actor=actor,
-            split=split or self.split_for(input_id),
+            split=self.split_rule,
             operator_seconds=operator_seconds,
             groups=groups,
         )
@@ -316,12 +320,6 @@ class Agent:
     def known_labels(self) -> set[str]:
         active = self.active
         return {label for m in (active.production, active.candidate) if m for label in m.model.labels}
-
-    def split_for(self, input_id: int) -> str:
-        """A fixed, reproducible share of labels is held out for the gates and never used for training."""
-        digest = hashlib.sha256(f"{self.config.site}:{input_id}".encode()).digest()
-        fraction = int.from_bytes(digest[:4], "big") / 2**32
-        return "holdout" if fraction < self.config.store.holdout_fraction else "train"
 
     # ---------------------------------------------------------------- gates
 
@@ -467,6 +465,7 @@ class Agent:
             "site": self.config.site,
             **self.describe_active(),
             "gates": report.to_json() if report else None,
+            "holdout": self.store.holdout_status(),
             "drift": self.drift_status(),
             "privacy_budget": privacy_budget(self.site, self.store),
             "problems": [*self.load_problems, *self.worker_problems],

@@ -13,29 +13,42 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge_agent.serving import BatchingConfig
+from edge_agent.split import DEFAULT_HOLDOUT_REUSE_LIMIT
 from genba.errors import ConfigError
 from genba.names import is_site_name
 from genba.runtime.config import RuntimeConfig
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+#: How the accuracy gate decides (:class:`GateConfig`).
+DECISIONS = ("non-inferiority", "superiority")
 
 
 @dataclass(frozen=True)
 class GateConfig:
     """When a candidate may advance a stage on its own (a supervisor may always advance it).
 
-    ``max_accuracy_drop_pts=0`` means the candidate must be at least as accurate as
-    production on held-out operator labels; agreement is bounded below, not above,
-    because a better model must be free to disagree where production is wrong.
+    Accuracy is judged paired (both models on the same held-out operator labels) with an
+    anytime-valid test (:mod:`edge_agent.evidence`), since the gates are checked every few seconds:
+    ``decision = "non-inferiority"`` passes once the candidate is shown, at confidence
+    ``1 - alpha``, to be less than ``max_accuracy_drop_pts`` points behind production (its
+    margin); ``"superiority"`` once it is shown more accurate. Agreement is bounded below, not
+    above, because a better model must be free to disagree where production is wrong.
     """
 
     min_items: int = 200
     min_labels: int = 30
     min_agreement: float = 0.7
-    max_accuracy_drop_pts: float = 0.0
+    decision: str = "non-inferiority"
+    max_accuracy_drop_pts: float = 2.0
+    alpha: float = 0.05
     latency_p95_budget_ms: float = 250.0
     auto_advance: bool = True
     evaluate_every_s: float = 5.0
+
+    @property
+    def accuracy_threshold_pts(self) -> float:
+        """The accuracy difference (candidate minus production, points) the evidence must exceed."""
+        return 0.0 if self.decision == "superiority" else -self.max_accuracy_drop_pts
 
     def __post_init__(self) -> None:
         problems = []
@@ -45,8 +58,12 @@ class GateConfig:
             problems.append("gates.min_labels must be >= 1")
         if not 0.0 <= self.min_agreement <= 1.0:
             problems.append("gates.min_agreement must be between 0 and 1")
-        if self.max_accuracy_drop_pts < 0:
-            problems.append("gates.max_accuracy_drop_pts must be >= 0")
+        if not 0 <= self.max_accuracy_drop_pts < 100:
+            problems.append("gates.max_accuracy_drop_pts must be >= 0 and below 100")
+        if self.decision not in DECISIONS:
+            problems.append(f"gates.decision must be one of {', '.join(DECISIONS)}")
+        if not 0.0 < self.alpha < 0.5:
+            problems.append("gates.alpha must be between 0 and 0.5")
         if self.latency_p95_budget_ms <= 0:
             problems.append("gates.latency_p95_budget_ms must be > 0")
         if self.evaluate_every_s <= 0:
@@ -85,10 +102,16 @@ class ApiConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """What the site store keeps and how labels are split between training and gates."""
+    """What the site store keeps and how labels are split between training and gates.
+
+    ``holdout_fraction``: share of contents whose labels are held out (decided by a hash of the
+    normalised content, keyed by the site: ``edge_agent.split``). ``holdout_reuse_limit``: distinct
+    candidates judged on one held-out set before held-out labels start a new one.
+    """
 
     retention_days: float = 90.0
     holdout_fraction: float = 0.3
+    holdout_reuse_limit: int = DEFAULT_HOLDOUT_REUSE_LIMIT
 
     def __post_init__(self) -> None:
         problems = []
@@ -96,6 +119,10 @@ class StoreConfig:
             problems.append("store.retention_days must be > 0")
         if not 0.0 < self.holdout_fraction < 1.0:
             problems.append("store.holdout_fraction must be between 0 and 1 (exclusive)")
+        if isinstance(self.holdout_reuse_limit, bool) or not isinstance(self.holdout_reuse_limit, int):
+            problems.append("store.holdout_reuse_limit must be a whole number")
+        elif self.holdout_reuse_limit < 1:
+            problems.append("store.holdout_reuse_limit must be >= 1")
         if problems:
             raise ConfigError(problems)
 
@@ -175,13 +202,16 @@ class GroupsConfig:
     """Group tags inputs may carry, and how the gates treat groups.
 
     ``min_labels``: held-out labels a group needs before its accuracy is judged; smaller groups
-    are reported as too small, never silently dropped. ``max_drop_pts``: no group may be more
-    than this many points less accurate under the candidate than under production.
+    are unjudged, stated in every gate decision (``unjudged = "state"``) or holding the candidate
+    until they have them (``"hold"``), never silently dropped. ``max_drop_pts``: a judged group
+    shown (anytime-valid, :mod:`edge_agent.evidence`) to be more than this many points less
+    accurate under the candidate than under production holds the candidate.
     """
 
     keys: tuple[str, ...] = ("line", "shift", "product", "site")
     min_labels: int = 10
     max_drop_pts: float = 5.0
+    unjudged: str = "state"
 
     def __post_init__(self) -> None:
         problems = []
@@ -190,8 +220,10 @@ class GroupsConfig:
             problems.append("groups.keys must be a non-empty list of names (letters, digits, _ . -)")
         if self.min_labels < 1:
             problems.append("groups.min_labels must be >= 1")
-        if self.max_drop_pts < 0:
-            problems.append("groups.max_drop_pts must be >= 0")
+        if not 0 <= self.max_drop_pts < 100:
+            problems.append("groups.max_drop_pts must be >= 0 and below 100")
+        if self.unjudged not in ("state", "hold"):
+            problems.append('groups.unjudged must be "state" or "hold"')
         if problems:
             raise ConfigError(problems)
 
@@ -366,7 +398,9 @@ overlap = "off"              # on: tokenize the next batch during inference (aut
 min_items = 200              # candidate answers in a stage before it may advance on its own
 min_labels = 30              # held-out operator labels needed to judge accuracy
 min_agreement = 0.7          # share of inputs where candidate and production agree
-max_accuracy_drop_pts = 0.0  # candidate accuracy may be at most this many points below production
+decision = "non-inferiority" # or "superiority": the candidate must be shown more accurate
+max_accuracy_drop_pts = 2.0  # non-inferiority margin: shown less than this many points behind production
+alpha = 0.05                 # chance of promoting a candidate that is not (checked continuously)
 latency_p95_budget_ms = 250.0
 auto_advance = true
 
@@ -378,7 +412,8 @@ max_batch_items = 256
 
 [store]
 retention_days = 90          # raw inputs without labels are blanked after this
-holdout_fraction = 0.3       # share of operator labels kept for gates, never for training
+holdout_fraction = 0.3       # share of report contents whose labels judge candidates, never train
+holdout_reuse_limit = 10     # candidates judged on one held-out set before new labels start another
 
 [training]
 source_model = ""            # last-k: the torch model the bundle came from ("" = packaged all-MiniLM-L6-v2)
@@ -402,7 +437,8 @@ train_mode = "head"
 [groups]
 keys = ["line", "shift", "product", "site"]  # tags inputs may carry; others are kept but flagged
 min_labels = 10              # held-out labels a group needs before its accuracy is judged
-max_drop_pts = 5.0           # no group may lose more than this many points against production
+max_drop_pts = 5.0           # a group shown to lose more than this many points holds the candidate
+unjudged = "state"           # groups under min_labels: "state" them in each decision, or "hold"
 
 [costs]                      # for the KPI report's cost-benefit estimate
 currency = "EUR"

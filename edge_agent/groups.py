@@ -7,7 +7,7 @@ small, never left out, so a supervisor sees which groups nobody can judge yet.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -71,30 +71,6 @@ def accuracy_by_group(
         accuracy = None if too_small or not judged else round(correct / len(judged), 4)
         figures.append(GroupFigure(key, value, len(judged), accuracy, too_small))
     return figures
-
-
-def group_deltas(
-    candidate: Sequence[GroupFigure], production: Sequence[GroupFigure]
-) -> list[dict[str, Any]]:
-    """Candidate minus production accuracy, in points, for every group both were judged on."""
-    theirs = {(f.key, f.value): f for f in production}
-    rows = []
-    for ours in candidate:
-        other = theirs.get((ours.key, ours.value))
-        delta = None
-        if ours.accuracy is not None and other is not None and other.accuracy is not None:
-            delta = round((ours.accuracy - other.accuracy) * 100.0, 2)
-        rows.append(
-            {
-                "group": f"{ours.key}={ours.value}",
-                "labels": ours.labels,
-                "candidate": ours.accuracy,
-                "production": other.accuracy if other else None,
-                "delta_pts": delta,
-                "too_small": ours.too_small,
-            }
-        )
-    return rows
 
 
 def production_by_group(store: SiteStore, config: GroupsConfig, key: str | None = None) -> dict[str, Any]:

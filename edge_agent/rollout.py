@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from edge_agent.config import GateConfig, GroupsConfig
-from edge_agent.groups import accuracy_by_group, group_deltas
+from edge_agent.evidence import PairedEvidence, paired_evidence
+from edge_agent.groups import members
 from edge_agent.store import SiteStore, SlotRow
 from genba.errors import RolloutError
 
@@ -50,6 +51,7 @@ class Gate:
     limit: float
     detail: str
     breakdown: tuple[dict[str, Any], ...] = ()  # the groups gate: one row per group
+    evidence: dict[str, Any] | None = None  # the accuracy gate: labels, discordant pairs, bound
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,12 @@ def evaluate_gates(
 ) -> GateReport:
     items = store.stage_count(candidate.model_id, candidate.stage, candidate.since)
     ready = items >= config.min_items
-    judged = _Judged.of(store, config, candidate, production, answers_of) if ready else None
+    judged = Judged.of(store, config, candidate, production, answers_of) if ready else None
     gates = (
         _items_gate(items, config),
         _agreement_gate(store, config, candidate, production),
-        _accuracy_gate(config, judged),
-        _groups_gate(store, groups or GroupsConfig(), judged),
+        accuracy_gate(config, judged),
+        _groups_gate(store, config, groups or GroupsConfig(), judged),
         _latency_gate(store, config, candidate),
     )
     return GateReport(
@@ -120,13 +122,14 @@ def _agreement_gate(store: SiteStore, config: GateConfig, candidate: SlotRow, pr
 
 
 @dataclass(frozen=True)
-class _Judged:
+class Judged:
     """Both models' answers on the held-out labels, or why there are none to judge with."""
 
     labels: dict[int, str]
     candidate: Mapping[int, str | None] | None
     production: Mapping[int, str | None] | None
     problem: str | None
+    order: tuple[int, ...] = ()  # held-out input ids, oldest label first
 
     @classmethod
     def of(
@@ -136,64 +139,127 @@ class _Judged:
         candidate: SlotRow,
         production: SlotRow,
         answers_of: AnswersFn,
-    ) -> _Judged:
-        held_out = store.labelled_keys("holdout")
+    ) -> Judged:
+        held_out = store.labelled_keys("holdout")  # newest label first
+        order = tuple(input_id for input_id, _ in reversed(held_out))
         if len(held_out) < config.min_labels:
             problem = f"{len(held_out)} held-out operator labels, {config.min_labels} needed"
-            return cls(dict(held_out), None, None, problem)
+            return cls(dict(held_out), None, None, problem, order)
         ours, theirs = answers_of(candidate.model_id, held_out), answers_of(production.model_id, held_out)
         if not ours or not theirs:
-            return cls(dict(held_out), None, None, "accuracy cannot be computed for these models")
-        return cls(dict(held_out), ours, theirs, None)
+            return cls(dict(held_out), None, None, "accuracy cannot be computed for these models", order)
+        return cls(dict(held_out), ours, theirs, None, order)
 
-    def accuracy(self, answers: Mapping[int, str | None]) -> float:
-        return sum(answers[i] == self.labels[i] for i in answers) / len(answers)
+    def usable(self, ids: Sequence[int]) -> list[int]:
+        """``ids`` both models answered, in the order their labels came."""
+        wanted = set(ids)
+        both = set(self.candidate or {}) & set(self.production or {})
+        return [i for i in self.order if i in wanted and i in both]
+
+    def accuracies(self, ids: Sequence[int]) -> dict[str, float]:
+        """Each model's accuracy on ``ids`` (all answered by both)."""
+        assert self.candidate is not None and self.production is not None
+        return {
+            name: round(sum(answers[i] == self.labels[i] for i in ids) / len(ids), 4)
+            for name, answers in (("candidate", self.candidate), ("production", self.production))
+        }
+
+    def evidence(
+        self, ids: Sequence[int], threshold_pts: float, alpha: float, *, reverse: bool = False
+    ) -> PairedEvidence:
+        """Candidate against production on ``ids`` (``reverse``: production against candidate)."""
+        assert self.candidate is not None and self.production is not None
+        usable = self.usable(ids)
+        ours = [self.candidate[i] == self.labels[i] for i in usable]
+        theirs = [self.production[i] == self.labels[i] for i in usable]
+        first, second = (theirs, ours) if reverse else (ours, theirs)
+        return paired_evidence(first, second, threshold_pts=threshold_pts, alpha=alpha)
 
 
 _NOT_READY = "judged once the candidate has answered enough items"
 
 
-def _accuracy_gate(config: GateConfig, judged: _Judged | None) -> Gate:
+def accuracy_gate(config: GateConfig, judged: Judged | None) -> Gate:
+    """Paired, anytime-valid: passes once the candidate is shown more accurate than production by
+    more than ``-margin`` (non-inferiority) or ``0`` (superiority) at confidence ``1 - alpha``."""
     # Both models over every held-out label is the costly part: only once the gates can decide.
-    limit = -config.max_accuracy_drop_pts
+    threshold = config.accuracy_threshold_pts
     if judged is None or judged.candidate is None or judged.production is None:
-        return Gate("accuracy", False, None, limit, (judged.problem if judged else None) or _NOT_READY)
-    ours, theirs = judged.accuracy(judged.candidate), judged.accuracy(judged.production)
-    delta_pts = round((ours - theirs) * 100.0, 2)
+        return Gate("accuracy", False, None, threshold, (judged.problem if judged else None) or _NOT_READY)
+    evidence = judged.evidence(judged.order, threshold, config.alpha)
     return Gate(
         "accuracy",
-        delta_pts >= limit,
-        delta_pts,
-        limit,
-        f"candidate {ours:.1%} vs production {theirs:.1%} on {len(judged.candidate)} held-out labels",
+        evidence.established,
+        evidence.lower_bound_pts,
+        threshold,
+        f"{config.decision}: candidate {_signed(evidence.delta_pts)} points vs production on "
+        f"{evidence.labels} held-out labels ({evidence.first_only} only the candidate got right, "
+        f"{evidence.second_only} only production); {100 * (1 - config.alpha):g}% lower bound "
+        f"{_signed(evidence.lower_bound_pts)} (highest so far {_signed(evidence.best_lower_bound_pts)}), "
+        f"needed above {_signed(threshold)}",
+        evidence=evidence.to_json(),
     )
 
 
-def _groups_gate(store: SiteStore, groups: GroupsConfig, judged: _Judged | None) -> Gate:
+def _groups_gate(store: SiteStore, config: GateConfig, groups: GroupsConfig, judged: Judged | None) -> Gate:
+    """No group shown harmed by more than ``max_drop_pts``; unjudged groups stated (or holding).
+
+    A group with at least ``groups.min_labels`` held-out labels is judged with the same anytime-valid
+    paired test, asked the other way round: is production shown more accurate than the candidate
+    by more than ``max_drop_pts`` in this group (at ``alpha`` split over the judged groups)? If so,
+    the candidate is held. Smaller groups are listed as unjudged in every decision; with
+    ``groups.unjudged = "hold"`` they hold the candidate until they have their labels.
+    """
     limit = -groups.max_drop_pts
     if judged is None or judged.candidate is None or judged.production is None:
         return Gate("groups", False, None, limit, (judged.problem if judged else None) or _NOT_READY)
     tags = store.group_tags(list(judged.labels))
-    rows = group_deltas(
-        accuracy_by_group(judged.labels, judged.candidate, tags, groups),
-        accuracy_by_group(judged.labels, judged.production, tags, groups),
+    sized = members(tags, groups.keys)
+    rows, unjudged = [], []
+    ready = {name: ids for name, ids in sized.items() if len(judged.usable(ids)) >= groups.min_labels}
+    level = config.alpha / max(len(ready), 1)
+    for (key, value), ids in sized.items():
+        usable = judged.usable(ids)
+        row: dict[str, Any] = {"group": f"{key}={value}", "labels": len(usable), "too_small": False}
+        row |= {"candidate": None, "production": None, "delta_pts": None}
+        if (key, value) not in ready:
+            row["too_small"] = True
+            unjudged.append(row["group"])
+        else:
+            harm = judged.evidence(usable, groups.max_drop_pts, level, reverse=True)
+            row |= judged.accuracies(usable) | {
+                "delta_pts": None if harm.delta_pts is None else -harm.delta_pts,
+                "harmed": harm.established,
+                "upper_bound_pts": None if harm.lower_bound_pts is None else -harm.lower_bound_pts,
+                "evidence": harm.to_json(),
+            }
+        rows.append(row)
+    harmed = [r for r in rows if r.get("harmed")]
+    hold_unjudged = bool(unjudged) and groups.unjudged == "hold"
+    unjudged_note = (
+        f"; unjudged ({groups.min_labels} held-out labels needed"
+        f"{', holding the candidate' if hold_unjudged else ''}): {', '.join(unjudged)}"
+        if unjudged
+        else ""
     )
-    judged_rows = [r for r in rows if r["delta_pts"] is not None]
-    small = [r["group"] for r in rows if r["too_small"]]
-    note = f"; too few labels to judge ({groups.min_labels} needed): {', '.join(small)}" if small else ""
-    if not judged_rows:
+    if harmed:
+        worst = min(harmed, key=lambda r: r["delta_pts"])
+        detail = (
+            f"group {worst['group']} shown harmed: candidate {_signed(worst['delta_pts'])} points on "
+            f"{worst['labels']} labels, {100 * (1 - level):g}% upper bound "
+            f"{_signed(worst['upper_bound_pts'])}"
+        )
+    elif rows and len(unjudged) < len(rows):
+        detail = f"no group shown harmed by more than {groups.max_drop_pts:g} points"
+    else:
         detail = "no group has enough held-out labels to judge" if rows else "no input carries a group tag"
-        return Gate("groups", True, None, limit, detail + note, tuple(rows))
-    worst = min(judged_rows, key=lambda r: r["delta_pts"])
-    return Gate(
-        "groups",
-        worst["delta_pts"] >= limit,
-        worst["delta_pts"],
-        limit,
-        f"worst group {worst['group']}: candidate {worst['candidate']:.1%} vs production "
-        f"{worst['production']:.1%} on {worst['labels']} labels{note}",
-        tuple(rows),
-    )
+    worst_value = min((r["delta_pts"] for r in rows if r.get("delta_pts") is not None), default=None)
+    passed = not harmed and not hold_unjudged
+    return Gate("groups", passed, worst_value, limit, detail + unjudged_note, tuple(rows))
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"
 
 
 def _latency_gate(store: SiteStore, config: GateConfig, candidate: SlotRow) -> Gate:

@@ -98,7 +98,6 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
             actor=role,
             operator_seconds=body.operator_seconds,
             groups=dict(body.groups),
-            split=body.split,
         )
         answer = {
             "label_id": row.id,
@@ -276,7 +275,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
         if first.get("type") == "extra_forbidden":
-            message = "unknown field; see /openapi.json for the fields this endpoint takes"
+            field = str((first.get("loc") or ("",))[-1])
+            message = schemas.REFUSED_FIELDS.get(
+                field, "unknown field; see /openapi.json for the fields this endpoint takes"
+            )
         more = len(problems) - 1
         extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         return _error(422, "invalid_request", f"{where}: {message}{extra}")

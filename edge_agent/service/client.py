@@ -148,13 +148,11 @@ class AgentClient:
         *,
         operator_seconds: float | None = None,
         groups: dict[str, str] | None = None,
-        split: str | None = None,
     ) -> LabelResult:
+        """The agent decides whether the label trains or judges (``LabelResult.split``), by content."""
         body: dict[str, Any] = {"input_id": input_id, "label": label, "groups": groups or {}}
         if operator_seconds is not None:
             body["operator_seconds"] = operator_seconds
-        if split is not None:
-            body["split"] = split
         return LabelResult.model_validate(self._call("POST", "/v1/labels", json=body))
 
     def explain(self, input_id: int) -> dict[str, Any]:

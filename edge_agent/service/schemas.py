@@ -70,16 +70,20 @@ class LabelRequest(Strict):
     label: LabelName
     operator_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
     groups: Groups = Field(default_factory=dict)
-    split: Literal["train", "holdout"] | None = Field(
-        None, description="holdout labels judge candidates and are never trained on; default: a fixed share"
-    )
+
+
+#: Fields a caller may not send, with why: a body carrying one is refused (422) with this reason.
+REFUSED_FIELDS: dict[str, str] = {
+    "split": "no caller chooses the split; the agent decides it from the input's content "
+    "(held-out labels judge candidates and are never trained on)",
+}
 
 
 class LabelResponse(BaseModel):
     label_id: int
     input_id: int
     label: str
-    split: str
+    split: str = Field(description="decided by the agent from the input's content: train or holdout")
     warnings: list[str] = Field(default_factory=list)
     is_correction: bool
 

@@ -10,6 +10,8 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from edge_agent.split import HOLDOUT, TRAIN, SplitRule
+from edge_agent.store import holdout
 from edge_agent.store.chain import canonical_json
 from edge_agent.store.records import (
     INPUT_KINDS,
@@ -126,57 +128,94 @@ def insert_label(
     label: str,
     *,
     actor: str,
-    split: str,
+    split: str | SplitRule,
     operator_seconds: float | None,
     groups: Mapping[str, str] | None,
 ) -> LabelRow:
-    """A correction is a label that differs from what production served for the input."""
-    require_choice(split, SPLITS, "label split")
+    """A correction is a label that differs from what production served for the input.
+
+    ``split``: the site's :class:`SplitRule`, which decides by the input's content (the agent's
+    only way), or a split already decided (fixtures, simulations). Either way the input's content
+    key is recorded, so training can leave out duplicates of held-out content.
+    """
+    if isinstance(split, str):
+        require_choice(split, SPLITS, "label split")
     row = conn.execute("SELECT groups FROM inputs WHERE id = ?", (input_id,)).fetchone()
     if row is None:
         raise UnknownItemError(f"input {input_id} does not exist")
     merged_groups = {**decode_object(row[0]), **dict(groups or {})}
-    # An input keeps the split of its first label: a label training has seen must never
-    # become a held-out one (or the reverse) because someone labelled the input again.
+    key = holdout.label_content_key(conn, input_id)
+    # An input keeps the split (and held-out set) of its first label: a label training has seen must
+    # never become a held-out one (or the reverse) because someone labelled the input again.
     first = conn.execute(
-        "SELECT split FROM labels WHERE input_id = ? ORDER BY id LIMIT 1", (input_id,)
+        "SELECT split, holdout_epoch FROM labels WHERE input_id = ? ORDER BY id LIMIT 1", (input_id,)
     ).fetchone()
-    split = first[0] if first is not None else split
+    if first is not None:
+        chosen, epoch = first
+    else:
+        # A pruned payload has no content left to split by: held out, so it can never train.
+        chosen = split if isinstance(split, str) else (split.split_of(key) if key is not None else HOLDOUT)
+        epoch = holdout.current_epoch(conn) if chosen == HOLDOUT else None
     served = served_prediction(conn, input_id)
     is_correction = served is not None and served[1] != label
     cursor = conn.execute(
         "INSERT INTO labels (input_id, label, operator_seconds, actor, groups, split, is_correction, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "created_at, holdout_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             input_id,
             label,
             operator_seconds,
             actor,
             canonical_json(merged_groups),
-            split,
+            chosen,
             int(is_correction),
             now,
+            epoch,
         ),
     )
     return LabelRow(
         id=_last_id(cursor),
         input_id=input_id,
         label=label,
-        split=split,
+        split=chosen,
         is_correction=is_correction,
         operator_seconds=operator_seconds,
         created_at=now,
     )
 
 
-def labelled_inputs(conn: sqlite3.Connection, split: str, limit: int) -> list[LabelledInput]:
-    """Inputs whose latest label is in ``split``, newest label first; pruned payloads are left out."""
+# A train label whose content is also held out (any epoch, any input) is never read as a train label.
+# (Inputs by content key first, then their labels: a lookup per train label, not a scan of held-out ones.)
+_NO_HELD_OUT_TWIN: Final = (
+    "NOT EXISTS (SELECT 1 FROM inputs AS twin WHERE twin.content_key = i.content_key AND EXISTS "
+    "(SELECT 1 FROM labels AS h WHERE h.input_id = twin.id AND h.split = 'holdout'))"
+)
+
+
+def _split_filter(conn: sqlite3.Connection, split: str, epoch: int | None) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE terms of one split: train labels without held-out twins; one epoch's held-out labels."""
     require_choice(split, SPLITS, "label split")
+    if split == TRAIN:
+        return f"l.split = 'train' AND {_NO_HELD_OUT_TWIN}", ()
+    return "l.split = 'holdout' AND l.holdout_epoch = ?", (
+        holdout.current_epoch(conn) if epoch is None else epoch,
+    )
+
+
+def labelled_inputs(
+    conn: sqlite3.Connection, split: str, limit: int, epoch: int | None = None
+) -> list[LabelledInput]:
+    """Inputs whose latest label is in ``split``, newest label first; pruned payloads are left out.
+
+    ``train``: never an input whose content is held out anywhere. ``holdout``: the labels of held-out
+    set ``epoch`` (None: the current one, the set the gates judge on).
+    """
+    terms, values = _split_filter(conn, split, epoch)
     rows = conn.execute(
         "SELECT i.id, i.kind, i.payload, l.label, l.groups FROM latest_labels AS l "
         "JOIN inputs AS i ON i.id = l.input_id "
-        "WHERE l.split = ? AND i.pruned_at IS NULL ORDER BY l.id DESC LIMIT ?",
-        (split, limit),
+        f"WHERE {terms} AND i.pruned_at IS NULL ORDER BY l.id DESC LIMIT ?",
+        (*values, limit),
     ).fetchall()
     return [
         LabelledInput(input_id=r[0], kind=r[1], payload=bytes(r[2]), label=r[3], groups=decode_object(r[4]))
@@ -184,13 +223,15 @@ def labelled_inputs(conn: sqlite3.Connection, split: str, limit: int) -> list[La
     ]
 
 
-def labelled_keys(conn: sqlite3.Connection, split: str, limit: int) -> list[tuple[int, str]]:
+def labelled_keys(
+    conn: sqlite3.Connection, split: str, limit: int, epoch: int | None = None
+) -> list[tuple[int, str]]:
     """``(input_id, label)`` of what ``labelled_inputs`` returns, without reading any payload."""
-    require_choice(split, SPLITS, "label split")
+    terms, values = _split_filter(conn, split, epoch)
     rows = conn.execute(
         "SELECT i.id, l.label FROM latest_labels AS l JOIN inputs AS i ON i.id = l.input_id "
-        "WHERE l.split = ? AND i.pruned_at IS NULL ORDER BY l.id DESC LIMIT ?",
-        (split, limit),
+        f"WHERE {terms} AND i.pruned_at IS NULL ORDER BY l.id DESC LIMIT ?",
+        (*values, limit),
     ).fetchall()
     return [(int(r[0]), str(r[1])) for r in rows]
 

@@ -1,8 +1,9 @@
 """Retention: old inputs lose their payload; every row that KPIs or audits need stays.
 
 The payload (the operator's text or the photo) is what is private, so that is what goes, along
-with its hash (a SHA-256 of a short report can be confirmed by guessing the report), and the
-drift features derived from it (except a model's reference window, which later windows need). Predictions,
+with its hashes (a SHA-256 of a short report can be confirmed by guessing the report: the payload's,
+and the content key held-out twins are found by), and the drift features derived from it (except a
+model's reference window, which later windows need). Predictions,
 labels and the input row itself remain, so figures over past months do not change. The audit log
 and the egress ledger are never pruned.
 """
@@ -17,7 +18,7 @@ from edge_agent.store.chain import append_entry
 from genba.errors import UsageError
 
 _PRUNE: Final = (
-    "UPDATE inputs SET payload = x'', payload_sha256 = '', pruned_at = ? "
+    "UPDATE inputs SET payload = x'', payload_sha256 = '', content_key = NULL, pruned_at = ? "
     "WHERE created_at < ? AND pruned_at IS NULL AND {labelled}EXISTS "
     "(SELECT 1 FROM labels WHERE labels.input_id = inputs.id)"
 )

@@ -103,8 +103,10 @@ def check_transition(t: Transition) -> None:
         require_choice(t.candidate[1], CANDIDATE_STAGES, "candidate stage")
 
 
-def apply_transition(conn: sqlite3.Connection, now: float, t: Transition) -> None:
-    """Slots, history, the decision and its audit entry: all in the caller's one transaction."""
+def apply_transition(conn: sqlite3.Connection, now: float, t: Transition) -> int:
+    """Slots, history, the decision and its audit entry: all in the caller's one transaction.
+
+    Returns the decision's id."""
     check_transition(t)
     named = [t.model_id]
     if isinstance(t.production, int):
@@ -121,7 +123,7 @@ def apply_transition(conn: sqlite3.Connection, now: float, t: Transition) -> Non
         changes["candidate"] = list(t.candidate) if isinstance(t.candidate, tuple) else None
     _refuse_same_model_in_both_slots(conn)
     gates = dict(t.gates) if t.gates is not None else None
-    insert_decision(conn, now, t.model_id, t.from_stage, t.to_stage, t.actor, t.outcome, gates)
+    decision = insert_decision(conn, now, t.model_id, t.from_stage, t.to_stage, t.actor, t.outcome, gates)
     details = {
         **t.details,
         **changes,
@@ -132,6 +134,7 @@ def apply_transition(conn: sqlite3.Connection, now: float, t: Transition) -> Non
         "gates": gates,
     }
     append_entry(conn, "audit_log", now, {"actor": t.actor, "event": t.event, "details": details})
+    return decision
 
 
 def insert_decision(

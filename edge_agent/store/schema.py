@@ -210,7 +210,37 @@ ALTER TABLE egress_ledger ADD COLUMN content_sha256 TEXT
     CHECK (content_sha256 IS NULL OR (length(content_sha256) = 64 AND content_sha256 NOT GLOB '*[^0-9a-f]*'));
 """
 
-MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))
+# v5: held-out labels decided by content (``edge_agent.split``) and held-out sets that are renewed.
+# ``inputs.content_key``: SHA-256 of the normalised content, set when an input is labelled (and for
+# labelled inputs from before v5 when the store is first opened for writing); retention blanks it
+# with the payload. ``labels.holdout_epoch``: the held-out set a held-out label belongs to (NULL for
+# train labels). ``stage_decisions.holdout_epoch``: the held-out set a decision judged the candidate
+# on (NULL: the decision judged none). ``holdout_epochs``: when each held-out set began, and why.
+# Labels and decisions from before v5 belong to epoch 0.
+_V5: Final = """
+ALTER TABLE inputs ADD COLUMN content_key TEXT;
+CREATE INDEX inputs_by_content_key ON inputs (content_key) WHERE content_key IS NOT NULL;
+
+ALTER TABLE labels ADD COLUMN holdout_epoch INTEGER CHECK (holdout_epoch IS NULL OR holdout_epoch >= 0);
+UPDATE labels SET holdout_epoch = 0 WHERE split = 'holdout';
+CREATE INDEX labels_by_split ON labels (split, holdout_epoch);
+
+ALTER TABLE stage_decisions ADD COLUMN holdout_epoch INTEGER;
+UPDATE stage_decisions SET holdout_epoch = 0 WHERE EXISTS (
+    SELECT 1 FROM json_each(stage_decisions.gates, '$.gates') AS g
+    WHERE json_extract(g.value, '$.name') = 'accuracy'
+    AND (json_extract(g.value, '$.value') IS NOT NULL OR json_extract(g.value, '$.evidence') IS NOT NULL)
+);
+
+CREATE TABLE holdout_epochs (
+    epoch INTEGER PRIMARY KEY CHECK (epoch >= 0),
+    started_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+INSERT INTO holdout_epochs (epoch, started_at, reason) VALUES (0, 0, 'the first held-out set');
+"""
+
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5))
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
 

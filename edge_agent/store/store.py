@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.split import DEFAULT_HOLDOUT_REUSE_LIMIT, SplitRule
 from edge_agent.store import drift as drift_rows
 from edge_agent.store import embeddings as embedding_rows
+from edge_agent.store import holdout, kpi, report_queries, rollout
 from edge_agent.store import inputs as input_rows
-from edge_agent.store import kpi, report_queries, rollout
 from edge_agent.store.chain import append_entry, read_entries, verify_chain
 from edge_agent.store.connection import Database
 from edge_agent.store.records import (
@@ -46,11 +47,23 @@ _CHAIN_TABLES = {"audit": "audit_log", "egress": "egress_ledger"}
 
 
 class SiteStore:
-    """The site store. Use as a context manager, or call ``close()``."""
+    """The site store. Use as a context manager, or call ``close()``.
 
-    def __init__(self, path: Path, clock: Clock = time.time, *, _read_only: bool = False) -> None:
+    ``holdout_reuse_limit``: distinct candidates judged on one held-out set before the next
+    set begins (``store.holdout_reuse_limit``; see ``edge_agent.split``).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock = time.time,
+        *,
+        holdout_reuse_limit: int = DEFAULT_HOLDOUT_REUSE_LIMIT,
+        _read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
         self._clock = clock
+        self.holdout_reuse_limit = holdout_reuse_limit
         self._db = Database(self.path, read_only=_read_only)
         try:
             with self._db.autocommit() as conn:
@@ -58,9 +71,20 @@ class SiteStore:
                     _require_current_schema(self.path, check_not_newer(conn))
                 else:
                     apply_migrations(conn, self.path)
+            if not _read_only:
+                self._backfill_content_keys()
         except BaseException:
             self._db.close()
             raise
+
+    def _backfill_content_keys(self) -> None:
+        """Labelled inputs from before v5 get their content keys; read first, so usually no write lock."""
+        with self._db.read() as conn:
+            missing = holdout.unkeyed_labelled_inputs(conn)
+        if missing:
+            with self._db.write() as conn:
+                for input_id in missing:
+                    holdout.label_content_key(conn, input_id)
 
     @classmethod
     def read_only(cls, path: Path, clock: Clock = time.time) -> SiteStore:
@@ -119,11 +143,12 @@ class SiteStore:
         label: str,
         *,
         actor: str,
-        split: str,
+        split: str | SplitRule,
         operator_seconds: float | None = None,
         groups: Mapping[str, str] | None = None,
     ) -> LabelRow:
-        """Record an operator's label; ``groups`` are merged over the input's own."""
+        """Record an operator's label; ``groups`` are merged over the input's own. ``split``: the
+        site's rule, which decides by content, or a split decided elsewhere (fixtures, simulations)."""
         with self._db.write() as conn:
             return input_rows.insert_label(
                 conn,
@@ -136,15 +161,25 @@ class SiteStore:
                 groups=groups,
             )
 
-    def labelled_inputs(self, split: str, limit: int = 10000) -> list[LabelledInput]:
-        """Inputs whose latest label is in ``split``, newest first (pruned payloads left out)."""
+    def labelled_inputs(
+        self, split: str, limit: int = 10000, epoch: int | None = None
+    ) -> list[LabelledInput]:
+        """Inputs whose latest label is in ``split``, newest first (pruned payloads left out): train
+        labels without held-out twins, or held-out set ``epoch`` (None: the current one)."""
         with self._db.read() as conn:
-            return input_rows.labelled_inputs(conn, split, limit)
+            return input_rows.labelled_inputs(conn, split, limit, epoch)
 
-    def labelled_keys(self, split: str, limit: int = 10000) -> list[tuple[int, str]]:
+    def labelled_keys(
+        self, split: str, limit: int = 10000, epoch: int | None = None
+    ) -> list[tuple[int, str]]:
         """``(input_id, label)`` pairs of ``labelled_inputs``: cheap enough to ask every few seconds."""
         with self._db.read() as conn:
-            return input_rows.labelled_keys(conn, split, limit)
+            return input_rows.labelled_keys(conn, split, limit, epoch)
+
+    def holdout_status(self) -> dict[str, Any]:
+        """The current held-out set: epoch, labels, and the candidates judged on it against the limit."""
+        with self._db.read() as conn:
+            return holdout.status(conn, self.holdout_reuse_limit)
 
     def uncertain_unlabelled(
         self, limit: int = 20, answered_between: tuple[int, int] | None = None
@@ -275,7 +310,9 @@ class SiteStore:
         """Slots, production history, the decision and its audit entry, all or nothing."""
         rollout.check_transition(t)
         with self._db.write() as conn:
-            rollout.apply_transition(conn, self._clock(), t)
+            now = self._clock()
+            decision = rollout.apply_transition(conn, now, t)
+            holdout.note_decision(conn, now, decision, t.gates, self.holdout_reuse_limit)
 
     def record_decision(
         self,
@@ -288,9 +325,12 @@ class SiteStore:
     ) -> int:
         """A decision that changes no slot (a gate saying 'hold'); returns its id."""
         with self._db.write() as conn:
-            return rollout.insert_decision(
-                conn, self._clock(), model_id, from_stage, to_stage, actor, outcome, gates
+            now = self._clock()
+            decision = rollout.insert_decision(
+                conn, now, model_id, from_stage, to_stage, actor, outcome, gates
             )
+            holdout.note_decision(conn, now, decision, gates, self.holdout_reuse_limit)
+            return decision
 
     def decisions(self, model_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first; all models when ``model_id`` is None."""

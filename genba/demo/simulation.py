@@ -81,8 +81,10 @@ def _simulated_site(root: Path, config: SimulationConfig, index: int) -> Path:
         labels = set(agent.active.production.model.labels) if agent.active.production else set()
         rows = _site_reports(index, labels, config)
         answers = agent.predict([Item(kind="text", value=t, raw=t.encode()) for t, _, _ in rows])
+        # Simulated sites are seeded with the generator's own train and evaluation parts, written to the
+        # store as such: a rehearsal's fixture. A real site's labels go through Agent.label (by content).
         for answer, (_, label, split) in zip(answers, rows, strict=True):
-            agent.label(answer.input_id, label, actor="operator", split=split)
+            agent.store.add_label(answer.input_id, label, actor="operator", split=split)
     return site.root
 
 

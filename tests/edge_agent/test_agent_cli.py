@@ -139,7 +139,7 @@ def test_train_and_queue_work_on_a_site_with_no_agent_running(
             [Item("text", t, t.encode(), {}, "operator") for t in [*texts.values(), "rust?"]]
         )
         for answer, label in zip(answers, texts, strict=False):
-            agent.label(answer.input_id, label, actor="operator", split="train")
+            agent.store.add_label(answer.input_id, label, actor="operator", split="train")
     code, queue, _ = _run(capsys, "agent", "queue", "--data", data)
     assert code == 0 and [entry["text"] for entry in queue] == ["rust?"]  # the one nobody labelled
     code, trained, err = _run(capsys, "agent", "train", "--data", data)

@@ -98,9 +98,14 @@ def test_rolling_back_to_the_candidate_says_to_promote_it(
 
 
 def test_a_relabelled_input_keeps_its_first_split(agent: Agent) -> None:
-    (answer,) = agent.predict([_item("oil on the bracket")])
-    first = agent.label(answer.input_id, answer.production.label or "", actor="operator", split="train")
-    again = agent.label(answer.input_id, answer.production.label or "", actor="operator", split="holdout")
+    """Labels from before the content rule (split by input id) keep their split when relabelled."""
+    texts = (f"oil on the bracket {n}" for n in range(1000))
+    held_out = next(t for t in texts if agent.split_rule.split_for("text", t.encode()) == "holdout")
+    (answer,) = agent.predict([_item(held_out)])
+    first = agent.store.add_label(
+        answer.input_id, answer.production.label or "", actor="operator", split="train"
+    )
+    again = agent.label(answer.input_id, answer.production.label or "", actor="operator")
     assert first.split == again.split == "train"
 
 
@@ -120,7 +125,7 @@ def test_the_queue_asks_for_the_least_certain_items_without_near_duplicates(agen
 def test_a_training_process_never_outlives_the_agent(agent: Agent) -> None:
     answers = agent.predict([_item(t) for t in ("scratch on the rim", "dent on the cover", "good part")])
     for answer, label in zip(answers, ("scratch", "dent", "ok"), strict=True):
-        agent.label(answer.input_id, label, actor="operator", split="train")
+        agent.store.add_label(answer.input_id, label, actor="operator", split="train")
     agent.training.start(mode="head", actor="supervisor")
     deadline = time.monotonic() + 30
     while agent.training._child is None and time.monotonic() < deadline:

@@ -19,8 +19,8 @@ from genba.bundle import verify_directory
 from genba.errors import UsageError
 
 #: line -> (reports, the operators' label). Production always answers "ok", the candidate "dent":
-#: the candidate is right on 23 of 31 held-out labels, production on 8, but line L3 loses 100 points.
-LINES = {"L1": (10, "dent"), "L2": (10, "dent"), "L3": (8, "ok"), "L4": (3, "dent")}
+#: the candidate is right on 23 of 39 held-out labels, production on 16, but line L3 loses 100 points.
+LINES = {"L1": (10, "dent"), "L2": (10, "dent"), "L3": (16, "ok"), "L4": (3, "dent")}
 SETTINGS = {
     "runtime": {"provider": "cpu", "intra_op_threads": 1},
     "gates": {"auto_advance": False, "evaluate_every_s": 3600, "min_items": 12, "min_labels": 6},
@@ -59,7 +59,7 @@ def _serve_and_label(agent: Agent) -> dict[str, list[int]]:
         inputs[line] = [a.input_id for a in answers]
     for line, ids in inputs.items():
         for input_id in ids:
-            agent.label(input_id, LINES[line][1], actor="operator", split="holdout")
+            agent.store.add_label(input_id, LINES[line][1], actor="operator", split="holdout")
     return inputs
 
 
@@ -72,21 +72,25 @@ def test_a_candidate_better_overall_but_worse_on_one_line_is_held_back(
     candidate = agent.active.candidate
     assert candidate is not None and agent.active.stage == "shadow"
     _serve_and_label(agent)
-    waiter(lambda: agent.store.stage_count(candidate.model_id, "shadow", 0.0) >= 31, what="shadow answers")
+    waiter(lambda: agent.store.stage_count(candidate.model_id, "shadow", 0.0) >= 39, what="shadow answers")
 
     report = agent.gate_report()
     assert report is not None and report.ready and not report.passed
     gates = {gate.name: gate for gate in report.gates}
-    assert gates["accuracy"].passed and gates["accuracy"].value == pytest.approx(
-        (23 - 8) / 31 * 100, abs=0.01
-    )
+    accuracy = gates["accuracy"]
+    assert accuracy.passed and accuracy.limit == -2.0 and accuracy.evidence is not None
+    wanted = {"labels": 39, "first_only": 23, "second_only": 16, "delta_pts": 17.95, "established": True}
+    assert {k: accuracy.evidence[k] for k in wanted} == wanted
+    assert accuracy.value is not None and accuracy.value < 17.95
     groups = gates["groups"]
     assert not groups.passed and groups.value == -100.0 and groups.limit == -5.0
-    assert "line=L3" in groups.detail and "too few labels to judge (5 needed): line=L4" in groups.detail
+    assert "group line=L3 shown harmed: candidate -100.00 points on 16 labels" in groups.detail
+    assert "unjudged (5 held-out labels needed): line=L4" in groups.detail
     rows = {row["group"]: row for row in groups.breakdown}
-    assert rows["line=L1"] == {"group": "line=L1", "labels": 10, "candidate": 1.0, "production": 0.0,
-                               "delta_pts": 100.0, "too_small": False}  # fmt: skip
-    assert rows["line=L3"]["delta_pts"] == -100.0
+    line_1 = {"labels": 10, "candidate": 1.0, "production": 0.0, "delta_pts": 100.0, "too_small": False}
+    assert {k: rows["line=L1"][k] for k in line_1} == line_1 and rows["line=L1"]["harmed"] is False
+    assert rows["line=L3"]["delta_pts"] == -100.0 and rows["line=L3"]["harmed"] is True
+    assert rows["line=L3"]["upper_bound_pts"] < -5.0
     assert (
         rows["line=L4"]["too_small"]
         and rows["line=L4"]["delta_pts"] is None
@@ -104,7 +108,7 @@ def test_a_candidate_better_overall_but_worse_on_one_line_is_held_back(
 def test_production_accuracy_per_group_and_the_too_small_groups(agent: Agent) -> None:
     _serve_and_label(agent)
     figures = agent.group_figures()
-    assert figures["labels"] == 31 and figures["untagged_labels"] == 0 and figures["unknown_tags"] == []
+    assert figures["labels"] == 39 and figures["untagged_labels"] == 0 and figures["unknown_tags"] == []
     by_group = {(g["key"], g["value"]): g for g in figures["groups"]}
     assert by_group[("line", "L1")] == {"key": "line", "value": "L1", "labels": 10, "accuracy": 0.0,
                                         "too_small": False}  # fmt: skip
@@ -155,3 +159,31 @@ def test_unknown_tags_are_answered_and_kept_with_a_warning_and_never_block(agent
     assert figures.json()["untagged_labels"] == 1
     stored = agent.store.get_input(answered.json()["input_id"])
     assert stored.groups == {"colour": "red"}
+
+
+def test_a_group_too_small_to_judge_holds_the_candidate_when_the_site_says_so(
+    make_site: Callable[..., SiteFolder],
+    bert_bundle: Path,
+    keypair: tuple[Path, Path],
+    tmp_path: Path,
+    waiter: Callable[..., Any],
+) -> None:
+    settings = SETTINGS | {"groups": {"min_labels": 5, "max_drop_pts": 5.0, "unjudged": "hold"}}
+    with Agent.open(make_site(settings=settings)) as agent:
+        agent.install(_constant(bert_bundle, keypair[0], tmp_path / "ok", "ok", 1), actor="supervisor")
+        agent.install(_constant(bert_bundle, keypair[0], tmp_path / "dent", "dent", 2), actor="supervisor")
+        for line, count in (("L1", 40), ("L4", 3)):  # the candidate is right on every one
+            texts = [f"dent {i} on the {line.lower()} rim" for i in range(count)]
+            answers = agent.predict([Item("text", t, t.encode(), {"line": line}, "operator") for t in texts])
+            for answer in answers:
+                agent.store.add_label(answer.input_id, "dent", actor="operator", split="holdout")
+        candidate = agent.active.candidate
+        assert candidate is not None
+        waiter(lambda: agent.store.stage_count(candidate.model_id, "shadow", 0.0) >= 43, what="answers")
+        report = agent.gate_report()
+    assert report is not None and report.ready
+    gates = {gate.name: gate for gate in report.gates}
+    assert gates["accuracy"].passed
+    assert not gates["groups"].passed
+    assert "no group shown harmed" in gates["groups"].detail
+    assert "unjudged (5 held-out labels needed, holding the candidate): line=L4" in gates["groups"].detail

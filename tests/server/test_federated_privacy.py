@@ -65,7 +65,7 @@ def _label(site: SiteFolder, bundle: Path, mix: dict[str, int]) -> list[str]:
             batch = _texts(site.root.name, label, count)
             answers = agent.predict([Item(kind="text", value=t, raw=t.encode()) for t in batch])
             for i, answer in enumerate(answers):
-                agent.label(
+                agent.store.add_label(
                     answer.input_id, label, actor="operator", split="holdout" if i >= count - 2 else "train"
                 )
             texts += batch

@@ -49,7 +49,7 @@ def _label_site(site: SiteFolder, bundle: Path, mix: dict[str, int]) -> None:
         ]
         answers = agent.predict([Item(kind="text", value=t, raw=t.encode()) for t, _, _ in rows])
         for answer, (_, label, split) in zip(answers, rows, strict=True):
-            agent.label(answer.input_id, label, actor="operator", split=split)
+            agent.store.add_label(answer.input_id, label, actor="operator", split=split)
 
 
 def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_reaches_the_sites(

@@ -148,7 +148,7 @@ def _label(site: SiteFolder, bundle: Path, harness: Any, mix: dict[str, int]) ->
         ]
         answers = agent.predict([Item(kind="text", value=t, raw=t.encode()) for t, _, _ in rows])
         for answer, (_, label, split) in zip(answers, rows, strict=True):
-            agent.label(answer.input_id, label, actor="operator", split=split)
+            agent.store.add_label(answer.input_id, label, actor="operator", split=split)
 
 
 def _train(folder: Any, bundle: Path) -> dict[str, Any]:

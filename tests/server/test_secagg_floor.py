@@ -272,7 +272,7 @@ def _prepare(site: SiteFolder, bundle: Path, mix: dict[str, int] | None, approve
             agent.predict([Item(kind="text", value=t, raw=t.encode()) for t, _, _ in rows]) if rows else []
         )
         for answer, (_, label, split) in zip(answers, rows, strict=True):
-            agent.label(answer.input_id, label, actor="operator", split=split)
+            agent.store.add_label(answer.input_id, label, actor="operator", split=split)
     approved = site.root / "federation" / "approved-fabs"
     approved.parent.mkdir(parents=True, exist_ok=True)
     approved.write_text(

@@ -34,7 +34,7 @@ def site(tmp_path: Path, bert_bundle: Path, keypair: tuple[Path, Path], agent_ha
         agent.install(bert_bundle, actor="supervisor")
         answers = agent.predict([Item(kind="text", value=t, raw=t.encode()) for t, _, _ in ROWS])
         for answer, (_, label, split) in zip(answers, ROWS, strict=True):
-            agent.label(answer.input_id, label, actor="operator", split=split)
+            agent.store.add_label(answer.input_id, label, actor="operator", split=split)
     return folder
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from edge_agent.config import StoreConfig
 from edge_agent.site import SiteFolder
+from edge_agent.split import SplitRule
 from genba.errors import PermissionDeniedError
 
 REPORTS = {
@@ -16,6 +18,9 @@ REPORTS = {
     "dent": ["dent near the flange", "left rim dent", "small dent on the cover"],
     "ok": ["part ok no issues found", "good part", "no defect, passed"],
 }
+#: How site-a's agent splits these reports (by content); the training job may read only the train ones.
+RULE = SplitRule("site-a", StoreConfig().holdout_fraction)
+TRAINED = [t for texts in REPORTS.values() for t in texts if RULE.split_for("text", t.encode()) == "train"]
 
 
 def test_training_through_the_api_puts_a_site_signed_candidate_in_shadow(
@@ -30,7 +35,8 @@ def test_training_through_the_api_puts_a_site_signed_candidate_in_shadow(
         client.install(bundle_versions[1])
         for label, texts in REPORTS.items():
             for text in texts:
-                client.label(client.predict(text).input_id, label, operator_seconds=2.0, split="train")
+                given = client.label(client.predict(text).input_id, label, operator_seconds=2.0)
+                assert given.split == RULE.split_for("text", text.encode())  # the agent's call, by content
         with agent.client("operator") as operator, pytest.raises(PermissionDeniedError):
             operator.train()
         job = client.train("head", seed=3)
@@ -51,4 +57,5 @@ def test_training_through_the_api_puts_a_site_signed_candidate_in_shadow(
     assert candidate["signer_key_id"] != status["production"]["signer_key_id"]  # the site's key, not IT's
     assert candidate["lineage"]["source"]["kind"] == "site-training"
     assert candidate["lineage"]["parent"]["version"] == 1
-    assert done["result"]["training"]["report"]["labels"] == 9
+    # the held-out report never trains
+    assert done["result"]["training"]["report"]["labels"] == len(TRAINED) == 8

@@ -26,6 +26,7 @@ EXPECTED_TABLES = {
     "kpi_daily",
     "audit_log",
     "egress_ledger",
+    "holdout_epochs",
 }
 
 

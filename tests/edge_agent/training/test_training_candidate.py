@@ -64,7 +64,7 @@ def label_texts(agent: Agent, labelled: Sequence[Row]) -> list[int]:
     items = [Item(kind="text", value=text, raw=text.encode()) for text, _, _ in labelled]
     answers = agent.predict(items)
     for answer, (_, label, split) in zip(answers, labelled, strict=True):
-        agent.label(answer.input_id, label, actor="operator", split=split)
+        agent.store.add_label(answer.input_id, label, actor="operator", split=split)
     return [answer.input_id for answer in answers]
 
 
@@ -198,7 +198,7 @@ def test_a_second_run_embeds_only_new_inputs(
     second = train(site, tmp_path / "second", signing_key)
     assert (second["report"]["embedded_new"], second["report"]["embedded_cached"]) == (0, len(TRAIN))
     with Agent.open(site) as agent:  # training reads and caches while the agent serves and writes (WAL)
-        new = [("scratch on the screw", "scratch", "train"), ("dent near the line", "dent", "train")]
+        new = [("scratch on the bolt", "scratch", "train"), ("dent near the seam", "dent", "train")]
         label_texts(agent, new)
         third = train(site, tmp_path / "third", signing_key)
         label_texts(agent, [("oil on the clip", "ok", "train")])

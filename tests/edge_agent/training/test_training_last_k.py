@@ -84,7 +84,7 @@ def st_site(
 def label_texts(agent: Agent, labelled: Sequence[tuple[str, str, str]]) -> None:
     answers = agent.predict([Item(kind="text", value=text, raw=text.encode()) for text, _, _ in labelled])
     for answer, (_, label, split) in zip(answers, labelled, strict=True):
-        agent.label(answer.input_id, label, actor="operator", split=split)
+        agent.store.add_label(answer.input_id, label, actor="operator", split=split)
 
 
 def last_k(site: SiteFolder, out: Path, **options: Any) -> dict[str, Any]:

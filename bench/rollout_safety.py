@@ -1,0 +1,231 @@
+"""Benchmark: how often the accuracy gate promotes a worse candidate, and how soon a better one.
+
+Candidates with known true accuracy differences (-3, -1, 0, +1, +3 points over the site's
+traffic) go through the real gate code (:func:`edge_agent.rollout.accuracy_gate` with the
+default :class:`edge_agent.config.GateConfig`) on held-out labels drawn the way a site draws them,
+many trials each:
+
+* Traffic: items with a hardness ``h ~ Beta(1.5, 4)``; production is right with probability
+  ``0.97 - 0.45 h`` (85% over the traffic) and its confidence margin falls with ``h``.
+* Candidate: disagrees with production on harder items more often (``uniform``): where production
+  is right it is wrong with probability ``a h``, where production is wrong it is right with
+  probability ``b h``, ``a`` and ``b`` set so the candidate's accuracy over the traffic differs by
+  exactly the stated points and 8% of items are discordant. ``queue-trap``: a candidate better on
+  the hardest third of items (where the labelling queue looks) and worse on the rest, the stated
+  difference over the traffic all the same.
+* Labels: every 500 items served, operators label the 10 least sure unlabelled ones (the
+  uncertainty queue) and a 2% random audit sample (10); 30% of labels are held out (content hash).
+* The gate is checked after every held-out label, as the agent re-evaluates it every few seconds,
+  and the candidate is promoted the first time it passes, within ``--budget`` held-out labels.
+
+Gates compared on the same streams:
+
+* ``today``: the gate before this change: ``delta >= 0`` (``max_accuracy_drop_pts = 0``) on the
+  held-out labels so far, from 30 labels on.
+* ``gate``: the gate now (paired, anytime-valid, non-inferiority 2 points, alpha 0.05), on all
+  held-out labels (queue and audit sample, as the agent judges today).
+* ``gate_audit``: the same gate on the audit sample's held-out labels only (unbiased for the
+  traffic, and fewer: the stream runs until the budget of audit labels).
+
+JSON: per scenario, gate and difference, the share of trials promoted and the median held-out
+labels to that decision; headline figures for the gate now on the ``uniform`` scenario.
+
+    .venv/bin/python bench/rollout_safety.py [--trials 1000] [--budget 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+DELTAS_PTS = (-3.0, -1.0, 0.0, 1.0, 3.0)
+DISCORDANT = 0.08
+BATCH, QUEUE_PER_BATCH, AUDIT_SHARE, HOLDOUT = 500, 10, 0.02, 0.3
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Held-out labels in the order they came: both models' correctness and whether audited."""
+
+    candidate: np.ndarray
+    production: np.ndarray
+    audited: np.ndarray
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--budget", type=int, default=300, help="held-out labels a decision may take")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--margin", type=float, help="gates.max_accuracy_drop_pts (default: the agent's)")
+    parser.add_argument("--alpha", type=float, help="gates.alpha (default: the agent's)")
+    args = parser.parse_args()
+    global GATE_CONFIG
+    GATE_CONFIG = _gate_config(args.margin, args.alpha)
+    rng = np.random.default_rng(args.seed)
+    results: dict[str, Any] = {"trials": args.trials, "budget_labels": args.budget, "scenarios": {}}
+    results["gate_config"] = {
+        "decision": GATE_CONFIG.decision,
+        "max_accuracy_drop_pts": GATE_CONFIG.max_accuracy_drop_pts,
+        "alpha": GATE_CONFIG.alpha,
+    }
+    for scenario in ("uniform", "queue-trap"):
+        by_gate: dict[str, dict[str, Any]] = {"today": {}, "gate": {}, "gate_audit": {}}
+        for delta in DELTAS_PTS:
+            outcomes: dict[str, list[int | None]] = {name: [] for name in by_gate}
+            for _ in range(args.trials):
+                stream = draw_stream(rng, scenario, delta / 100.0, args.budget)
+                outcomes["today"].append(today_decision(stream, args.budget))
+                outcomes["gate"].append(gate_decision(stream, args.budget, audited_only=False))
+                outcomes["gate_audit"].append(gate_decision(stream, args.budget, audited_only=True))
+            for name, decided in outcomes.items():
+                by_gate[name][f"{delta:+g}"] = _summary(decided)
+        results["scenarios"][scenario] = by_gate
+    results |= _headline(results["scenarios"])
+    print(json.dumps(results, indent=2, sort_keys=True))
+    return 0
+
+
+def _summary(decided: list[int | None]) -> dict[str, Any]:
+    promoted = [n for n in decided if n is not None]
+    return {
+        "p_promote": round(len(promoted) / len(decided), 4),
+        "median_labels_to_promotion": statistics.median(promoted) if promoted else None,
+    }
+
+
+def _headline(scenarios: dict[str, Any]) -> dict[str, Any]:
+    gate, today, trap = scenarios["uniform"]["gate"], scenarios["uniform"]["today"], scenarios["queue-trap"]
+    return {
+        "p_promote_worse_3pts": gate["-3"]["p_promote"],
+        "p_promote_worse_1pt": gate["-1"]["p_promote"],
+        "p_promote_better_3pts": gate["+3"]["p_promote"],
+        "median_labels_to_decision_better_3pts": gate["+3"]["median_labels_to_promotion"],
+        "today_p_promote_worse_3pts": today["-3"]["p_promote"],
+        "today_p_promote_worse_1pt": today["-1"]["p_promote"],
+        "today_p_promote_better_3pts": today["+3"]["p_promote"],
+        "queue_trap_p_promote_worse_3pts": trap["gate"]["-3"]["p_promote"],
+        "queue_trap_audit_p_promote_worse_3pts": trap["gate_audit"]["-3"]["p_promote"],
+    }
+
+
+# --- streams -----------------------------------------------------------------------------------
+
+
+def draw_stream(rng: np.random.Generator, scenario: str, delta: float, budget: int) -> Stream:
+    """Held-out labels until ``budget`` of them came from the audit sample (the longest a gate reads)."""
+    flip = _flip_rates(scenario, delta)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    audited = 0
+    while audited < budget:
+        part = _held_out_labels(rng, flip, batches=40)
+        parts.append(part)
+        audited += int(part[2].sum())
+    candidate, production, audit = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return Stream(candidate, production, audit)
+
+
+def _held_out_labels(
+    rng: np.random.Generator, flip: Any, batches: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``batches`` batches of served items: what the queue and the audit sample label, held out."""
+    shape = (batches, BATCH)
+    hardness = rng.beta(1.5, 4.0, size=shape)
+    prod_right = rng.random(shape) < 0.97 - 0.45 * hardness
+    to_wrong, to_right = flip(hardness)
+    u = rng.random(shape)
+    cand_right = np.where(prod_right, u >= to_wrong, u < to_right)
+    margin = 1.0 - hardness + rng.normal(0.0, 0.1, size=shape)
+    audit = rng.random(shape) < AUDIT_SHARE
+    least_sure = np.argsort(np.where(audit, np.inf, margin), axis=1)[:, :QUEUE_PER_BATCH]
+    queue = np.zeros(shape, dtype=bool)
+    np.put_along_axis(queue, least_sure, True, axis=1)
+    labelled = (queue | audit) & (rng.random(shape) < HOLDOUT)  # in the order they were served
+    return cand_right[labelled], prod_right[labelled], audit[labelled]
+
+
+@functools.cache
+def _flip_rates(scenario: str, delta: float) -> Any:
+    """Per-item chances the candidate turns production's right answer wrong, and its wrong one right,
+    scaled so the traffic sees ``delta`` accuracy difference and DISCORDANT discordant items."""
+    h = np.random.default_rng(12345).beta(1.5, 4.0, size=400_000)
+    p = 0.97 - 0.45 * h
+    if scenario == "uniform":
+        shape_wrong = shape_right = h
+    else:  # better on the hardest third (the queue's items), worse on the rest
+        hard = h > np.quantile(h, 2 / 3)
+        shape_wrong, shape_right = np.where(hard, 0.2 * h, h), np.where(hard, 3.0 * h, 0.4 * h)
+    e_wrong, e_right = float(np.mean(p * shape_wrong)), float(np.mean((1 - p) * shape_right))
+    a, b = (DISCORDANT - delta) / 2 / e_wrong, (DISCORDANT + delta) / 2 / e_right
+
+    cut = float(np.quantile(h, 2 / 3))
+
+    def rates(hardness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if scenario == "uniform":
+            w, r = hardness, hardness
+        else:
+            w = np.where(hardness > cut, 0.2 * hardness, hardness)
+            r = np.where(hardness > cut, 3.0 * hardness, 0.4 * hardness)
+        return np.clip(a * w, 0, 1), np.clip(b * r, 0, 1)
+
+    return rates
+
+
+# --- decisions ---------------------------------------------------------------------------------
+
+GATE_CONFIG: Any = None
+
+
+def _gate_config(margin: float | None, alpha: float | None) -> Any:
+    from edge_agent.config import GateConfig
+
+    default = GateConfig()
+    return GateConfig(
+        max_accuracy_drop_pts=default.max_accuracy_drop_pts if margin is None else margin,
+        alpha=default.alpha if alpha is None else alpha,
+    )
+
+
+
+def today_decision(stream: Stream, budget: int, min_labels: int = 30) -> int | None:
+    """The gate before this change, on all held-out labels: promoted at the first ``delta >= 0``."""
+    diff = np.cumsum(stream.candidate[:budget].astype(int) - stream.production[:budget].astype(int))
+    passed = np.flatnonzero(diff[min_labels - 1 :] >= 0)
+    return int(passed[0]) + min_labels if passed.size else None
+
+
+def gate_decision(stream: Stream, budget: int, *, audited_only: bool) -> int | None:
+    """The gate's own code on the held-out labels (all, or the audit sample's): the label count at
+    which it first passed, or None within ``budget``."""
+    from edge_agent.rollout import Judged, accuracy_gate
+
+    keep = stream.audited if audited_only else np.ones(stream.candidate.size, dtype=bool)
+    candidate, production = stream.candidate[keep][:budget], stream.production[keep][:budget]
+    ids = range(candidate.size)
+    judged = Judged(
+        labels=dict.fromkeys(ids, "ok"),
+        candidate={i: "ok" if candidate[i] else "dent" for i in ids},
+        production={i: "ok" if production[i] else "dent" for i in ids},
+        problem=None,
+        order=tuple(ids),
+    )
+    gate = accuracy_gate(GATE_CONFIG, judged)
+    evidence = gate.evidence or {}
+    if not gate.passed:
+        return None
+    return max(int(evidence["established_at"]), GATE_CONFIG.min_labels)
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    code = main()
+    print(f"# {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    sys.exit(code)

@@ -22,13 +22,14 @@ Gates compared on the same streams:
 
 * ``today``: the gate before this change: ``delta >= 0`` (``max_accuracy_drop_pts = 0``) on the
   held-out labels so far, from 30 labels on.
-* ``gate``: the gate now (paired, anytime-valid, non-inferiority 2 points, alpha 0.05), on all
-  held-out labels (queue and audit sample, as the agent judges today).
-* ``gate_audit``: the same gate on the audit sample's held-out labels only (unbiased for the
-  traffic, and fewer: the stream runs until the budget of audit labels).
+* ``gate``: the gate as the agent runs it by default (paired, anytime-valid, non-inferiority 2
+  points, alpha 0.05, ``gates.evidence = "audit"``): on the audit sample's held-out labels only
+  (unbiased for the traffic, and fewer: the stream runs until the budget of audit labels).
+* ``gate_all_held_out``: the same gate on every held-out label, queue and audit sample
+  (``gates.evidence = "all"``).
 
 JSON: per scenario, gate and difference, the share of trials promoted and the median held-out
-labels to that decision; headline figures for the gate now on the ``uniform`` scenario.
+labels to that decision; headline figures for ``gate`` on the ``uniform`` scenario.
 
     .venv/bin/python bench/rollout_safety.py [--trials 1000] [--budget 300]
 """
@@ -78,14 +79,14 @@ def main() -> int:
         "alpha": GATE_CONFIG.alpha,
     }
     for scenario in ("uniform", "queue-trap"):
-        by_gate: dict[str, dict[str, Any]] = {"today": {}, "gate": {}, "gate_audit": {}}
+        by_gate: dict[str, dict[str, Any]] = {"today": {}, "gate": {}, "gate_all_held_out": {}}
         for delta in DELTAS_PTS:
             outcomes: dict[str, list[int | None]] = {name: [] for name in by_gate}
             for _ in range(args.trials):
                 stream = draw_stream(rng, scenario, delta / 100.0, args.budget)
                 outcomes["today"].append(today_decision(stream, args.budget))
-                outcomes["gate"].append(gate_decision(stream, args.budget, audited_only=False))
-                outcomes["gate_audit"].append(gate_decision(stream, args.budget, audited_only=True))
+                outcomes["gate"].append(gate_decision(stream, args.budget, audited_only=True))
+                outcomes["gate_all_held_out"].append(gate_decision(stream, args.budget, audited_only=False))
             for name, decided in outcomes.items():
                 by_gate[name][f"{delta:+g}"] = _summary(decided)
         results["scenarios"][scenario] = by_gate
@@ -113,7 +114,7 @@ def _headline(scenarios: dict[str, Any]) -> dict[str, Any]:
         "today_p_promote_worse_1pt": today["-1"]["p_promote"],
         "today_p_promote_better_3pts": today["+3"]["p_promote"],
         "queue_trap_p_promote_worse_3pts": trap["gate"]["-3"]["p_promote"],
-        "queue_trap_audit_p_promote_worse_3pts": trap["gate_audit"]["-3"]["p_promote"],
+        "queue_trap_all_held_out_p_promote_worse_3pts": trap["gate_all_held_out"]["-3"]["p_promote"],
     }
 
 

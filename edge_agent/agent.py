@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,9 @@ from edge_agent.split import SplitRule
 from edge_agent.store import LabelRow, QueueItem, SiteStore
 from genba.errors import AgentUnavailableError, GenbaError, NoModelError, UsageError
 from genba.runtime.model import Prepared
+
+#: The audit sample's draws: the OS's randomness, not a seedable generator a caller could predict.
+_AUDIT_DRAW = random.SystemRandom()
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +184,7 @@ class Agent:
                 records.append(pilot[row].record(active.candidate.model_id, served=True))
             predictions.append(records)
         stored = self.store.record_served([item.record() for item in items], predictions)
+        self._draw_audit_sample([input_id for input_id, _ in stored])
         served_ids = [ids[0] for _, ids in stored]
         self._record_drift_features(active.production, served_ids, probabilities, embedding)
         if active.stage == "shadow" and active.candidate is not None:
@@ -189,6 +194,14 @@ class Agent:
             Answer(input_id, ids[0], served[row], pilot[row] if pilot else None)
             for row, (input_id, ids) in enumerate(stored)
         ]
+
+    def _draw_audit_sample(self, input_ids: list[int]) -> None:
+        """Each served input joins the audit sample with chance ``store.audit_share``, whatever the
+        model answered; drawn from the OS's randomness, so no caller can steer what is audited."""
+        share = self.config.store.audit_share
+        drawn = [input_id for input_id in input_ids if _AUDIT_DRAW.random() < share]
+        if drawn:
+            self.store.add_to_audit_sample(drawn)
 
     @classmethod
     def _run_model(cls, loaded: LoadedModel | None, values: list[Any], stage: str) -> list[ModelAnswer]:
@@ -365,8 +378,7 @@ class Agent:
         from edge_agent.answers import decode_payload
 
         wanted = {input_id for input_id, _ in held_out}
-        recent = self.store.labelled_inputs("holdout", limit=len(held_out))
-        labelled = [i for i in recent if i.input_id in wanted]
+        labelled = [i for i in self.store.labelled_inputs("holdout") if i.input_id in wanted]
         answers: dict[int, str | None] = {}
         for start in range(0, len(labelled), 64):  # decoded a chunk at a time: images can be large
             chunk = labelled[start : start + 64]
@@ -466,6 +478,7 @@ class Agent:
             **self.describe_active(),
             "gates": report.to_json() if report else None,
             "holdout": self.store.holdout_status(),
+            "audit_sample": self.store.audit_summary() | {"share": self.config.store.audit_share},
             "drift": self.drift_status(),
             "privacy_budget": privacy_budget(self.site, self.store),
             "problems": [*self.load_problems, *self.worker_problems],

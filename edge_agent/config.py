@@ -21,6 +21,8 @@ from genba.runtime.config import RuntimeConfig
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 #: How the accuracy gate decides (:class:`GateConfig`).
 DECISIONS = ("non-inferiority", "superiority")
+#: Which held-out labels the gates judge on: the audit sample's (unbiased) or all.
+EVIDENCE = ("audit", "all")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class GateConfig:
     decision: str = "non-inferiority"
     max_accuracy_drop_pts: float = 2.0
     alpha: float = 0.05
+    evidence: str = "audit"
     latency_p95_budget_ms: float = 250.0
     auto_advance: bool = True
     evaluate_every_s: float = 5.0
@@ -64,6 +67,8 @@ class GateConfig:
             problems.append(f"gates.decision must be one of {', '.join(DECISIONS)}")
         if not 0.0 < self.alpha < 0.5:
             problems.append("gates.alpha must be between 0 and 0.5")
+        if self.evidence not in EVIDENCE:
+            problems.append(f"gates.evidence must be one of {', '.join(EVIDENCE)}")
         if self.latency_p95_budget_ms <= 0:
             problems.append("gates.latency_p95_budget_ms must be > 0")
         if self.evaluate_every_s <= 0:
@@ -106,12 +111,15 @@ class StoreConfig:
 
     ``holdout_fraction``: share of contents whose labels are held out (decided by a hash of the
     normalised content, keyed by the site: ``edge_agent.split``). ``holdout_reuse_limit``: distinct
-    candidates judged on one held-out set before held-out labels start a new one.
+    candidates judged on one held-out set before held-out labels start a new one. ``audit_share``:
+    share of served inputs drawn at random into the audit sample, which the labelling queue offers
+    first and whose labels the gates and the KPI report judge on (``edge_agent.store.audit_sample``).
     """
 
     retention_days: float = 90.0
     holdout_fraction: float = 0.3
     holdout_reuse_limit: int = DEFAULT_HOLDOUT_REUSE_LIMIT
+    audit_share: float = 0.02
 
     def __post_init__(self) -> None:
         problems = []
@@ -123,6 +131,8 @@ class StoreConfig:
             problems.append("store.holdout_reuse_limit must be a whole number")
         elif self.holdout_reuse_limit < 1:
             problems.append("store.holdout_reuse_limit must be >= 1")
+        if not 0.0 <= self.audit_share <= 1.0:
+            problems.append("store.audit_share must be between 0 and 1")
         if problems:
             raise ConfigError(problems)
 
@@ -401,6 +411,7 @@ min_agreement = 0.7          # share of inputs where candidate and production ag
 decision = "non-inferiority" # or "superiority": the candidate must be shown more accurate
 max_accuracy_drop_pts = 2.0  # non-inferiority margin: shown less than this many points behind production
 alpha = 0.05                 # chance of promoting a candidate that is not (checked continuously)
+evidence = "audit"           # judge on the audit sample's held-out labels (unbiased), or "all"
 latency_p95_budget_ms = 250.0
 auto_advance = true
 
@@ -414,6 +425,7 @@ max_batch_items = 256
 retention_days = 90          # raw inputs without labels are blanked after this
 holdout_fraction = 0.3       # share of report contents whose labels judge candidates, never train
 holdout_reuse_limit = 10     # candidates judged on one held-out set before new labels start another
+audit_share = 0.02           # served inputs drawn at random for labelling: the gates' unbiased evidence
 
 [training]
 source_model = ""            # last-k: the torch model the bundle came from ("" = packaged all-MiniLM-L6-v2)

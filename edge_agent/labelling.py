@@ -14,20 +14,25 @@ Focus = tuple[tuple[int, int], int]
 def labelling_queue(
     store: SiteStore, production: LoadedModel | None, limit: int, focus: Focus | None = None
 ) -> list[QueueItem]:
-    """Unlabelled items, least certain first, identical and near-duplicate reports skipped.
+    """What to ask the operators about, in order: with a ``focus`` (a window drift was raised on),
+    the labels still wanted from that window; then the audit sample's unlabelled items (marked
+    ``audit``: drawn at random, whatever production answered, their labels are the gates'
+    unbiased evidence); then the least certain. A report is asked for once, whichever list has it.
 
-    The store ranks by the margin production had when it answered; a few times more
-    than asked are re-embedded by production's backbone so the queue does not ask for
-    the same report twice in other words (``edge_agent.selection``). With a ``focus`` (a window
-    drift was raised on), the labels still wanted from that window come first.
+    The store ranks by the margin production had when it answered; a few times more than asked
+    are re-embedded by production's backbone so the queue does not ask for the same report twice
+    in other words (``edge_agent.selection``).
     """
-    if focus is None:
-        return _ranked(store, production, limit)
-    window, wanted = focus
-    first = _ranked(store, production, min(limit, wanted), window)
-    taken = {item.input_id for item in first}
-    rest = [item for item in _ranked(store, production, limit + len(first)) if item.input_id not in taken]
-    return [*first, *rest][:limit]
+    drifted = _ranked(store, production, min(limit, focus[1]), focus[0]) if focus else []
+    audit = store.audit_queue(limit)
+    rest = _ranked(store, production, limit + len(drifted) + len(audit))
+    queue: list[QueueItem] = []
+    asked: set[bytes] = set()
+    for item in (*drifted, *audit, *rest):
+        if item.payload not in asked and len(queue) < limit:
+            asked.add(item.payload)
+            queue.append(item)
+    return queue
 
 
 def _ranked(
@@ -62,6 +67,7 @@ def queue_entry(item: QueueItem) -> dict[str, Any]:
         "score": item.score,
         "margin": item.margin,
         "created_at": item.created_at,
+        "audit": item.audit,
     }
 
 

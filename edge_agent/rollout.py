@@ -140,10 +140,13 @@ class Judged:
         production: SlotRow,
         answers_of: AnswersFn,
     ) -> Judged:
-        held_out = store.labelled_keys("holdout")  # newest label first
+        held_out = store.gate_labels(  # newest label first
+            audited_only=config.evidence == "audit",
+            since=candidate.since if candidate.stage == "pilot" else None,  # pilot: fresh labels only
+        )
         order = tuple(input_id for input_id, _ in reversed(held_out))
         if len(held_out) < config.min_labels:
-            problem = f"{len(held_out)} held-out operator labels, {config.min_labels} needed"
+            problem = f"{len(held_out)} {_evidence_name(config, candidate)}, {config.min_labels} needed"
             return cls(dict(held_out), None, None, problem, order)
         ours, theirs = answers_of(candidate.model_id, held_out), answers_of(production.model_id, held_out)
         if not ours or not theirs:
@@ -174,6 +177,12 @@ class Judged:
         theirs = [self.production[i] == self.labels[i] for i in usable]
         first, second = (theirs, ours) if reverse else (ours, theirs)
         return paired_evidence(first, second, threshold_pts=threshold_pts, alpha=alpha)
+
+
+def _evidence_name(config: GateConfig, candidate: SlotRow) -> str:
+    """What the gates count as evidence, in words: "held-out audit-sample labels given in pilot"."""
+    what = "held-out audit-sample labels" if config.evidence == "audit" else "held-out operator labels"
+    return f"{what} given in pilot" if candidate.stage == "pilot" else what
 
 
 _NOT_READY = "judged once the candidate has answered enough items"

@@ -62,6 +62,15 @@ def build_report(
         "acceptance": share_series(
             raw["label_outcomes"], window, ("accepted", "labelled"), LABELS, min_labels
         ),
+        # The audit sample's labels: inputs drawn at random, so these estimate the traffic; the two
+        # above rest on every label, mostly the queue's least sure answers (biased low).
+        "accuracy_audit": share_series(
+            raw["audit_outcomes"], window, ("correct", "labelled"), LABELS, min_labels
+        ),
+        "acceptance_audit": share_series(
+            raw["audit_outcomes"], window, ("accepted", "labelled"), LABELS, min_labels
+        ),
+        "unbiased": ["accuracy_audit", "acceptance_audit"],
         "agreement": share_series(
             raw["agreement"], window, ("agreed", "compared"), BOTH_ANSWERED, min_answers
         ),

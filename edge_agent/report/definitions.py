@@ -21,6 +21,12 @@ DEFINITIONS: Final[dict[str, str]] = {
         "correction: no label of the input ever differed from production's served answer. Unlike "
         "accuracy, an input corrected first and confirmed later counts as not accepted."
     ),
+    "accuracy_audit": (
+        "Accuracy as above, on the audit sample only: inputs the agent drew at random as it served them "
+        "(store.audit_share), whatever production answered. The unbiased estimate of accuracy on "
+        "everyday production; fewer labels, so wider uncertainty."
+    ),
+    "acceptance_audit": "Acceptance as above, on the audit sample only (unbiased, like accuracy_audit).",
     "agreement": (
         "Of the inputs created that day that both a candidate stage (shadow or pilot) and production "
         "answered, the share where the two latest answers carry the same label."

@@ -27,6 +27,7 @@ def _basis(figure: Mapping[str, Any], basis: str) -> str:
 def headline(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """(figure, value, what it rests on or why it is missing), for the table and the CLI summary."""
     accuracy, acceptance = report["accuracy"]["overall"], report["acceptance"]["overall"]
+    audited = report.get("accuracy_audit", {}).get("overall")
     agreement, lead = report["agreement"]["overall"], report["lead_time"]
     effort, latency = report["operator_effort"]["overall"], report["latency"]["overall"]
     drift, money = report["drift"]["total"], report["cost_benefit"]
@@ -41,6 +42,17 @@ def headline(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             "Acceptance without correction",
             percent(acceptance["value"]),
             _basis(acceptance, f"{acceptance['labelled']} labels"),
+        ),
+        *(
+            [
+                (
+                    "Accuracy on the audit sample (unbiased)",
+                    percent(audited["value"]),
+                    _basis(audited, f"{audited['labelled']} labels of randomly drawn inputs"),
+                )
+            ]
+            if audited
+            else []
         ),
         (
             "Candidate–production agreement",

@@ -96,6 +96,9 @@ class QueueEntry(BaseModel):
     score: float | None
     margin: float | None
     created_at: float
+    audit: bool = Field(
+        False, description="drawn into the audit sample at random: label it as seen, it judges candidates"
+    )
 
 
 class QueueResponse(BaseModel):

@@ -192,7 +192,7 @@ _NO_HELD_OUT_TWIN: Final = (
 )
 
 
-def _split_filter(conn: sqlite3.Connection, split: str, epoch: int | None) -> tuple[str, tuple[Any, ...]]:
+def split_filter(conn: sqlite3.Connection, split: str, epoch: int | None) -> tuple[str, tuple[Any, ...]]:
     """The WHERE terms of one split: train labels without held-out twins; one epoch's held-out labels."""
     require_choice(split, SPLITS, "label split")
     if split == TRAIN:
@@ -210,7 +210,7 @@ def labelled_inputs(
     ``train``: never an input whose content is held out anywhere. ``holdout``: the labels of held-out
     set ``epoch`` (None: the current one, the set the gates judge on).
     """
-    terms, values = _split_filter(conn, split, epoch)
+    terms, values = split_filter(conn, split, epoch)
     rows = conn.execute(
         "SELECT i.id, i.kind, i.payload, l.label, l.groups FROM latest_labels AS l "
         "JOIN inputs AS i ON i.id = l.input_id "
@@ -227,7 +227,7 @@ def labelled_keys(
     conn: sqlite3.Connection, split: str, limit: int, epoch: int | None = None
 ) -> list[tuple[int, str]]:
     """``(input_id, label)`` of what ``labelled_inputs`` returns, without reading any payload."""
-    terms, values = _split_filter(conn, split, epoch)
+    terms, values = split_filter(conn, split, epoch)
     rows = conn.execute(
         "SELECT i.id, l.label FROM latest_labels AS l JOIN inputs AS i ON i.id = l.input_id "
         f"WHERE {terms} AND i.pruned_at IS NULL ORDER BY l.id DESC LIMIT ?",

@@ -106,6 +106,7 @@ class QueueItem:
     score: float | None
     margin: float | None
     created_at: float
+    audit: bool = False  # drawn into the audit sample (offered whatever production answered)
 
 
 @dataclass(frozen=True)

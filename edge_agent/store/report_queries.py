@@ -24,6 +24,7 @@ def figures(conn: sqlite3.Connection, days: Sequence[str]) -> dict[str, Any]:
     window = (day_start(days[0]), day_start(days[-1]) + DAY_SECONDS)
     return {
         "label_outcomes": label_outcomes(conn, window),
+        "audit_outcomes": label_outcomes(conn, window, audited_only=True),
         "label_seconds": label_seconds(conn, window),
         "agreement": candidate_agreement(conn, window),
         "production": production_answers(conn, window, days),
@@ -34,10 +35,17 @@ def figures(conn: sqlite3.Connection, days: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def label_outcomes(conn: sqlite3.Connection, window: tuple[float, float]) -> dict[str, dict[str, int]]:
+_IN_AUDIT_SAMPLE = "AND EXISTS (SELECT 1 FROM audit_sample AS a WHERE a.input_id = l.input_id) "
+
+
+def label_outcomes(
+    conn: sqlite3.Connection, window: tuple[float, float], *, audited_only: bool = False
+) -> dict[str, dict[str, int]]:
     """Per day of an input's latest label, over labelled inputs production served an answer for:
     ``labelled``, ``correct`` (latest label equals the latest served answer) and ``accepted`` (no
-    label of the input was ever a correction of production's answer)."""
+    label of the input was ever a correction of production's answer). ``audited_only``: inputs of
+    the audit sample only (drawn at random, so an unbiased estimate for the traffic)."""
+    audit = _IN_AUDIT_SAMPLE if audited_only else ""
     rows = conn.execute(
         f"SELECT {_DAY.format(column='l.created_at')} AS day, count(*), "
         "coalesce(sum(coalesce(p.label = l.label, 0)), 0), "
@@ -45,7 +53,7 @@ def label_outcomes(conn: sqlite3.Connection, window: tuple[float, float]) -> dic
         "AND c.is_correction = 1)), 0) "
         "FROM latest_labels AS l JOIN predictions AS p ON p.id = (SELECT max(s.id) FROM predictions AS s "
         "WHERE s.input_id = l.input_id AND s.stage = 'production' AND s.served = 1) "
-        "WHERE l.created_at >= ? AND l.created_at < ? GROUP BY day",
+        f"WHERE l.created_at >= ? AND l.created_at < ? {audit}GROUP BY day",
         window,
     )
     return {

@@ -240,7 +240,18 @@ CREATE TABLE holdout_epochs (
 INSERT INTO holdout_epochs (epoch, started_at, reason) VALUES (0, 0, 'the first held-out set');
 """
 
-MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5))
+# v6: the audit sample, served inputs drawn at random (``store.audit_share``) whatever production
+# answered, so that their labels are an unbiased sample of the traffic (``edge_agent.audit``).
+_V6: Final = """
+CREATE TABLE audit_sample (
+    input_id INTEGER PRIMARY KEY REFERENCES inputs (id),
+    drawn_at REAL NOT NULL
+);
+"""
+
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
+    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6)
+)  # fmt: skip
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from edge_agent.split import DEFAULT_HOLDOUT_REUSE_LIMIT, SplitRule
+from edge_agent.store import audit_sample, holdout, kpi, report_queries, rollout
 from edge_agent.store import drift as drift_rows
 from edge_agent.store import embeddings as embedding_rows
-from edge_agent.store import holdout, kpi, report_queries, rollout
 from edge_agent.store import inputs as input_rows
 from edge_agent.store.chain import append_entry, read_entries, verify_chain
 from edge_agent.store.connection import Database
@@ -175,6 +175,28 @@ class SiteStore:
         """``(input_id, label)`` pairs of ``labelled_inputs``: cheap enough to ask every few seconds."""
         with self._db.read() as conn:
             return input_rows.labelled_keys(conn, split, limit, epoch)
+
+    # The audit sample (edge_agent.store.audit_sample)
+
+    def add_to_audit_sample(self, input_ids: Sequence[int]) -> None:
+        with self._db.write() as conn:
+            audit_sample.draw(conn, self._clock(), input_ids)
+
+    def audit_queue(self, limit: int = 20) -> list[QueueItem]:
+        """Audit-sample inputs waiting for a label, oldest drawn first."""
+        with self._db.read() as conn:
+            return audit_sample.unlabelled(conn, limit)
+
+    def gate_labels(
+        self, *, audited_only: bool, since: float | None = None, limit: int = 10000
+    ) -> list[tuple[int, str]]:
+        """The current held-out set's ``(input_id, label)``, newest first, that the gates judge on."""
+        with self._db.read() as conn:
+            return audit_sample.held_out_keys(conn, audited_only=audited_only, since=since, limit=limit)
+
+    def audit_summary(self) -> dict[str, Any]:
+        with self._db.read() as conn:
+            return audit_sample.summary(conn)
 
     def holdout_status(self) -> dict[str, Any]:
         """The current held-out set: epoch, labels, and the candidates judged on it against the limit."""

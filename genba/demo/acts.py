@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genba.demo.operators import label_from_queue, serve
+from genba.demo.operators import label_audit_sample, label_from_queue, serve
 
 #: One thread per agent: three sites, a SuperLink and the demo share this machine's cores.
 SITE_SETTINGS: dict[str, dict[str, Any]] = {
     "runtime": {"intra_op_threads": 1},
     "drift": {"window_items": 100},
+    # The gates judge on the audit sample: a demo's few hundred reports need a large one.
+    "store": {"audit_share": 0.25},
 }
 ROLLOUT_CHUNK = 40
 
@@ -222,6 +224,7 @@ def roll_out(
             while served < len(reports):
                 serve(client, reports[served : served + ROLLOUT_CHUNK])
                 served = min(served + ROLLOUT_CHUNK, len(reports))
+                label_audit_sample(client, data[name].truth, site.seed + served)
                 time.sleep(1.0)  # the gatekeeper evaluates between batches
                 where = _where(client.status(), version)
                 if not history or history[-1]["stage"] != where:

@@ -58,3 +58,17 @@ def label_from_queue(
         if sum(given.values()) == labelled_before:
             break  # nothing on the page the operators can judge
     return given
+
+
+def label_audit_sample(client: Any, truth: dict[str, str], seed: int) -> int:
+    """Label the audit-sample items the queue offers (it offers them first), as operators keep doing
+    while a candidate is judged; returns how many were labelled."""
+    rng = random.Random(seed)
+    given = 0
+    for item in client.queue(limit=QUEUE_PAGE):
+        label = truth.get(item.text or "")
+        if not item.audit or label is None:
+            continue
+        client.label(item.input_id, label, operator_seconds=round(rng.uniform(2.0, 7.0), 1))
+        given += 1
+    return given

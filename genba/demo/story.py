@@ -41,8 +41,12 @@ class DemoConfig:
     seed: int = 0
     dp_noise: float = 0.0
     gui: bool = False
+    #: A demo has minutes of traffic, a plant weeks: its gates accept a candidate shown to be no more
+    #: than 10 points behind production (a plant's default margin is 2), so the stages can be seen.
     gates: dict[str, Any] = field(
-        default_factory=lambda: {"min_items": 120, "min_labels": 6, "evaluate_every_s": 0.5}
+        default_factory=lambda: {
+            "min_items": 120, "min_labels": 6, "evaluate_every_s": 0.5, "max_accuracy_drop_pts": 10.0
+        }
     )
 
     def __post_init__(self) -> None:

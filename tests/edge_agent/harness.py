@@ -27,10 +27,12 @@ TEST_SETTINGS: dict[str, dict[str, Any]] = {
         "min_items": 12,
         "min_labels": 6,
         "min_agreement": 0.5,
+        "evidence": "all",  # tests label chosen reports; the audit sample's draw is tested on its own
         "evaluate_every_s": 0.2,
         "latency_p95_budget_ms": 5000.0,
     },
     "batching": {"max_batch_size": 16, "max_wait_ms": 2.0},
+    "store": {"audit_share": 0.0},  # the queue's order is tested without random draws ahead of it
 }
 
 
@@ -113,3 +115,44 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "c
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def constant_head_bundle(bert_bundle: Path, key: Path, out: Path, label: str, version: int) -> Path:
+    """The tiny BERT bundle with a head that always answers ``label``, signed with ``key``."""
+    import numpy as np
+
+    parent = verify_directory(bert_bundle, None)
+    bias = np.full(len(parent.manifest["labels"]), -5.0, dtype=np.float32)
+    bias[list(parent.manifest["labels"]).index(label)] = 5.0
+    return _head_bundle(bert_bundle, key, out, version, weight_scale=0.0, bias=bias)
+
+
+def random_head_bundle(bert_bundle: Path, key: Path, out: Path, version: int, seed: int = 0) -> Path:
+    """The tiny BERT bundle with a random, input-dependent head (its certainty varies per input)."""
+    return _head_bundle(bert_bundle, key, out, version, weight_scale=5.0, seed=seed)
+
+
+def _head_bundle(
+    bert_bundle: Path,
+    key: Path,
+    out: Path,
+    version: int,
+    *,
+    weight_scale: float,
+    bias: Any = None,
+    seed: int = 0,
+) -> Path:
+    import numpy as np
+
+    from export.graphs import HeadWeights
+    from export.head_swap import read_head, write_head_swap
+
+    parent = verify_directory(bert_bundle, None)
+    head = read_head(parent)
+    weight = (np.random.default_rng(seed).normal(size=head.weight.shape) * weight_scale).astype(
+        head.weight.dtype
+    )
+    bias = np.zeros_like(head.bias) if bias is None else bias.astype(head.bias.dtype)
+    write_head_swap(parent, HeadWeights(weight, bias), out, keys.load_private_key(key),
+                    source={"kind": "test"}, report_key="test", report={}, version=version)  # fmt: skip
+    return out

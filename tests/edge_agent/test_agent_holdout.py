@@ -14,7 +14,10 @@ from edge_agent.site import SiteFolder
 
 SETTINGS = {
     "runtime": {"provider": "cpu", "intra_op_threads": 1},
-    "gates": {"auto_advance": False, "evaluate_every_s": 3600, "min_items": 4, "min_labels": 3},
+    # every held-out label counts: the epochs are the subject here, not the audit sample
+    "gates": {
+        "auto_advance": False, "evaluate_every_s": 3600, "min_items": 4, "min_labels": 3, "evidence": "all"
+    },
     "store": {"holdout_reuse_limit": 2},
 }
 

@@ -58,6 +58,7 @@ def _serve_and_label(agent: Agent) -> dict[str, list[int]]:
         answers = agent.predict([Item("text", t, t.encode(), {"line": line}, "operator") for t in texts])
         inputs[line] = [a.input_id for a in answers]
     for line, ids in inputs.items():
+        agent.store.add_to_audit_sample(ids)  # as if drawn: the gates judge on the audit sample
         for input_id in ids:
             agent.store.add_label(input_id, LINES[line][1], actor="operator", split="holdout")
     return inputs
@@ -175,6 +176,7 @@ def test_a_group_too_small_to_judge_holds_the_candidate_when_the_site_says_so(
         for line, count in (("L1", 40), ("L4", 3)):  # the candidate is right on every one
             texts = [f"dent {i} on the {line.lower()} rim" for i in range(count)]
             answers = agent.predict([Item("text", t, t.encode(), {"line": line}, "operator") for t in texts])
+            agent.store.add_to_audit_sample([answer.input_id for answer in answers])
             for answer in answers:
                 agent.store.add_label(answer.input_id, "dent", actor="operator", split="holdout")
         candidate = agent.active.candidate

@@ -105,6 +105,7 @@ def test_candidate_walks_shadow_pilot_production_through_the_gates_then_rolls_ba
         pilot = client.predict(TEXTS[1])
         assert pilot.model_version == 1 and pilot.suggestion is not None
         assert pilot.suggestion.stage == "pilot" and pilot.suggestion.model_version == 2
+        _label_holdout(client, 8)  # pilot is judged on labels given in pilot only
         _feed(client, 2)
         waiter(
             lambda: (client.status()["production"] or {}).get("version") == 2,

@@ -324,6 +324,10 @@
         <translation>キュー完了: {done} 件ラベル付け、{skipped} 件スキップ。R で続きを読み込みます。</translation>
     </message>
     <message>
+        <source>Random check: label what you see, whatever the model says</source>
+        <translation>抜き取り確認: モデルの答えに関わらず、見たとおりにラベルを付けてください</translation>
+    </message>
+    <message>
         <source>Reference window</source>
         <translation>基準ウィンドウ</translation>
     </message>

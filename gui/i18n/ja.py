@@ -35,6 +35,9 @@ JA: dict[str, str] = {
     "Working out why…": "理由を計算しています…",
     "No answer yet": "まだ回答はありません",
     "{pct} % confident": "確信度 {pct} %",
+    "Random check: label what you see, whatever the model says": (
+        "抜き取り確認: モデルの答えに関わらず、見たとおりにラベルを付けてください"
+    ),
     "Model {model} · stage {stage} · {provider} · {ms} ms": (
         "モデル {model} · 段階 {stage} · {provider} · {ms} ms"
     ),

@@ -19,6 +19,7 @@ class QueueItemView:
     label: str  # the model's answer when it was served, "" when it gave none
     confidence_pct: int | None
     choices: tuple[Choice, ...]
+    audit: bool = False  # drawn at random for the audit sample: its label judges candidates
 
     @classmethod
     def of(cls, entry: QueueEntry, labels: Sequence[str]) -> QueueItemView:
@@ -29,6 +30,7 @@ class QueueItemView:
             label=answer,
             confidence_pct=None if entry.score is None else int(round(entry.score * 100)),
             choices=choices_for(labels, answer),
+            audit=entry.audit,
         )
 
     def choice_for_key(self, key: str) -> Choice | None:

@@ -185,9 +185,11 @@ class QueueTab(Tab):
         self.text.setText(item.text if item.text is not None else t("(an image: not shown in the queue)"))
         if item.label:
             pct = t("{pct} % confident").format(pct=item.confidence_pct)
-            self.answer.setText(t("Model: {label}").format(label=item.label) + f"  —  {pct}")
+            answer = t("Model: {label}").format(label=item.label) + f"  —  {pct}"
         else:
-            self.answer.setText(t("The model gave no answer"))
+            answer = t("The model gave no answer")
+        random_check = t("Random check: label what you see, whatever the model says")
+        self.answer.setText(f"{answer}\n{random_check}" if item.audit else answer)
         if not self.saving:
             if item.input_id != self.timed_id:
                 self.timed_id = item.input_id

@@ -121,3 +121,22 @@ def test_the_integration_role_is_not_offered_the_queue(
     window.tabs.setCurrentWidget(tab)
     settle(window)
     assert tab.session is None and "may not label" in tab.text.text() and not tab.decisions.buttons
+
+
+def test_an_audit_sample_item_comes_first_and_asks_for_what_the_operator_sees(
+    qtbot: Any, served_site: Any, open_window: Callable[..., Any], settle: Callable[..., None]
+) -> None:
+    with served_site.client() as client:
+        answers = client.predict_batch(REPORTS)
+    drawn = answers[3].input_id
+    with sqlite3.connect(served_site.site.store_file) as db:  # as if the agent had drawn it
+        db.execute("INSERT INTO audit_sample (input_id, drawn_at) VALUES (?, 0)", (drawn,))
+    window = open_window(served_site.site, role="operator")
+    tab = window.pages["queue"]
+    window.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: tab.session is not None, timeout=20_000)
+    settle(window)
+    first = tab.session.current
+    assert first.input_id == drawn and first.audit and tab.text.text() == REPORTS[3]
+    assert tab.answer.text().endswith("Random check: label what you see, whatever the model says")
+    assert not any(item.audit for item in tab.session.items[1:])

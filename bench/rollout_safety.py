@@ -159,25 +159,25 @@ def _flip_rates(scenario: str, delta: float) -> Any:
     scaled so the traffic sees ``delta`` accuracy difference and DISCORDANT discordant items."""
     h = np.random.default_rng(12345).beta(1.5, 4.0, size=400_000)
     p = 0.97 - 0.45 * h
-    if scenario == "uniform":
-        shape_wrong = shape_right = h
-    else:  # better on the hardest third (the queue's items), worse on the rest
-        hard = h > np.quantile(h, 2 / 3)
-        shape_wrong, shape_right = np.where(hard, 0.2 * h, h), np.where(hard, 3.0 * h, 0.4 * h)
+    cut = float(np.quantile(h, 2 / 3))
+    shape_wrong, shape_right = _flip_shapes(scenario, h, cut)
     e_wrong, e_right = float(np.mean(p * shape_wrong)), float(np.mean((1 - p) * shape_right))
     a, b = (DISCORDANT - delta) / 2 / e_wrong, (DISCORDANT + delta) / 2 / e_right
 
-    cut = float(np.quantile(h, 2 / 3))
-
     def rates(hardness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if scenario == "uniform":
-            w, r = hardness, hardness
-        else:
-            w = np.where(hardness > cut, 0.2 * hardness, hardness)
-            r = np.where(hardness > cut, 3.0 * hardness, 0.4 * hardness)
+        w, r = _flip_shapes(scenario, hardness, cut)
         return np.clip(a * w, 0, 1), np.clip(b * r, 0, 1)
 
     return rates
+
+
+def _flip_shapes(scenario: str, hardness: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
+    """How the two flip chances grow with hardness, before scaling: alike (``uniform``), or better on
+    the hardest third (the queue's items) and worse on the rest (``queue-trap``)."""
+    if scenario == "uniform":
+        return hardness, hardness
+    hard = hardness > cut
+    return np.where(hard, 0.2 * hardness, hardness), np.where(hard, 3.0 * hardness, 0.4 * hardness)
 
 
 # --- decisions ---------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ from edge_agent.store import LabelRow, QueueItem, SiteStore
 from genba.errors import AgentUnavailableError, GenbaError, NoModelError, UsageError
 from genba.runtime.model import Prepared
 
-#: The audit sample's draws: the OS's randomness, not a seedable generator a caller could predict.
+#: The audit sample's draws (``store.audit_share`` of served inputs, whatever production answered):
+#: the OS's randomness, not a seedable generator a caller could predict or steer.
 _AUDIT_DRAW = random.SystemRandom()
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,10 @@ class Agent:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._answers_cache: dict[tuple[int, int], dict[int, str | None]] = {}
+        #: Each active model's answer per held-out input, kept: a new label runs only its input.
+        self._held_out_answers: dict[int, dict[int, str | None]] = {}
         self._accuracy_lock = threading.Lock()
-        self.held_back: set[tuple[int, str]] = set()  # (model, stage) the gates already recorded as held
+        self.held_back: set[tuple[int, str, bool]] = set()  # (model, stage, judged) recorded as held
         self.training = TrainingJobs(self)
         self.explanations = Explanations()
         self.drift = DriftMonitor(config.drift)
@@ -183,8 +185,8 @@ class Agent:
             if pilot is not None and active.candidate is not None:
                 records.append(pilot[row].record(active.candidate.model_id, served=True))
             predictions.append(records)
-        stored = self.store.record_served([item.record() for item in items], predictions)
-        self._draw_audit_sample([input_id for input_id, _ in stored])
+        audited = [_AUDIT_DRAW.random() < self.config.store.audit_share for _ in items]
+        stored = self.store.record_served([item.record() for item in items], predictions, audited)
         served_ids = [ids[0] for _, ids in stored]
         self._record_drift_features(active.production, served_ids, probabilities, embedding)
         if active.stage == "shadow" and active.candidate is not None:
@@ -194,14 +196,6 @@ class Agent:
             Answer(input_id, ids[0], served[row], pilot[row] if pilot else None)
             for row, (input_id, ids) in enumerate(stored)
         ]
-
-    def _draw_audit_sample(self, input_ids: list[int]) -> None:
-        """Each served input joins the audit sample with chance ``store.audit_share``, whatever the
-        model answered; drawn from the OS's randomness, so no caller can steer what is audited."""
-        share = self.config.store.audit_share
-        drawn = [input_id for input_id in input_ids if _AUDIT_DRAW.random() < share]
-        if drawn:
-            self.store.add_to_audit_sample(drawn)
 
     @classmethod
     def _run_model(cls, loaded: LoadedModel | None, values: list[Any], stage: str) -> list[ModelAnswer]:
@@ -364,30 +358,30 @@ class Agent:
     def held_out_answers(
         self, model_id: int, held_out: Sequence[tuple[int, str]]
     ) -> dict[int, str | None] | None:
-        """The model's answer on each held-out input; payloads are read and run only when labels change."""
+        """The model's answer on each held-out input; an input is read and run once per model."""
         active = self.active
         loaded = next(
             (m for m in (active.production, active.candidate) if m and m.model_id == model_id), None
         )
         if loaded is None or not held_out or not loaded.model.is_classifier:
             return None
-        key = (model_id, hash(tuple(held_out)))
+        wanted = [input_id for input_id, _ in held_out]
         with self._accuracy_lock:
-            if key in self._answers_cache:
-                return self._answers_cache[key]
+            for stale in set(self._held_out_answers) - {
+                m.model_id for m in (active.production, active.candidate) if m
+            }:
+                del self._held_out_answers[stale]
+            known = self._held_out_answers.setdefault(model_id, {})
+            missing = [input_id for input_id in wanted if input_id not in known]
         from edge_agent.answers import decode_payload
 
-        wanted = {input_id for input_id, _ in held_out}
-        labelled = [i for i in self.store.labelled_inputs("holdout") if i.input_id in wanted]
-        answers: dict[int, str | None] = {}
-        for start in range(0, len(labelled), 64):  # decoded a chunk at a time: images can be large
-            chunk = labelled[start : start + 64]
+        for start in range(0, len(missing), 64):  # read and decoded a chunk at a time: images can be large
+            chunk = self.store.get_inputs(missing[start : start + 64])
             ran = self._run_model(loaded, [decode_payload(i.kind, i.payload) for i in chunk], "evaluation")
-            answers.update({item.input_id: a.label for a, item in zip(ran, chunk, strict=True)})
+            with self._accuracy_lock:
+                known.update({item.id: a.label for a, item in zip(ran, chunk, strict=True)})
         with self._accuracy_lock:
-            if len(self._answers_cache) > 64:
-                self._answers_cache.clear()
-            self._answers_cache[key] = answers
+            answers = {input_id: known[input_id] for input_id in wanted if input_id in known}
         return answers
 
     def _gatekeeper_loop(self) -> None:

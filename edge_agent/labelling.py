@@ -25,14 +25,10 @@ def labelling_queue(
     """
     drifted = _ranked(store, production, min(limit, focus[1]), focus[0]) if focus else []
     audit = store.audit_queue(limit)
-    rest = _ranked(store, production, limit + len(drifted) + len(audit))
-    queue: list[QueueItem] = []
-    asked: set[bytes] = set()
-    for item in (*drifted, *audit, *rest):
-        if item.payload not in asked and len(queue) < limit:
-            asked.add(item.payload)
-            queue.append(item)
-    return queue
+    first = _distinct([*drifted, *audit])
+    if len(first) >= limit:  # no need to rank (and run production over) the least certain
+        return first[:limit]
+    return _distinct([*first, *_ranked(store, production, limit + len(first))])[:limit]
 
 
 def _ranked(

@@ -11,6 +11,7 @@ and the candidate's p95 latency.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -153,11 +154,15 @@ class Judged:
             return cls(dict(held_out), None, None, "accuracy cannot be computed for these models", order)
         return cls(dict(held_out), ours, theirs, None, order)
 
+    @functools.cached_property
+    def answered(self) -> frozenset[int]:
+        """Held-out inputs both models answered."""
+        return frozenset(self.candidate or {}) & frozenset(self.production or {})
+
     def usable(self, ids: Sequence[int]) -> list[int]:
         """``ids`` both models answered, in the order their labels came."""
-        wanted = set(ids)
-        both = set(self.candidate or {}) & set(self.production or {})
-        return [i for i in self.order if i in wanted and i in both]
+        wanted = set(ids) & self.answered
+        return [i for i in self.order if i in wanted]
 
     def accuracies(self, ids: Sequence[int]) -> dict[str, float]:
         """Each model's accuracy on ``ids`` (all answered by both)."""
@@ -223,26 +228,14 @@ def _groups_gate(store: SiteStore, config: GateConfig, groups: GroupsConfig, jud
     if judged is None or judged.candidate is None or judged.production is None:
         return Gate("groups", False, None, limit, (judged.problem if judged else None) or _NOT_READY)
     tags = store.group_tags(list(judged.labels))
-    sized = members(tags, groups.keys)
-    rows, unjudged = [], []
-    ready = {name: ids for name, ids in sized.items() if len(judged.usable(ids)) >= groups.min_labels}
+    usable = {name: judged.usable(ids) for name, ids in members(tags, groups.keys).items()}
+    ready = {name for name, ids in usable.items() if len(ids) >= groups.min_labels}
     level = config.alpha / max(len(ready), 1)
-    for (key, value), ids in sized.items():
-        usable = judged.usable(ids)
-        row: dict[str, Any] = {"group": f"{key}={value}", "labels": len(usable), "too_small": False}
-        row |= {"candidate": None, "production": None, "delta_pts": None}
-        if (key, value) not in ready:
-            row["too_small"] = True
-            unjudged.append(row["group"])
-        else:
-            harm = judged.evidence(usable, groups.max_drop_pts, level, reverse=True)
-            row |= judged.accuracies(usable) | {
-                "delta_pts": None if harm.delta_pts is None else -harm.delta_pts,
-                "harmed": harm.established,
-                "upper_bound_pts": None if harm.lower_bound_pts is None else -harm.lower_bound_pts,
-                "evidence": harm.to_json(),
-            }
-        rows.append(row)
+    rows = [
+        _group_row(judged, groups, name, ids, level if name in ready else None)
+        for name, ids in usable.items()
+    ]
+    unjudged = [row["group"] for row in rows if row["too_small"]]
     harmed = [r for r in rows if r.get("harmed")]
     hold_unjudged = bool(unjudged) and groups.unjudged == "hold"
     unjudged_note = (
@@ -265,6 +258,27 @@ def _groups_gate(store: SiteStore, config: GateConfig, groups: GroupsConfig, jud
     worst_value = min((r["delta_pts"] for r in rows if r.get("delta_pts") is not None), default=None)
     passed = not harmed and not hold_unjudged
     return Gate("groups", passed, worst_value, limit, detail + unjudged_note, tuple(rows))
+
+
+def _group_row(
+    judged: Judged, groups: GroupsConfig, name: tuple[str, str], ids: list[int], level: float | None
+) -> dict[str, Any]:
+    """One group's row of the groups gate; ``level``: the alpha it is judged at (None: too small)."""
+    row: dict[str, Any] = {"group": "=".join(name), "labels": len(ids), "too_small": level is None}
+    row |= {"candidate": None, "production": None, "delta_pts": None}
+    if level is None:
+        return row
+    harm = judged.evidence(ids, groups.max_drop_pts, level, reverse=True)
+    return (
+        row
+        | judged.accuracies(ids)
+        | {
+            "delta_pts": None if harm.delta_pts is None else -harm.delta_pts,
+            "harmed": harm.established,
+            "upper_bound_pts": None if harm.lower_bound_pts is None else -harm.lower_bound_pts,
+            "evidence": harm.to_json(),
+        }
+    )
 
 
 def _signed(value: float | None) -> str:

@@ -40,6 +40,10 @@ _SERVED_PREDICTION: Final = (
 )
 
 
+#: Whether the input ``{input}`` is in the audit sample (``edge_agent.store.audit_sample``).
+IN_AUDIT_SAMPLE: Final = "EXISTS (SELECT 1 FROM audit_sample AS a WHERE a.input_id = {input})"
+
+
 def check_served(inputs: Sequence[InputRecord], predictions: Sequence[Sequence[PredictionRecord]]) -> None:
     """Validate a micro-batch before taking the write lock."""
     if len(inputs) != len(predictions):
@@ -112,6 +116,24 @@ def fetch_input(conn: sqlite3.Connection, input_id: int) -> StoredInput:
     return StoredInput(
         id=row[0], kind=row[1], payload=bytes(row[2]), groups=decode_object(row[3]), created_at=row[4]
     )
+
+
+def fetch_inputs(conn: sqlite3.Connection, input_ids: Sequence[int]) -> list[StoredInput]:
+    """The inputs of ``input_ids`` (a chunk: SQLite binds at most 999 values) that exist and were
+    not pruned, in the order asked."""
+    wanted = [int(i) for i in input_ids]
+    rows = {
+        row[0]: row
+        for row in conn.execute(
+            "SELECT id, kind, payload, groups, created_at FROM inputs "
+            f"WHERE pruned_at IS NULL AND id IN ({','.join('?' * len(wanted))})",
+            wanted,
+        )
+    }
+    return [
+        StoredInput(id=r[0], kind=r[1], payload=bytes(r[2]), groups=decode_object(r[3]), created_at=r[4])
+        for r in (rows[i] for i in wanted if i in rows)
+    ]
 
 
 def served_prediction(conn: sqlite3.Connection, input_id: int) -> tuple[int, str | None] | None:
@@ -224,16 +246,37 @@ def labelled_inputs(
 
 
 def labelled_keys(
-    conn: sqlite3.Connection, split: str, limit: int, epoch: int | None = None
+    conn: sqlite3.Connection,
+    split: str,
+    limit: int,
+    epoch: int | None = None,
+    *,
+    audited_only: bool = False,
+    since: float | None = None,
 ) -> list[tuple[int, str]]:
-    """``(input_id, label)`` of what ``labelled_inputs`` returns, without reading any payload."""
+    """``(input_id, label)`` of what ``labelled_inputs`` returns, without reading any payload; of
+    audit-sample inputs only (``audited_only``), of labels given at or after ``since`` only."""
     terms, values = split_filter(conn, split, epoch)
+    audit = f"AND {IN_AUDIT_SAMPLE.format(input='i.id')} " if audited_only else ""
     rows = conn.execute(
         "SELECT i.id, l.label FROM latest_labels AS l JOIN inputs AS i ON i.id = l.input_id "
-        f"WHERE {terms} AND i.pruned_at IS NULL ORDER BY l.id DESC LIMIT ?",
-        (*values, limit),
+        f"WHERE {terms} AND i.pruned_at IS NULL {audit}AND (? IS NULL OR l.created_at >= ?) "
+        "ORDER BY l.id DESC LIMIT ?",
+        (*values, since, since, limit),
     ).fetchall()
     return [(int(r[0]), str(r[1])) for r in rows]
+
+
+#: The SELECT a queue item is read with, from ``inputs AS i`` and a FROM/JOIN the caller adds.
+QUEUE_COLUMNS: Final = (
+    "SELECT i.id, i.kind, i.payload, p.label, p.score, p.margin, i.created_at FROM {source} "
+    f"LEFT JOIN predictions AS p ON p.id = ({_SERVED_PREDICTION.format(input='i.id')}) "
+    "WHERE i.pruned_at IS NULL AND NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.input_id = i.id) "
+)
+
+
+def queue_item(row: Sequence[Any], *, audit: bool = False) -> QueueItem:
+    return QueueItem(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6], audit=audit)
 
 
 def uncertain_unlabelled(
@@ -246,25 +289,11 @@ def uncertain_unlabelled(
     """
     first, last = answered_between or (None, None)
     rows = conn.execute(
-        "SELECT i.id, i.kind, i.payload, p.label, p.score, p.margin, i.created_at FROM inputs AS i "
-        f"LEFT JOIN predictions AS p ON p.id = ({_SERVED_PREDICTION.format(input='i.id')}) "
-        "WHERE i.pruned_at IS NULL AND NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.input_id = i.id) "
-        "AND (? IS NULL OR p.id BETWEEN ? AND ?) "
+        QUEUE_COLUMNS.format(source="inputs AS i") + "AND (? IS NULL OR p.id BETWEEN ? AND ?) "
         "ORDER BY p.margin IS NULL, p.margin, i.created_at DESC, i.id DESC LIMIT ?",
         (first, first, last, limit),
     ).fetchall()
-    return [
-        QueueItem(
-            input_id=r[0],
-            kind=r[1],
-            payload=bytes(r[2]),
-            label=r[3],
-            score=r[4],
-            margin=r[5],
-            created_at=r[6],
-        )
-        for r in rows
-    ]
+    return [queue_item(r) for r in rows]
 
 
 def _prediction_values(input_id: int, prediction: PredictionRecord, now: float) -> tuple[Any, ...]:

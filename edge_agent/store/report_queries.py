@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final
 
+from edge_agent.store.inputs import IN_AUDIT_SAMPLE
 from edge_agent.store.kpi import DAY_SECONDS, day_start, latency_quantiles
 
 _DAY: Final = "date({column}, 'unixepoch')"
@@ -35,7 +36,7 @@ def figures(conn: sqlite3.Connection, days: Sequence[str]) -> dict[str, Any]:
     }
 
 
-_IN_AUDIT_SAMPLE = "AND EXISTS (SELECT 1 FROM audit_sample AS a WHERE a.input_id = l.input_id) "
+_IN_AUDIT_SAMPLE = f"AND {IN_AUDIT_SAMPLE.format(input='l.input_id')} "
 
 
 def label_outcomes(

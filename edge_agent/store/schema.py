@@ -228,7 +228,7 @@ CREATE INDEX labels_by_split ON labels (split, holdout_epoch);
 ALTER TABLE stage_decisions ADD COLUMN holdout_epoch INTEGER;
 UPDATE stage_decisions SET holdout_epoch = 0 WHERE EXISTS (
     SELECT 1 FROM json_each(stage_decisions.gates, '$.gates') AS g
-    WHERE json_extract(g.value, '$.name') = 'accuracy'
+    WHERE g.type = 'object' AND json_extract(g.value, '$.name') = 'accuracy'
     AND (json_extract(g.value, '$.value') IS NOT NULL OR json_extract(g.value, '$.evidence') IS NOT NULL)
 );
 

@@ -115,12 +115,22 @@ class SiteStore:
     # Inputs, predictions, labels
 
     def record_served(
-        self, inputs: Sequence[InputRecord], predictions: Sequence[Sequence[PredictionRecord]]
+        self,
+        inputs: Sequence[InputRecord],
+        predictions: Sequence[Sequence[PredictionRecord]],
+        audited: Sequence[bool] = (),
     ) -> list[tuple[int, list[int]]]:
-        """One micro-batch in one transaction: per input, (input_id, ids of ``predictions[i]``)."""
+        """One micro-batch in one transaction: per input, (input_id, ids of ``predictions[i]``);
+        the inputs flagged in ``audited`` join the audit sample in the same transaction."""
         input_rows.check_served(inputs, predictions)
         with self._db.write() as conn:
-            return input_rows.insert_served(conn, self._clock(), inputs, predictions)
+            now = self._clock()
+            written = input_rows.insert_served(conn, now, inputs, predictions)
+            flags = audited or [False] * len(written)
+            drawn = [input_id for (input_id, _), draw in zip(written, flags, strict=True) if draw]
+            if drawn:
+                audit_sample.draw(conn, now, drawn)
+            return written
 
     def add_predictions(self, input_ids: Sequence[int], predictions: Sequence[PredictionRecord]) -> list[int]:
         """Answers given after their input was stored (shadow, evaluation): one per input id."""
@@ -131,6 +141,11 @@ class SiteStore:
     def get_input(self, input_id: int) -> StoredInput:
         with self._db.read() as conn:
             return input_rows.fetch_input(conn, input_id)
+
+    def get_inputs(self, input_ids: Sequence[int]) -> list[StoredInput]:
+        """Several inputs in one read, in the order asked; missing or pruned ones left out."""
+        with self._db.read() as conn:
+            return input_rows.fetch_inputs(conn, input_ids)
 
     def served_prediction(self, input_id: int) -> tuple[int, str | None] | None:
         """(prediction id, label) of the production answer served for the input, if there was one."""
@@ -192,7 +207,7 @@ class SiteStore:
     ) -> list[tuple[int, str]]:
         """The current held-out set's ``(input_id, label)``, newest first, that the gates judge on."""
         with self._db.read() as conn:
-            return audit_sample.held_out_keys(conn, audited_only=audited_only, since=since, limit=limit)
+            return input_rows.labelled_keys(conn, "holdout", limit, audited_only=audited_only, since=since)
 
     def audit_summary(self) -> dict[str, Any]:
         with self._db.read() as conn:

@@ -225,7 +225,10 @@ def advance_if_gates_pass(agent: Agent) -> None:
         if result["promoted"]:
             log.info("gates passed: %s moved to %s", result["model"], result["stage"])
         return
-    key = (report.model_id, report.stage)
+    # Once more when the hold first rests on held-out labels: that decision is the evidence, and
+    # it counts the candidate as judged on the held-out set (store.holdout_reuse_limit).
+    judged = any(gate.name == "accuracy" and gate.evidence is not None for gate in report.gates)
+    key = (report.model_id, report.stage, judged)
     if key not in agent.held_back:
         agent.held_back.add(key)
         next_one = next_stage(report.stage)

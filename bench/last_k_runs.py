@@ -105,14 +105,16 @@ class LastKBench:
         from edge_agent.training.reexport import write_last_k_candidate
         from genba.bundle import verify_directory
         from genba.runtime.model import BundleModel
+        from genba.versions import ModelVersion, next_site_revision
 
+        version = next_site_revision(ModelVersion.of(self.parent.manifest["model"]), ())
         with tempfile.TemporaryDirectory(prefix="few-labels-last-k-") as work:
             started = time.perf_counter()
             out = Path(work) / "candidate"
             write_last_k_candidate(
                 SiteFolder(Path(work) / "site"), self.parent, source, tuned, out, self.signing_key,
-                texts=list(texts), origin=CandidateSource("bench", len(texts), seed, "last-k"), report={},
-                threads=self.threads,
+                texts=list(texts), origin=CandidateSource("bench", len(texts), seed, "last-k"),
+                version=version, report={}, threads=self.threads,
             )  # fmt: skip
             self.export_seconds.append(time.perf_counter() - started)
             model = BundleModel(verify_directory(out, [self.public_key]), self.runtime)

@@ -35,6 +35,7 @@ from edge_agent.split import SplitRule
 from edge_agent.store import LabelRow, QueueItem, SiteStore
 from genba.errors import AgentUnavailableError, GenbaError, NoModelError, UsageError
 from genba.runtime.model import Prepared
+from genba.versions import ModelVersion
 
 #: The audit sample's draws (``store.audit_share`` of served inputs, whatever production answered):
 #: the OS's randomness, not a seedable generator a caller could predict or steer.
@@ -212,7 +213,7 @@ class Agent:
         probabilities, embedding, latency_ms = arrays
         summary = {
             "name": loaded.identity.name,
-            "version": loaded.identity.version,
+            **loaded.identity.version.json_fields(),
             "variant": loaded.model.variant,  # cpu, cuda or default: which of the bundle's graphs answered
         }
         answers = model_answers(
@@ -318,6 +319,10 @@ class Agent:
 
     def drift_status(self) -> dict[str, Any]:
         return self.drift.status(self.store, self.active.production)
+
+    def rebaseline_drift(self, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """Accept the current traffic as normal: production's next windows become its drift reference."""
+        return self.drift.rebaseline(self, actor=actor, reason=reason)
 
     def group_figures(self, key: str | None = None) -> dict[str, Any]:
         from edge_agent.groups import production_by_group
@@ -426,7 +431,12 @@ class Agent:
 
         return transitions.promote(self, actor=actor, to_stage=to_stage)
 
-    def rollback(self, *, actor: str, version: int | None = None) -> dict[str, Any]:
+    def discard(self, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+        from edge_agent import transitions
+
+        return transitions.discard(self, actor=actor, reason=reason)
+
+    def rollback(self, *, actor: str, version: ModelVersion | None = None) -> dict[str, Any]:
         from edge_agent import transitions
 
         return transitions.rollback(self, actor=actor, version=version)
@@ -438,7 +448,7 @@ class Agent:
             {
                 "model_id": row.id,
                 "name": row.name,
-                "version": row.version,
+                **row.version.json_fields(),
                 "signer_key_id": row.signer_key_id,
                 "installed_at": row.installed_at,
                 "installed_by": row.installed_by,

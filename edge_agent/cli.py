@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-MANAGE = ("install", "promote", "rollback")
+MANAGE = ("install", "promote", "discard", "rollback")
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "agent", help="the site agent: init, serve, status, install, promote, rollback"
+        "agent", help="the site agent: init, serve, status, install, promote, discard, rollback"
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -69,9 +69,14 @@ def register(subparsers: Any) -> None:
     promote.add_argument("--to", choices=("pilot", "production"), help="target stage (default: the next one)")
     promote.set_defaults(handler=_promote)
 
+    discard = actions.add_parser("discard", help="remove the candidate from its slot (supervisor)")
+    _data(discard)
+    discard.add_argument("--reason", help="why, for the audit log")
+    discard.set_defaults(handler=_discard)
+
     rollback = actions.add_parser("rollback", help="put the previous production model back (supervisor)")
     _data(rollback)
-    rollback.add_argument("--version", type=int, help="an installed version instead of the previous one")
+    rollback.add_argument("--version", help="an installed version (3 or 3.1) instead of the previous one")
     rollback.set_defaults(handler=_rollback)
     _register_learning(actions)
     _register_report(actions)
@@ -98,6 +103,17 @@ def _register_learning(actions: Any) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-wait", action="store_true", help="return once the job has started")
     train.set_defaults(handler=_train)
+    drift = actions.add_parser(
+        "drift", help="production's drift status; --rebaseline accepts a shift (supervisor)"
+    )
+    _data(drift)
+    drift.add_argument(
+        "--rebaseline",
+        action="store_true",
+        help="the traffic now is normal: the next windows become the reference",
+    )
+    drift.add_argument("--reason", help="why, for the audit log (with --rebaseline)")
+    drift.set_defaults(handler=_drift)
     queue = actions.add_parser("queue", help="the items whose labels would help the model most")
     _data(queue)
     queue.add_argument("--limit", type=int, default=20)
@@ -202,12 +218,41 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rollback(args: argparse.Namespace) -> int:
+def _drift(args: argparse.Namespace) -> int:
+    if args.rebaseline:
+        reason = args.reason
+        _print(
+            _run(
+                args.data,
+                lambda c: c.rebaseline_drift(reason),
+                lambda a: a.rebaseline_drift(actor="supervisor", reason=reason),
+            )
+        )
+    else:
+        _print(_run(args.data, lambda c: c.drift(), lambda a: a.drift_status(), manage=False))
+    return 0
+
+
+def _discard(args: argparse.Namespace) -> int:
     _print(
         _run(
             args.data,
-            lambda c: c.rollback(args.version),
-            lambda a: a.rollback(actor="supervisor", version=args.version),
+            lambda c: c.discard(args.reason),
+            lambda a: a.discard(actor="supervisor", reason=args.reason),
+        )
+    )
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from genba.versions import ModelVersion
+
+    version = None if args.version is None else ModelVersion.parse(args.version)
+    _print(
+        _run(
+            args.data,
+            lambda c: c.rollback(None if version is None else str(version)),
+            lambda a: a.rollback(actor="supervisor", version=version),
         )
     )
     return 0
@@ -235,11 +280,10 @@ def _train_online(client: Any, args: argparse.Namespace) -> Any:
 def _train_offline(agent: Any, args: argparse.Namespace) -> Any:
     import time
 
-    from edge_agent.jobs import run_training
+    from edge_agent.jobs import train_and_install
 
-    out = agent.site.root / "candidates" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}"
-    result = run_training(agent.site.root, args.mode, out, agent.site.site_key_file, args.seed)
-    return {"training": result, "installed": agent.install(Path(result["bundle"]), actor="supervisor")}
+    label = time.strftime("%Y%m%d-%H%M%S")
+    return train_and_install(agent, mode=args.mode, seed=args.seed, actor="supervisor", label=label)
 
 
 def _queue(args: argparse.Namespace) -> int:

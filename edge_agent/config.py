@@ -173,19 +173,27 @@ class TrainingConfig:
 class DriftConfig:
     """Drift monitoring of production inputs, window by window.
 
-    The first ``window_items`` production answers of a model are tested against the export's
-    reference statistics (at most a warning: the export's data is not this site's production) and
-    then become the model's reference; every following window of ``window_items`` answers is
-    compared with it. ``alpha`` is the per-window false-alarm level of "drift" (after the multiple-
-    testing correction), ``warning_alpha`` that of "warning". On drift the agent asks operators for
-    ``request_labels`` labels from the drifted window and, with ``train_on_drift``, starts local
-    training (``train_mode``) once the site has the labels training needs.
+    The first ``reference_windows`` windows of ``window_items`` production answers of a model are
+    tested against the export's reference statistics (at most a warning: the export's data is not
+    this site's production) and together become the model's reference, long enough to span the
+    blocks traffic comes in (lines, shifts); every following window is compared with it, stratum by
+    stratum on the group tags named in ``strata`` (``edge_agent.drift.matched_reference``). A new
+    production model, or a supervisor acknowledging a shift, starts a new reference. ``alpha`` is
+    the per-window false-alarm level of "drift" (after the multiple-testing correction),
+    ``warning_alpha`` that of "warning". A drift alarm opens an episode that closes after
+    ``clear_windows`` windows in a row without drift (hysteresis: one alarm per episode, not one
+    per window). On an alarm the agent asks operators for ``request_labels`` labels from the
+    drifted window and, with ``train_on_drift``, starts local training (``train_mode``) once the
+    site has the labels training needs.
     """
 
     enabled: bool = True
     window_items: int = 200
+    reference_windows: int = 8
+    strata: tuple[str, ...] = ("line", "shift")
     alpha: float = 0.01
     warning_alpha: float = 0.05
+    clear_windows: int = 2
     projections: int = 4
     request_labels: int = 20
     train_on_drift: bool = False
@@ -193,6 +201,13 @@ class DriftConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        object.__setattr__(self, "strata", tuple(self.strata))
+        if not 1 <= self.reference_windows <= 50:
+            problems.append("drift.reference_windows must be between 1 and 50")
+        if any(not _is_tag(key) for key in self.strata):
+            problems.append("drift.strata must be a list of group tag names (letters, digits, _ . -)")
+        if not 1 <= self.clear_windows <= 100:
+            problems.append("drift.clear_windows must be between 1 and 100")
         if self.window_items < 20:
             problems.append("drift.window_items must be >= 20 (smaller windows cannot tell drift from noise)")
         if not 0.0 < self.alpha <= self.warning_alpha < 1.0:
@@ -438,9 +453,12 @@ validation_fraction = 0.2
 
 [drift]
 enabled = true
-window_items = 200           # production answers per window; the first window becomes the reference
+window_items = 200           # production answers per window
+reference_windows = 8        # the first windows of a model (or after an acknowledged shift): its reference
+strata = ["line", "shift"]   # group tags compared like with like (line 2 at night against line 2 at night)
 alpha = 0.01                 # per-window false-alarm level of "drift" (after multiple-testing correction)
 warning_alpha = 0.05         # per-window level of "warning"
+clear_windows = 2            # after an alarm, windows in a row without drift before another alarm
 projections = 4              # fixed random directions of the embedding tested besides the scores
 request_labels = 20          # on drift: labels asked for from the drifted window
 train_on_drift = false       # on drift: also start local training once enough labels exist

@@ -27,6 +27,9 @@ import numpy as np
 STATUSES: Final = ("ok", "warning", "drift")
 _PROJECTION_SEED: Final = 20261129
 _MIN_EXPECTED: Final = 5.0  # chi-square needs about five expected items per bin
+_MATCH_SEED: Final = 20261205
+#: A stratum the reference holds fewer rows of is compared with the whole reference.
+MIN_STRATUM_ROWS: Final = 20
 
 
 @dataclass(frozen=True)
@@ -72,13 +75,28 @@ def features(
 
 
 def compare_windows(
-    reference: np.ndarray, window: np.ndarray, names: Sequence[str], *, alpha: float, warning_alpha: float
+    reference: np.ndarray,
+    window: np.ndarray,
+    names: Sequence[str],
+    *,
+    alpha: float,
+    warning_alpha: float,
+    reference_strata: Sequence[str] | None = None,
+    window_strata: Sequence[str] | None = None,
 ) -> DriftCheck:
-    """Two-sample KS per feature and chi-square on the predicted classes, Benjamini–Hochberg across all."""
+    """Two-sample KS per feature and chi-square on the predicted classes, Benjamini–Hochberg across all.
+
+    With strata (one key per row, e.g. the production line), the window is compared with a sample of
+    the reference drawn stratum by stratum in the window's own proportions (``matched_reference``): a
+    window that happens to come mostly from one line is compared with that line's reference answers,
+    so traffic arriving in blocks by line does not read as drift while a change within a line does.
+    """
     from scipy import stats
 
     if reference.shape[1] != window.shape[1] or reference.shape[1] != len(names):
         raise ValueError(f"features differ: reference {reference.shape}, window {window.shape}")
+    if reference_strata is not None and window_strata is not None:
+        reference = matched_reference(reference, reference_strata, window_strata)
     tests = [(name, stats.ks_2samp(reference[:, j], window[:, j])) for j, name in enumerate(names)]
     classes = [j for j, name in enumerate(names) if name.startswith("p:")]
     if len(classes) > 1:
@@ -96,6 +114,48 @@ def compare_windows(
         tests=len(raw),
         items=int(window.shape[0]),
     )
+
+
+def matched_reference(
+    reference: np.ndarray, reference_strata: Sequence[str], window_strata: Sequence[str]
+) -> np.ndarray:
+    """Reference rows drawn per stratum in the window's proportions, as many as the reference allows.
+
+    Strata are tag values joined by ``/`` (``line-1/night``). A stratum with fewer than
+    ``MIN_STRATUM_ROWS`` reference rows draws from the coarser stratum that shares its leading tags
+    (``line-1/`` when the reference never saw line 1 at night), and a stratum with no such coarser
+    one from the whole reference: a new line is judged against everything seen, which is what a
+    plant wants to hear about. The draw is seeded, so a window's check is reproducible.
+    """
+    if len(reference_strata) != len(reference) or not len(window_strata):
+        raise ValueError("strata must name one stratum per row")
+    keys = np.asarray(reference_strata)
+    wanted: dict[str, int] = {}
+    for key in window_strata:
+        wanted[key] = wanted.get(key, 0) + 1
+    pools = {key: _stratum_rows(keys, key) for key in wanted}
+    total = len(window_strata)
+    size = min(len(keys), *(len(pools[k]) * total // n for k, n in wanted.items()))
+    rng = np.random.default_rng(_MATCH_SEED)
+    rows = [
+        rng.choice(pools[key], size=min(len(pools[key]), max(1, size * count // total)), replace=False)
+        for key, count in sorted(wanted.items())
+    ]
+    return reference[np.concatenate(rows)]
+
+
+def _stratum_rows(keys: np.ndarray, key: str) -> np.ndarray:
+    """The reference rows of ``key``, or of its nearest coarser stratum with enough of them."""
+    parts = key.split("/")
+    for depth in range(len(parts), 0, -1):
+        if depth == len(parts):
+            rows = np.flatnonzero(keys == key)
+        else:
+            prefix = "/".join(parts[:depth]) + "/"
+            rows = np.flatnonzero(np.char.startswith(keys.astype(str), prefix))
+        if len(rows) >= MIN_STRATUM_ROWS:
+            return rows
+    return np.arange(len(keys))
 
 
 def _class_mix_test(reference: np.ndarray, window: np.ndarray) -> Any:

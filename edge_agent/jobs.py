@@ -1,16 +1,20 @@
 """Training jobs: site training runs in its own process (torch never loads into the serving agent).
 
 One job at a time. The child reads the site store through WAL while the agent keeps
-serving, writes a candidate bundle signed with the site's key under
-``DATA/candidates/``, and prints one JSON line. The agent then installs that
-bundle like any other: verified, copied in, candidate in shadow, gated.
+serving, writes a candidate bundle signed with the site's key into a folder of the job's own
+under ``DATA/candidates/``, and prints one JSON line. The agent then installs that
+bundle like any other: verified, copied in, candidate in shadow, gated. The job's folder is
+removed however the job ends: a failed job leaves nothing, and a succeeded one's bundle lives on
+as the installed copy under ``DATA/models``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +27,8 @@ from genba.errors import GenbaError, RolloutError, UsageError
 
 if TYPE_CHECKING:
     from edge_agent.agent import Agent
+
+log = logging.getLogger(__name__)
 
 MODES = ("head", "last-k")
 
@@ -118,15 +124,55 @@ class TrainingJobs:
         self._child = child
 
     def _run(self, job: TrainingJob) -> None:
-        site = self.agent.site
-        out = site.root / "candidates" / f"{job.id}-{job.mode}"
         try:
-            result = run_training(site.root, job.mode, out, site.site_key_file, job.seed, self._adopt)
-            installed = self.agent.install(Path(result["bundle"]), actor=job.actor)
-            job.result = {"training": result, "installed": installed["installed"]}
-            job.state = "succeeded"
+            state, message, result = "succeeded", None, self._train_and_install(job)
         except GenbaError as error:
-            job.state, job.message = "failed", str(error)
-        job.finished_at = time.time()
-        details = {"job": job.id, "state": job.state, "message": job.message}
-        self.agent.store.append_audit("train_finished", job.actor, details)
+            state, message, result = "failed", str(error), None
+        except Exception as error:  # a job stuck "running" would hold the one training slot until restart
+            log.exception("training job %s failed", job.id)
+            state, message, result = "failed", f"training job failed unexpectedly: {error}", None
+        job.message, job.result, job.finished_at = message, result, time.time()
+        self.agent.store.append_audit("train_finished", job.actor, _finished_details(job, state))
+        job.state = state  # last: whoever sees the job finished finds its folder gone and its audit entry
+
+    def _train_and_install(self, job: TrainingJob) -> dict[str, Any]:
+        return train_and_install(
+            self.agent, mode=job.mode, seed=job.seed, actor=job.actor, label=job.id, started=self._adopt
+        )
+
+
+def train_and_install(
+    agent: Agent,
+    *,
+    mode: str,
+    seed: int,
+    actor: str,
+    label: str,
+    started: Callable[[subprocess.Popen[str]], None] | None = None,
+) -> dict[str, Any]:
+    """Train into a folder of the job's own and install from it; the folder goes however it ends.
+
+    Installing copies the bundle into ``DATA/models`` (``ModelLibrary.copy_in``), so a
+    succeeded job's folder holds nothing the site still needs. The folder's name is unique
+    (``label`` is a timestamp to the second), so two jobs started within one second (or a job
+    and ``genba agent train``) never share an output path, which the child would refuse.
+    """
+    site = agent.site
+    root = site.root / "candidates"
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(prefix=f"{label}-{mode}-", dir=root, ignore_cleanup_errors=True)
+    with scratch as folder:
+        out = Path(folder) / "bundle"
+        result = run_training(site.root, mode, out, site.site_key_file, seed, started)
+        installed = agent.install(out, actor=actor)["installed"]
+    result["bundle"] = str(site.models_dir / agent.store.get_model(installed["model_id"]).path)
+    return {"training": result, "installed": installed}
+
+
+def _finished_details(job: TrainingJob, state: str) -> dict[str, Any]:
+    """The audit entry's details; a succeeded job names the candidate it installed (``name v3.1``)."""
+    details: dict[str, Any] = {"job": job.id, "state": state, "message": job.message}
+    if job.result is not None:
+        installed = job.result["installed"]
+        details["model"] = f"{installed['name']} v{installed['version_label']}"
+    return details

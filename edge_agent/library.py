@@ -22,6 +22,7 @@ from genba.bundle import MANIFEST_NAME, SIGNATURE_NAME, VerifiedBundle, open_ver
 from genba.errors import GenbaError, SignatureError
 from genba.runtime.config import RuntimeConfig
 from genba.runtime.model import BundleModel
+from genba.versions import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class BundleIdentity:
     name: str
-    version: int
+    version: ModelVersion
     manifest_sha256: str
     signer_key_id: str | None
     manifest: dict[str, Any]
@@ -49,7 +50,7 @@ def identity_of(bundle: VerifiedBundle) -> BundleIdentity:
     raw = (bundle.path / MANIFEST_NAME).read_bytes()
     return BundleIdentity(
         name=str(model.get("name", "model")),
-        version=int(model.get("version", 0)),
+        version=ModelVersion.of(model),
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
         signer_key_id=bundle.signer_key_id,
         manifest=bundle.manifest,
@@ -65,7 +66,7 @@ class LoadedModel:
     model: BundleModel
 
     @property
-    def version(self) -> int:
+    def version(self) -> ModelVersion:
         return self.identity.version
 
     def describe(self) -> dict[str, Any]:
@@ -74,7 +75,7 @@ class LoadedModel:
         return {
             "model_id": self.model_id,
             "name": self.identity.name,
-            "version": self.identity.version,
+            **self.identity.version.json_fields(),
             "task": manifest.get("task"),
             "labels": list(manifest.get("labels") or []),
             "precision": served["precision"],
@@ -109,7 +110,7 @@ class ModelLibrary:
 
     def check_signer(self, bundle: VerifiedBundle) -> VerifiedBundle:
         """A bundle signed with the site's own key must be a training candidate of this very site."""
-        if self.site_key_id is None or bundle.signer_key_id != self.site_key_id:
+        if not self._signed_here(bundle):
             return bundle
         lineage = bundle.manifest.get("lineage") or {}
         source = lineage.get("source") if isinstance(lineage, dict) else None
@@ -125,10 +126,33 @@ class ModelLibrary:
             )
         return bundle
 
+    def check_offer(self, bundle: VerifiedBundle) -> VerifiedBundle:
+        """What an offered bundle must be on top of its signer: a version its signer allocates.
+
+        The site's own candidates are revisions and IT's bundles releases (``genba.versions``), so
+        neither can take a version the other will allocate. Checked when a bundle is offered, not
+        when an installed copy loads: candidates made before revisions existed keep loading.
+        """
+        version = ModelVersion.of(self.check_signer(bundle).manifest.get("model") or {})
+        if self._signed_here(bundle) and version.is_release:
+            raise SignatureError(
+                f"bundle is signed with this site's own key but its version {version} is a release "
+                "number, which only IT allocates; site candidates are revisions such as 3.1"
+            )
+        if not self._signed_here(bundle) and not version.is_release:
+            raise SignatureError(
+                f"bundle version {version} is a site revision but this site did not sign it; "
+                "IT's bundles carry whole release numbers"
+            )
+        return bundle
+
+    def _signed_here(self, bundle: VerifiedBundle) -> bool:
+        return self.site_key_id is not None and bundle.signer_key_id == self.site_key_id
+
     def inspect(self, source: Path) -> BundleIdentity:
         """Verify an offered bundle (directory or archive) and say what it is, without keeping it."""
         with open_verified(source, self.trusted) as bundle:
-            return identity_of(self.check_signer(bundle))
+            return identity_of(self.check_offer(bundle))
 
     def copy_in(
         self, source: Path, accept: Callable[[BundleIdentity], None] | None = None
@@ -139,7 +163,7 @@ class ModelLibrary:
         before anything is written.
         """
         with open_verified(source, self.trusted) as offered:
-            identity = identity_of(self.check_signer(offered))
+            identity = identity_of(self.check_offer(offered))
             if accept is not None:
                 accept(identity)
             target = (

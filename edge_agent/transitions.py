@@ -27,6 +27,7 @@ from genba.errors import (
     RuntimeLoadError,
     UnknownItemError,
 )
+from genba.versions import ModelVersion
 
 if TYPE_CHECKING:
     from edge_agent.agent import Agent
@@ -56,7 +57,7 @@ def _load_or_report(agent: Agent, model_id: int) -> LoadedModel | None:
     except ProviderUnavailableError:
         raise  # the provider policy cannot be met ('gpu' without CUDA): refuse to start, no fallback
     except GenbaError as error:
-        problem = f"{row.name} v{row.version} was refused at load: {error}"
+        problem = f"{row.label} was refused at load: {error}"
         agent.load_problems.append(problem)
         agent.store.append_audit("load_refused", "system", {"model_id": row.id, "reason": str(error)})
         log.error(problem)
@@ -138,7 +139,7 @@ def _refuse_unwanted(agent: Agent, identity: BundleIdentity, rollback: bool) -> 
     if existing is not None and existing.manifest_sha256 != identity.manifest_sha256:
         raise InstallRefusedError(
             f"a different bundle named {identity.label} is already installed; "
-            "IT must give a new version a new number"
+            "a new bundle needs a new version (IT: a new release; a site: a new training job)"
         )
     slots = agent.store.slots()
     for slot, name in ((slots.production, "production"), (slots.candidate, "the candidate")):
@@ -215,6 +216,33 @@ def promote(agent: Agent, *, actor: str, to_stage: str | None = None, gated: boo
         return {"promoted": True, "model": candidate.identity.label, "stage": target, "gates": gates}
 
 
+def discard(agent: Agent, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+    """Empty the candidate slot: the candidate never serves again unless it is installed anew.
+
+    Also the way out for a candidate whose copy failed to load at start (the store's slot holds
+    it although nothing runs). Production is untouched; the decision and its reason are audited.
+    """
+    with agent.switch_lock:
+        slot = agent.store.slots().candidate
+        if slot is None:
+            raise RolloutError("there is no candidate to discard")
+        row = agent.store.get_model(slot.model_id)
+        _apply(
+            agent,
+            Transition(
+                event="discard_candidate",
+                actor=actor,
+                model_id=row.id,
+                from_stage=slot.stage,
+                to_stage=None,
+                outcome="reject",
+                candidate=None,
+                details={"model": row.label, "reason": reason},
+            ),  # fmt: skip
+        )
+        return {"discarded": row.label, "stage": slot.stage, "reason": reason}
+
+
 def advance_if_gates_pass(agent: Agent) -> None:
     """Advance the candidate when its gates pass; record once per stage when they hold it back."""
     report = agent.gate_report()
@@ -239,18 +267,16 @@ def advance_if_gates_pass(agent: Agent) -> None:
         log.warning("gates hold model %s in %s: %s", report.model_id, report.stage, failed)
 
 
-def rollback(agent: Agent, *, actor: str, version: int | None = None) -> dict[str, Any]:
+def rollback(agent: Agent, *, actor: str, version: ModelVersion | None = None) -> dict[str, Any]:
     """Put the previous production model (or an installed ``version``) back into production now."""
     with agent.switch_lock:
         current = agent.active.production
         row = _rollback_row(agent, version)
         if current is not None and row.id == current.model_id:
-            raise RolloutError(f"{row.name} v{row.version} is already production")
+            raise RolloutError(f"{row.label} is already production")
         candidate = agent.active.candidate
         if candidate is not None and row.id == candidate.model_id:
-            raise RolloutError(
-                f"{row.name} v{row.version} is the candidate; promote it with 'genba agent promote' instead"
-            )
+            raise RolloutError(f"{row.label} is the candidate; promote it with 'genba agent promote' instead")
         loaded = agent.library.load(row.id, Path(row.path))
         _apply(
             agent,
@@ -273,7 +299,7 @@ def rollback(agent: Agent, *, actor: str, version: int | None = None) -> dict[st
         return {"rolled_back_to": loaded.describe(), "replaced": current.identity.label if current else None}
 
 
-def _rollback_row(agent: Agent, version: int | None) -> ModelRow:
+def _rollback_row(agent: Agent, version: ModelVersion | None) -> ModelRow:
     if version is None:
         target = agent.store.rollback_target()
         if target is None:

@@ -72,6 +72,8 @@ class ExportConfig:
     signing_key: Path | None = None
     name: str | None = None
     version: int = 1
+    #: 0 for IT's releases; a site's re-export of its own candidate is a revision (genba.versions).
+    revision: int = 0
     max_length: int = 128
     opset: int = 18
     threads: int = 0
@@ -114,6 +116,8 @@ class ExportConfig:
             )
         if self.version < 1:
             problems.append("version must be a positive integer")
+        if self.revision < 0:
+            problems.append("revision must be 0 (a release) or a positive integer (a site candidate)")
         if not 8 <= self.max_length <= 8192:
             problems.append("max_length must be between 8 and 8192")
         if not 0.0 < self.max_int8_size_ratio <= 1.0:

@@ -25,6 +25,7 @@ from genba.bundle import MANIFEST_NAME, BundleWriter, VerifiedBundle, sha256_fil
 from genba.errors import ExportError, IntegrityError, UsageError
 from genba.runtime.config import RuntimeConfig
 from genba.runtime.sessions import create_session
+from genba.versions import ModelVersion
 
 #: Largest |logit| difference between ONNX Runtime running the written head and numpy.
 HEAD_CHECK_TOLERANCE = 1e-3
@@ -71,7 +72,7 @@ def parent_reference(parent: VerifiedBundle) -> dict[str, Any]:
     raw = (parent.path / MANIFEST_NAME).read_bytes()
     return {
         "name": model.get("name"),
-        "version": int(model.get("version", 0)),
+        **ModelVersion.of(model).manifest_fields(),
         "manifest_sha256": hashlib.sha256(raw).hexdigest(),
     }
 
@@ -85,7 +86,7 @@ def write_head_swap(
     source: Mapping[str, Any],
     report_key: str,
     report: Mapping[str, Any],
-    version: int | None = None,
+    version: int | ModelVersion | None = None,
     lineage_fields: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
     probe: np.ndarray | None = None,
@@ -93,7 +94,8 @@ def write_head_swap(
     """Write the swapped bundle at ``out``; returns its final manifest (hashes and signer included).
 
     ``source`` is the lineage's source (what made the head); ``report`` is kept in the manifest's
-    validation under ``report_key``. ``version`` defaults to the parent's + 1; ``lineage_fields``
+    validation under ``report_key``. ``version`` (an int is IT's release) defaults to the parent's
+    release + 1; a site passes its own revision (``genba.versions``). ``lineage_fields``
     sets the lineage's other fields (``federated_run``, ``round``, ``rollback``). ``probe`` (a few
     embeddings) is run through the written head with ONNX Runtime before the bundle is
     committed, so a head that does not load or compute what was fitted is never signed.
@@ -131,11 +133,7 @@ def reissue(
 ) -> dict[str, Any]:
     """``parent``'s files, byte for byte, under a new version and lineage (a rollback, for one)."""
     manifest = {k: v for k, v in parent.manifest.items() if k not in {"files", "signer"}}
-    manifest["model"] = {
-        **(parent.manifest.get("model") or {}),
-        "version": int(version),
-        "created_at": timestamp(now),
-    }
+    manifest["model"] = _model_block(parent, ModelVersion(int(version)), now)
     manifest["lineage"] = {**lineage(dict(source), parent=parent_reference(parent)), **(lineage_fields or {})}
     with BundleWriter(out) as writer:
         _copy_files(parent, writer.root, skip=None)
@@ -159,19 +157,23 @@ def _swapped_manifest(
     source: Mapping[str, Any],
     report_key: str,
     report: Mapping[str, Any],
-    version: int | None,
+    version: int | ModelVersion | None,
     now: dt.datetime | None,
 ) -> dict[str, Any]:
     manifest = {k: v for k, v in parent.manifest.items() if k not in {"files", "signer"}}
     reference = parent_reference(parent)
-    manifest["model"] = {
-        **(parent.manifest.get("model") or {}),
-        "version": reference["version"] + 1 if version is None else int(version),
-        "created_at": timestamp(now),
-    }
+    if not isinstance(version, ModelVersion):
+        version = ModelVersion(reference["version"] + 1 if version is None else int(version))
+    manifest["model"] = _model_block(parent, version, now)
     manifest["lineage"] = lineage(dict(source), parent=reference)
     manifest["validation"] = {**(parent.manifest.get("validation") or {}), report_key: dict(report)}
     return manifest
+
+
+def _model_block(parent: VerifiedBundle, version: ModelVersion, now: dt.datetime | None) -> dict[str, Any]:
+    """The parent's model block under ``version``: a release drops the parent's revision."""
+    inherited = {k: v for k, v in (parent.manifest.get("model") or {}).items() if k != "revision"}
+    return {**inherited, **version.manifest_fields(), "created_at": timestamp(now)}
 
 
 def _require_unchanged(parent: VerifiedBundle, name: str, copy: Path) -> None:

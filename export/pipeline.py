@@ -36,6 +36,7 @@ from genba.inputs import Example, read_jsonl
 from genba.runtime import GraphSet, RuntimeConfig
 from genba.runtime.preprocess import Feeds, Preprocessor, preprocessor_for
 from genba.runtime.sessions import CPU, CUDA
+from genba.versions import ModelVersion
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -171,7 +172,11 @@ def build_bundle(
             top_path, head_bytes, exported.layout, _stats_feeds(data, inputs, preprocessor), runtime
         )
         manifest = {
-            "model": {"name": config.model_name, "version": config.version, "created_at": timestamp(now)},
+            "model": {
+                "name": config.model_name,
+                **ModelVersion(config.version, config.revision).manifest_fields(),
+                "created_at": timestamp(now),
+            },
             "task": config.task,
             "labels": list(inputs.labels) if inputs.labels else None,
             "input": spec,

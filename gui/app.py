@@ -156,11 +156,11 @@ class MainWindow(QMainWindow):
             candidate = status.get("candidate")
             text = t("Site {site} · signed in as {role} · production {name} v{version}").format(
                 site=status.get("site", ""), role=status.get("role", ""),
-                name=production.get("name", "—"), version=production.get("version", "—"),
+                name=production.get("name", "—"), version=production.get("version_label", "—"),
             )  # fmt: skip
             if candidate:
                 text += " · " + t("candidate v{version} in {stage}").format(
-                    version=candidate.get("version"), stage=stage_name(str(candidate.get("stage")))
+                    version=candidate.get("version_label"), stage=stage_name(str(candidate.get("stage")))
                 )
             self.banner.setProperty("state", "up")
             self.banner.setText(text)

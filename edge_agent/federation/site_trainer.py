@@ -74,7 +74,7 @@ class SiteTrainer:
         """The newest version of the production model's name this site holds (its own candidates too)."""
         name = self.parent.manifest["model"].get("name")
         with SiteStore.read_only(self.site.store_file) as store:
-            versions = [row.version for row in store.list_models() if row.name == name]
+            versions = [row.version.release for row in store.list_models() if row.name == name]
         return max([self.production_version, *versions])
 
     def fit(self, parameters: Sequence[np.ndarray]) -> HeadWeights:

@@ -195,7 +195,7 @@ def _lead_time(report: Mapping[str, Any]) -> list[str]:
     rows = [
         (
             m["name"],
-            m["version"],
+            m.get("version_label", m["version"]),
             _time(m["installed_at"]),
             _time(m["production_at"]),
             number(m["hours"]),

@@ -36,6 +36,7 @@ from genba.errors import (
     UsageError,
     error_code,
 )
+from genba.versions import ModelVersion
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
@@ -118,6 +119,10 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     def drift(role: str = read_role) -> dict[str, Any]:
         return {**agent.drift_status(), "checks": agent.store.drift_checks(limit=50)}
 
+    @app.post("/v1/drift/rebaseline", tags=["status"])
+    def rebaseline_drift(body: schemas.RebaselineRequest, role: str = manage_role) -> dict[str, Any]:
+        return agent.rebaseline_drift(actor=role, reason=body.reason)
+
     @app.get("/v1/groups", tags=["status"])
     def groups(key: str | None = Query(None, max_length=64), role: str = read_role) -> dict[str, Any]:
         return agent.group_figures(key)
@@ -142,9 +147,14 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     def promote(body: schemas.PromoteRequest, role: str = manage_role) -> dict[str, Any]:
         return agent.promote(actor=role, to_stage=body.to_stage)
 
+    @app.post("/v1/models/discard", tags=["models"])
+    def discard(body: schemas.DiscardRequest, role: str = manage_role) -> dict[str, Any]:
+        return agent.discard(actor=role, reason=body.reason)
+
     @app.post("/v1/models/rollback", tags=["models"])
     def rollback(body: schemas.RollbackRequest, role: str = manage_role) -> dict[str, Any]:
-        return agent.rollback(actor=role, version=body.version)
+        version = None if body.version is None else ModelVersion.parse(body.version)
+        return agent.rollback(actor=role, version=version)
 
     @app.post("/v1/train", tags=["models"])
     def train(body: schemas.TrainRequest, role: str = manage_role) -> dict[str, Any]:

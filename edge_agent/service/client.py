@@ -35,11 +35,12 @@ class ModelAnswer:
     score: float | None
     scores: dict[str, float]
     model_name: str
-    model_version: int
+    model_version: int  # the release; ``model_version_label`` names a site revision too (3.1)
     stage: str
     provider: str
     latency_ms: float
     variant: str | None = None  # which of the bundle's variants answered: cpu, cuda or default
+    model_version_label: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelAnswer:
@@ -53,6 +54,7 @@ class ModelAnswer:
             provider=data["provider"],
             latency_ms=float(data["latency_ms"]),
             variant=data["model"].get("variant"),
+            model_version_label=str(data["model"].get("version_label") or data["model"]["version"]),
         )
 
 
@@ -176,7 +178,10 @@ class AgentClient:
     def promote(self, to_stage: str | None = None) -> dict[str, Any]:
         return self._call("POST", "/v1/models/promote", json={"to_stage": to_stage}, timeout=300.0)
 
-    def rollback(self, version: int | None = None) -> dict[str, Any]:
+    def discard(self, reason: str | None = None) -> dict[str, Any]:
+        return self._call("POST", "/v1/models/discard", json={"reason": reason}, timeout=300.0)
+
+    def rollback(self, version: int | str | None = None) -> dict[str, Any]:
         return self._call("POST", "/v1/models/rollback", json={"version": version}, timeout=300.0)
 
     def train(self, mode: str = "head", seed: int = 0) -> dict[str, Any]:
@@ -195,6 +200,10 @@ class AgentClient:
     def drift(self) -> dict[str, Any]:
         """The drift status of the production model and the latest window checks."""
         return self._call("GET", "/v1/drift")
+
+    def rebaseline_drift(self, reason: str | None = None) -> dict[str, Any]:
+        """Accept today's traffic as normal: production's next windows become its drift reference."""
+        return self._call("POST", "/v1/drift/rebaseline", json={"reason": reason})
 
     def groups(self, key: str | None = None) -> dict[str, Any]:
         """Production's accuracy on operator labels per group (``key``: one tag, e.g. "line")."""

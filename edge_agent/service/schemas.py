@@ -38,7 +38,11 @@ class PredictBatchRequest(Strict):
 
 class ModelRef(BaseModel):
     name: str
-    version: int
+    version: int = Field(description="the release: IT's version number")
+    revision: int = Field(
+        0, description="0 for IT's release; 1, 2, ... for this site's own candidates from it"
+    )
+    version_label: str = Field(description="how people write the version: 3 or 3.1")
     variant: str | None = Field(None, description="the bundle variant that answered: cpu, cuda or default")
 
 
@@ -114,8 +118,20 @@ class PromoteRequest(Strict):
     to_stage: Literal["pilot", "production"] | None = None
 
 
+class RebaselineRequest(Strict):
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class DiscardRequest(Strict):
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
 class RollbackRequest(Strict):
-    version: Annotated[int, Field(ge=0, le=2**31)] | None = None
+    version: (
+        Annotated[int, Field(ge=0, le=2**31)]
+        | Annotated[str, Field(pattern=r"^v?\d{1,9}(\.\d{1,9})?$", description="3 or 3.1")]
+        | None
+    ) = None
 
 
 class TrainRequest(Strict):

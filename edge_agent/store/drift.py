@@ -6,16 +6,19 @@ Features are a handful of scores and projections per answer, never the input's t
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
 
+from edge_agent.store.validate import decode_object
+
 _FLOAT32_LE: Final = np.dtype("<f4")
 _CHECK_COLUMNS: Final = (
     "id", "model_id", "reference", "first_prediction", "last_prediction", "items", "status", "feature",
-    "statistic", "p_value", "tests", "created_at",
+    "statistic", "p_value", "tests", "created_at", "alarm",
 )  # fmt: skip
 
 
@@ -68,23 +71,44 @@ def reference(conn: sqlite3.Connection, model_id: int) -> dict[str, Any] | None:
     return dict(zip(("first_prediction", "last_prediction", "items", "created_at"), row, strict=True))
 
 
-def insert_reference(
+def extend_reference(
     conn: sqlite3.Connection, model_id: int, first: int, last: int, items: int, now: float
 ) -> None:
+    """Start the model's reference with this window, or add the window to the one being built."""
     conn.execute(
-        "INSERT OR IGNORE INTO drift_references (model_id, first_prediction, last_prediction, items, "
-        "created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO drift_references (model_id, first_prediction, last_prediction, items, created_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (model_id) DO UPDATE SET "
+        "last_prediction = excluded.last_prediction, items = drift_references.items + excluded.items "
+        "WHERE excluded.first_prediction > drift_references.last_prediction",
         (model_id, first, last, items, now),
     )
+
+
+def drop_reference(conn: sqlite3.Connection, model_id: int) -> bool:
+    """Forget the model's reference: the next windows build a new one. True when there was one."""
+    return conn.execute("DELETE FROM drift_references WHERE model_id = ?", (model_id,)).rowcount > 0
+
+
+def read_groups(conn: sqlite3.Connection, prediction_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The group tags of the input behind each prediction, in the order given."""
+    rows = dict(
+        conn.execute(
+            "SELECT p.id, i.groups FROM predictions AS p JOIN inputs AS i ON i.id = p.input_id "
+            "WHERE p.id IN (SELECT value FROM json_each(?))",
+            (json.dumps([int(pid) for pid in prediction_ids]),),
+        ).fetchall()
+    )
+    return [decode_object(rows.get(int(pid))) for pid in prediction_ids]
 
 
 def insert_check(conn: sqlite3.Connection, model_id: int, check: dict[str, Any], now: float) -> int:
     cursor = conn.execute(
         "INSERT INTO drift_checks (model_id, reference, first_prediction, last_prediction, items, status, "
-        "feature, statistic, p_value, tests, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "feature, statistic, p_value, tests, created_at, alarm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             model_id, check["reference"], check["first_prediction"], check["last_prediction"], check["items"],
             check["status"], check["feature"], check["statistic"], check["p_value"], check["tests"], now,
+            int(bool(check.get("alarm"))),
         ),
     )  # fmt: skip
     return int(cursor.lastrowid or 0)
@@ -105,4 +129,4 @@ def checks(conn: sqlite3.Connection, model_id: int | None, limit: int) -> list[d
         "ORDER BY id DESC LIMIT ?",
         (model_id, model_id, limit),
     ).fetchall()
-    return [dict(zip(_CHECK_COLUMNS, row, strict=True)) for row in rows]
+    return [{**dict(zip(_CHECK_COLUMNS, row, strict=True)), "alarm": bool(row[-1])} for row in rows]

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from genba.versions import ModelVersion
+
 INPUT_KINDS: Final = ("text", "image")
 STAGES: Final = ("production", "pilot", "shadow", "evaluation")
 CANDIDATE_STAGES: Final = ("pilot", "shadow", "evaluation")
@@ -42,7 +44,7 @@ class PredictionRecord:
 class ModelRow:
     id: int
     name: str
-    version: int
+    version: ModelVersion
     manifest_sha256: str
     path: str
     signer_key_id: str | None
@@ -50,6 +52,10 @@ class ModelRow:
     manifest: dict[str, Any]
     installed_at: float
     installed_by: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
 
 
 @dataclass(frozen=True)

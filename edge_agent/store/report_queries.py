@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from edge_agent.store.inputs import IN_AUDIT_SAMPLE
 from edge_agent.store.kpi import DAY_SECONDS, day_start, latency_quantiles
+from genba.versions import ModelVersion
 
 _DAY: Final = "date({column}, 'unixepoch')"
 _PRODUCTION_WINDOW: Final = "stage = 'production' AND created_at >= ? AND created_at < ?"
@@ -119,16 +120,23 @@ def lead_times(conn: sqlite3.Connection, window: tuple[float, float]) -> list[di
     """Models whose first production start lies in the window: installed_at, that start, and whether
     a candidate stage (evaluation, shadow, pilot) came first."""
     rows = conn.execute(
-        "SELECT m.id, m.name, m.version, m.installed_at, h.first_start, "
+        "SELECT m.id, m.name, m.installed_at, h.first_start, "
         "EXISTS (SELECT 1 FROM stage_decisions AS d WHERE d.model_id = m.id "
-        "AND d.to_stage IN ('evaluation', 'shadow', 'pilot')) "
+        "AND d.to_stage IN ('evaluation', 'shadow', 'pilot')), m.version, m.revision "
         "FROM models AS m JOIN (SELECT model_id, min(started_at) AS first_start FROM production_history "
         "GROUP BY model_id) AS h ON h.model_id = m.id "
         "WHERE h.first_start >= ? AND h.first_start < ? ORDER BY h.first_start, m.id",
         window,
     ).fetchall()
-    keys = ("model_id", "name", "version", "installed_at", "production_at", "via_candidate")
-    return [dict(zip(keys, (*row[:5], bool(row[5])), strict=True)) for row in rows]
+    keys = ("model_id", "name", "installed_at", "production_at")
+    return [
+        {**dict(zip(keys, row[:4], strict=True)), "via_candidate": bool(row[4]), **_version(row[5:7])}
+        for row in rows
+    ]
+
+
+def _version(release_and_revision: Sequence[int]) -> dict[str, int | str]:
+    return ModelVersion(*release_and_revision).json_fields()
 
 
 def drift_events(conn: sqlite3.Connection, window: tuple[float, float]) -> list[dict[str, Any]]:

@@ -26,23 +26,26 @@ from edge_agent.store.records import (
 )
 from edge_agent.store.validate import decode_object, require_choice, require_existing
 from genba.errors import DuplicateItemError, UnknownItemError, UsageError
+from genba.versions import ModelVersion
 
 _MODEL_COLUMNS: Final = (
-    "id, name, version, manifest_sha256, path, signer_key_id, lineage, manifest, installed_at, installed_by"
+    "id, name, version, revision, manifest_sha256, path, signer_key_id, lineage, manifest, installed_at, "
+    "installed_by"
 )
 _END_REASONS: Final = {"promote": "replaced", "rollback": "rolled_back"}
 
 
 def insert_model(conn: sqlite3.Connection, now: float, fields: Mapping[str, Any]) -> ModelRow:
     """Add one installed model; ``fields`` are the keyword arguments of ``SiteStore.add_model``."""
-    name, version = fields["name"], int(fields["version"])
+    name, version = fields["name"], as_version(fields["version"])
     try:
         cursor = conn.execute(
-            "INSERT INTO models (name, version, manifest_sha256, path, signer_key_id, lineage, manifest, "
-            "installed_at, installed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO models (name, version, revision, manifest_sha256, path, signer_key_id, lineage, "
+            "manifest, installed_at, installed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 name,
-                version,
+                version.release,
+                version.revision,
                 fields["manifest_sha256"],
                 fields["path"],
                 fields["signer_key_id"],
@@ -60,6 +63,11 @@ def insert_model(conn: sqlite3.Connection, now: float, fields: Mapping[str, Any]
     return fetch_model(conn, cursor.lastrowid)
 
 
+def as_version(version: ModelVersion | int) -> ModelVersion:
+    """A plain number is IT's release."""
+    return version if isinstance(version, ModelVersion) else ModelVersion(int(version))
+
+
 def fetch_model(conn: sqlite3.Connection, model_id: int) -> ModelRow:
     row = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models WHERE id = ?", (model_id,)).fetchone()
     if row is None:
@@ -67,12 +75,13 @@ def fetch_model(conn: sqlite3.Connection, model_id: int) -> ModelRow:
     return _model(row)
 
 
-def find_model(conn: sqlite3.Connection, name: str | None, version: int) -> ModelRow | None:
+def find_model(conn: sqlite3.Connection, name: str | None, version: ModelVersion | int) -> ModelRow | None:
     """The newest install of that version; of that name too unless ``name`` is None."""
+    version = as_version(version)
     row = conn.execute(
-        f"SELECT {_MODEL_COLUMNS} FROM models WHERE version = ? AND (? IS NULL OR name = ?) "
+        f"SELECT {_MODEL_COLUMNS} FROM models WHERE version = ? AND revision = ? AND (? IS NULL OR name = ?) "
         "ORDER BY installed_at DESC, id DESC LIMIT 1",
-        (version, name, name),
+        (version.release, version.revision, name, name),
     ).fetchone()
     return _model(row) if row else None
 
@@ -189,11 +198,14 @@ def rollback_target(conn: sqlite3.Connection) -> int | None:
 def read_history(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Newest first, with each model's name and version for display."""
     rows = conn.execute(
-        "SELECT h.id, h.model_id, m.name, m.version, h.started_at, h.ended_at, h.end_reason "
+        "SELECT h.id, h.model_id, m.name, h.started_at, h.ended_at, h.end_reason, m.version, m.revision "
         "FROM production_history AS h JOIN models AS m ON m.id = h.model_id ORDER BY h.id DESC"
     ).fetchall()
-    keys = ("id", "model_id", "name", "version", "started_at", "ended_at", "end_reason")
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+    keys = ("id", "model_id", "name", "started_at", "ended_at", "end_reason")
+    return [
+        {**dict(zip(keys, row[:6], strict=True)), **ModelVersion(row[6], row[7]).json_fields()}
+        for row in rows
+    ]
 
 
 def _move_production(conn: sqlite3.Connection, now: float, model_id: int, change: str) -> None:
@@ -245,12 +257,12 @@ def _model(row: tuple[Any, ...]) -> ModelRow:
     return ModelRow(
         id=row[0],
         name=row[1],
-        version=row[2],
-        manifest_sha256=row[3],
-        path=row[4],
-        signer_key_id=row[5],
-        lineage=decode_object(row[6]),
-        manifest=decode_object(row[7]),
-        installed_at=row[8],
-        installed_by=row[9],
+        version=ModelVersion(row[2], row[3]),
+        manifest_sha256=row[4],
+        path=row[5],
+        signer_key_id=row[6],
+        lineage=decode_object(row[7]),
+        manifest=decode_object(row[8]),
+        installed_at=row[9],
+        installed_by=row[10],
     )

@@ -7,6 +7,7 @@ Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -249,9 +250,48 @@ CREATE TABLE audit_sample (
 );
 """
 
+# v7: a model's version is a release and a revision (``genba.versions``): IT's releases are
+# revision 0, the site's own candidates 1, 2, ... of the release they descend from, so a second
+# candidate from one parent and IT's next release both find their version free. SQLite cannot drop
+# the old UNIQUE (name, version), so the table is rebuilt with the same ids (foreign keys off for
+# that one migration, checked before it commits). Models installed before v7 keep revision 0.
+_V7: Final = """
+CREATE TABLE models_v7 (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0 CHECK (revision >= 0),
+    manifest_sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,
+    signer_key_id TEXT,
+    lineage TEXT NOT NULL DEFAULT '{}',
+    manifest TEXT NOT NULL DEFAULT '{}',
+    installed_at REAL NOT NULL,
+    installed_by TEXT NOT NULL,
+    UNIQUE (name, version, revision)
+);
+INSERT INTO models_v7 (id, name, version, revision, manifest_sha256, path, signer_key_id, lineage,
+                       manifest, installed_at, installed_by)
+SELECT id, name, version, 0, manifest_sha256, path, signer_key_id, lineage, manifest, installed_at,
+       installed_by FROM models;
+DROP TABLE models;
+ALTER TABLE models_v7 RENAME TO models;
+"""
+
+# v8: drift episodes (``DriftConfig.clear_windows``): ``drift_checks.alarm`` marks the window that
+# raised an alarm (opened an episode); the later drift windows of the same episode are recorded
+# with alarm 0. Checks from before v8 count as alarms where they found drift, as they were treated.
+_V8: Final = """
+ALTER TABLE drift_checks ADD COLUMN alarm INTEGER NOT NULL DEFAULT 0 CHECK (alarm IN (0, 1));
+UPDATE drift_checks SET alarm = 1 WHERE status = 'drift';
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
-    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6)
+    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8)
 )  # fmt: skip
+#: Migrations that rebuild a table others refer to: SQLite's documented procedure turns foreign
+#: keys off around them (a pragma that cannot change inside a transaction) and checks them after.
+_REBUILDS: Final = frozenset({7})
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
 
@@ -279,16 +319,40 @@ def apply_migrations(
     if check_not_newer(conn, migrations) == migrations[-1][0]:
         return migrations[-1][0]  # the usual case: no write lock needed just to open
     for version, sql in migrations:
-        conn.execute("BEGIN IMMEDIATE")  # a lock held elsewhere surfaces as the caller's "locked" error
-        try:
-            if schema_version(conn) < version:
-                _migrate(conn, path, version, sql)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        with _foreign_keys_off(conn, version in _REBUILDS):
+            conn.execute("BEGIN IMMEDIATE")  # a lock held elsewhere surfaces as the caller's "locked" error
+            try:
+                if schema_version(conn) < version:
+                    _migrate(conn, path, version, sql)
+                    if version in _REBUILDS:
+                        _require_foreign_keys_hold(conn, path, version)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
     return schema_version(conn)
+
+
+@contextlib.contextmanager
+def _foreign_keys_off(conn: sqlite3.Connection, off: bool) -> Iterator[None]:
+    was_on = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    if off and was_on:
+        conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        if off and was_on:
+            conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _require_foreign_keys_hold(conn: sqlite3.Connection, path: Path, version: int) -> None:
+    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise StoreError(
+            f"site store {path} cannot be migrated to schema v{version}: {len(broken)} rows would refer "
+            f"to missing rows (first in table {broken[0][0]}); restore it from backup or report this as a bug"
+        )
 
 
 def _migrate(conn: sqlite3.Connection, path: Path, version: int, sql: str) -> None:

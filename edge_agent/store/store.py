@@ -39,6 +39,7 @@ from edge_agent.store.records import (
 from edge_agent.store.retention import prune_inputs
 from edge_agent.store.schema import SCHEMA_VERSION, apply_migrations, check_not_newer, schema_version
 from genba.errors import StoreError, UsageError
+from genba.versions import ModelVersion
 
 Clock = Callable[[], float]
 
@@ -280,16 +281,29 @@ class SiteStore:
             return drift_rows.reference(conn, model_id)
 
     def record_drift_window(
-        self, model_id: int, check: dict[str, Any], *, becomes_reference: bool = False
+        self, model_id: int, check: dict[str, Any], *, joins_reference: bool = False
     ) -> int:
-        """One window's check, and (for a model's first window) the reference, in one transaction."""
+        """One window's check and, while the model's reference is being built, the window joining it."""
         with self._db.write() as conn:
-            if becomes_reference:
-                drift_rows.insert_reference(
+            if joins_reference:
+                drift_rows.extend_reference(
                     conn, model_id, check["first_prediction"], check["last_prediction"], check["items"],
                     self._clock(),
                 )  # fmt: skip
             return drift_rows.insert_check(conn, model_id, check, self._clock())
+
+    def drift_groups(self, prediction_ids: Sequence[int]) -> list[dict[str, Any]]:
+        with self._db.read() as conn:
+            return drift_rows.read_groups(conn, prediction_ids)
+
+    def rebaseline_drift(self, model_id: int, actor: str, details: Mapping[str, Any]) -> bool:
+        """Forget the model's drift reference (audited, one transaction): the next windows build a new one."""
+        with self._db.write() as conn:
+            dropped = drift_rows.drop_reference(conn, model_id)
+            fields = {**details, "model_id": model_id, "had_reference": dropped}
+            entry = {"actor": actor, "event": "drift_rebaseline", "details": fields}
+            append_entry(conn, "audit_log", self._clock(), entry)
+            return dropped
 
     def drift_last_checked(self, model_id: int) -> int:
         with self._db.read() as conn:
@@ -305,7 +319,7 @@ class SiteStore:
         self,
         *,
         name: str,
-        version: int,
+        version: ModelVersion | int,
         manifest_sha256: str,
         path: str,
         signer_key_id: str | None,
@@ -330,7 +344,7 @@ class SiteStore:
         with self._db.read() as conn:
             return rollout.fetch_model(conn, model_id)
 
-    def find_model(self, name: str | None, version: int) -> ModelRow | None:
+    def find_model(self, name: str | None, version: ModelVersion | int) -> ModelRow | None:
         """That version of that model (any name when ``name`` is None); the newest install wins."""
         with self._db.read() as conn:
             return rollout.find_model(conn, name, version)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from export.graphs import HeadWeights
 from export.head_swap import head_file, parent_reference, write_head_swap
 from genba.bundle import VerifiedBundle
+from genba.versions import ModelVersion
 
 __all__ = ["CandidateSource", "head_file", "parent_reference", "write_head_candidate"]
 
@@ -48,11 +49,12 @@ def write_head_candidate(
     signing_key: Ed25519PrivateKey,
     *,
     source: CandidateSource,
+    version: ModelVersion,
     report: Mapping[str, Any],
     now: dt.datetime | None = None,
     probe: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Write the candidate at ``out`` (version = parent's + 1); returns its final manifest."""
+    """Write the candidate at ``out`` as the site's ``version``; returns its final manifest."""
     return write_head_swap(
         parent,
         weights,
@@ -61,6 +63,7 @@ def write_head_candidate(
         source=source.to_json(),
         report_key="site_training",
         report=report,
+        version=version,
         now=now,
         probe=probe,
     )

@@ -81,7 +81,7 @@ class SourceMismatchError(TrainingError):
 
 
 class SiteWeightsMissingError(TrainingError):
-    def __init__(self, name: str, version: int, path: Path) -> None:
+    def __init__(self, name: str, version: object, path: Path) -> None:
         super().__init__(
             f"production model {name} v{version} was fine-tuned at this site, but its weights {path} "
             "are gone: train in head mode, or roll back to a model IT exported"

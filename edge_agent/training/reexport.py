@@ -24,6 +24,7 @@ from edge_agent.training.candidate import CandidateSource, parent_reference
 from edge_agent.training.last_k import FineTuned
 from edge_agent.training.source import SourceModel, backbone_sha256, weights_dir, weights_file
 from genba.bundle import VerifiedBundle
+from genba.versions import ModelVersion
 
 #: Texts the export compares torch and ONNX on (and calibrates static int8 with).
 GATE_SAMPLES = 64
@@ -40,6 +41,7 @@ def write_last_k_candidate(
     *,
     texts: Sequence[str],
     origin: CandidateSource,
+    version: ModelVersion,
     report: Mapping[str, Any],
     threads: int = 0,
     now: dt.datetime | None = None,
@@ -64,7 +66,8 @@ def write_last_k_candidate(
             targets=_targets(manifest),
             signing_key=signing_key,
             name=str(manifest["model"]["name"]),
-            version=int(manifest["model"]["version"]) + 1,
+            version=version.release,
+            revision=version.revision,
             max_length=int(manifest["input"].get("max_length", 128)),
             opset=int(manifest["opset"]),
             threads=threads,

@@ -30,6 +30,7 @@ from genba.bundle import MANIFEST_NAME, VerifiedBundle, verify_directory
 from genba.errors import IntegrityError, OutputPathError
 from genba.runtime.config import ProviderPolicy
 from genba.runtime.model import BundleModel
+from genba.versions import ModelVersion, next_site_revision
 
 MODES = ("head", "last-k")
 _PROBE_SIZE = 16
@@ -69,6 +70,7 @@ def train_candidate(
     key_path = signing_key or site.site_key_file
     private_key = keys.load_private_key(key_path)
     production, items = read_site(site)
+    version = candidate_version(site, production)
     library = ModelLibrary(site.models_dir, site.trusted_keys(), runtime, site.site_public_key(), config.site)
     parent = verified_parent(site, library, production)
     prior = _parent_head(parent.path / head_file(parent.manifest))  # one-graph models refused here
@@ -100,17 +102,18 @@ def train_candidate(
             private_key,
             source=origin,
             report=report,
+            version=version,
             probe=embedded.vectors[:_PROBE_SIZE],
         )
     else:
         manifest, report = _train_last_k(
-            site, config, parent, model, data, prior, out, key_path, origin, seed
+            site, config, parent, model, data, prior, out, key_path, origin, seed, version
         )
     report["seconds"] = round(time.perf_counter() - started, 3)
     return {
         "bundle": str(out),
         "name": manifest["model"]["name"],
-        "version": manifest["model"]["version"],
+        **ModelVersion.of(manifest["model"]).json_fields(),
         "manifest_sha256": hashlib.sha256((out / MANIFEST_NAME).read_bytes()).hexdigest(),
         "signer_key_id": manifest["signer"]["key_id"],
         "parent": manifest["lineage"]["parent"],
@@ -129,6 +132,7 @@ def _train_last_k(
     key_path: Path,
     origin: CandidateSource,
     seed: int,
+    version: ModelVersion,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from edge_agent.training.last_k import fine_tune, training_device
     from edge_agent.training.reexport import write_last_k_candidate
@@ -163,7 +167,8 @@ def _train_last_k(
         },
     )
     manifest = write_last_k_candidate(
-        site, parent, source, tuned, out, key_path, texts=texts, origin=origin, report=report,
+        site, parent, source, tuned, out, key_path, texts=texts, origin=origin, version=version,
+        report=report,
         threads=model.config.intra_op_threads,
     )  # fmt: skip
     return manifest, report
@@ -187,12 +192,23 @@ def read_site(site: SiteFolder) -> tuple[ModelRow, list[LabelledInput]]:
         return store.get_model(slots.production.model_id), read_training_labels(store)
 
 
+def candidate_version(site: SiteFolder, production: ModelRow) -> ModelVersion:
+    """The next revision of production's release that this site has not used (``genba.versions``).
+
+    Every model the site ever installed counts, discarded and superseded ones too, so no two
+    candidates of this site share a version; the agent's store refuses a duplicate regardless.
+    """
+    with SiteStore.read_only(site.store_file) as store:
+        installed = [row.version for row in store.list_models() if row.name == production.name]
+    return next_site_revision(production.version, installed)
+
+
 def verified_parent(site: SiteFolder, library: ModelLibrary, row: ModelRow) -> VerifiedBundle:
     """The installed copy, verified as the agent verifies it, and the very one the store recorded."""
     bundle = library.check_signer(verify_directory(site.models_dir / row.path, library.trusted))
     if parent_reference(bundle)["manifest_sha256"] != row.manifest_sha256:
         raise IntegrityError(
-            f"the installed copy of {row.name} v{row.version} is not the bundle the site store recorded; "
+            f"the installed copy of {row.label} is not the bundle the site store recorded; "
             "reinstall the model"
         )
     return bundle

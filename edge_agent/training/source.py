@@ -28,6 +28,7 @@ from edge_agent.training.errors import (
 from genba.bundle import VerifiedBundle
 from genba.errors import GenbaError, IntegrityError
 from genba.runtime.model import BundleModel
+from genba.versions import ModelVersion
 
 WEIGHTS_SUFFIX = ".safetensors"
 _PROBE_BATCH = 32
@@ -125,9 +126,7 @@ def _apply_site_weights(site: SiteFolder, model: Any, parent: VerifiedBundle) ->
         source = (parent.manifest.get("lineage") or {}).get("source") or {}
         if source.get("kind") == "site-training" and source.get("mode") == "last-k":
             model_info = parent.manifest.get("model") or {}
-            raise SiteWeightsMissingError(
-                str(model_info.get("name")), int(model_info.get("version", 0)), path
-            )
+            raise SiteWeightsMissingError(str(model_info.get("name")), ModelVersion.of(model_info), path)
         return None
     from safetensors.torch import load_file
 

@@ -56,6 +56,10 @@
         <translation>候補</translation>
     </message>
     <message>
+        <source>Candidate v{version} discarded.</source>
+        <translation>候補 v{version} を破棄しました。</translation>
+    </message>
+    <message>
         <source>Candidate v{version} moved to {target}.</source>
         <translation>候補 v{version} を {target} に進めました。</translation>
     </message>
@@ -98,6 +102,14 @@
     <message>
         <source>Differential privacy budget (this site, lifetime)</source>
         <translation>差分プライバシー予算（この拠点の累計）</translation>
+    </message>
+    <message>
+        <source>Discard candidate {name} v{version}? It stops being judged; production keeps serving.</source>
+        <translation>候補 {name} v{version} を破棄しますか？評価は止まり、本番はそのまま稼働します。</translation>
+    </message>
+    <message>
+        <source>Discard candidate…</source>
+        <translation>候補を破棄…</translation>
     </message>
     <message>
         <source>Drift events per day</source>

@@ -115,6 +115,11 @@ JA: dict[str, str] = {
     "Current window": "現在のウィンドウ",
     "Labels requested": "依頼中のラベル",
     "Roll back": "ロールバック",
+    "Discard candidate…": "候補を破棄…",
+    "Discard candidate {name} v{version}? It stops being judged; production keeps serving.": (
+        "候補 {name} v{version} を破棄しますか？評価は止まり、本番はそのまま稼働します。"
+    ),
+    "Candidate v{version} discarded.": "候補 v{version} を破棄しました。",
     "Please confirm": "確認してください",
     "Working…": "処理中…",
     "Gates for candidate v{version} in {stage}: {items} answers, {verdict}": (

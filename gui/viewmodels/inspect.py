@@ -99,7 +99,7 @@ def _pct(score: float | None) -> int:
 
 
 def _model(answer: ModelAnswer) -> str:
-    return f"{answer.model_name} v{answer.model_version}"
+    return f"{answer.model_name} v{answer.model_version_label or answer.model_version}"
 
 
 def _provider(answer: PredictResult) -> str:

@@ -21,12 +21,12 @@ NONE = "—"
 @dataclass(frozen=True)
 class ModelCard:
     name: str
-    version: int
+    version: str  # as people write it: 3 (IT's release) or 3.1 (this site's candidate from it)
     stage: str
     signer_key_id: str
     by_this_site: bool  # trained here (signed lineage) or signed with the site's own key
     verified: bool
-    parent_version: int | None
+    parent_version: str | None
     source_kind: str  # "export", "site-training", "federated", "rollback" (or what the lineage says)
     federated_run: str | None
     federated_round: int | None
@@ -43,12 +43,12 @@ class ModelCard:
         trained_here = source.get("kind") == "site-training" and source.get("site") == site
         return cls(
             name=str(described.get("name") or ""),
-            version=int(described.get("version") or 0),
+            version=version_label(described),
             stage=stage,
             signer_key_id=signer,
             by_this_site=trained_here or bool(site_key_id and signer == site_key_id),
             verified=bool(described.get("signature_verified")),
-            parent_version=int(parent["version"]) if parent.get("version") is not None else None,
+            parent_version=version_label(parent) if parent.get("version") is not None else None,
             source_kind=str(source.get("kind") or ("export" if source else NONE)),
             federated_run=str(lineage["federated_run"]) if lineage.get("federated_run") else None,
             federated_round=int(lineage["round"]) if lineage.get("round") is not None else None,
@@ -140,7 +140,7 @@ class DriftView:
 class Actions:
     allowed: bool  # only a supervisor promotes and rolls back
     promote_to: tuple[str, ...]  # the stages the candidate may move to, next first
-    rollback_to: int | None  # the version a rollback puts back (the one production last replaced)
+    rollback_to: str | None  # the version a rollback puts back (the one production last replaced)
 
 
 @dataclass(frozen=True)
@@ -191,10 +191,18 @@ def later_stages(stage: str) -> tuple[str, ...]:
     return ORDER[ORDER.index(stage) + 1 :]
 
 
-def rollback_version(history: Sequence[Mapping[str, Any]]) -> int | None:
+def rollback_version(history: Sequence[Mapping[str, Any]]) -> str | None:
     """The version production last replaced (newest first, as the agent lists it): what rollback restores."""
     replaced = next((row for row in history if row.get("end_reason") == "replaced"), None)
-    return int(replaced["version"]) if replaced else None
+    return version_label(replaced) if replaced else None
+
+
+def version_label(model: Mapping[str, Any]) -> str:
+    """``3`` or ``3.1``: the agent's label, or one made from a lineage's version and revision."""
+    if model.get("version_label"):
+        return str(model["version_label"])
+    revision = int(model.get("revision") or 0)
+    return f"{int(model.get('version') or 0)}" + (f".{revision}" if revision else "")
 
 
 def number(value: Any) -> str:

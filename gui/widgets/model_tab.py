@@ -60,6 +60,8 @@ class ModelTab(Tab):
         top.addWidget(self.cards, 2)
         top.addWidget(self.drift_box, 1)
         self.promote_buttons = [QPushButton(), QPushButton()]  # the next stage, then production
+        self.discard_button = QPushButton()
+        self.discard_button.clicked.connect(self.discard)
         self.rollback_button = QPushButton()
         self.rollback_button.clicked.connect(self.roll_back)
         self.permission = QLabel()
@@ -69,6 +71,7 @@ class ModelTab(Tab):
         for index, button in enumerate(self.promote_buttons):
             button.clicked.connect(lambda _=False, i=index: self.promote(i))
             actions.addWidget(button)
+        actions.addWidget(self.discard_button)
         actions.addWidget(self.rollback_button)
         actions.addWidget(self.permission, 1)
         self.gate_summary = QLabel()
@@ -106,6 +109,7 @@ class ModelTab(Tab):
                  t("Labels requested"))  # fmt: skip
         for key, name in zip(DRIFT_ROWS, names, strict=True):
             self.drift_names[key].setText(name)
+        self.discard_button.setText(t("Discard candidate…"))
         self.rollback_button.setText(t("Roll back"))
         self._show(self.view)
 
@@ -157,6 +161,18 @@ class ModelTab(Tab):
                 version=view.candidate.version, target=stage_name(target)
             )
             self._change(lambda client: client.promote(target), done)
+
+    def discard(self) -> None:
+        view = self.view
+        if view is None or view.candidate is None:
+            return
+        candidate = view.candidate
+        question = t(
+            "Discard candidate {name} v{version}? It stops being judged; production keeps serving."
+        ).format(name=candidate.name, version=candidate.version)
+        if self.confirm(question):
+            done = t("Candidate v{version} discarded.").format(version=candidate.version)
+            self._change(lambda client: client.discard("discarded in the operator app"), done)
 
     def roll_back(self) -> None:
         view = self.view
@@ -247,6 +263,7 @@ class ModelTab(Tab):
             button.setVisible(allowed and index < len(targets))
             if index < len(targets):
                 button.setText(t("Promote to {stage}…").format(stage=stage_name(targets[index])))
+        self.discard_button.setVisible(allowed and view is not None and view.candidate is not None)
         self.rollback_button.setVisible(allowed)
         self._enable_actions(True)
         if view is not None and not allowed:
@@ -258,7 +275,7 @@ class ModelTab(Tab):
 
     def _enable_actions(self, enabled: bool) -> None:
         enabled = enabled and not self._changing  # one change at a time
-        for button in self.promote_buttons:
+        for button in (*self.promote_buttons, self.discard_button):
             button.setEnabled(enabled)
         rollback_to = self.view.actions.rollback_to if self.view else None
         self.rollback_button.setEnabled(enabled and rollback_to is not None)

@@ -19,6 +19,7 @@ from edge_agent.service.client import AgentClient
 from edge_agent.site import SiteFolder
 from genba import env, keys
 from genba.bundle import BundleWriter, verify_directory
+from genba.versions import ModelVersion
 
 #: Gates small enough for a test to walk a candidate through every stage in seconds.
 TEST_SETTINGS: dict[str, dict[str, Any]] = {
@@ -47,7 +48,7 @@ def reversion(
     bundle: Path,
     key_path: Path,
     out: Path,
-    version: int,
+    version: int | ModelVersion,
     edit: Callable[[Path], None] | None = None,
     lineage_update: dict[str, Any] | None = None,
     manifest_update: dict[str, Any] | None = None,
@@ -61,7 +62,9 @@ def reversion(
         if edit is not None:
             edit(writer.root)
         manifest = {k: v for k, v in verified.manifest.items() if k not in {"files", "signer"}}
-        manifest["model"] = {**manifest["model"], "version": version}
+        version = version if isinstance(version, ModelVersion) else ModelVersion(version)
+        model = {k: v for k, v in manifest["model"].items() if k != "revision"}
+        manifest["model"] = {**model, **version.manifest_fields()}
         manifest["lineage"] = {**manifest["lineage"], **(lineage_update or {})}
         manifest.update(manifest_update or {})
         return writer.commit(manifest, keys.load_private_key(key_path))

@@ -58,6 +58,15 @@ def test_a_site_is_prepared_offline_then_managed_through_its_agent(
     code, status, _ = _run(capsys, "agent", "status", "--data", data)
     assert status["role"] == "supervisor" and status["production"]["version"] == 1
 
+    code, installed, _ = _run(capsys, "agent", "install", "--data", data, str(bundle_versions[2]))
+    assert code == 0 and installed["slot"] == "candidate"
+    code, discarded, _ = _run(capsys, "agent", "discard", "--data", data, "--reason", "not this week")
+    assert code == 0 and discarded["discarded"].endswith("v2") and discarded["reason"] == "not this week"
+    code, _, error = _run(capsys, "agent", "rollback", "--data", data, "--version", "2.x")
+    assert code != 0 and "'2.x' is not a model version" in error and error.count("\n") == 1
+    code, rolled, _ = _run(capsys, "agent", "rollback", "--data", data, "--version", "v2")
+    assert code == 0 and rolled["rolled_back_to"]["version_label"] == "2"
+
 
 def test_agent_commands_fail_with_one_line_and_an_exit_code(
     capsys: pytest.CaptureFixture[str],
@@ -144,4 +153,6 @@ def test_train_and_queue_work_on_a_site_with_no_agent_running(
     assert code == 0 and [entry["text"] for entry in queue] == ["rust?"]  # the one nobody labelled
     code, trained, err = _run(capsys, "agent", "train", "--data", data)
     assert code == 0, err
-    assert trained["installed"]["slot"] == "candidate" and trained["installed"]["installed"]["version"] == 2
+    assert trained["installed"]["version_label"] == "1.1"
+    assert Path(data).resolve() / "models" in Path(trained["training"]["bundle"]).resolve().parents
+    assert list((Path(data) / "candidates").iterdir()) == []  # the job's scratch folder is gone

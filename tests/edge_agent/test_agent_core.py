@@ -13,6 +13,7 @@ from edge_agent.agent import Agent
 from edge_agent.answers import Item
 from edge_agent.site import SiteFolder
 from genba.errors import AgentUnavailableError, BundleFormatError, InstallRefusedError, RolloutError
+from genba.versions import ModelVersion
 
 
 def _item(text: str) -> Item:
@@ -86,7 +87,7 @@ def test_refused_installs_write_nothing(
         agent.install(malformed, actor="supervisor")
     assert sorted(p.name for p in agent.site.models_dir.iterdir()) == before
     assert agent.store.find_model("tiny-bert", 10) is None and agent.store.find_model(None, 10) is None
-    assert agent.active.production is not None and agent.active.production.version == 3
+    assert agent.active.production is not None and agent.active.production.version == ModelVersion(3)
 
 
 def test_rolling_back_to_the_candidate_says_to_promote_it(

@@ -26,6 +26,7 @@ from genba.errors import (
     PermissionDeniedError,
     UsageError,
 )
+from genba.versions import ModelVersion
 
 
 def test_init_writes_settings_trusted_keys_and_a_private_token_per_role(
@@ -211,13 +212,13 @@ def test_the_site_key_signs_only_this_sites_training_candidates(
         bundle_versions[1],
         site.site_key_file,
         tmp_path / "local",
-        8,
+        ModelVersion(1, 8),
         lineage_update={
             "parent": {"name": "x", "version": 1},
             "source": {"kind": "site-training", "site": "line-2"},
         },
     )
-    assert library.inspect(local).version == 8
+    assert library.inspect(local).version == ModelVersion(1, 8)
     foreign = agent_harness.reversion(
         bundle_versions[1],
         site.site_key_file,
@@ -230,4 +231,30 @@ def test_the_site_key_signs_only_this_sites_training_candidates(
     )
     with pytest.raises(SignatureError, match="own key"):
         library.inspect(foreign)
-    assert library.inspect(bundle_versions[2]).version == 2  # IT's signature is accepted as before
+    assert library.inspect(bundle_versions[2]).version == ModelVersion(2)  # IT's signature, as before
+
+
+def test_a_version_is_allocated_by_its_signer_so_a_site_and_it_never_collide(
+    tmp_path: Path, keypair: tuple[Path, Path], bundle_versions: dict[int, Path], agent_harness: Any
+) -> None:
+    """Site candidates are revisions (3.1), IT's bundles releases (3): each refused in the other's space."""
+    from edge_agent.library import ModelLibrary
+    from genba.errors import SignatureError
+    from genba.runtime.config import RuntimeConfig
+
+    site = init_site(tmp_path / "data", site_name="line-2", trust=[keypair[1]])
+    library = ModelLibrary(
+        site.models_dir, site.trusted_keys(), RuntimeConfig(provider="cpu"), site.site_public_key(), "line-2"
+    )
+    training = {"parent": {"name": "x", "version": 1}, "source": {"kind": "site-training", "site": "line-2"}}
+    release_by_site = agent_harness.reversion(
+        bundle_versions[1], site.site_key_file, tmp_path / "site-release", 2, lineage_update=training
+    )
+    with pytest.raises(SignatureError, match="release number, which only IT allocates"):
+        library.inspect(release_by_site)  # would take IT's next number
+    revision_by_it = agent_harness.reversion(
+        bundle_versions[1], keypair[0], tmp_path / "it-rev", ModelVersion(1, 1)
+    )
+    with pytest.raises(SignatureError, match="site revision but this site did not sign it"):
+        library.inspect(revision_by_it)  # would take the site's next candidate's number
+    assert library.inspect(bundle_versions[2]).version == ModelVersion(2)

@@ -6,6 +6,7 @@ import random
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def agent(make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]
         settings={
             "runtime": {"provider": "cpu", "intra_op_threads": 1},
             "gates": {"auto_advance": False, "evaluate_every_s": 3600},
-            "drift": {"window_items": WINDOW, "request_labels": 6},
+            "drift": {"window_items": WINDOW, "reference_windows": 1, "request_labels": 6},
         }
     )
     with Agent.open(site) as opened:
@@ -128,7 +129,12 @@ def test_drift_can_start_local_training_once_the_requested_labels_are_in(
         settings={
             "runtime": {"provider": "cpu", "intra_op_threads": 1},
             "gates": {"auto_advance": False, "evaluate_every_s": 3600},
-            "drift": {"window_items": WINDOW, "request_labels": 4, "train_on_drift": True},
+            "drift": {
+                "window_items": WINDOW,
+                "reference_windows": 1,
+                "request_labels": 4,
+                "train_on_drift": True,
+            },
         }
     )
     with Agent.open(site) as agent:
@@ -180,3 +186,110 @@ def test_bad_drift_settings_are_refused_with_what_to_change(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         DriftConfig(**settings)  # type: ignore[arg-type]
+
+
+SITE_C = ("crack", "burr", "weld", "paint", "chip", "seal", "bolt", "nut", "pin", "bent")  # a new supplier
+
+
+def _line(words: tuple[str, ...], line: str, seed: int) -> list[Item]:
+    return _items(_reports(words, WINDOW, seed=seed), {"line": line})
+
+
+def _window(agent: Agent, items: list[Item]) -> dict[str, Any]:
+    agent.predict(items)
+    (check,) = agent.drift.check_pending(agent)
+    return check
+
+
+def _events(agent: Agent, event: str) -> list[dict[str, Any]]:
+    return [e.fields for e in agent.store.audit(limit=200) if e.fields["event"] == event]
+
+
+def test_blocks_by_line_are_compared_like_with_like_and_a_lasting_shift_is_one_alarm_until_it_clears(
+    make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]
+) -> None:
+    """The reference spans two lines' blocks; a window of one line is judged against that line's answers.
+    A shift within a line raises one alarm per episode (hysteresis), another once it has cleared."""
+    site = make_site(
+        settings={
+            "runtime": {"provider": "cpu", "intra_op_threads": 1},
+            "gates": {"auto_advance": False, "evaluate_every_s": 3600},
+            "drift": {"window_items": WINDOW, "reference_windows": 2, "strata": ["line"], "clear_windows": 2},
+        }
+    )
+    with Agent.open(site) as agent:
+        agent.install(bundle_versions[1], actor="supervisor")
+        model_id = agent.active.production.model_id
+        building = [_window(agent, _line(SITE_A, "line-1", 1)), _window(agent, _line(SITE_B, "line-2", 2))]
+        assert [c["reference"] for c in building] == ["manifest", "manifest"]
+        status = agent.drift_status()
+        assert status["reference_complete"] and status["reference"]["items"] == 120
+
+        line_2 = _line(SITE_B, "line-2", 3)  # the line-2 block again: normal traffic, in a block
+        stratified = _window(agent, line_2)
+        assert stratified["status"] != "drift" and not stratified["alarm"]
+        # The same window judged as if answers were independent draws from the whole reference: flagged.
+        reference = agent.store.drift_reference(model_id)
+        assert reference is not None
+        first, items = reference["first_prediction"] - 1, reference["items"]
+        _, matrix = agent.store.drift_features(model_id, first, items)
+        _, window = agent.store.drift_features(model_id, stratified["first_prediction"] - 1, WINDOW)
+        assert matrix is not None and window is not None
+        names = drift.feature_names(list(agent.active.production.model.labels), DriftConfig().projections)
+        pooled = drift.compare_windows(matrix, window, names, alpha=0.01, warning_alpha=0.05)
+        assert pooled.status != "ok" and pooled.p_value < 0.05 < 0.5 < stratified["p_value"], pooled
+
+        statuses = [_window(agent, _line(words, "line-1", seed)) for words, seed in
+                    ((SITE_C, 4), (SITE_C, 5), (SITE_A, 6), (SITE_A, 7), (SITE_C, 8))]  # fmt: skip
+        assert [(c["status"] == "drift", c["alarm"]) for c in statuses] == [
+            (True, True), (True, False), (False, False), (False, False), (True, True),
+        ]  # fmt: skip
+        alarms = _events(agent, "drift_drift")
+        assert [a["details"]["last_prediction"] for a in alarms] == [
+            statuses[4]["last_prediction"], statuses[0]["last_prediction"],
+        ]  # fmt: skip
+        status = agent.drift_status()
+        assert status["episode_open"] and status["alarm"]["last_prediction"] == statuses[4]["last_prediction"]
+
+
+def test_a_supervisor_accepts_a_shift_and_the_next_windows_become_the_reference(
+    make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]
+) -> None:
+    site = make_site(
+        settings={
+            "runtime": {"provider": "cpu", "intra_op_threads": 1},
+            "gates": {"auto_advance": False, "evaluate_every_s": 3600},
+            "drift": {"window_items": WINDOW, "reference_windows": 1, "request_labels": 3},
+        }
+    )
+    with Agent.open(site) as agent:
+        agent.install(bundle_versions[1], actor="supervisor")
+        _window(agent, _line(SITE_A, "line-1", 1))
+        assert _window(agent, _line(SITE_C, "line-1", 2))["alarm"]
+        assert agent.drift.focus(agent.store, agent.active.production.model_id) is not None
+
+        status = agent.rebaseline_drift(actor="supervisor", reason="the new supplier's parts are normal now")
+        assert not status["episode_open"] and status["reference"] is None and status["labels_requested"] == 0
+        (entry,) = _events(agent, "drift_rebaseline")
+        assert entry["actor"] == "supervisor" and entry["details"]["had_reference"] is True
+        assert entry["details"]["reason"] == "the new supplier's parts are normal now"
+
+        rebuilt = _window(agent, _line(SITE_C, "line-1", 3))
+        assert rebuilt["reference"] == "manifest" and rebuilt["status"] != "drift"
+        assert agent.drift_status()["reference"]["first_prediction"] == rebuilt["first_prediction"]
+        after = _window(agent, _line(SITE_C, "line-1", 4))  # the new normal: no alarm
+        assert after["reference"] == "production" and after["status"] != "drift"
+        assert _window(agent, _line(SITE_A, "line-1", 5))["alarm"]  # the old words are now the change
+
+
+def test_a_stratum_the_reference_barely_saw_is_matched_on_its_coarser_stratum_then_on_everything() -> None:
+    reference = np.arange(100, dtype=float)[:, None]
+    strata = ["line-1/day"] * 40 + ["line-1/night"] * 5 + ["line-2/day"] * 55
+    rows = drift.matched_reference(reference, strata, ["line-1/night"] * 10)
+    assert set(rows[:, 0].tolist()) <= set(range(45))  # line 1's rows, day and night: never line 2
+    rows = drift.matched_reference(reference, strata, ["line-2/day"] * 10)
+    assert set(rows[:, 0].tolist()) <= set(range(45, 100))  # enough of its own
+    rows = drift.matched_reference(reference, strata, ["line-3/day"] * 10)
+    assert len(rows) == 100  # a line never seen: the whole reference
+    mixed = drift.matched_reference(reference, strata, ["line-1/day"] * 5 + ["line-2/day"] * 5)
+    assert sum(r < 40 for r in mixed[:, 0]) == sum(r >= 45 for r in mixed[:, 0])  # the window's proportions

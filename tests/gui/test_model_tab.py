@@ -125,7 +125,7 @@ def test_a_rollback_puts_the_replaced_version_back(
         client.promote("production")
     window = open_window(served_site.site)
     tab = _model_tab(qtbot, window, settle)
-    assert _card(tab, "version", 0) == "v2" and tab.view.actions.rollback_to == 1
+    assert _card(tab, "version", 0) == "v2" and tab.view.actions.rollback_to == "1"
     assert tab.rollback_button.isVisible() and tab.rollback_button.isEnabled()
 
     questions = _asked(tab, monkeypatch, True)
@@ -137,6 +137,37 @@ def test_a_rollback_puts_the_replaced_version_back(
     assert tab.permission.text() == "No earlier production model to roll back to."  # v1 was restored
     with served_site.client() as client:
         assert client.status()["production"]["version"] == 1
+
+
+def test_a_supervisor_discards_the_candidate_after_confirming(
+    qtbot: Any,
+    served_site: Any,
+    open_window: Callable[..., Any],
+    settle: Callable[..., None],
+    bundle_versions: dict[int, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with served_site.client() as client:
+        client.install(bundle_versions[2])
+    window = open_window(served_site.site, role="supervisor")
+    tab = _model_tab(qtbot, window, settle)
+    assert tab.discard_button.isVisible() and tab.discard_button.isEnabled()
+
+    declined = _asked(tab, monkeypatch, False)
+    tab.discard_button.click()
+    settle(window)
+    assert declined == ["Discard candidate tiny-bert v2? It stops being judged; production keeps serving."]
+    with served_site.client() as client:
+        assert client.status()["candidate"]["stage"] == "shadow"
+
+    _asked(tab, monkeypatch, True)
+    tab.discard_button.click()
+    qtbot.waitUntil(lambda: _card(tab, "stage", 1) == "none", timeout=20_000)
+    settle(window)
+    assert tab.outcome.text() == "Candidate v2 discarded." and not tab.discard_button.isVisible()
+    with served_site.client() as client:
+        assert client.status()["candidate"] is None and client.status()["production"]["version"] == 1
+        assert client.audit(limit=1)["entries"][0]["fields"]["event"] == "discard_candidate"
 
 
 def test_an_operator_is_not_offered_promote_or_rollback(
@@ -178,7 +209,8 @@ def test_the_groups_gate_rows_fill_their_own_table(
 SITE_KEY = "5a5a5a5a5a5a5a5a"
 IT_KEY = "226f5072a47b8363"
 CANDIDATE = {
-    "name": "tiny-bert", "version": 3, "stage": "pilot", "signer_key_id": SITE_KEY,
+    "name": "tiny-bert", "version": 2, "revision": 1, "version_label": "2.1", "stage": "pilot",
+    "signer_key_id": SITE_KEY,
     "signature_verified": True, "precision": "int8", "provider": "CUDAExecutionProvider",
     "lineage": {"parent": {"name": "tiny-bert", "version": 2}, "federated_run": None, "round": None,
                 "rollback": False, "source": {"kind": "site-training", "site": "site-a"}},
@@ -215,12 +247,12 @@ LOADED = {
 def test_the_view_model_reads_cards_gates_groups_drift_and_actions() -> None:
     view = ModelView.of(LOADED, "supervisor", site_key_id=SITE_KEY)
     assert view.candidate == ModelCard(
-        name="tiny-bert", version=3, stage="pilot", signer_key_id=SITE_KEY, by_this_site=True, verified=True,
-        parent_version=2, source_kind="site-training", federated_run=None, federated_round=None,
-        rollback=False, precision="int8", provider="CUDA",
+        name="tiny-bert", version="2.1", stage="pilot", signer_key_id=SITE_KEY, by_this_site=True,
+        verified=True, parent_version="2", source_kind="site-training", federated_run=None,
+        federated_round=None, rollback=False, precision="int8", provider="CUDA",
     )  # fmt: skip
     production = view.production
-    assert production is not None and not production.by_this_site and production.parent_version == 1
+    assert production is not None and not production.by_this_site and production.parent_version == "1"
     assert (production.source_kind, production.federated_run, production.federated_round) == (
         "federated", "run-7", 5,
     )  # fmt: skip
@@ -232,9 +264,8 @@ def test_the_view_model_reads_cards_gates_groups_drift_and_actions() -> None:
     assert view.groups[0].delta_pts == "+12.5" and view.groups[1].too_small
     assert (view.drift.status, view.drift.p_value, view.drift.feature) == ("drift", "0.000123", "proj:3")
     assert (view.drift.reference_items, view.drift.window_items, view.drift.labels_requested) == (20, 7, 4)
-    assert (
-        view.actions.allowed and view.actions.promote_to == ("production",) and view.actions.rollback_to == 1
-    )
+    actions = view.actions
+    assert actions.allowed and actions.promote_to == ("production",) and actions.rollback_to == "1"
     assert view.gates_ready and view.gates_passed and view.gate_items == 40
 
 
@@ -260,7 +291,10 @@ def test_stages_rollback_target_and_numbers() -> None:
     assert later_stages("production") == () and later_stages("") == ()
     history = [{"version": 1, "end_reason": None}, {"version": 3, "end_reason": "rolled_back"},
                {"version": 2, "end_reason": "replaced"}]  # fmt: skip
-    assert rollback_version(history) == 2 and rollback_version([]) is None
+    assert rollback_version(history) == "2" and rollback_version([]) is None
+    site_revision = [{"version": 2, "revision": 1, "version_label": "2.1", "end_reason": "replaced"}]
+    assert rollback_version(site_revision) == "2.1"
+    assert rollback_version([{"version": 2, "revision": 1, "end_reason": "replaced"}]) == "2.1"
     assert [number(v) for v in (12.0, -0.0, 0.69123, None, 5000.0)] == ["12", "0", "0.691", "—", "5000"]
 
 

@@ -22,6 +22,7 @@ from edge_agent.store import SiteStore
 from genba.federation import FAB_DIR, genba_fab_hash
 from genba.protocol import ERROR_APP_NOT_APPROVED
 from genba.tools import free_loopback_port
+from genba.versions import ModelVersion
 from server.federated_run import TrainConfig, site_overview, train_federated
 from server.publish import PublishConfig, list_models, publish
 from server.superlink import ServerConfig, SuperLink
@@ -149,7 +150,7 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
     }  # fmt: skip
     assert all(r["files_sent"] == ["head.onnx"] for r in result["delivered"].values())
     for candidate in after_run:
-        assert candidate["version"] == 2 and candidate["lineage"]["federated_run"] == result["run"]
+        assert candidate["version"] == ModelVersion(2) and candidate["lineage"]["federated_run"] == result["run"]
         assert candidate["lineage"]["source"]["kind"] == "federated"
     # publish: site-d, back, receives it; the others already hold it.
     assert {site: r["outcome"] for site, r in published["sites"].items()} == {
@@ -161,7 +162,7 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
     assert {r["outcome"] for r in rolled_back["sites"].values()} == {"installed"}
     for site in sites:
         candidate = _candidate(site)
-        assert candidate["version"] == 3 and candidate["lineage"]["rollback"] is True
+        assert candidate["version"] == ModelVersion(3) and candidate["lineage"]["rollback"] is True
         assert candidate["lineage"]["source"] == {"kind": "rollback", "to_version": 1}
     models = list_models(folder.root)  # `genba server models`
     assert [(v["version"], v["kind"], v["parent_version"]) for v in models["versions"]] == [

@@ -77,7 +77,7 @@ def candidate_version(site: SiteFolder) -> int | None:
         slots = store.slots()
         if slots.candidate is None:
             return None
-        return next(r.version for r in store.list_models() if r.id == slots.candidate.model_id)
+        return next(r.version.release for r in store.list_models() if r.id == slots.candidate.model_id)
 
 
 def events(site: SiteFolder) -> list[dict[str, Any]]:

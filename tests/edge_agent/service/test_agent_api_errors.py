@@ -118,7 +118,11 @@ def test_bad_requests_get_one_clear_line_and_the_right_status(
         ),
         (operator.get("/v1/queue", params={"limit": "many"}), 422, "limit"),
         (clients["supervisor"].post("/v1/models/rollback", json={"version": 77}), 404, "version 77"),
+        (clients["supervisor"].post("/v1/models/rollback", json={"version": "7.2"}), 404, "version 7.2"),
+        (clients["supervisor"].post("/v1/models/rollback", json={"version": "7.x"}), 422, "version"),
         (clients["supervisor"].post("/v1/models/promote", json={}), 409, "no candidate"),
+        (clients["supervisor"].post("/v1/models/discard", json={}), 409, "no candidate to discard"),
+        (operator.post("/v1/models/discard", json={}), 403, "operator role may not manage"),
         (
             clients["nobody"].get("/v1/status", headers={"Authorization": "Bearer wrong"}),
             401,

@@ -51,9 +51,9 @@ def test_training_through_the_api_puts_a_site_signed_candidate_in_shadow(
                         timeout=180, what="the last-k job")  # fmt: skip
         assert failed["state"] == "failed" and failed["mode"] == "last-k"
         assert "does not compute the production backbone" in failed["message"]
-        assert "\n" not in failed["message"] and client.status()["candidate"]["version"] == 2
+        assert "\n" not in failed["message"] and client.status()["candidate"]["version_label"] == "1.1"
     candidate = status["candidate"]
-    assert candidate["version"] == 2 and candidate["stage"] == "shadow"
+    assert (candidate["version"], candidate["revision"], candidate["stage"]) == (1, 1, "shadow")
     assert candidate["signer_key_id"] != status["production"]["signer_key_id"]  # the site's key, not IT's
     assert candidate["lineage"]["source"]["kind"] == "site-training"
     assert candidate["lineage"]["parent"]["version"] == 1

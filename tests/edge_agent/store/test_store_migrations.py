@@ -13,7 +13,7 @@ import pytest
 from edge_agent.store import MIGRATIONS, SCHEMA_VERSION, ModelRow, SiteStore
 from edge_agent.store.connection import store_error
 from edge_agent.store.schema import apply_migrations
-from genba.errors import StoreError
+from genba.errors import DuplicateItemError, StoreError
 
 EXPECTED_TABLES = {
     "inputs",
@@ -207,3 +207,81 @@ def test_a_v3_ledger_gains_content_hashes_and_its_old_entries_still_verify(tmp_p
         conn.execute("UPDATE egress_ledger SET content_sha256 = NULL WHERE seq = 3")
     with SiteStore(path) as store:  # clearing a new entry's hash does not pass for an old entry
         assert store.verify_chain("egress").first_bad_seq == 3
+
+
+def test_a_v6_store_keeps_its_models_ids_and_references_when_versions_gain_revisions(tmp_path: Path) -> None:
+    """v7 rebuilds ``models`` (SQLite cannot drop a UNIQUE): same ids, rows pointing at them intact,
+    foreign keys enforced again afterwards, and a site revision of an installed release now fits."""
+    from genba.versions import ModelVersion
+
+    path = tmp_path / "store.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        apply_migrations(conn, path, MIGRATIONS[:6])
+        for model_id, version in ((4, 1), (9, 2)):
+            conn.execute(
+                "INSERT INTO models (id, name, version, manifest_sha256, path, installed_at, installed_by) "
+                "VALUES (?, 'm', ?, ?, ?, 1, 'it')",
+                (model_id, version, f"{model_id:064d}", f"m-v{version}"),
+            )
+        conn.execute(
+            "INSERT INTO slots (slot, model_id, stage, since) VALUES ('production', 9, 'production', 1)"
+        )
+        conn.execute(
+            "INSERT INTO inputs (created_at, kind, payload, payload_sha256) VALUES (1, 'text', x'61', '')"
+        )
+        conn.execute(
+            "INSERT INTO predictions (input_id, model_id, stage, label, latency_ms, provider, served, "
+            "created_at) VALUES (1, 4, 'production', 'ok', 1, 'cpu', 1, 1)"
+        )
+    with SiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION >= 7
+        assert [(m.id, m.version) for m in store.list_models()] == [
+            (4, ModelVersion(1)),
+            (9, ModelVersion(2)),
+        ]
+        assert store.slots().production is not None and store.slots().production.model_id == 9
+        site_candidate = store.add_model(
+            name="m", version=ModelVersion(2, 1), manifest_sha256="c" * 64, path="m-v2.1",
+            signer_key_id=None, lineage={}, manifest={}, installed_by="supervisor",
+        )  # fmt: skip
+        assert store.find_model("m", ModelVersion(2, 1)) == site_candidate
+        assert store.find_model("m", 2) is not None and store.find_model("m", 2) != site_candidate
+        with pytest.raises(DuplicateItemError, match="m v2.1 is already installed"):
+            store.add_model(
+                name="m", version=ModelVersion(2, 1), manifest_sha256="d" * 64, path="x",
+                signer_key_id=None, lineage={}, manifest={}, installed_by="supervisor",
+            )  # fmt: skip
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        assert conn.execute("SELECT model_id FROM predictions").fetchall() == [(4,)]
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            conn.execute(
+                "INSERT INTO slots (slot, model_id, stage, since) VALUES ('candidate', 77, 'shadow', 1)"
+            )
+
+
+def test_a_rebuild_that_would_break_a_reference_is_rolled_back(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The foreign-key check before a rebuild's commit: a rebuild that loses a referenced row fails whole."""
+    from edge_agent.store import schema
+
+    SiteStore(store_path).close()
+    with closing(_raw(store_path)) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(
+            "INSERT INTO models (id, name, version, manifest_sha256, path, installed_at, installed_by) "
+            "VALUES (1, 'm', 1, 'x', 'p', 1, 'it')"
+        )
+        conn.execute(
+            "INSERT INTO slots (slot, model_id, stage, since) VALUES ('production', 1, 'production', 1)"
+        )
+        losing = (*MIGRATIONS, (SCHEMA_VERSION + 1, "DELETE FROM models;\n"))
+        monkeypatch.setattr(schema, "_REBUILDS", frozenset({SCHEMA_VERSION + 1}))
+        with pytest.raises(StoreError, match="rows would refer to missing rows"):
+            apply_migrations(conn, store_path, losing)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 1
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

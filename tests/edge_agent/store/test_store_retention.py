@@ -121,18 +121,21 @@ def test_drift_features_of_pruned_inputs_go_except_the_reference_window(
     recent = _post(store, model, answer, "recent report")
     predictions = [store.served_prediction(i)[0] for i in [*old, recent]]  # type: ignore[index]
     store.add_drift_features(model.id, predictions, np.ones((5, 3), dtype=np.float32))
-    reference = {
-        "reference": "manifest",
-        "first_prediction": predictions[0],
-        "last_prediction": predictions[1],
-        "items": 2,
-        "status": "ok",
-        "feature": "none",
-        "statistic": 0.0,
-        "p_value": 1.0,
-        "tests": 0,
-    }
-    store.record_drift_window(model.id, reference, becomes_reference=True)
+    for prediction in predictions[:2]:  # a reference of two one-answer windows, grown window by window
+        check = {
+            "reference": "manifest",
+            "first_prediction": prediction,
+            "last_prediction": prediction,
+            "items": 1,
+            "status": "ok",
+            "feature": "none",
+            "statistic": 0.0,
+            "p_value": 1.0,
+            "tests": 0,
+        }
+        store.record_drift_window(model.id, check, joins_reference=True)
+    reference = store.drift_reference(model.id)
+    assert reference is not None and (reference["first_prediction"], reference["items"]) == (predictions[0], 2)
     assert store.prune(keep_days=7)["drift_features"] == 2  # old 3 and 4; old 1 and 2 are the reference
     kept, _ = store.drift_features(model.id, 0, 10)
     assert kept == [predictions[0], predictions[1], predictions[4]]

@@ -96,7 +96,9 @@ def test_training_writes_a_signed_head_swap_of_production(
     assert candidate.signer_key_id == keys.key_id(keys.load_public_key(other_keypair[1]))
     manifest = candidate.manifest
     assert manifest["model"]["name"] == parent.manifest["model"]["name"]
-    assert manifest["model"]["version"] == parent.manifest["model"]["version"] + 1 == result["version"] == 2
+    # The site's first candidate from IT's release 1 is revision 1.1: IT's next release 2 stays free.
+    assert (manifest["model"]["version"], manifest["model"]["revision"]) == (1, 1)
+    assert "revision" not in parent.manifest["model"] and result["version_label"] == "1.1"
     lineage = manifest["lineage"]
     assert lineage["parent"] == {
         "name": parent.manifest["model"]["name"],
@@ -186,7 +188,7 @@ def test_the_same_seed_gives_the_same_head(
     second = train(site, tmp_path / "second", signing_key, seed=3)
     assert (tmp_path / "first" / "head.onnx").read_bytes() == (tmp_path / "second" / "head.onnx").read_bytes()
     assert first["report"]["head"]["grid"] == second["report"]["head"]["grid"]
-    assert first["version"] == second["version"] == 2
+    assert first["version_label"] == second["version_label"] == "1.1"  # neither was installed
 
 
 def test_a_second_run_embeds_only_new_inputs(
@@ -293,7 +295,7 @@ def test_the_module_entry_prints_one_json_line_or_one_error_line(
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
-    assert result["version"] == 2 and result["bundle"] == str(tmp_path / "candidate")
+    assert result["version_label"] == "1.1" and result["bundle"] == str(tmp_path / "candidate")
     assert result["report"]["seed"] == 1
 
     failed = subprocess.run(
@@ -331,3 +333,45 @@ def _sha256(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_two_candidates_from_one_parent_take_two_versions_and_the_second_supersedes_the_first(
+    build_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path], tmp_path: Path
+) -> None:
+    """Versions never collide: the site's revisions 1.1, 1.2 and IT's release 2 all install."""
+    from genba.errors import RolloutError
+
+    site = build_site()
+
+    def site_candidate(out: str) -> dict[str, Any]:
+        return train_candidate(site.root, mode="head", out=tmp_path / out, seed=0, provider="cpu")
+
+    with Agent.open(site, serving=False) as agent:
+        first = site_candidate("first")
+        agent.install(Path(first["bundle"]), actor="supervisor")
+        second = site_candidate("second")  # the same parent, production v1, while 1.1 is in shadow
+        agent.install(Path(second["bundle"]), actor="supervisor")
+        assert (first["version_label"], second["version_label"]) == ("1.1", "1.2")
+        assert first["parent"] == second["parent"] and second["parent"]["version"] == 1
+        assert agent.describe_active()["candidate"]["version_label"] == "1.2"
+        superseded = agent.store.audit(limit=1)[0].fields
+        assert superseded["event"] == "replace_candidate"
+        assert superseded["details"]["replaced"].endswith("v1.1")
+
+        agent.install(bundle_versions[2], actor="supervisor")  # IT's next release: its number is free
+        assert agent.describe_active()["candidate"]["version_label"] == "2"
+
+        discarded = agent.discard(actor="supervisor", reason="IT asked to wait for release 3")
+        assert discarded == {"discarded": "tiny-bert v2", "stage": "shadow", "reason": discarded["reason"]}
+        assert agent.active.candidate is None and agent.store.slots().candidate is None
+        assert agent.describe_active()["production"]["version_label"] == "1"
+        entry = agent.store.audit(limit=1)[0].fields
+        assert entry["event"] == "discard_candidate" and entry["details"]["outcome"] == "reject"
+        assert entry["details"]["reason"] == "IT asked to wait for release 3"
+        with pytest.raises(RolloutError, match="no candidate to discard"):
+            agent.discard(actor="supervisor")
+
+        agent.install(Path(second["bundle"]), actor="supervisor")  # back as candidate, then production
+        agent.promote(actor="supervisor", to_stage="production")
+        third = site_candidate("third")  # from the site's own 1.2: the release's next free revision
+        assert third["version_label"] == "1.3" and third["parent"]["revision"] == 2

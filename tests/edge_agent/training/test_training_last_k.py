@@ -140,7 +140,7 @@ def test_last_k_fine_tunes_the_top_block_and_re_exports_a_site_signed_candidate(
     site_key = keys.load_public_key(site.site_key_file.with_name("site-sign.pem.pub"))
     candidate = verify_directory(tmp_path / "candidate", [site_key])
     manifest = candidate.manifest
-    assert manifest["model"] == {**manifest["model"], "name": "tiny-st", "version": 2}
+    assert manifest["model"] == {**manifest["model"], "name": "tiny-st", "version": 1, "revision": 1}
     assert manifest["lineage"]["parent"] == result["parent"] and result["parent"]["version"] == 1
     source = manifest["lineage"]["source"]
     assert (source["kind"], source["mode"], source["site"], source["labels"]) == (
@@ -189,7 +189,7 @@ def test_last_k_fine_tunes_the_top_block_and_re_exports_a_site_signed_candidate(
 
     with Agent.open(site) as agent:
         installed = agent.install(tmp_path / "candidate", actor="supervisor")
-        assert installed["slot"] == "candidate" and installed["installed"]["version"] == 2
+        assert installed["slot"] == "candidate" and installed["installed"]["version_label"] == "1.1"
         assert agent.status()["candidate"]["stage"] == "shadow"
 
 
@@ -202,7 +202,7 @@ def test_a_second_round_starts_from_the_sites_own_weights_and_refuses_when_they_
         agent.install(tmp_path / "first", actor="supervisor")
         agent.promote(actor="supervisor", to_stage="production")
     second = last_k(site, tmp_path / "second")
-    assert second["version"] == 3 and second["parent"]["version"] == 2
+    assert second["version_label"] == "1.2" and second["parent"]["revision"] == 1
     assert second["report"]["source"]["site_weights"] is True
     assert second["report"]["source"]["mean_cosine"] >= 0.9999
 
@@ -211,7 +211,7 @@ def test_a_second_round_starts_from_the_sites_own_weights_and_refuses_when_they_
     with pytest.raises(SiteWeightsMissingError) as caught:
         last_k(site, tmp_path / "third")
     message = str(caught.value)
-    assert "v2 was fine-tuned at this site" in message and "head mode" in message and "\n" not in message
+    assert "v1.1 was fine-tuned at this site" in message and "head mode" in message and "\n" not in message
     assert not (tmp_path / "third").exists() and leftovers(site) == []
 
 

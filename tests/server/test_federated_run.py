@@ -150,7 +150,8 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
     }  # fmt: skip
     assert all(r["files_sent"] == ["head.onnx"] for r in result["delivered"].values())
     for candidate in after_run:
-        assert candidate["version"] == ModelVersion(2) and candidate["lineage"]["federated_run"] == result["run"]
+        assert candidate["version"] == ModelVersion(2)
+        assert candidate["lineage"]["federated_run"] == result["run"]
         assert candidate["lineage"]["source"]["kind"] == "federated"
     # publish: site-d, back, receives it; the others already hold it.
     assert {site: r["outcome"] for site, r in published["sites"].items()} == {

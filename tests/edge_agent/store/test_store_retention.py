@@ -135,7 +135,8 @@ def test_drift_features_of_pruned_inputs_go_except_the_reference_window(
         }
         store.record_drift_window(model.id, check, joins_reference=True)
     reference = store.drift_reference(model.id)
-    assert reference is not None and (reference["first_prediction"], reference["items"]) == (predictions[0], 2)
+    assert reference is not None
+    assert (reference["first_prediction"], reference["items"]) == (predictions[0], 2)
     assert store.prune(keep_days=7)["drift_features"] == 2  # old 3 and 4; old 1 and 2 are the reference
     kept, _ = store.drift_features(model.id, 0, 10)
     assert kept == [predictions[0], predictions[1], predictions[4]]

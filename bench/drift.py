@@ -316,7 +316,7 @@ def _serve_until_alarm(agent: Any, pools: list[streams.Pool], stream: streams.St
         agent.predict(
             [Item("text", texts[i], texts[i].encode(), stream.groups[i], "operator") for i in batch]
         )
-        agent.drift.check_pending(agent)  # the gatekeeper may have run it already: the store says
+        agent.check_drift()  # the gatekeeper may have run it already: the store says
         checks = [c for c in agent.store.drift_checks(model_id, limit=1000) if c["reference"] == "production"]
         served = streams.Replay(
             ends=[_served_count(agent, c["last_prediction"]) for c in reversed(checks)],

@@ -16,7 +16,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from edge_agent.library import LoadedModel, ModelLibrary
 from edge_agent.rollout import CANDIDATE_STAGES, GateReport, evaluate_gates
 from edge_agent.serving import MicroBatcher
 from edge_agent.site import SiteFolder
+from edge_agent.slots import Active, Slots
 from edge_agent.split import SplitRule
 from edge_agent.store import LabelRow, QueueItem, SiteStore
 from genba.errors import AgentUnavailableError, GenbaError, NoModelError, UsageError
@@ -42,16 +42,6 @@ from genba.versions import ModelVersion
 _AUDIT_DRAW = random.SystemRandom()
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Active:
-    """The models in the slots, swapped as one reference so a batch never sees half a switch."""
-
-    production: LoadedModel | None = None
-    candidate: LoadedModel | None = None
-    stage: str | None = None
-    since: float = 0.0
 
 
 class Agent:
@@ -66,10 +56,8 @@ class Agent:
         self.library = ModelLibrary(
             site.models_dir, site.trusted_keys(), config.runtime, site.site_public_key(), config.site
         )
-        self.active = Active()
-        self.load_problems: list[str] = []
+        self.slots = Slots(self.store, self.library, gate_report=self.gate_report, on_change=self.wake)
         self.started_at = clock()
-        self.switch_lock = threading.RLock()
         self._serving = False
         overlap = _overlaps(config)
         self._batcher: MicroBatcher[Item, Answer] = MicroBatcher(
@@ -86,8 +74,7 @@ class Agent:
         #: Each active model's answer per held-out input, kept: a new label runs only its input.
         self._held_out_answers: dict[int, dict[int, str | None]] = {}
         self._accuracy_lock = threading.Lock()
-        self.held_back: set[tuple[int, str, bool]] = set()  # (model, stage, judged) recorded as held
-        self.training = TrainingJobs(self)
+        self.training = TrainingJobs(self.site, self.store, self._install_as)
         self.explanations = Explanations()
         self.drift = DriftMonitor(config.drift)
 
@@ -105,11 +92,18 @@ class Agent:
             raise
         return agent
 
-    def start(self, serving: bool = True) -> None:
-        from edge_agent import transitions
+    @property
+    def active(self) -> Active:
+        """The models in the slots now (one reference: read it once per decision)."""
+        return self.slots.active
 
+    @property
+    def load_problems(self) -> list[str]:
+        return self.slots.load_problems
+
+    def start(self, serving: bool = True) -> None:
         self.library.clean_staging()
-        transitions.load_slots(self)
+        self.slots.load()
         if not serving:
             return
         self._serving = True
@@ -308,7 +302,7 @@ class Agent:
 
     def explain(self, input_id: int) -> dict[str, Any]:
         """Why the production model answers ``input_id`` as it does (occlusion; cached)."""
-        return self.explanations.explain(self, input_id)
+        return self.explanations.explain(self.store, self.active.production, input_id)
 
     def queue(self, limit: int = 20) -> list[QueueItem]:
         from edge_agent.labelling import labelling_queue
@@ -317,12 +311,25 @@ class Agent:
         focus = self.drift.focus(self.store, production.model_id if production else None)
         return labelling_queue(self.store, production, limit, focus)
 
+    def _install_as(self, bundle: Path, actor: str) -> dict[str, Any]:
+        return self.install(bundle, actor=actor)
+
+    def check_drift(self) -> list[dict[str, Any]]:
+        """Test the production model's full windows not tested yet (the gatekeeper does, every tick)."""
+        return self.drift.check_pending(self.store, self.active.production)
+
+    def train_on_drift(self) -> None:
+        """With ``[drift] train_on_drift``: start training once a drift alarm's labels are in."""
+        self.drift.train_if_labelled(
+            self.store, self.active.production, lambda mode: self.training.start(mode=mode, actor="drift")
+        )
+
     def drift_status(self) -> dict[str, Any]:
         return self.drift.status(self.store, self.active.production)
 
     def rebaseline_drift(self, *, actor: str, reason: str | None = None) -> dict[str, Any]:
         """Accept the current traffic as normal: production's next windows become its drift reference."""
-        return self.drift.rebaseline(self, actor=actor, reason=reason)
+        return self.drift.rebaseline(self.store, self.active.production, actor=actor, reason=reason)
 
     def group_figures(self, key: str | None = None) -> dict[str, Any]:
         from edge_agent.groups import production_by_group
@@ -390,8 +397,6 @@ class Agent:
         return answers
 
     def _gatekeeper_loop(self) -> None:
-        from edge_agent import transitions
-
         last_kpis = 0.0
         last_prune = self.clock()  # start() has just pruned
         while not self._stopping.is_set():
@@ -401,9 +406,9 @@ class Agent:
                 return
             try:
                 if self.config.gates.auto_advance:
-                    transitions.advance_if_gates_pass(self)
-                self.drift.check_pending(self)
-                self.drift.train_if_labelled(self)
+                    self.slots.advance_if_gates_pass()
+                self.check_drift()
+                self.train_on_drift()
                 if self.clock() - last_kpis > 60.0:
                     self.store.refresh_kpi_daily()
                     last_kpis = self.clock()
@@ -422,24 +427,16 @@ class Agent:
         self._wake.set()
 
     def install(self, source: Path, *, actor: str, rollback: bool = False) -> dict[str, Any]:
-        from edge_agent import transitions
-
-        return transitions.install(self, source, actor=actor, rollback=rollback)
+        return self.slots.install(source, actor=actor, rollback=rollback)
 
     def promote(self, *, actor: str, to_stage: str | None = None) -> dict[str, Any]:
-        from edge_agent import transitions
-
-        return transitions.promote(self, actor=actor, to_stage=to_stage)
+        return self.slots.promote(actor=actor, to_stage=to_stage)
 
     def discard(self, *, actor: str, reason: str | None = None) -> dict[str, Any]:
-        from edge_agent import transitions
-
-        return transitions.discard(self, actor=actor, reason=reason)
+        return self.slots.discard(actor=actor, reason=reason)
 
     def rollback(self, *, actor: str, version: ModelVersion | None = None) -> dict[str, Any]:
-        from edge_agent import transitions
-
-        return transitions.rollback(self, actor=actor, version=version)
+        return self.slots.rollback(actor=actor, version=version)
 
     def models(self) -> list[dict[str, Any]]:
         slots = self.store.slots()

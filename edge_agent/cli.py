@@ -283,7 +283,13 @@ def _train_offline(agent: Any, args: argparse.Namespace) -> Any:
     from edge_agent.jobs import train_and_install
 
     label = time.strftime("%Y%m%d-%H%M%S")
-    return train_and_install(agent, mode=args.mode, seed=args.seed, actor="supervisor", label=label)
+
+    def install(bundle: Path, actor: str) -> dict[str, Any]:
+        return dict(agent.install(bundle, actor=actor))
+
+    return train_and_install(
+        agent.site, agent.store, install, mode=args.mode, seed=args.seed, actor="supervisor", label=label
+    )
 
 
 def _queue(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,10 +24,9 @@ import numpy as np
 from edge_agent import drift
 from edge_agent.config import DriftConfig
 from edge_agent.library import LoadedModel
-from genba.errors import GenbaError
+from genba.errors import GenbaError, NoModelError
 
 if TYPE_CHECKING:
-    from edge_agent.agent import Agent
     from edge_agent.store import SiteStore
 
 log = logging.getLogger(__name__)
@@ -59,16 +58,15 @@ class DriftMonitor:
 
     # ------------------------------------------------------------ gatekeeper
 
-    def check_pending(self, agent: Agent) -> list[dict[str, Any]]:
+    def check_pending(self, store: SiteStore, production: LoadedModel | None) -> list[dict[str, Any]]:
         """Test every full window of the production model not tested yet; returns the new checks."""
-        production = agent.active.production
         if not self.config.enabled or production is None:
             return []
         with self._lock:
             new = []
-            while (check := self._next_window(agent.store, production)) is not None:
+            while (check := self._next_window(store, production)) is not None:
                 new.append(check)
-                self._react(agent, production, check)
+                self._react(store, production, check)
             return new
 
     def _next_window(self, store: SiteStore, model: LoadedModel) -> dict[str, Any] | None:
@@ -112,16 +110,17 @@ class DriftMonitor:
             return None
         return next((c for c in since if c["alarm"]), None)
 
-    def rebaseline(self, agent: Agent, *, actor: str, reason: str | None) -> dict[str, Any]:
+    def rebaseline(
+        self, store: SiteStore, production: LoadedModel | None, *, actor: str, reason: str | None
+    ) -> dict[str, Any]:
         """A supervisor's "this shift is the new normal": the next windows build a new reference."""
-        production = agent.active.production
         if production is None:
-            raise GenbaError("there is no production model whose drift reference could be renewed")
+            raise NoModelError("there is no production model whose drift reference could be renewed")
         with self._lock:
             details = {"model": production.identity.label, "reason": reason}
-            agent.store.rebaseline_drift(production.model_id, actor, details)
+            store.rebaseline_drift(production.model_id, actor, details)
             self._references.pop(production.model_id, None)
-        return self.status(agent.store, production)
+        return self.status(store, production)
 
     def _against_manifest(self, model: LoadedModel, window: np.ndarray) -> drift.DriftCheck:
         stats = model.identity.manifest.get("reference_stats") or {}
@@ -143,15 +142,15 @@ class DriftMonitor:
             self._references[model_id] = cached
         return cached[1], cached[2]
 
-    def _react(self, agent: Agent, model: LoadedModel, check: dict[str, Any]) -> None:
-        previous = agent.store.drift_checks(model.model_id, limit=2)
+    def _react(self, store: SiteStore, model: LoadedModel, check: dict[str, Any]) -> None:
+        previous = store.drift_checks(model.model_id, limit=2)
         before = previous[1]["status"] if len(previous) > 1 else "ok"
         details = {"model": model.identity.label, **_public(check)}
         if check["alarm"]:
             details["labels_requested"] = self.config.request_labels
-            agent.store.append_audit("drift_drift", "system", details)
+            store.append_audit("drift_drift", "system", details)
         elif check["status"] != "drift" and (check["status"] != "ok" or before != "ok"):
-            agent.store.append_audit(f"drift_{check['status']}", "system", details)
+            store.append_audit(f"drift_{check['status']}", "system", details)
         # a drift window that raised no alarm belongs to the open episode: its alarm said it all
 
     # ------------------------------------------------------------ after drift
@@ -165,21 +164,25 @@ class DriftMonitor:
         missing = self.config.request_labels - store.labelled_between(*window)
         return (window, missing) if missing > 0 else None
 
-    def train_if_labelled(self, agent: Agent) -> None:
-        """With ``train_on_drift``: once the drifted window has its labels, start local training once."""
-        production = agent.active.production
+    def train_if_labelled(
+        self, store: SiteStore, production: LoadedModel | None, start_training: Callable[[str], object]
+    ) -> None:
+        """With ``train_on_drift``: once the drifted window has its labels, start local training once.
+
+        ``start_training(mode)`` starts a job (actor ``drift``) or raises a GenbaError saying why not.
+        """
         if not self.config.train_on_drift or production is None:
             return
-        alarm = self.episode(agent.store, production.model_id)
+        alarm = self.episode(store, production.model_id)
         if alarm is None or alarm["id"] in self._trained_for:
             return
-        if self.focus(agent.store, production.model_id) is not None:
+        if self.focus(store, production.model_id) is not None:
             return  # the requested labels are not all in yet
         self._trained_for.add(alarm["id"])
         try:
-            agent.training.start(mode=self.config.train_mode, actor="drift")
+            start_training(self.config.train_mode)
         except GenbaError as error:
-            agent.store.append_audit("drift_training_not_started", "system", {"reason": str(error)})
+            store.append_audit("drift_training_not_started", "system", {"reason": str(error)})
 
     def status(self, store: SiteStore, model: LoadedModel | None) -> dict[str, Any]:
         """What the API serves: the latest check, the reference and the window filling now."""

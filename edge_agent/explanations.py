@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from genba.errors import NoModelError, UsageError
 
 if TYPE_CHECKING:
-    from edge_agent.agent import Agent
+    from edge_agent.library import LoadedModel
+    from edge_agent.store import SiteStore
 
 #: Explanations kept in memory (the oldest go first).
 CACHE_SIZE = 256
@@ -27,11 +28,11 @@ class Explanations:
         self._cache: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def explain(self, agent: Agent, input_id: int) -> dict[str, Any]:
+    def explain(self, store: SiteStore, loaded: LoadedModel | None, input_id: int) -> dict[str, Any]:
+        """Why ``loaded`` (production) answers ``input_id`` as it does; the input is read from ``store``."""
         from edge_agent.answers import decode_payload
         from genba.runtime.explain import explain
 
-        loaded = agent.active.production
         if loaded is None:
             raise NoModelError("no production model is serving; install one before asking for explanations")
         key = (loaded.identity.manifest_sha256, input_id)
@@ -39,7 +40,7 @@ class Explanations:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return {**self._cache[key], "cached": True}
-        stored = agent.store.get_input(input_id)
+        stored = store.get_input(input_id)
         if not stored.payload:
             raise UsageError(
                 f"input {input_id} was removed by the retention policy; nothing is left to explain"

@@ -26,7 +26,11 @@ from genba import env
 from genba.errors import GenbaError, RolloutError, UsageError
 
 if TYPE_CHECKING:
-    from edge_agent.agent import Agent
+    from edge_agent.site import SiteFolder
+    from edge_agent.store import SiteStore
+
+#: Installs a bundle folder as ``actor`` and says what it installed (``Agent.install``).
+Install = Callable[[Path, str], dict[str, Any]]
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +94,13 @@ class TrainingFailedError(GenbaError):
 
 
 class TrainingJobs:
-    """The agent's one training slot, run on a background thread."""
+    """The agent's one training slot, run on a background thread.
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    It reads the site folder, audits to the store and hands the finished bundle to ``install``.
+    """
+
+    def __init__(self, site: SiteFolder, store: SiteStore, install: Install) -> None:
+        self.site, self.store, self.install = site, store, install
         self.current: TrainingJob | None = None
         self._lock = threading.Lock()
         self._child: subprocess.Popen[str] | None = None
@@ -106,7 +113,7 @@ class TrainingJobs:
                 raise RolloutError(f"training job {self.current.id} is still running; wait for it to finish")
             job = TrainingJob(id=time.strftime("%Y%m%d-%H%M%S"), mode=mode, actor=actor, seed=seed)
             self.current = job
-        self.agent.store.append_audit("train_started", actor, {"job": job.id, "mode": mode, "seed": seed})
+        self.store.append_audit("train_started", actor, {"job": job.id, "mode": mode, "seed": seed})
         threading.Thread(target=self._run, args=(job,), name="genba-training", daemon=True).start()
         return job
 
@@ -132,17 +139,20 @@ class TrainingJobs:
             log.exception("training job %s failed", job.id)
             state, message, result = "failed", f"training job failed unexpectedly: {error}", None
         job.message, job.result, job.finished_at = message, result, time.time()
-        self.agent.store.append_audit("train_finished", job.actor, _finished_details(job, state))
+        self.store.append_audit("train_finished", job.actor, _finished_details(job, state))
         job.state = state  # last: whoever sees the job finished finds its folder gone and its audit entry
 
     def _train_and_install(self, job: TrainingJob) -> dict[str, Any]:
         return train_and_install(
-            self.agent, mode=job.mode, seed=job.seed, actor=job.actor, label=job.id, started=self._adopt
-        )
+            self.site, self.store, self.install,
+            mode=job.mode, seed=job.seed, actor=job.actor, label=job.id, started=self._adopt,
+        )  # fmt: skip
 
 
 def train_and_install(
-    agent: Agent,
+    site: SiteFolder,
+    store: SiteStore,
+    install: Install,
     *,
     mode: str,
     seed: int,
@@ -157,15 +167,14 @@ def train_and_install(
     (``label`` is a timestamp to the second), so two jobs started within one second (or a job
     and ``genba agent train``) never share an output path, which the child would refuse.
     """
-    site = agent.site
     root = site.root / "candidates"
     root.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.TemporaryDirectory(prefix=f"{label}-{mode}-", dir=root, ignore_cleanup_errors=True)
     with scratch as folder:
         out = Path(folder) / "bundle"
         result = run_training(site.root, mode, out, site.site_key_file, seed, started)
-        installed = agent.install(out, actor=actor)["installed"]
-    result["bundle"] = str(site.models_dir / agent.store.get_model(installed["model_id"]).path)
+        installed = install(out, actor)["installed"]
+    result["bundle"] = str(site.models_dir / store.get_model(installed["model_id"]).path)
     return {"training": result, "installed": installed}
 
 

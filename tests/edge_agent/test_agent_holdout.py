@@ -16,7 +16,11 @@ SETTINGS = {
     "runtime": {"provider": "cpu", "intra_op_threads": 1},
     # every held-out label counts: the epochs are the subject here, not the audit sample
     "gates": {
-        "auto_advance": False, "evaluate_every_s": 3600, "min_items": 4, "min_labels": 3, "evidence": "all"
+        "auto_advance": False,
+        "evaluate_every_s": 3600,
+        "min_items": 4,
+        "min_labels": 3,
+        "evidence": "all",
     },
     "store": {"holdout_reuse_limit": 2},
 }
@@ -109,20 +113,18 @@ def test_the_reuse_limit_is_a_store_setting_with_a_default_of_ten(tmp_path: Path
 def test_a_candidate_held_before_and_after_its_held_out_labels_counts_as_judged(
     agent: Agent, bundle_versions: dict[int, Path], waiter: Callable[..., Any]
 ) -> None:
-    from edge_agent import transitions
-
     agent.install(bundle_versions[2], actor="supervisor")
     candidate = agent.active.candidate
     assert candidate is not None
     texts = _texts(agent, "holdout", 5, "c")
     agent.predict([_item(t) for t in texts])
     waiter(lambda: agent.store.stage_count(candidate.model_id, "shadow", 0.0) >= 5, what="shadow")
-    transitions.advance_if_gates_pass(agent)  # ready, no held-out labels yet: held, not judged
+    agent.slots.advance_if_gates_pass()  # ready, no held-out labels yet: held, not judged
     assert agent.status()["holdout"]["candidates_judged"] == 0
     for answer in agent.predict([_item(t) for t in texts]):
         agent.label(answer.input_id, answer.production.label or "ok", actor="operator")  # 5 ties: too few
-    transitions.advance_if_gates_pass(agent)
-    transitions.advance_if_gates_pass(agent)  # recorded once
+    agent.slots.advance_if_gates_pass()
+    agent.slots.advance_if_gates_pass()  # recorded once
     assert agent.status()["holdout"]["candidates_judged"] == 1
     holds = [d for d in agent.store.decisions(candidate.model_id) if d["outcome"] == "hold"]
     assert len(holds) == 2

@@ -139,9 +139,7 @@ def test_the_gates_judge_on_audit_labels_only_and_pilot_on_its_own_fresh_labels(
     accuracy = {g.name: g for g in report.gates}["accuracy"]
     assert accuracy.evidence is not None and accuracy.evidence["labels"] == 12
 
-    from edge_agent import transitions
-
-    transitions.promote(agent, actor="supervisor", to_stage="pilot")
+    agent.slots.promote(actor="supervisor", to_stage="pilot")
     assert agent.active.stage == "pilot"
     _serve(agent, [f"part {i} in pilot" for i in range(15)])  # enough answers in pilot to judge
     report = agent.gate_report()

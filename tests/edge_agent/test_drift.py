@@ -53,17 +53,17 @@ def test_another_sites_words_raise_drift_in_the_first_shifted_window_and_ask_for
     agent: Agent,
 ) -> None:
     agent.predict(_items(_reports(SITE_A, WINDOW - 1, seed=1)))
-    agent.drift.check_pending(agent)
+    agent.check_drift()
     assert (
         agent.drift_status()["status"] is None
         and agent.drift_status()["items_in_current_window"] == WINDOW - 1
     )
     agent.predict(_items(_reports(SITE_A, 1, seed=5)))  # the first window is full: it becomes the reference
-    agent.drift.check_pending(agent)
+    agent.check_drift()
     assert agent.drift_status()["status"] is not None
     agent.predict(_items(_reports(SITE_A, WINDOW, seed=2)))  # the same site's words: no drift
     shifted = agent.predict(_items(_reports(SITE_B, WINDOW, seed=3)))
-    agent.drift.check_pending(agent)
+    agent.check_drift()
 
     checks = list(reversed(agent.store.drift_checks()))
     assert [c["reference"] for c in checks] == ["manifest", "production", "production"]
@@ -141,15 +141,15 @@ def test_drift_can_start_local_training_once_the_requested_labels_are_in(
         agent.install(bundle_versions[1], actor="supervisor")
         for seed, words in ((1, SITE_A), (2, SITE_A), (3, SITE_B)):
             agent.predict(_items(_reports(words, WINDOW, seed=seed)))
-        agent.drift.check_pending(agent)
-        agent.drift.train_if_labelled(agent)
+        agent.check_drift()
+        agent.train_on_drift()
         assert agent.training.current is None  # the requested labels are not in yet
         for item, label in zip(agent.queue(limit=4), ("ok", "dent", "ok", "dent"), strict=True):
             agent.label(item.input_id, label, actor="operator")
-        agent.drift.train_if_labelled(agent)
+        agent.train_on_drift()
         job = agent.training.current
         assert job is not None and job.actor == "drift" and job.mode == "head"
-        agent.drift.train_if_labelled(agent)
+        agent.train_on_drift()
         assert agent.training.current is job  # once per drift, not on every check
         started = [e for e in agent.store.audit(limit=50) if e.fields["event"] == "train_started"]
         assert [e.fields["actor"] for e in started] == ["drift"]
@@ -197,7 +197,7 @@ def _line(words: tuple[str, ...], line: str, seed: int) -> list[Item]:
 
 def _window(agent: Agent, items: list[Item]) -> dict[str, Any]:
     agent.predict(items)
-    (check,) = agent.drift.check_pending(agent)
+    (check,) = agent.check_drift()
     return check
 
 

@@ -67,8 +67,6 @@ def _serve_and_label(agent: Agent) -> dict[str, list[int]]:
 def test_a_candidate_better_overall_but_worse_on_one_line_is_held_back(
     agent: Agent, bert_bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, waiter: Callable[..., Any]
 ) -> None:
-    from edge_agent import transitions
-
     agent.install(_constant(bert_bundle, keypair[0], tmp_path / "always-dent", "dent", 2), actor="supervisor")
     candidate = agent.active.candidate
     assert candidate is not None and agent.active.stage == "shadow"
@@ -98,7 +96,7 @@ def test_a_candidate_better_overall_but_worse_on_one_line_is_held_back(
         and rows["line=L4"]["labels"] == 3
     )
 
-    transitions.advance_if_gates_pass(agent)
+    agent.slots.advance_if_gates_pass()
     assert agent.active.stage == "shadow"
     held = agent.store.decisions(candidate.model_id)[0]
     assert held["outcome"] == "hold" and any(

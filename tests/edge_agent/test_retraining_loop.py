@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge_agent import transitions
 from edge_agent.agent import Agent
 from edge_agent.answers import Item
 from edge_agent.config import StoreConfig
@@ -109,7 +108,7 @@ def _label(agent: Agent, input_ids: list[int], seen: dict[int, str]) -> None:
 def _advance(agent: Agent, to: str) -> None:
     """One step of the gatekeeper; the gates must move the candidate to ``to``."""
     report = agent.gate_report()
-    transitions.advance_if_gates_pass(agent)
+    agent.slots.advance_if_gates_pass()
     stage = agent.active.stage if agent.active.candidate is not None else "production"
     assert stage == to, report.to_json() if report else stage
 
@@ -122,7 +121,7 @@ def test_three_drift_retrain_promote_cycles_each_promote_a_new_site_candidate(
     with Agent.open(site) as agent:
         agent.install(bundle_versions[1], actor="supervisor")
         _serve(agent, reports.random(VOCABULARIES[0], WINDOW), seen)  # production's first window
-        agent.drift.check_pending(agent)
+        agent.check_drift()
         productions = [agent.active.production.describe()]
         for cycle in range(3):
             production = agent.active.production
@@ -132,7 +131,7 @@ def test_three_drift_retrain_promote_cycles_each_promote_a_new_site_candidate(
 
             # The words shift: the window is drift, and the queue asks for its labels first.
             drifted = _serve(agent, reports.random(words, WINDOW), seen)
-            agent.drift.check_pending(agent)
+            agent.check_drift()
             assert agent.store.drift_checks(production.model_id, limit=1)[0]["status"] == "drift"
             # Operators label new reports (for training and the gates), then the requested ones.
             _label(agent, _serve(agent, reports.labelled(words, TRAIN, 9), seen), seen)
@@ -142,7 +141,7 @@ def test_three_drift_retrain_promote_cycles_each_promote_a_new_site_candidate(
             _label(agent, requested, seen)
 
             # Training starts on its own (the gatekeeper may have started it already).
-            agent.drift.train_if_labelled(agent)
+            agent.train_on_drift()
             job = agent.training.current
             assert job is not None and job.actor == "drift"
             waiter(lambda job=job: job.state != "running", timeout=180, what=f"cycle {cycle + 1}'s training")
@@ -163,7 +162,7 @@ def test_three_drift_retrain_promote_cycles_each_promote_a_new_site_candidate(
 
             # The new production takes its first window as its drift reference.
             _serve(agent, reports.random(words, WINDOW), seen)
-            agent.drift.check_pending(agent)
+            agent.check_drift()
             reference = agent.store.drift_reference(candidate["model_id"])
             assert reference is not None and reference["items"] == WINDOW
             first = agent.store.drift_checks(candidate["model_id"], limit=1)[0]

@@ -12,6 +12,14 @@
         <translation>承認</translation>
     </message>
     <message>
+        <source>Accept as normal…</source>
+        <translation>正常として受け入れる…</translation>
+    </message>
+    <message>
+        <source>Accept today's traffic as normal for {name} v{version}? The next {items} answers become its drift reference, and an open alarm closes.</source>
+        <translation>{name} v{version} の現在の入力を正常として受け入れますか？次の回答 {items} 件がドリフトの基準になり、開いているアラームは閉じます。</translation>
+    </message>
+    <message>
         <source>Accepted without correction</source>
         <translation>修正なしで承認</translation>
     </message>
@@ -428,6 +436,10 @@
         <translation>モデルは回答しませんでした</translation>
     </message>
     <message>
+        <source>The next answers become the drift reference.</source>
+        <translation>次の回答がドリフトの基準になります。</translation>
+    </message>
+    <message>
         <source>This role may not label; sign in as an operator to accept or correct.</source>
         <translation>このロールはラベル付けできません。承認・修正にはオペレーターとしてサインインしてください。</translation>
     </message>
@@ -644,6 +656,10 @@
         <translation>回答 {items} 件</translation>
     </message>
     <message>
+        <source>{items} of {needed} answers, still building</source>
+        <translation>回答 {items} / {needed} 件（作成中）</translation>
+    </message>
+    <message>
         <source>{items} of {size} answers</source>
         <translation>{size} 件中 {items} 件の回答</translation>
     </message>
@@ -662,6 +678,10 @@
     <message>
         <source>{run}, round {round}</source>
         <translation>{run}、ラウンド {round}</translation>
+    </message>
+    <message>
+        <source>{status}, alarm open</source>
+        <translation>{status}（アラーム継続中）</translation>
     </message>
     <message>
         <source>ε = {epsilon}, δ = {delta}</source>

@@ -120,6 +120,17 @@ JA: dict[str, str] = {
         "候補 {name} v{version} を破棄しますか？評価は止まり、本番はそのまま稼働します。"
     ),
     "Candidate v{version} discarded.": "候補 v{version} を破棄しました。",
+    "Accept as normal…": "正常として受け入れる…",
+    (
+        "Accept today's traffic as normal for {name} v{version}? The next {items} answers become "
+        "its drift reference, and an open alarm closes."
+    ): (
+        "{name} v{version} の現在の入力を正常として受け入れますか？次の回答 {items} 件が"
+        "ドリフトの基準になり、開いているアラームは閉じます。"
+    ),
+    "The next answers become the drift reference.": "次の回答がドリフトの基準になります。",
+    "{status}, alarm open": "{status}（アラーム継続中）",
+    "{items} of {needed} answers, still building": "回答 {items} / {needed} 件（作成中）",
     "Please confirm": "確認してください",
     "Working…": "処理中…",
     "Gates for candidate v{version} in {stage}: {items} answers, {verdict}": (

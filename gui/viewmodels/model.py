@@ -118,6 +118,12 @@ class DriftView:
     window_items: int  # answers in the window filling now
     window_size: int
     labels_requested: int
+    reference_needed: int = 0  # answers the reference is built from; fewer: still building
+    episode_open: bool = False  # an alarm stays open until windows in a row show no drift
+
+    @property
+    def reference_building(self) -> bool:
+        return self.reference_items is None or self.reference_items < self.reference_needed
 
     @classmethod
     def of(cls, drift: Mapping[str, Any]) -> DriftView:
@@ -133,6 +139,8 @@ class DriftView:
             window_items=int(drift.get("items_in_current_window") or 0),
             window_size=int(drift.get("window_items") or 0),
             labels_requested=int(drift.get("labels_requested") or 0),
+            reference_needed=int(drift.get("reference_items_needed") or 0),
+            episode_open=bool(drift.get("episode_open")),
         )
 
 

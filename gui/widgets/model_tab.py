@@ -56,6 +56,9 @@ class ModelTab(Tab):
         self.drift_values = {key: QLabel() for key in DRIFT_ROWS}
         for key in DRIFT_ROWS:
             drift_form.addRow(self.drift_names[key], self.drift_values[key])
+        self.rebaseline_button = QPushButton()
+        self.rebaseline_button.clicked.connect(self.rebaseline)
+        drift_form.addRow(self.rebaseline_button)
         top = QHBoxLayout()
         top.addWidget(self.cards, 2)
         top.addWidget(self.drift_box, 1)
@@ -110,6 +113,7 @@ class ModelTab(Tab):
         for key, name in zip(DRIFT_ROWS, names, strict=True):
             self.drift_names[key].setText(name)
         self.discard_button.setText(t("Discard candidate…"))
+        self.rebaseline_button.setText(t("Accept as normal…"))
         self.rollback_button.setText(t("Roll back"))
         self._show(self.view)
 
@@ -173,6 +177,22 @@ class ModelTab(Tab):
         if self.confirm(question):
             done = t("Candidate v{version} discarded.").format(version=candidate.version)
             self._change(lambda client: client.discard("discarded in the operator app"), done)
+
+    def rebaseline(self) -> None:
+        """A supervisor's "this traffic is the new normal": the next windows become the reference."""
+        view = self.view
+        if view is None or view.production is None:
+            return
+        question = t(
+            "Accept today's traffic as normal for {name} v{version}? The next {items} answers become "
+            "its drift reference, and an open alarm closes."
+        )
+        production = view.production
+        items = view.drift.reference_needed
+        if self.confirm(question.format(name=production.name, version=production.version, items=items)):
+            done = t("The next answers become the drift reference.")
+            reason = "accepted as normal in the operator app"
+            self._change(lambda client: client.rebaseline_drift(reason), done)
 
     def roll_back(self) -> None:
         view = self.view
@@ -246,12 +266,18 @@ class ModelTab(Tab):
         status = NONE if drift is None else statuses.get(str(drift.status), t("no check yet"))
         if drift is not None and not drift.enabled:
             status = t("not monitored")
+        elif drift is not None and drift.episode_open:
+            status = t("{status}, alarm open").format(status=status)
         texts = dict.fromkeys(DRIFT_ROWS, NONE) | {"status": status}
         if drift is not None:
             window = t("{items} of {size} answers").format(items=drift.window_items, size=drift.window_size)
             texts |= {"p_value": drift.p_value, "feature": drift.feature, "window": window,
                       "labels": str(drift.labels_requested)}  # fmt: skip
-            if drift.reference_items is not None:
+            if drift.reference_building:
+                texts["reference"] = t("{items} of {needed} answers, still building").format(
+                    items=drift.reference_items or 0, needed=drift.reference_needed
+                )
+            else:
                 texts["reference"] = t("{items} answers").format(items=drift.reference_items)
         for key, text in texts.items():
             self.drift_values[key].setText(text)
@@ -264,6 +290,8 @@ class ModelTab(Tab):
             if index < len(targets):
                 button.setText(t("Promote to {stage}…").format(stage=stage_name(targets[index])))
         self.discard_button.setVisible(allowed and view is not None and view.candidate is not None)
+        monitored = view is not None and view.production is not None and view.drift.enabled
+        self.rebaseline_button.setVisible(allowed and monitored)
         self.rollback_button.setVisible(allowed)
         self._enable_actions(True)
         if view is not None and not allowed:
@@ -275,7 +303,7 @@ class ModelTab(Tab):
 
     def _enable_actions(self, enabled: bool) -> None:
         enabled = enabled and not self._changing  # one change at a time
-        for button in (*self.promote_buttons, self.discard_button):
+        for button in (*self.promote_buttons, self.discard_button, self.rebaseline_button):
             button.setEnabled(enabled)
         rollback_to = self.view.actions.rollback_to if self.view else None
         self.rollback_button.setEnabled(enabled and rollback_to is not None)

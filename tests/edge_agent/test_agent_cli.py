@@ -156,3 +156,23 @@ def test_train_and_queue_work_on_a_site_with_no_agent_running(
     assert trained["installed"]["version_label"] == "1.1"
     assert Path(data).resolve() / "models" in Path(trained["training"]["bundle"]).resolve().parents
     assert list((Path(data) / "candidates").iterdir()) == []  # the job's scratch folder is gone
+
+
+def test_a_training_job_that_cannot_train_exits_with_one_line_and_leaves_nothing_behind(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    keypair: tuple[Path, Path],
+    bundle_versions: dict[int, Path],
+) -> None:
+    from edge_agent.site import SiteFolder
+    from edge_agent.store import SiteStore
+
+    data = str(tmp_path / "site")
+    _run(capsys, "agent", "init", "--data", data, "--trust", str(keypair[1]))
+    _run(capsys, "agent", "install", "--data", data, str(bundle_versions[1]))
+    code, _, err = _run(capsys, "agent", "train", "--data", data)  # not one label yet
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "label" in err, err
+    assert list((Path(data) / "candidates").iterdir()) == []
+    with SiteStore.read_only(SiteFolder(Path(data)).store_file) as store:
+        assert len(store.list_models()) == 1  # production only: no candidate was recorded
+        assert store.slots().candidate is None

@@ -170,6 +170,47 @@ def test_a_supervisor_discards_the_candidate_after_confirming(
         assert client.audit(limit=1)["entries"][0]["fields"]["event"] == "discard_candidate"
 
 
+def test_a_supervisor_accepts_the_traffic_as_normal_and_drift_builds_a_new_reference(
+    qtbot: Any,
+    served_site: Any,
+    open_window: Callable[..., Any],
+    settle: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with served_site.client() as client:
+        client.predict_batch([f"report {n}: dent near the flange, part {n}" for n in range(20)])  # one window
+        waited = 0
+        while client.drift()["reference"] is None and waited < 200:
+            qtbot.wait(100)
+            waited += 1
+        needed = client.drift()["reference_items_needed"]
+    window = open_window(served_site.site, role="supervisor")
+    tab = _model_tab(qtbot, window, settle)
+    assert tab.drift_values["reference"].text() == f"20 of {needed} answers, still building"
+    assert tab.rebaseline_button.isVisible() and tab.rebaseline_button.isEnabled()
+
+    declined = _asked(tab, monkeypatch, False)
+    tab.rebaseline_button.click()
+    settle(window)
+    assert declined == [
+        f"Accept today's traffic as normal for tiny-bert v1? The next {needed} answers become its drift "
+        "reference, and an open alarm closes."
+    ]
+    with served_site.client() as client:
+        assert client.drift()["reference"]["items"] == 20  # declined: nothing changed
+
+    _asked(tab, monkeypatch, True)
+    tab.rebaseline_button.click()
+    done = "The next answers become the drift reference."
+    qtbot.waitUntil(lambda: tab.outcome.text() == done, timeout=20_000)
+    settle(window)
+    assert tab.drift_values["reference"].text() == f"0 of {needed} answers, still building"
+    with served_site.client() as client:
+        assert client.drift()["reference"] is None
+        entry = client.audit(limit=1)["entries"][0]["fields"]
+        assert entry["event"] == "drift_rebaseline" and entry["actor"] == "supervisor"
+
+
 def test_an_operator_is_not_offered_promote_or_rollback(
     qtbot: Any,
     served_site: Any,
@@ -182,7 +223,7 @@ def test_an_operator_is_not_offered_promote_or_rollback(
     window = open_window(served_site.site, role="operator")
     tab = _model_tab(qtbot, window, settle)
     assert _card(tab, "stage", 1) == "shadow"  # the operator still sees the models
-    assert not any(b.isVisible() for b in [*tab.promote_buttons, tab.rollback_button])
+    assert not any(b.isVisible() for b in [*tab.promote_buttons, tab.rollback_button, tab.rebaseline_button])
     assert tab.permission.text() == "Only a supervisor may promote or roll back models."
 
 
@@ -239,7 +280,7 @@ LOADED = {
     ]}},
     "drift": {"enabled": True, "status": "drift", "latest": {"p_value": 0.000123, "feature": "proj:3"},
               "reference": {"items": 20}, "items_in_current_window": 7, "window_items": 20,
-              "labels_requested": 4},
+              "labels_requested": 4, "reference_items_needed": 160, "episode_open": True},
     "models": {"history": [{"version": 2, "end_reason": None}, {"version": 1, "end_reason": "replaced"}]},
 }  # fmt: skip
 
@@ -264,6 +305,7 @@ def test_the_view_model_reads_cards_gates_groups_drift_and_actions() -> None:
     assert view.groups[0].delta_pts == "+12.5" and view.groups[1].too_small
     assert (view.drift.status, view.drift.p_value, view.drift.feature) == ("drift", "0.000123", "proj:3")
     assert (view.drift.reference_items, view.drift.window_items, view.drift.labels_requested) == (20, 7, 4)
+    assert view.drift.episode_open and view.drift.reference_building and view.drift.reference_needed == 160
     actions = view.actions
     assert actions.allowed and actions.promote_to == ("production",) and actions.rollback_to == "1"
     assert view.gates_ready and view.gates_passed and view.gate_items == 40

@@ -115,11 +115,11 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     ) -> Any:
         return agent.explain(input_id)
 
-    @app.get("/v1/drift", tags=["status"])
+    @app.get("/v1/drift", response_model=schemas.DriftResponse, tags=["status"])
     def drift(role: str = read_role) -> dict[str, Any]:
         return {**agent.drift_status(), "checks": agent.store.drift_checks(limit=50)}
 
-    @app.post("/v1/drift/rebaseline", tags=["status"])
+    @app.post("/v1/drift/rebaseline", response_model=schemas.DriftStatus, tags=["status"])
     def rebaseline_drift(body: schemas.RebaselineRequest, role: str = manage_role) -> dict[str, Any]:
         return agent.rebaseline_drift(actor=role, reason=body.reason)
 
@@ -147,7 +147,7 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     def promote(body: schemas.PromoteRequest, role: str = manage_role) -> dict[str, Any]:
         return agent.promote(actor=role, to_stage=body.to_stage)
 
-    @app.post("/v1/models/discard", tags=["models"])
+    @app.post("/v1/models/discard", response_model=schemas.DiscardResponse, tags=["models"])
     def discard(body: schemas.DiscardRequest, role: str = manage_role) -> dict[str, Any]:
         return agent.discard(actor=role, reason=body.reason)
 

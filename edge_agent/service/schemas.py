@@ -126,6 +126,62 @@ class DiscardRequest(Strict):
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
+class DiscardResponse(BaseModel):
+    discarded: str = Field(description="the candidate that was discarded, as name v3.1")
+    stage: str = Field(description="the stage it was in: shadow or pilot")
+    reason: str | None
+
+
+class DriftCheckOut(BaseModel):
+    """One window's test: its status, the test that decided it, and whether it raised an alarm."""
+
+    id: int | None = None
+    model_id: int | None = None
+    status: Literal["ok", "warning", "drift"]
+    reference: str = Field(description="manifest (while the reference is built) or production")
+    feature: str = Field(description="the feature with the smallest corrected p-value")
+    statistic: float
+    p_value: float = Field(description="corrected for the number of tests")
+    tests: int
+    items: int
+    first_prediction: int
+    last_prediction: int
+    created_at: float | None = None
+    alarm: bool = Field(description="a drift window that opened an episode; later ones of it do not alarm")
+
+
+class DriftReferenceOut(BaseModel):
+    first_prediction: int
+    last_prediction: int
+    items: int
+    created_at: float
+
+
+class DriftStatus(BaseModel):
+    """The production model's drift: the latest check, the open episode, the reference being compared with."""
+
+    enabled: bool
+    status: Literal["ok", "warning", "drift"] | None = Field(description="None before a first full window")
+    model: str | None = None
+    latest: DriftCheckOut | None = None
+    episode_open: bool = False
+    alarm: DriftCheckOut | None = Field(None, description="the check that opened the episode still open")
+    reference: DriftReferenceOut | None = None
+    reference_complete: bool = False
+    reference_items_needed: int | None = Field(None, description="answers the reference is built from")
+    strata: list[str] = Field(default_factory=list, description="group tags compared like with like")
+    window_items: int | None = None
+    items_in_current_window: int | None = None
+    alpha: float | None = None
+    warning_alpha: float | None = None
+    labels_requested: int = 0
+    reason: str | None = None
+
+
+class DriftResponse(DriftStatus):
+    checks: list[DriftCheckOut] = Field(description="the latest window checks of every model, newest first")
+
+
 class RollbackRequest(Strict):
     version: (
         Annotated[int, Field(ge=0, le=2**31)]

@@ -68,7 +68,7 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     read_role = Depends(role_with("read"))
     manage_role = Depends(role_with("manage"))
 
-    @app.get("/health", tags=["status"])
+    @app.get("/health", response_model=schemas.HealthResponse, tags=["status"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -109,7 +109,9 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
         }
         return _with_warnings(answer, agent, body.groups)
 
-    @app.get("/v1/inputs/{input_id}/explanation", tags=["predict"])
+    @app.get(
+        "/v1/inputs/{input_id}/explanation", response_model=schemas.ExplanationResponse, tags=["predict"]
+    )
     def explanation(
         input_id: int = PathParameter(ge=1, le=2**62), role: str = Depends(role_with("label"))
     ) -> Any:
@@ -139,11 +141,11 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     def models(role: str = read_role) -> dict[str, Any]:
         return {"models": agent.models(), "history": agent.store.production_history()}
 
-    @app.post("/v1/models/install", tags=["models"])
+    @app.post("/v1/models/install", response_model=schemas.InstallResponse, tags=["models"])
     def install(body: schemas.InstallRequest, role: str = manage_role) -> dict[str, Any]:
         return agent.install(Path(body.path), actor=role, rollback=body.rollback)
 
-    @app.post("/v1/models/promote", tags=["models"])
+    @app.post("/v1/models/promote", response_model=schemas.PromoteResponse, tags=["models"])
     def promote(body: schemas.PromoteRequest, role: str = manage_role) -> dict[str, Any]:
         return agent.promote(actor=role, to_stage=body.to_stage)
 
@@ -151,16 +153,16 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     def discard(body: schemas.DiscardRequest, role: str = manage_role) -> dict[str, Any]:
         return agent.discard(actor=role, reason=body.reason)
 
-    @app.post("/v1/models/rollback", tags=["models"])
+    @app.post("/v1/models/rollback", response_model=schemas.RollbackResponse, tags=["models"])
     def rollback(body: schemas.RollbackRequest, role: str = manage_role) -> dict[str, Any]:
         version = None if body.version is None else ModelVersion.parse(body.version)
         return agent.rollback(actor=role, version=version)
 
-    @app.post("/v1/train", tags=["models"])
+    @app.post("/v1/train", response_model=schemas.TrainingResponse, tags=["models"])
     def train(body: schemas.TrainRequest, role: str = manage_role) -> dict[str, Any]:
         return {"job": agent.training.start(mode=body.mode, actor=role, seed=body.seed).to_json()}
 
-    @app.get("/v1/train", tags=["models"])
+    @app.get("/v1/train", response_model=schemas.TrainingResponse, tags=["models"])
     def training(role: str = read_role) -> dict[str, Any]:
         job = agent.training.current
         return {"job": job.to_json() if job else None}

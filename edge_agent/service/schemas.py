@@ -126,6 +126,78 @@ class DiscardRequest(Strict):
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class InstalledModel(BaseModel):
+    """A model in a slot: what it is, who signed it, and which of its variants serves here, where."""
+
+    model_id: int
+    name: str
+    version: int = Field(description="the release: IT's version number")
+    revision: int = Field(description="0 for IT's release; 1, 2, ... for this site's own candidates")
+    version_label: str = Field(description="how people write the version: 3 or 3.1")
+    task: str | None
+    labels: list[str]
+    precision: str | None
+    signer_key_id: str | None
+    signature_verified: bool
+    lineage: dict[str, Any] | None
+    provider: str
+    io_binding: bool
+    variant: str
+    variant_reason: str | None
+    placement: dict[str, Any] | None = Field(description="where the graph's nodes run, on CUDA")
+
+
+class InstallResponse(BaseModel):
+    installed: InstalledModel
+    slot: Literal["production", "candidate"]
+
+
+class PromoteResponse(BaseModel):
+    promoted: bool
+    model: str | None = None
+    stage: str | None = None
+    gates: dict[str, Any] | None = Field(description="the gate report the decision rested on")
+
+
+class RollbackResponse(BaseModel):
+    rolled_back_to: InstalledModel
+    replaced: str | None = Field(description="the production model it replaced, as name v3")
+
+
+class TrainingJobOut(BaseModel):
+    id: str
+    mode: str
+    actor: str
+    seed: int
+    state: Literal["running", "succeeded", "failed"]
+    started_at: float
+    finished_at: float | None
+    message: str | None = Field(description="why it failed, in one line")
+    result: dict[str, Any] | None = Field(description="the training report and the candidate installed")
+
+
+class TrainingResponse(BaseModel):
+    job: TrainingJobOut | None
+
+
+class ExplanationResponse(BaseModel):
+    """Occlusion: each word's (or image patch's) weight on the production model's answer."""
+
+    input_id: int
+    model: str
+    label: str
+    score: float
+    method: str
+    ms: float
+    words: list[dict[str, Any]] | None = None
+    heatmap: list[list[float]] | None = None
+    cached: bool
+
+
 class DiscardResponse(BaseModel):
     discarded: str = Field(description="the candidate that was discarded, as name v3.1")
     stage: str = Field(description="the stage it was in: shadow or pilot")

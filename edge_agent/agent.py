@@ -74,7 +74,7 @@ class Agent:
         #: Each active model's answer per held-out input, kept: a new label runs only its input.
         self._held_out_answers: dict[int, dict[int, str | None]] = {}
         self._accuracy_lock = threading.Lock()
-        self.training = TrainingJobs(self.site, self.store, self._install_as)
+        self.training = TrainingJobs(self.site, self.store, self._install)
         self.explanations = Explanations()
         self.drift = DriftMonitor(config.drift)
 
@@ -311,8 +311,8 @@ class Agent:
         focus = self.drift.focus(self.store, production.model_id if production else None)
         return labelling_queue(self.store, production, limit, focus)
 
-    def _install_as(self, bundle: Path, actor: str) -> dict[str, Any]:
-        return self.install(bundle, actor=actor)
+    def _install(self, source: Path, *, actor: str) -> dict[str, Any]:
+        return self.install(source, actor=actor)  # looked up per call: whatever install is then
 
     def check_drift(self) -> list[dict[str, Any]]:
         """Test the production model's full windows not tested yet (the gatekeeper does, every tick)."""

@@ -284,11 +284,14 @@ def _train_offline(agent: Any, args: argparse.Namespace) -> Any:
 
     label = time.strftime("%Y%m%d-%H%M%S")
 
-    def install(bundle: Path, actor: str) -> dict[str, Any]:
-        return dict(agent.install(bundle, actor=actor))
-
     return train_and_install(
-        agent.site, agent.store, install, mode=args.mode, seed=args.seed, actor="supervisor", label=label
+        agent.site,
+        agent.store,
+        agent.install,
+        mode=args.mode,
+        seed=args.seed,
+        actor="supervisor",
+        label=label,
     )
 
 

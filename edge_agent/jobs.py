@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from genba import env
 from genba.errors import GenbaError, RolloutError, UsageError
@@ -29,8 +29,12 @@ if TYPE_CHECKING:
     from edge_agent.site import SiteFolder
     from edge_agent.store import SiteStore
 
-#: Installs a bundle folder as ``actor`` and says what it installed (``Agent.install``).
-Install = Callable[[Path, str], dict[str, Any]]
+
+class Install(Protocol):
+    """Installs a bundle folder as ``actor`` and says what it installed (``Agent.install``)."""
+
+    def __call__(self, source: Path, *, actor: str) -> dict[str, Any]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +177,7 @@ def train_and_install(
     with scratch as folder:
         out = Path(folder) / "bundle"
         result = run_training(site.root, mode, out, site.site_key_file, seed, started)
-        installed = install(out, actor)["installed"]
+        installed = install(out, actor=actor)["installed"]
     result["bundle"] = str(site.models_dir / store.get_model(installed["model_id"]).path)
     return {"training": result, "installed": installed}
 

@@ -35,15 +35,20 @@ def _items(texts: list[str], groups: dict[str, str] | None = None) -> list[Item]
     return [Item("text", t, t.encode(), groups or {}, "operator") for t in texts]
 
 
-@pytest.fixture
-def agent(make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]) -> Iterator[Agent]:
-    site = make_site(
+def _site(make_site: Callable[..., SiteFolder], drift_settings: dict[str, Any]) -> SiteFolder:
+    """A CPU site whose gates never advance on their own, with these drift settings."""
+    return make_site(
         settings={
             "runtime": {"provider": "cpu", "intra_op_threads": 1},
             "gates": {"auto_advance": False, "evaluate_every_s": 3600},
-            "drift": {"window_items": WINDOW, "reference_windows": 1, "request_labels": 6},
+            "drift": drift_settings,
         }
     )
+
+
+@pytest.fixture
+def agent(make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]) -> Iterator[Agent]:
+    site = _site(make_site, {"window_items": WINDOW, "reference_windows": 1, "request_labels": 6})
     with Agent.open(site) as opened:
         opened.install(bundle_versions[1], actor="supervisor")
         yield opened
@@ -125,17 +130,14 @@ def test_the_false_alarm_rate_per_window_stays_near_alpha_and_a_shift_is_caught_
 def test_drift_can_start_local_training_once_the_requested_labels_are_in(
     make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]
 ) -> None:
-    site = make_site(
-        settings={
-            "runtime": {"provider": "cpu", "intra_op_threads": 1},
-            "gates": {"auto_advance": False, "evaluate_every_s": 3600},
-            "drift": {
-                "window_items": WINDOW,
-                "reference_windows": 1,
-                "request_labels": 4,
-                "train_on_drift": True,
-            },
-        }
+    site = _site(
+        make_site,
+        {
+            "window_items": WINDOW,
+            "reference_windows": 1,
+            "request_labels": 4,
+            "train_on_drift": True,
+        },
     )
     with Agent.open(site) as agent:
         agent.install(bundle_versions[1], actor="supervisor")
@@ -210,12 +212,8 @@ def test_blocks_by_line_are_compared_like_with_like_and_a_lasting_shift_is_one_a
 ) -> None:
     """The reference spans two lines' blocks; a window of one line is judged against that line's answers.
     A shift within a line raises one alarm per episode (hysteresis), another once it has cleared."""
-    site = make_site(
-        settings={
-            "runtime": {"provider": "cpu", "intra_op_threads": 1},
-            "gates": {"auto_advance": False, "evaluate_every_s": 3600},
-            "drift": {"window_items": WINDOW, "reference_windows": 2, "strata": ["line"], "clear_windows": 2},
-        }
+    site = _site(
+        make_site, {"window_items": WINDOW, "reference_windows": 2, "strata": ["line"], "clear_windows": 2}
     )
     with Agent.open(site) as agent:
         agent.install(bundle_versions[1], actor="supervisor")
@@ -255,13 +253,7 @@ def test_blocks_by_line_are_compared_like_with_like_and_a_lasting_shift_is_one_a
 def test_a_supervisor_accepts_a_shift_and_the_next_windows_become_the_reference(
     make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]
 ) -> None:
-    site = make_site(
-        settings={
-            "runtime": {"provider": "cpu", "intra_op_threads": 1},
-            "gates": {"auto_advance": False, "evaluate_every_s": 3600},
-            "drift": {"window_items": WINDOW, "reference_windows": 1, "request_labels": 3},
-        }
-    )
+    site = _site(make_site, {"window_items": WINDOW, "reference_windows": 1, "request_labels": 3})
     with Agent.open(site) as agent:
         agent.install(bundle_versions[1], actor="supervisor")
         _window(agent, _line(SITE_A, "line-1", 1))

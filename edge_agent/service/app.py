@@ -125,7 +125,7 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     def rebaseline_drift(body: schemas.RebaselineRequest, role: str = manage_role) -> dict[str, Any]:
         return agent.rebaseline_drift(actor=role, reason=body.reason)
 
-    @app.get("/v1/groups", tags=["status"])
+    @app.get("/v1/groups", response_model=schemas.GroupsResponse, tags=["status"])
     def groups(key: str | None = Query(None, max_length=64), role: str = read_role) -> dict[str, Any]:
         return agent.group_figures(key)
 
@@ -133,11 +133,17 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     def queue(limit: int = Query(20, ge=1, le=500), role: str = Depends(role_with("queue"))) -> Any:
         return {"items": [queue_entry(q) for q in agent.queue(limit)]}
 
-    @app.get("/v1/status", tags=["status"])
+    # Gate reports: a group too small to judge has no harm figures, and its keys stay out (exclude_unset).
+    @app.get(
+        "/v1/status",
+        response_model=schemas.StatusResponse,
+        response_model_exclude_unset=True,
+        tags=["status"],
+    )
     def status(role: str = read_role) -> dict[str, Any]:
         return {"role": role, **agent.status()}
 
-    @app.get("/v1/models", tags=["models"])
+    @app.get("/v1/models", response_model=schemas.ModelsResponse, tags=["models"])
     def models(role: str = read_role) -> dict[str, Any]:
         return {"models": agent.models(), "history": agent.store.production_history()}
 
@@ -167,16 +173,18 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
         job = agent.training.current
         return {"job": job.to_json() if job else None}
 
-    @app.get("/v1/gates", tags=["models"])
+    @app.get(
+        "/v1/gates", response_model=schemas.GatesResponse, response_model_exclude_unset=True, tags=["models"]
+    )
     def gates(role: str = read_role) -> dict[str, Any]:
         report = agent.gate_report()
         return {"gates": report.to_json() if report else None, "decisions": agent.store.decisions(limit=50)}
 
-    @app.get("/v1/kpis", tags=["status"])
+    @app.get("/v1/kpis", response_model=schemas.KpisResponse, tags=["status"])
     def kpis(days: int = Query(30, ge=1, le=3650), role: str = read_role) -> dict[str, Any]:
         return {"summary": agent.store.kpi_summary(), "daily": agent.store.kpi_daily(days)}
 
-    @app.get("/v1/report", tags=["status"])
+    @app.get("/v1/report", response_model=schemas.ReportResponse, tags=["status"])
     def report(days: int = Query(30, ge=1, le=3650), role: str = read_role) -> dict[str, Any]:
         from edge_agent.report import build_report
         from edge_agent.store import SiteStore
@@ -185,7 +193,7 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
         with SiteStore.read_only(agent.store.path) as store:
             return build_report(store, agent.config.costs, days=days, site=agent.config.site)
 
-    @app.get("/v1/federation", tags=["privacy"])
+    @app.get("/v1/federation", response_model=schemas.FederationResponse, tags=["privacy"])
     def federation(role: str = read_role) -> dict[str, Any]:
         from edge_agent.federation.state import federation_state
 

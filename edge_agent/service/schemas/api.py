@@ -1,4 +1,4 @@
-"""Request and response bodies of the local API (pydantic; strict, unknown fields refused)."""
+"""Request bodies (strict, unknown fields refused) and the answers of predict, labels, slots and drift."""
 
 from __future__ import annotations
 

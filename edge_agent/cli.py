@@ -267,13 +267,13 @@ def _train_online(client: Any, args: argparse.Namespace) -> Any:
     import time
 
     job = client.train(args.mode, args.seed)
-    while not args.no_wait and job["state"] == "running":
+    while not args.no_wait and job.state == "running":
         time.sleep(1.0)
         job = client.training() or job
-    if job["state"] == "failed":
+    if job.state == "failed":
         from edge_agent.jobs import TrainingFailedError
 
-        raise TrainingFailedError(job["message"] or "training failed")
+        raise TrainingFailedError(job.message or "training failed")
     return job
 
 
@@ -297,7 +297,7 @@ def _train_offline(agent: Any, args: argparse.Namespace) -> Any:
 
 def _queue(args: argparse.Namespace) -> int:
     def online(client: Any) -> Any:
-        return [entry.model_dump() for entry in client.queue(args.limit)]
+        return [entry.model_dump(mode="json") for entry in client.queue(args.limit)]
 
     def offline(agent: Any) -> Any:
         from edge_agent.labelling import queue_entry
@@ -344,4 +344,9 @@ def _run(data: Path, online: Callable[[Any], Any], offline: Callable[[Any], Any]
 
 
 def _print(payload: Any) -> None:
+    """JSON on stdout: the agent's answer (a response model, online) or the offline agent's dict."""
+    from pydantic import BaseModel
+
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(mode="json")
     print(json.dumps(payload, indent=2, default=str))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtGui import QFont
@@ -19,11 +18,12 @@ from PySide6.QtWidgets import (
 )
 
 from edge_agent.service.client import AgentClient
+from edge_agent.service.schemas import StatusResponse
 from genba.errors import PermissionDeniedError
 from gui.config import LANGUAGES, GuiConfig
 from gui.connection import Connection
 from gui.i18n import Translations, stage_name, system_language, t
-from gui.widgets.base import Context, Tab
+from gui.widgets.base import AgentStatus, Context, Limited, Tab
 from gui.widgets.federation_tab import FederationTab
 from gui.widgets.inspect_tab import InspectTab
 from gui.widgets.kpi_tab import KpiTab
@@ -125,7 +125,7 @@ class MainWindow(QMainWindow):
         self.tasks.submit(lambda: self.connection.call(read_status), self._on_status, self._on_down)
         self.current_page().refresh()
 
-    def _on_status(self, status: dict[str, Any]) -> None:
+    def _on_status(self, status: AgentStatus) -> None:
         self._status_in_flight = False
         self.problem = None
         self.context.status = status
@@ -146,21 +146,21 @@ class MainWindow(QMainWindow):
         if self.problem is not None:
             self.banner.setProperty("state", "down")
             self.banner.setText(t("Problem: {message}").format(message=self.problem))
-        elif status.get("limited"):
+        elif isinstance(status, Limited):
             self.banner.setProperty("state", "up")
             self.banner.setText(
-                t("Signed in as {role}: this role may only ask for predictions.").format(role=status["role"])
+                t("Signed in as {role}: this role may only ask for predictions.").format(role=status.role)
             )
-        elif status:
-            production = status.get("production") or {}
-            candidate = status.get("candidate")
+        elif status is not None:
+            production, candidate = status.production, status.candidate
             text = t("Site {site} · signed in as {role} · production {name} v{version}").format(
-                site=status.get("site", ""), role=status.get("role", ""),
-                name=production.get("name", "—"), version=production.get("version_label", "—"),
+                site=status.site, role=status.role,
+                name=production.name if production else "—",
+                version=production.version_label if production else "—",
             )  # fmt: skip
             if candidate:
                 text += " · " + t("candidate v{version} in {stage}").format(
-                    version=candidate.get("version_label"), stage=stage_name(str(candidate.get("stage")))
+                    version=candidate.version_label, stage=stage_name(str(candidate.stage))
                 )
             self.banner.setProperty("state", "up")
             self.banner.setText(text)
@@ -171,13 +171,12 @@ class MainWindow(QMainWindow):
         self.banner.style().polish(self.banner)
 
 
-def read_status(client: AgentClient) -> dict[str, Any]:
+def read_status(client: AgentClient) -> StatusResponse | Limited:
     """The agent's status; a role that may not read it (integration) only predicts."""
     try:
-        status: dict[str, Any] = client.status()
+        return client.status()
     except PermissionDeniedError:
-        return {"role": "integration", "limited": True}
-    return status
+        return Limited()
 
 
 def run(config: GuiConfig) -> int:

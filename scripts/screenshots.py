@@ -67,7 +67,7 @@ def _a_day_of_work(site: Any) -> None:
             label = truth.get(item.text or "", "no_defect")
             client.label(item.input_id, label, operator_seconds=round(rng.uniform(1.5, 6.0), 1))
         client.train("head")
-        _wait(lambda: (client.training() or {}).get("state") not in (None, "running"), 300)
+        _wait(lambda: (job := client.training()) is not None and job.state != "running", 300)
         _serve(client, reports[260:460])
         other = shopfloor.site_split("site-b", seed=12, n_pool=240, n_eval=0).train
         _serve(client, other)

@@ -8,11 +8,11 @@ so it is cheap to import from a desktop app. Every failure is a
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from edge_agent.service import schemas
 from edge_agent.site import ROLES, SiteFolder
@@ -28,57 +28,14 @@ from genba.errors import (
     error_code,
 )
 
-
-@dataclass(frozen=True)
-class ModelAnswer:
-    label: str | None
-    score: float | None
-    scores: dict[str, float]
-    model_name: str
-    model_version: int  # the release; ``model_version_label`` names a site revision too (3.1)
-    stage: str
-    provider: str
-    latency_ms: float
-    variant: str | None = None  # which of the bundle's variants answered: cpu, cuda or default
-    model_version_label: str = ""
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ModelAnswer:
-        return cls(
-            label=data["label"],
-            score=data["score"],
-            scores=dict(data.get("scores") or {}),
-            model_name=data["model"]["name"],
-            model_version=int(data["model"]["version"]),
-            stage=data["stage"],
-            provider=data["provider"],
-            latency_ms=float(data["latency_ms"]),
-            variant=data["model"].get("variant"),
-            model_version_label=str(data["model"].get("version_label") or data["model"]["version"]),
-        )
-
-
-@dataclass(frozen=True)
-class PredictResult(ModelAnswer):
-    input_id: int = 0
-    prediction_id: int = 0
-    suggestion: ModelAnswer | None = None
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PredictResult:
-        base = ModelAnswer.from_json(data)
-        suggestion = ModelAnswer.from_json(data["suggestion"]) if data.get("suggestion") else None
-        return cls(
-            **vars(base),
-            input_id=int(data["input_id"]),
-            prediction_id=int(data["prediction_id"]),
-            suggestion=suggestion,
-        )
-
-
-#: The API's own response models: what the agent sends is what the client returns.
+#: The API's own response models: what the agent sends is what the client returns, validated.
+ModelAnswer = schemas.ModelAnswerOut
+PredictResult = schemas.PredictResponse
 LabelResult = schemas.LabelResponse
 QueueEntry = schemas.QueueEntry
+TrainingJob = schemas.TrainingJobOut
+
+M = TypeVar("M", bound=BaseModel)
 
 
 #: The agent's own error types, by the code it sends; anything else by its HTTP status.
@@ -130,18 +87,16 @@ class AgentClient:
     # ------------------------------------------------------------------ calls
 
     def health(self) -> bool:
-        return self._call("GET", "/health").get("status") == "ok"
+        return self._get(schemas.HealthResponse, "GET", "/health").status == "ok"
 
     def predict(
         self, text: str | None = None, *, image: bytes | None = None, groups: dict[str, str] | None = None
     ) -> PredictResult:
-        return PredictResult.from_json(self._call("POST", "/v1/predict", json=_item(text, image, groups)))
+        return self._get(PredictResult, "POST", "/v1/predict", json=_item(text, image, groups))
 
     def predict_batch(self, texts: list[str], groups: dict[str, str] | None = None) -> list[PredictResult]:
         body = {"items": [_item(text, None, groups) for text in texts]}
-        return [
-            PredictResult.from_json(d) for d in self._call("POST", "/v1/predict/batch", json=body)["items"]
-        ]
+        return self._get(schemas.PredictBatchResponse, "POST", "/v1/predict/batch", json=body).items
 
     def label(
         self,
@@ -155,73 +110,93 @@ class AgentClient:
         body: dict[str, Any] = {"input_id": input_id, "label": label, "groups": groups or {}}
         if operator_seconds is not None:
             body["operator_seconds"] = operator_seconds
-        return LabelResult.model_validate(self._call("POST", "/v1/labels", json=body))
+        return self._get(LabelResult, "POST", "/v1/labels", json=body)
 
-    def explain(self, input_id: int) -> dict[str, Any]:
+    def explain(self, input_id: int) -> schemas.ExplanationResponse:
         """Why the production model answers the stored input as it does: words or patches with weights."""
-        return dict(self._call("GET", f"/v1/inputs/{int(input_id)}/explanation", timeout=60.0))
+        path = f"/v1/inputs/{int(input_id)}/explanation"
+        return self._get(schemas.ExplanationResponse, "GET", path, timeout=60.0)
 
     def queue(self, limit: int = 20) -> list[QueueEntry]:
-        items = self._call("GET", "/v1/queue", params={"limit": limit})["items"]
-        return [QueueEntry.model_validate(item) for item in items]
+        return self._get(schemas.QueueResponse, "GET", "/v1/queue", params={"limit": limit}).items
 
-    def status(self) -> dict[str, Any]:
-        return self._call("GET", "/v1/status")
+    def status(self) -> schemas.StatusResponse:
+        return self._get(schemas.StatusResponse, "GET", "/v1/status")
 
-    def models(self) -> dict[str, Any]:
-        return self._call("GET", "/v1/models")
+    def models(self) -> schemas.ModelsResponse:
+        return self._get(schemas.ModelsResponse, "GET", "/v1/models")
 
-    def install(self, bundle: Path, *, rollback: bool = False) -> dict[str, Any]:
+    def install(self, bundle: Path, *, rollback: bool = False) -> schemas.InstallResponse:
         body = {"path": str(Path(bundle).resolve()), "rollback": rollback}
-        return self._call("POST", "/v1/models/install", json=body, timeout=300.0)
+        return self._get(schemas.InstallResponse, "POST", "/v1/models/install", json=body, timeout=300.0)
 
-    def promote(self, to_stage: str | None = None) -> dict[str, Any]:
-        return self._call("POST", "/v1/models/promote", json={"to_stage": to_stage}, timeout=300.0)
+    def promote(self, to_stage: str | None = None) -> schemas.PromoteResponse:
+        body = {"to_stage": to_stage}
+        return self._get(schemas.PromoteResponse, "POST", "/v1/models/promote", json=body, timeout=300.0)
 
-    def discard(self, reason: str | None = None) -> dict[str, Any]:
-        return self._call("POST", "/v1/models/discard", json={"reason": reason}, timeout=300.0)
+    def discard(self, reason: str | None = None) -> schemas.DiscardResponse:
+        body = {"reason": reason}
+        return self._get(schemas.DiscardResponse, "POST", "/v1/models/discard", json=body, timeout=300.0)
 
-    def rollback(self, version: int | str | None = None) -> dict[str, Any]:
-        return self._call("POST", "/v1/models/rollback", json={"version": version}, timeout=300.0)
+    def rollback(self, version: int | str | None = None) -> schemas.RollbackResponse:
+        body = {"version": version}
+        return self._get(schemas.RollbackResponse, "POST", "/v1/models/rollback", json=body, timeout=300.0)
 
-    def train(self, mode: str = "head", seed: int = 0) -> dict[str, Any]:
-        return dict(self._call("POST", "/v1/train", json={"mode": mode, "seed": seed})["job"])
+    def train(self, mode: str = "head", seed: int = 0) -> TrainingJob:
+        body = {"mode": mode, "seed": seed}
+        job = self._get(schemas.TrainingResponse, "POST", "/v1/train", json=body).job
+        if job is None:  # the agent always answers a started job; None would be a broken agent
+            raise AgentError("the agent started no training job")
+        return job
 
-    def training(self) -> dict[str, Any] | None:
-        job = self._call("GET", "/v1/train")["job"]
-        return dict(job) if job else None
+    def training(self) -> TrainingJob | None:
+        """The current or latest training job, None if none ran since the agent started."""
+        return self._get(schemas.TrainingResponse, "GET", "/v1/train").job
 
-    def gates(self) -> dict[str, Any]:
-        return self._call("GET", "/v1/gates", timeout=300.0)
+    def gates(self) -> schemas.GatesResponse:
+        return self._get(schemas.GatesResponse, "GET", "/v1/gates", timeout=300.0)
 
-    def kpis(self, days: int = 30) -> dict[str, Any]:
-        return self._call("GET", "/v1/kpis", params={"days": days})
+    def kpis(self, days: int = 30) -> schemas.KpisResponse:
+        return self._get(schemas.KpisResponse, "GET", "/v1/kpis", params={"days": days})
 
-    def drift(self) -> dict[str, Any]:
+    def drift(self) -> schemas.DriftResponse:
         """The drift status of the production model and the latest window checks."""
-        return self._call("GET", "/v1/drift")
+        return self._get(schemas.DriftResponse, "GET", "/v1/drift")
 
-    def rebaseline_drift(self, reason: str | None = None) -> dict[str, Any]:
+    def rebaseline_drift(self, reason: str | None = None) -> schemas.DriftStatus:
         """Accept today's traffic as normal: production's next windows become its drift reference."""
-        return self._call("POST", "/v1/drift/rebaseline", json={"reason": reason})
+        return self._get(schemas.DriftStatus, "POST", "/v1/drift/rebaseline", json={"reason": reason})
 
-    def groups(self, key: str | None = None) -> dict[str, Any]:
+    def groups(self, key: str | None = None) -> schemas.GroupsResponse:
         """Production's accuracy on operator labels per group (``key``: one tag, e.g. "line")."""
-        return self._call("GET", "/v1/groups", params={"key": key} if key else None)
+        params = {"key": key} if key else None
+        return self._get(schemas.GroupsResponse, "GET", "/v1/groups", params=params)
 
-    def report(self, days: int = 30) -> dict[str, Any]:
-        """The KPI report of the last ``days`` UTC days (``edge_agent.report.build_report``'s dict)."""
-        return self._call("GET", "/v1/report", params={"days": days})
+    def report(self, days: int = 30) -> schemas.ReportResponse:
+        """The KPI report of the last ``days`` UTC days (``edge_agent.report.build_report``'s document)."""
+        return self._get(schemas.ReportResponse, "GET", "/v1/report", params={"days": days})
 
-    def federation(self) -> dict[str, Any]:
+    def federation(self) -> schemas.FederationResponse:
         """Joined or not, updates sent (from the egress ledger), the last one, bytes by kind."""
-        return dict(self._call("GET", "/v1/federation"))
+        return self._get(schemas.FederationResponse, "GET", "/v1/federation")
 
-    def egress(self, limit: int = 100) -> dict[str, Any]:
-        return self._call("GET", "/v1/egress", params={"limit": limit})
+    def egress(self, limit: int = 100) -> schemas.ChainResponse:
+        return self._get(schemas.ChainResponse, "GET", "/v1/egress", params={"limit": limit})
 
-    def audit(self, limit: int = 100) -> dict[str, Any]:
-        return self._call("GET", "/v1/audit", params={"limit": limit})
+    def audit(self, limit: int = 100) -> schemas.ChainResponse:
+        return self._get(schemas.ChainResponse, "GET", "/v1/audit", params={"limit": limit})
+
+    def _get(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """One call, its answer validated against the route's response model."""
+        answer = self._call(method, path, **kwargs)
+        try:
+            return model.model_validate(answer)
+        except ValidationError as exc:  # an agent of another version, or a broken one
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"]) or "body"
+            raise AgentError(
+                f"the agent's answer to {method} {path} does not fit this client ({where}: {problem['msg']})"
+            ) from exc
 
     def _call(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
         try:

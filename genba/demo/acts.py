@@ -6,9 +6,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genba.demo.operators import label_audit_sample, label_from_queue, serve
+
+if TYPE_CHECKING:
+    from edge_agent.service.schemas import StatusResponse
 
 #: One thread per agent: three sites, a SuperLink and the demo share this machine's cores.
 SITE_SETTINGS: dict[str, dict[str, Any]] = {
@@ -136,7 +139,8 @@ def serve_streams(sites: dict[str, Site], config: Any) -> dict[str, SiteData]:
 def label(sites: dict[str, Site], data: dict[str, SiteData], config: Any, results: dict[str, Any]) -> None:
     for name, site in sites.items():
         with site.client() as client:
-            labels = list(client.status()["production"]["labels"])
+            production = client.status().production
+            labels = list(production.labels) if production is not None else []
             given = label_from_queue(client, data[name].truth, labels, config.labels_per_class, site.seed)
         results[name]["labels"] = given
 
@@ -156,9 +160,9 @@ def train_locally(sites: dict[str, Site], results: dict[str, Any]) -> None:
 def _wait_for_training(client: Any, timeout: float = 600.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.training() or {}
-        if job.get("state") not in (None, "running"):
-            return dict(job)
+        job = client.training()
+        if job is not None and job.state != "running":
+            return dict(job.model_dump(mode="json"))
         time.sleep(0.5)
     return {"state": "failed", "message": f"local training took longer than {timeout:.0f} s"}
 
@@ -232,17 +236,17 @@ def roll_out(
                 if where == "production" or version is None:
                     break
             results[name]["rollout"] = {"version": version, "stages": history, "served": served,
-                                        "gates": client.gates()}  # fmt: skip
+                                        "gates": client.gates().model_dump(mode="json")}  # fmt: skip
 
 
-def _where(status: dict[str, Any], version: int | None) -> str:
+def _where(status: StatusResponse, version: int | None) -> str:
     """Where the global bundle is at this site: production, a candidate stage, or not there."""
     if version is None:
         return "none"
-    if (status.get("production") or {}).get("version") == version:
+    if status.production is not None and status.production.version == version:
         return "production"
-    candidate = status.get("candidate") or {}
-    return str(candidate.get("stage")) if candidate.get("version") == version else "not installed"
+    candidate = status.candidate
+    return str(candidate.stage) if candidate is not None and candidate.version == version else "not installed"
 
 
 def evaluate(
@@ -295,7 +299,7 @@ def summarize(
             bytes_out = store.egress_totals()
             kpis = store.kpi_summary()
         with site.client() as client:
-            status = client.status()
+            production = client.status().production
         figures = results[name]
         summary_sites[name] = {
             "untuned": figures.get("untuned"),
@@ -303,8 +307,8 @@ def summarize(
             "federated": figures.get("federated"),
             "bytes_out": bytes_out,
             "labels": figures.get("labels"),
-            "production_version": (status.get("production") or {}).get("version"),
-            "provider": (status.get("production") or {}).get("provider"),
+            "production_version": production.version if production is not None else None,
+            "provider": production.provider if production is not None else None,
             "latency_ms_p50": kpis.get("latency_ms_p50"),
             "latency_ms_p95": kpis.get("latency_ms_p95"),
             "rollout": figures.get("rollout"),

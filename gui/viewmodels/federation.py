@@ -2,15 +2,16 @@
 site, and the site's lifetime differential-privacy budget.
 
 Built from ``/v1/federation`` and ``/v1/egress``; both come from the site's own egress ledger and
-audit log, so what the tab shows is what they prove. No Qt: the tests read it from plain dicts.
+audit log, so what the tab shows is what they prove. No Qt: the tests build it from the API's models.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from edge_agent.service import schemas
 
 
 @dataclass(frozen=True)
@@ -66,61 +67,63 @@ class FederationView:
 
     @classmethod
     def of(
-        cls, federation: Mapping[str, Any], egress: Mapping[str, Any], tz: dt.tzinfo | None = None
+        cls,
+        federation: schemas.FederationResponse,
+        egress: schemas.ChainResponse | None = None,
+        tz: dt.tzinfo | None = None,
     ) -> FederationView:
-        """``tz``: the zone times are shown in (None: this computer's)."""
-        since = federation.get("joined_since")
-        entries = sorted(egress.get("entries") or [], key=lambda e: int(e["seq"]), reverse=True)
-        totals = egress.get("totals") or federation.get("bytes_sent_by_kind") or {}
+        """``egress``: the ledger's newest entries (None: not read); ``tz``: the zone times are shown
+        in (None: this computer's)."""
+        since = federation.joined_since
+        entries = sorted(egress.entries if egress else [], key=lambda e: e.seq, reverse=True)
+        totals = (egress.totals if egress else None) or federation.bytes_sent_by_kind
         return cls(
-            joined=bool(federation.get("joined")),
-            superlink=federation.get("superlink"),
+            joined=federation.joined,
+            superlink=federation.superlink,
             joined_since=when(since, tz) if since is not None else None,
-            rounds=int(federation.get("updates_sent") or 0),
+            rounds=federation.updates_sent,
             last_update=_last_update(federation, tz),
             ledger=tuple(_ledger_row(entry, tz) for entry in entries),
-            totals=tuple(sorted((str(kind), int(total)) for kind, total in totals.items())),
-            verified=bool(egress.get("verified", True)),
-            budget=_budget(federation.get("privacy_budget"), tz),
+            totals=tuple(sorted(totals.items())),
+            verified=egress.verified if egress else True,
+            budget=_budget(federation.privacy_budget, tz),
         )
 
 
-def _last_update(federation: Mapping[str, Any], tz: dt.tzinfo | None) -> LastUpdate | None:
-    last = federation.get("last_update")
-    if not last:
+def _last_update(federation: schemas.FederationResponse, tz: dt.tzinfo | None) -> LastUpdate | None:
+    last = federation.last_update
+    if last is None:
         return None
-    privacy = federation.get("differential_privacy") or {}
+    privacy = federation.differential_privacy
     return LastUpdate(
-        round=_int_or_none(last.get("round")),
-        at=when(last.get("at"), tz),
-        payload_bytes=int(last.get("payload_bytes") or 0),
-        masked=bool(last.get("masked")),
-        epsilon=_float_or_none(privacy.get("epsilon")),
-        delta=_float_or_none(privacy.get("delta")),
+        round=_int_or_none(last.round),
+        at=when(last.at, tz),
+        payload_bytes=last.payload_bytes,
+        masked=last.masked,
+        epsilon=privacy.epsilon if privacy else None,
+        delta=privacy.delta if privacy else None,
     )
 
 
-def _budget(state: Mapping[str, Any] | None, tz: dt.tzinfo | None) -> PrivacyBudget | None:
-    if not state:
-        return None
-    declined = state.get("last_declined") or None
+def _budget(state: schemas.PrivacyBudget, tz: dt.tzinfo | None) -> PrivacyBudget:
+    declined = state.last_declined
     return PrivacyBudget(
-        budget=_float_or_none(state.get("epsilon_budget")),
-        spent=float(state.get("epsilon_spent") or 0.0),
-        left=_float_or_none(state.get("epsilon_left")),
-        delta=float(state.get("delta") or 0.0),
-        rounds=int(state.get("rounds") or 0),
-        runs=int(state.get("runs") or 0),
-        last_declined=f"{when(declined.get('at'), tz)}: {declined.get('reason')}" if declined else None,
-        problem=state.get("problem"),
+        budget=state.epsilon_budget,
+        spent=state.epsilon_spent,
+        left=state.epsilon_left,
+        delta=state.delta,
+        rounds=state.rounds,
+        runs=state.runs,
+        last_declined=f"{when(declined.at, tz)}: {declined.reason}" if declined else None,
+        problem=state.problem,
     )
 
 
-def _ledger_row(entry: Mapping[str, Any], tz: dt.tzinfo | None) -> LedgerRow:
-    fields = entry.get("fields") or {}
+def _ledger_row(entry: schemas.ChainEntryOut, tz: dt.tzinfo | None) -> LedgerRow:
+    fields = entry.fields  # the ledger entry's own fields: what the message carried
     return LedgerRow(
-        seq=int(entry["seq"]),
-        time=when(entry.get("created_at"), tz),
+        seq=entry.seq,
+        time=when(entry.created_at, tz),
         destination=str(fields.get("destination") or ""),
         kind=str(fields.get("kind") or ""),
         payload_bytes=int(fields.get("payload_bytes") or 0),
@@ -138,8 +141,7 @@ def when(timestamp: Any, tz: dt.tzinfo | None = None) -> str:
 
 
 def _int_or_none(value: Any) -> int | None:
+    """A round as a number; a round group that is not one (None) shows no number."""
+    if isinstance(value, str):
+        return int(value) if value.isdigit() else None
     return None if value is None else int(value)
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from edge_agent.service.client import ModelAnswer, PredictResult
+from edge_agent.service.schemas import ExplanationResponse
 
 #: Keys 1–9 pick a label: gloves and barcode scanners need no mouse.
 MAX_SHORTCUTS = 9
@@ -74,16 +74,16 @@ class DecisionClock:
         return round(max(seconds, 0.0), 2)
 
 
-def word_strengths(explanation: dict[str, Any]) -> list[tuple[str, float]]:
+def word_strengths(explanation: ExplanationResponse) -> list[tuple[str, float]]:
     """Each word with its weight scaled to [-1, 1] by the largest magnitude (0 when all are 0)."""
-    words = [(w["text"], float(w["weight"])) for w in explanation.get("words") or []]
+    words = [(word.text, word.weight) for word in explanation.words or []]
     largest = max((abs(weight) for _, weight in words), default=0.0)
     return [(text, weight / largest if largest else 0.0) for text, weight in words]
 
 
-def heatmap_strengths(explanation: dict[str, Any]) -> list[list[float]]:
+def heatmap_strengths(explanation: ExplanationResponse) -> list[list[float]]:
     """The image heat map scaled to [-1, 1] the same way."""
-    grid = [[float(v) for v in row] for row in explanation.get("heatmap") or []]
+    grid = [list(row) for row in explanation.heatmap or []]
     largest = max((abs(v) for row in grid for v in row), default=0.0)
     return [[v / largest if largest else 0.0 for v in row] for row in grid]
 
@@ -99,10 +99,11 @@ def _pct(score: float | None) -> int:
 
 
 def _model(answer: ModelAnswer) -> str:
-    return f"{answer.model_name} v{answer.model_version_label or answer.model_version}"
+    return f"{answer.model.name} v{answer.model.version_label}"
 
 
 def _provider(answer: PredictResult) -> str:
     """``CUDA · cuda``: where the answer was computed and which of the bundle's variants computed it."""
     provider = answer.provider.removesuffix("ExecutionProvider")
-    return f"{provider} · {answer.variant}" if answer.variant else provider
+    variant = answer.model.variant
+    return f"{provider} · {variant}" if variant else provider

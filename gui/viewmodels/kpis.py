@@ -1,5 +1,5 @@
-"""The KPI tab's content, from the agent's report (``client.report(days)``): headline figures,
-daily series for the charts, and one CSV row per day.
+"""The KPI tab's content, from the agent's report (``client.report(days)``, a ``ReportResponse``):
+headline figures, daily series for the charts, and one CSV row per day.
 
 A figure the report leaves as None (too few labels or answers behind it) stays None here: a
 headline shows "—" with the report's reason, a chart leaves a gap, a CSV cell stays empty.
@@ -12,6 +12,8 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from edge_agent.service.schemas import Acceptance, Accuracy, ReportResponse
 
 #: The window lengths offered, in UTC days.
 DAY_CHOICES = (7, 30, 90)
@@ -60,11 +62,11 @@ class KpiView:
     rows: tuple[dict[str, Any], ...]
 
     @classmethod
-    def of(cls, report: Mapping[str, Any]) -> KpiView:
-        days = tuple(row["day"] for row in report["accuracy"]["daily"])
+    def of(cls, report: ReportResponse) -> KpiView:
+        days = tuple(row.day for row in report.accuracy.daily)
         return cls(
             days=days,
-            generated_at=str(report.get("generated_at", "")),
+            generated_at=report.generated_at,
             headlines=headlines(report),
             charts=charts(report, days),
             rows=tuple(daily_rows(report)),
@@ -77,16 +79,13 @@ class KpiView:
         return csv_text(self.rows)
 
 
-def headlines(report: Mapping[str, Any]) -> tuple[Headline, ...]:
-    lead = report["lead_time"]
-    money = report["cost_benefit"]
-    currency = str(money["currency"])
-    net = money["total"]["net"]
+def headlines(report: ReportResponse) -> tuple[Headline, ...]:
+    lead, money = report.lead_time, report.cost_benefit
     return (
-        _headline("lead_time", lead["median_hours"], lead["reason"], lambda v: f"{v:.1f} h"),
-        _share_headline("acceptance", report["acceptance"]["overall"]),
-        _share_headline("accuracy", report["accuracy"]["overall"]),
-        _headline("net", net, money["reason"], lambda v: format_money(v, currency)),
+        _headline("lead_time", lead.median_hours, lead.reason, lambda v: f"{v:.1f} h"),
+        _share_headline("acceptance", report.acceptance.overall),
+        _share_headline("accuracy", report.accuracy.overall),
+        _headline("net", money.total.net, money.reason, lambda v: format_money(v, money.currency)),
     )
 
 
@@ -96,8 +95,8 @@ def _headline(key: str, value: float | None, reason: str | None, shown: Callable
     return Headline(key, float(value), shown(float(value)), None)
 
 
-def _share_headline(key: str, overall: Mapping[str, Any]) -> Headline:
-    return _headline(key, overall["value"], overall["reason"], lambda v: f"{v * 100:.1f} %")
+def _share_headline(key: str, overall: Accuracy | Acceptance) -> Headline:
+    return _headline(key, overall.value, overall.reason, lambda v: f"{v * 100:.1f} %")
 
 
 def format_money(value: float, currency: str) -> str:
@@ -105,17 +104,18 @@ def format_money(value: float, currency: str) -> str:
     return f"{value:,.{decimals}f} {currency}"
 
 
-def charts(report: Mapping[str, Any], days: tuple[str, ...]) -> tuple[ChartData, ...]:
-    effort = report["operator_effort"]["daily"]
-    latency = report["latency"]["daily"]
-    drift = report["drift"]["daily"]
+def charts(report: ReportResponse, days: tuple[str, ...]) -> tuple[ChartData, ...]:
+    effort = [row.model_dump() for row in report.operator_effort.daily]
+    latency = [row.model_dump() for row in report.latency.daily]
+    drift = [row.model_dump() for row in report.drift.daily]
 
     def chart(key: str, rows: Sequence[Mapping[str, Any]], *columns: tuple[str, str]) -> ChartData:
         return ChartData(key, days, tuple(Series(name, _column(rows, column)) for name, column in columns))
 
-    shares = tuple(
-        Series(key, _column(report[key]["daily"], "value", 100.0))
-        for key in ("accuracy", "acceptance", "agreement")
+    shares = (
+        Series("accuracy", _shares([row.value for row in report.accuracy.daily])),
+        Series("acceptance", _shares([row.value for row in report.acceptance.daily])),
+        Series("agreement", _shares([row.value for row in report.agreement.daily])),
     )
     return (
         ChartData("quality", days, shares, y_max=100.0),
@@ -126,17 +126,23 @@ def charts(report: Mapping[str, Any], days: tuple[str, ...]) -> tuple[ChartData,
     )
 
 
-def _column(rows: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0) -> tuple[float | None, ...]:
-    return tuple(None if row[key] is None else float(row[key]) * scale for row in rows)
+def _column(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[float | None, ...]:
+    return tuple(None if row[key] is None else float(row[key]) for row in rows)
 
 
-def daily_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _shares(values: Sequence[float | None]) -> tuple[float | None, ...]:
+    """Shares (0–1) as percentages, gaps kept."""
+    return tuple(None if value is None else value * 100.0 for value in values)
+
+
+def daily_rows(report: ReportResponse) -> list[dict[str, Any]]:
     """One row per day: every daily figure of every section as ``section_figure`` (a share: ``section``)."""
     rows: dict[str, dict[str, Any]] = {}
     for section in DAILY_SECTIONS:
-        for entry in report[section]["daily"]:
-            row = rows.setdefault(entry["day"], {"day": entry["day"]})
-            for key, value in entry.items():
+        for entry in getattr(report, section).daily:  # each day's figures, named as the report names them
+            figures = entry.model_dump()
+            row = rows.setdefault(entry.day, {"day": entry.day})
+            for key, value in figures.items():
                 if key not in ("day", "reason"):  # reasons are words, not figures
                     row[section if key == "value" else f"{section}_{key}"] = value
     return list(rows.values())

@@ -1,8 +1,8 @@
 """The Model tab's content: production and candidate side by side, the gates, drift, what may be done.
 
-Built from what the agent's API returns (``/v1/status``, ``/v1/gates``, ``/v1/drift``,
-``/v1/models``); no Qt, so the tests read it from plain dicts. Texts the operator reads are
-left to the widget, which translates them; this module only picks and shapes the figures.
+Built from the API's own response models (``/v1/status``, ``/v1/gates``, ``/v1/drift``,
+``/v1/models``); no Qt, so the tests build it directly. Texts the operator reads are left to the
+widget, which translates them; this module only picks and shapes the figures.
 """
 
 from __future__ import annotations
@@ -10,6 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from edge_agent.service.schemas import (
+    DriftStatus,
+    GateOut,
+    GatesResponse,
+    GroupGateRow,
+    InstalledModel,
+    ModelsResponse,
+    ProductionPeriod,
+    StatusResponse,
+)
 
 #: The candidate stages, in order; a candidate can move to any later one.
 ORDER = ("shadow", "pilot", "production")
@@ -35,36 +46,36 @@ class ModelCard:
     provider: str  # "CPU", "CUDA", …
 
     @classmethod
-    def of(cls, described: Mapping[str, Any], stage: str, site: str, site_key_id: str | None) -> ModelCard:
-        lineage = described.get("lineage") or {}
+    def of(cls, described: InstalledModel, stage: str, site: str, site_key_id: str | None) -> ModelCard:
+        lineage = described.lineage or {}  # the bundle's own lineage block, as signed
         source = lineage.get("source") or {}
         parent = lineage.get("parent") or {}
-        signer = str(described.get("signer_key_id") or "")
+        signer = described.signer_key_id or ""
         trained_here = source.get("kind") == "site-training" and source.get("site") == site
         return cls(
-            name=str(described.get("name") or ""),
-            version=version_label(described),
+            name=described.name,
+            version=described.version_label,
             stage=stage,
             signer_key_id=signer,
             by_this_site=trained_here or bool(site_key_id and signer == site_key_id),
-            verified=bool(described.get("signature_verified")),
+            verified=described.signature_verified,
             parent_version=version_label(parent) if parent.get("version") is not None else None,
             source_kind=str(source.get("kind") or ("export" if source else NONE)),
             federated_run=str(lineage["federated_run"]) if lineage.get("federated_run") else None,
             federated_round=int(lineage["round"]) if lineage.get("round") is not None else None,
             rollback=bool(lineage.get("rollback")),
-            precision=str(described.get("precision") or NONE),
+            precision=described.precision or NONE,
             provider=served_on(described),
         )
 
 
-def served_on(described: Mapping[str, Any]) -> str:
+def served_on(described: InstalledModel) -> str:
     """``CUDA · cuda variant · 0 compute ops on CPU``: the provider, the bundle variant, its placement."""
-    provider = str(described.get("provider") or NONE).removesuffix("ExecutionProvider")
+    provider = (described.provider or NONE).removesuffix("ExecutionProvider")
     parts = [provider]
-    if described.get("variant"):
-        parts.append(f"{described['variant']} variant")
-    placement = described.get("placement") or {}
+    if described.variant:
+        parts.append(f"{described.variant} variant")
+    placement = described.placement or {}
     if placement:
         parts.append(f"{placement.get('compute_ops_on_cpu', 0)} compute ops on CPU")
     return " · ".join(parts)
@@ -79,11 +90,9 @@ class GateRow:
     detail: str  # the agent's own words
 
     @classmethod
-    def of(cls, gate: Mapping[str, Any]) -> GateRow:
-        name = str(gate["name"])
-        sign = "≤" if name in AT_MOST else "≥"
-        return cls(name, number(gate.get("value")), f"{sign} {number(gate.get('limit'))}",
-                   bool(gate.get("passed")), str(gate.get("detail") or ""))  # fmt: skip
+    def of(cls, gate: GateOut) -> GateRow:
+        sign = "≤" if gate.name in AT_MOST else "≥"
+        return cls(gate.name, number(gate.value), f"{sign} {number(gate.limit)}", gate.passed, gate.detail)
 
 
 @dataclass(frozen=True)
@@ -96,15 +105,15 @@ class GroupRow:
     too_small: bool
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> GroupRow:
-        delta = row.get("delta_pts")
+    def of(cls, row: GroupGateRow) -> GroupRow:
+        delta = row.delta_pts
         return cls(
-            group=str(row.get("group") or ""),
-            labels=int(row.get("labels") or 0),
-            candidate=percent(row.get("candidate")),
-            production=percent(row.get("production")),
-            delta_pts=NONE if delta is None else f"{float(delta) + 0.0:+g}",
-            too_small=bool(row.get("too_small")),
+            group=row.group,
+            labels=row.labels,
+            candidate=percent(row.candidate),
+            production=percent(row.production),
+            delta_pts=NONE if delta is None else f"{delta + 0.0:+g}",
+            too_small=row.too_small,
         )
 
 
@@ -126,22 +135,31 @@ class DriftView:
         return self.reference_items is None or self.reference_items < self.reference_needed
 
     @classmethod
-    def of(cls, drift: Mapping[str, Any]) -> DriftView:
-        latest = drift.get("latest") or {}
-        reference = drift.get("reference") or {}
-        p_value = latest.get("p_value")
+    def of(cls, drift: DriftStatus) -> DriftView:
+        latest, reference = drift.latest, drift.reference
         return cls(
-            enabled=bool(drift.get("enabled", True)),
-            status=drift.get("status"),
-            p_value=NONE if p_value is None else f"{float(p_value):.3g}",
-            feature=str(latest.get("feature") or NONE),
-            reference_items=int(reference["items"]) if reference.get("items") is not None else None,
-            window_items=int(drift.get("items_in_current_window") or 0),
-            window_size=int(drift.get("window_items") or 0),
-            labels_requested=int(drift.get("labels_requested") or 0),
-            reference_needed=int(drift.get("reference_items_needed") or 0),
-            episode_open=bool(drift.get("episode_open")),
+            enabled=drift.enabled,
+            status=drift.status,
+            p_value=NONE if latest is None else f"{latest.p_value:.3g}",
+            feature=latest.feature if latest is not None else NONE,
+            reference_items=reference.items if reference is not None else None,
+            window_items=drift.items_in_current_window or 0,
+            window_size=drift.window_items or 0,
+            labels_requested=drift.labels_requested,
+            reference_needed=drift.reference_items_needed or 0,
+            episode_open=drift.episode_open,
         )
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the Model tab reads from the agent on a worker, as the API answered it."""
+
+    status: StatusResponse
+    gates: GatesResponse | None = None
+    drift: DriftStatus | None = None  # None: the status's own drift block
+    models: ModelsResponse | None = None
+    site_key_id: str | None = None  # the key this site signs its own candidates with
 
 
 @dataclass(frozen=True)
@@ -165,29 +183,27 @@ class ModelView:
     actions: Actions
 
     @classmethod
-    def of(cls, loaded: Mapping[str, Any], role: str | None, site_key_id: str | None = None) -> ModelView:
-        """``loaded``: ``{"status", "gates", "drift", "models"}`` as the API returned them."""
-        status = loaded.get("status") or {}
-        site = str(status.get("site") or "")
-        production, candidate = status.get("production"), status.get("candidate")
-        report = (loaded.get("gates") or {}).get("gates") or {}
-        gates = report.get("gates") or []
-        groups = next((g.get("breakdown") or [] for g in gates if g.get("name") == "groups"), [])
-        stage = str((candidate or {}).get("stage") or "")
+    def of(cls, loaded: Loaded, role: str | None) -> ModelView:
+        status, site_key_id = loaded.status, loaded.site_key_id
+        site, production, candidate = status.site, status.production, status.candidate
+        report = loaded.gates.gates if loaded.gates is not None else None
+        gates = report.gates if report is not None else []
+        groups = next((g.breakdown for g in gates if g.name == "groups"), [])
+        stage = (candidate.stage if candidate else None) or ""
         return cls(
             site=site,
             production=ModelCard.of(production, "production", site, site_key_id) if production else None,
             candidate=ModelCard.of(candidate, stage, site, site_key_id) if candidate else None,
             gates=tuple(GateRow.of(g) for g in gates),
-            gates_ready=bool(report.get("ready")),
-            gates_passed=bool(report.get("passed")),
-            gate_items=int(report.get("items") or 0),
+            gates_ready=report is not None and report.ready,
+            gates_passed=report is not None and report.passed,
+            gate_items=report.items if report is not None else 0,
             groups=tuple(GroupRow.of(row) for row in groups),
-            drift=DriftView.of(loaded.get("drift") or status.get("drift") or {}),
+            drift=DriftView.of(loaded.drift or status.drift),
             actions=Actions(
                 allowed=role == "supervisor",
                 promote_to=later_stages(stage) if candidate else (),
-                rollback_to=rollback_version((loaded.get("models") or {}).get("history") or []),
+                rollback_to=rollback_version(loaded.models.history if loaded.models else []),
             ),
         )
 
@@ -199,14 +215,14 @@ def later_stages(stage: str) -> tuple[str, ...]:
     return ORDER[ORDER.index(stage) + 1 :]
 
 
-def rollback_version(history: Sequence[Mapping[str, Any]]) -> str | None:
+def rollback_version(history: Sequence[ProductionPeriod]) -> str | None:
     """The version production last replaced (newest first, as the agent lists it): what rollback restores."""
-    replaced = next((row for row in history if row.get("end_reason") == "replaced"), None)
-    return version_label(replaced) if replaced else None
+    replaced = next((row for row in history if row.end_reason == "replaced"), None)
+    return replaced.version_label if replaced else None
 
 
 def version_label(model: Mapping[str, Any]) -> str:
-    """``3`` or ``3.1``: the agent's label, or one made from a lineage's version and revision."""
+    """``3`` or ``3.1`` from a lineage's parent block: its label, or one made from version and revision."""
     if model.get("version_label"):
         return str(model["version_label"])
     revision = int(model.get("revision") or 0)

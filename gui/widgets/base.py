@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtWidgets import QWidget
 
 from edge_agent.service.client import AgentClient
+from edge_agent.service.schemas import StatusResponse
 from gui.connection import Connection
 from gui.workers import Tasks
+
+
+@dataclass(frozen=True)
+class Limited:
+    """Signed in with a role that may not read the agent's status (integration): it only predicts."""
+
+    role: str = "integration"
+
+
+#: What the window knows of the agent: its status, or that this role may not read it.
+AgentStatus = StatusResponse | Limited
 
 
 class Context:
@@ -19,16 +32,18 @@ class Context:
         self.connection = connection
         self.tasks = tasks
         self.report = report  # shows an error in the window's banner
-        self.status: dict[str, Any] = {}
+        self.status: AgentStatus | None = None  # None until the first status has landed
 
     @property
     def role(self) -> str | None:
-        return self.status.get("role")
+        return self.status.role if self.status is not None else None
 
     @property
     def labels(self) -> list[str]:
-        production = self.status.get("production") or {}
-        return list(production.get("labels") or [])
+        status = self.status
+        if not isinstance(status, StatusResponse) or status.production is None:
+            return []
+        return list(status.production.labels)
 
     def call(
         self,
@@ -59,5 +74,5 @@ class Tab(QWidget):
     def refresh(self) -> None:
         """Load this tab's data from the agent (called when the tab is shown and on the timer)."""
 
-    def on_status(self, status: dict[str, Any]) -> None:
+    def on_status(self, status: AgentStatus) -> None:
         """The agent's latest status (models, stage, role); called on every status refresh."""

@@ -24,9 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from edge_agent.service.schemas import ExplanationResponse, StatusResponse
 from gui.i18n import stage_name, t
 from gui.viewmodels.inspect import AnswerView, DecisionClock, heatmap_strengths, strength_rgba, word_strengths
-from gui.widgets.base import Context, Tab
+from gui.widgets.base import AgentStatus, Context, Tab
 from gui.widgets.decisions import DecisionBar
 
 
@@ -37,7 +38,7 @@ class InspectTab(Tab):
         self.image_bytes: bytes | None = None
         self.clock = DecisionClock()
         self._newest: AnswerView | None = None
-        self._last_explanation: dict[str, Any] | None = None
+        self._last_explanation: ExplanationResponse | None = None
         self._draw_pending = False
         self._build()
         self.retranslate()
@@ -96,9 +97,9 @@ class InspectTab(Tab):
         if explanation is not None:  # the same answer, now in the other language: keep its explanation
             self._explained(explanation)
 
-    def on_status(self, status: dict[str, Any]) -> None:
-        production = status.get("production") or {}
-        images = str(production.get("task") or "").startswith("image")
+    def on_status(self, status: AgentStatus) -> None:
+        production = status.production if isinstance(status, StatusResponse) else None
+        images = production is not None and str(production.task or "").startswith("image")
         self.image_button.setVisible(images)
         self.input.setEnabled(not images or self.image_bytes is None)
 
@@ -179,11 +180,11 @@ class InspectTab(Tab):
         self._show(None, keep_saved=True)
         self.input.setFocus()
 
-    def _explained(self, explanation: dict[str, Any]) -> None:
+    def _explained(self, explanation: ExplanationResponse) -> None:
         self._last_explanation = explanation
-        if explanation.get("words"):
+        if explanation.words:
             self.explanation.setText(_highlighted(explanation))
-        elif explanation.get("heatmap") and self.image_bytes is not None:
+        elif explanation.heatmap and self.image_bytes is not None:
             self.explanation.setPixmap(_heat_map(self.image_bytes, heatmap_strengths(explanation)))
 
     def _show(self, view: AnswerView | None, keep_saved: bool = False) -> None:
@@ -233,7 +234,7 @@ class InspectTab(Tab):
             self.load_image(Path(urls[0].toLocalFile()))
 
 
-def _highlighted(explanation: dict[str, Any]) -> str:
+def _highlighted(explanation: ExplanationResponse) -> str:
     spans = []
     for word, strength in word_strengths(explanation):
         red, green, blue, alpha = strength_rgba(strength)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from edge_agent.service.schemas import ReportResponse
 from gui.i18n import t
 from gui.viewmodels.kpis import DAY_CHOICES, ChartData, Headline, KpiView
 from gui.widgets.base import Context, Tab
@@ -131,7 +131,7 @@ class KpiTab(Tab):
         self.state.setText(t("Loading the report…"))
         self.context.call(lambda client: client.report(days), self._loaded, self._failed)
 
-    def _loaded(self, report: dict[str, Any]) -> None:
+    def _loaded(self, report: ReportResponse) -> None:
         self.loading = False
         self.loaded_at = self.clock()
         self.view = KpiView.of(report)

@@ -26,7 +26,7 @@ from edge_agent.site import SiteFolder
 from genba import keys
 from genba.errors import GenbaError, PermissionDeniedError
 from gui.i18n import stage_name, t
-from gui.viewmodels.model import NONE, ModelCard, ModelView
+from gui.viewmodels.model import NONE, Loaded, ModelCard, ModelView
 from gui.widgets.base import Context, Tab
 from gui.widgets.tables import fill, fill_rows, new_table
 
@@ -127,7 +127,7 @@ class ModelTab(Tab):
         data = self.context.connection.data
         self.context.call(lambda client: load(client, data), self._loaded, self._load_failed)
 
-    def _loaded(self, loaded: dict[str, Any] | None) -> None:
+    def _loaded(self, loaded: Loaded | None) -> None:
         self._loading = False
         if self._again:
             self._again = False
@@ -138,8 +138,7 @@ class ModelTab(Tab):
             self.outcome.setText(t("This role may not see the models."))
             self._show(None)
             return
-        role = self.context.role or loaded["status"].get("role")
-        self._show(ModelView.of(loaded, role, loaded.get("site_key_id")))
+        self._show(ModelView.of(loaded, self.context.role or loaded.status.role))
 
     def _load_failed(self, _message: str) -> None:
         self._loading = self._again = False
@@ -309,11 +308,11 @@ class ModelTab(Tab):
         self.rollback_button.setEnabled(enabled and rollback_to is not None)
 
 
-def load(client: AgentClient, data: Path) -> dict[str, Any] | None:
+def load(client: AgentClient, data: Path) -> Loaded | None:
     """On a worker: everything the tab shows; None for a role that may not read it."""
     try:
-        return {"status": client.status(), "gates": client.gates(), "drift": client.drift(),
-                "models": client.models(), "site_key_id": site_key_id(data)}  # fmt: skip
+        return Loaded(status=client.status(), gates=client.gates(), drift=client.drift(),
+                      models=client.models(), site_key_id=site_key_id(data))  # fmt: skip
     except PermissionDeniedError:
         return None
 

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from edge_agent.service.schemas import ChainResponse, FederationResponse
 from edge_agent.store import SiteStore
 from gui.viewmodels.federation import FederationView, LastUpdate, LedgerRow, PrivacyBudget, when
 
@@ -103,23 +104,36 @@ def test_the_budget_box_shows_what_the_site_spent_and_the_last_round_it_declined
 # ---------------------------------------------------------------- the view-model alone
 
 
+BUDGET = {"epsilon_budget": 10.0, "epsilon_spent": 4.5, "epsilon_left": 5.5, "delta": 1e-5, "rounds": 2,
+          "runs": 1, "last_declined": {"at": 60.0, "reason": "past it"}, "problem": None}  # fmt: skip
+
+
+def _federation(**fields: Any) -> FederationResponse:
+    """``/v1/federation`` of a site that never joined, with ``fields`` changed."""
+    return FederationResponse.model_validate({
+        "joined": False, "superlink": None, "joined_since": None, "updates_sent": 0, "last_update": None,
+        "bytes_sent_by_kind": {}, "differential_privacy": None, "privacy_budget": BUDGET,
+        "control_traffic": None,
+    } | fields)  # fmt: skip
+
+
 def test_the_view_model_reads_the_state_and_sorts_the_ledger() -> None:
-    federation = {
-        "joined": True, "superlink": SUPERLINK, "joined_since": 0.0, "updates_sent": 3,
-        "last_update": {"at": 60.0, "round": 3, "payload_bytes": 48_000, "masked": True},
-        "differential_privacy": DP, "bytes_sent_by_kind": {"masked_update": 1},
-    }  # fmt: skip
-    egress = {
+    federation = _federation(
+        joined=True, superlink=SUPERLINK, joined_since=0.0, updates_sent=3,
+        last_update={"at": 60.0, "round": 3, "payload_bytes": 48_000, "masked": True},
+        differential_privacy=DP, bytes_sent_by_kind={"masked_update": 1},
+    )  # fmt: skip
+    egress = ChainResponse.model_validate({
         "verified": True,
         "totals": {"secagg_public_keys": 140, "masked_update": 48_000},
         "entries": [
-            {"seq": 1, "created_at": 30.0, "fields": {"destination": SUPERLINK, "kind": "secagg_public_keys",
-                                                      "payload_bytes": 140, "round": 3}},
-            {"seq": 2, "created_at": 60.0, "fields": {"destination": SUPERLINK, "kind": "masked_update",
-                                                      "payload_bytes": 48_000, "round": 3,
-                                                      "content_sha256": "ab" * 32}},
+            {"seq": 1, "created_at": 30.0, "hash": "1", "fields": {
+                "destination": SUPERLINK, "kind": "secagg_public_keys", "payload_bytes": 140, "round": 3}},
+            {"seq": 2, "created_at": 60.0, "hash": "2", "fields": {
+                "destination": SUPERLINK, "kind": "masked_update", "payload_bytes": 48_000, "round": 3,
+                "content_sha256": "ab" * 32}},
         ],
-    }  # fmt: skip
+    })  # fmt: skip
     view = FederationView.of(federation, egress, tz=dt.UTC)
     assert view.joined and view.superlink == SUPERLINK and view.joined_since == "1970-01-01 00:00:00"
     assert view.rounds == 3
@@ -130,31 +144,26 @@ def test_the_view_model_reads_the_state_and_sorts_the_ledger() -> None:
     )
     assert view.totals == (("masked_update", 48_000), ("secagg_public_keys", 140))  # the ledger's, by kind
     assert view.total_bytes == 48_140 and view.verified
-    assert view.budget is None  # an agent that does not report a budget
 
 
 def test_the_view_model_reads_the_budget_and_a_budget_it_cannot_know() -> None:
-    state = {"epsilon_budget": 10.0, "epsilon_spent": 4.5, "epsilon_left": 5.5, "delta": 1e-5, "rounds": 2,
-             "runs": 1, "last_declined": {"at": 60.0, "reason": "past it"}, "problem": None}  # fmt: skip
-    view = FederationView.of({"privacy_budget": state}, {}, tz=dt.UTC)
+    view = FederationView.of(_federation(), tz=dt.UTC)
     assert view.budget == PrivacyBudget(10.0, 4.5, 5.5, 1e-5, 2, 1, "1970-01-01 00:01:00: past it", None)
-    broken = {**state, "epsilon_budget": None, "epsilon_left": None, "last_declined": None,
+    broken = {**BUDGET, "epsilon_budget": None, "epsilon_left": None, "last_declined": None,
               "problem": "this site's ε budget is unknown: invalid configuration"}  # fmt: skip
-    budget = FederationView.of({"privacy_budget": broken}, {}).budget
+    budget = FederationView.of(_federation(privacy_budget=broken)).budget
     assert budget is not None and budget.budget is None and budget.left is None
     assert budget.last_declined is None and budget.problem == broken["problem"]
 
 
 def test_the_view_model_of_a_site_that_never_joined() -> None:
-    federation: dict[str, Any] = {"joined": False, "updates_sent": 0, "last_update": None}
-    federation["bytes_sent_by_kind"] = {}
-    view = FederationView.of(federation, {"entries": [], "totals": {}, "verified": True})
+    view = FederationView.of(_federation(), ChainResponse(entries=[], verified=True, totals={}))
     assert not view.joined and view.joined_since is None and view.rounds == 0
     assert view.last_update is None and view.ledger == () and view.totals == () and view.total_bytes == 0
 
 
 def test_an_update_without_differential_privacy_has_no_epsilon() -> None:
-    federation = {"last_update": {"at": 0, "round": None, "payload_bytes": 10, "masked": True}}
-    last = FederationView.of(federation, {}).last_update
+    federation = _federation(last_update={"at": 0, "round": None, "payload_bytes": 10, "masked": True})
+    last = FederationView.of(federation).last_update
     assert last is not None and last.round is None and last.epsilon is None and last.delta is None
     assert when(None) == "" and when(86_400, dt.UTC) == "1970-01-02 00:00:00"

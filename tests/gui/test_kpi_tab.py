@@ -8,74 +8,78 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge_agent.service.schemas import ReportResponse
 from gui.viewmodels.kpis import KpiView, csv_text, daily_rows, format_money
 from gui.widgets.chart import LineChart, nice_ceiling, y_ticks
 
 DAYS = ["2026-01-01", "2026-01-02", "2026-01-03"]
 
 
-def _share(values: list[float | None], overall: float | None, reason: str | None) -> dict[str, Any]:
+def _share(values: list[float | None], overall: float | None, reason: str | None, part: str = "correct",
+           whole: str = "labelled") -> dict[str, Any]:  # fmt: skip
     daily = [
-        {
-            "day": day,
-            "labelled": 5,
-            "correct": 4,
-            "value": value,
-            "reason": None if value is not None else "too few",
-        }
+        {"day": day, whole: 5, part: 4, "value": value, "reason": None if value is not None else "too few"}
         for day, value in zip(DAYS, values, strict=True)
     ]
-    return {"overall": {"labelled": 15, "correct": 12, "value": overall, "reason": reason}, "daily": daily}
+    return {"overall": {whole: 15, part: 12, "value": overall, "reason": reason}, "daily": daily}
 
 
-def _report(net: float | None = 12345.678, currency: str = "EUR") -> dict[str, Any]:
+def _effort(day: str | None, labels: int, mean: float | None) -> dict[str, Any]:
+    return {"labels": labels, "timed": labels, "seconds_total": 4.0 * labels, "seconds_mean": mean,
+            "seconds_median": mean, "reason": None} | ({"day": day} if day else {})  # fmt: skip
+
+
+def _costs(day: str | None, net: float | None) -> dict[str, Any]:
+    return {"served": 10, "labelling_seconds": 0.0, "untimed_labels": 0, "running": 1, "operator_saved": 1.0,
+            "model_errors": None if net is None else 0.0, "pc": 0.0,
+            "net": net} | ({"day": day} if day else {})  # fmt: skip
+
+
+def _report(net: float | None = 12345.678, currency: str = "EUR") -> ReportResponse:
     """A hand-made report in ``edge_agent.report.build_report``'s shape, three days long."""
-    return {
+    latency = [(12, 8.5, 20.0), (0, None, None), (30, 9.0, 31.5)]
+    return ReportResponse.model_validate({
+        "site": "site-a",
         "generated_at": "2026-01-03T12:00:00Z",
+        "window": {"days": 3, "first_day": DAYS[0], "last_day": DAYS[-1], "start": 0.0, "end": 1.0,
+                   "running_days": 3},
+        "minimums": {"labels": 5, "answers": 10},
+        "definitions": {},
         "accuracy": _share([0.8, None, 1.0], 0.9, None),
-        "acceptance": _share([0.6, None, 0.75], 0.7, None),
-        "agreement": _share([None, None, None], None, "0 inputs answered by both in the window, 10 needed"),
-        "lead_time": {
-            "models": [],
-            "counted": 0,
-            "median_hours": None,
-            "reason": "no model reached production",
-        },
+        "acceptance": _share([0.6, None, 0.75], 0.7, None, part="accepted"),
+        "accuracy_audit": _share([None, None, None], None, "too few"),
+        "acceptance_audit": _share([None, None, None], None, "too few", part="accepted"),
+        "unbiased": ["accuracy_audit", "acceptance_audit"],
+        "agreement": _share([None, None, None], None, "0 inputs answered by both in the window, 10 needed",
+                            part="agreed", whole="compared"),
+        "lead_time": {"models": [], "counted": 0, "median_hours": None,
+                      "reason": "no model reached production"},
         "latency": {
-            "daily": [
-                {"day": d, "answers": n, "p50_ms": p50, "p95_ms": p95, "reason": None}
-                for d, n, p50, p95 in zip(
-                    DAYS, [12, 0, 30], [8.5, None, 9.0], [20.0, None, 31.5], strict=True
-                )
-            ]
+            "overall": {"answers": 42, "p50_ms": 9.0, "p95_ms": 30.0, "reason": None},
+            "daily": [{"day": d, "answers": n, "p50_ms": p50, "p95_ms": p95, "reason": None}
+                      for d, (n, p50, p95) in zip(DAYS, latency, strict=True)],
         },
         "operator_effort": {
-            "daily": [
-                {
-                    "day": d,
-                    "labels": n,
-                    "timed": n,
-                    "seconds_total": 4.0 * n,
-                    "seconds_mean": m,
-                    "seconds_median": m,
-                    "reason": None,
-                }
-                for d, n, m in zip(DAYS, [5, 0, 7], [4.0, None, 4.0], strict=True)
-            ]  # fmt: skip
+            "overall": _effort(None, 12, 4.0) | {"running_days": 3, "labels_per_day": 4.0},
+            "daily": [_effort(d, n, m) for d, n, m in zip(DAYS, [5, 0, 7], [4.0, None, 4.0], strict=True)],
         },
         "drift": {
-            "daily": [
-                {"day": d, "checks": 2, "warning": w, "drift": 0}
-                for d, w in zip(DAYS, [0, 1, 0], strict=True)
-            ]
+            "events": [],
+            "daily": [{"day": d, "checks": 2, "warning": w, "drift": 0}
+                      for d, w in zip(DAYS, [0, 1, 0], strict=True)],
+            "total": {"checks": 6, "warning": 1, "drift": 0},
         },
         "cost_benefit": {
             "currency": currency,
+            "prices": {"operator_minute": 1.0, "defect_escape": 1.0, "escape_share": 0.5, "pc_hour": 0.1,
+                       "manual_seconds_per_item": 5.0},
+            "formulas": {},
+            "error_rate": None if net is None else 0.1,
             "reason": None if net is not None else "no accuracy: 2 labels in the window, 5 needed",
-            "total": {"net": net},
-            "daily": [{"day": d, "served": 10, "net": None if net is None else net / 3} for d in DAYS],
+            "total": _costs(None, net),
+            "daily": [_costs(d, None if net is None else net / 3) for d in DAYS],
         },
-    }
+    })  # fmt: skip
 
 
 def test_headlines_show_the_figures_or_a_dash_with_the_reason() -> None:
@@ -151,7 +155,7 @@ def _feed(served_site: Any) -> None:
     """Twelve answers (enough for latency) and six labels, two of them corrections, most timed."""
     with served_site.client() as client:
         answers = client.predict_batch([f"report {n}: dent near the flange, part {n}" for n in range(12)])
-        labels = client.status()["production"]["labels"]
+        labels = client.status().production.labels
         for n, answer in enumerate(answers[:6]):
             other = next(label for label in labels if label != answer.label)
             client.label(answer.input_id, other if n < 2 else str(answer.label), operator_seconds=2.0 + n)
@@ -180,25 +184,27 @@ def test_the_kpi_tab_shows_the_agents_report(
     with served_site.client() as client:
         report = client.report(30)
     figure = {key: (value.text(), reason.text()) for key, (_, value, reason) in tab.headlines.items()}
-    assert figure["acceptance"] == (f"{report['acceptance']['overall']['value'] * 100:.1f} %", "")
-    assert figure["accuracy"] == (f"{report['accuracy']['overall']['value'] * 100:.1f} %", "")
-    assert figure["lead_time"] == ("—", report["lead_time"]["reason"])
+    acceptance, accuracy = report.acceptance.overall.value, report.accuracy.overall.value
+    assert acceptance is not None and accuracy is not None
+    assert figure["acceptance"] == (f"{acceptance * 100:.1f} %", "")
+    assert figure["accuracy"] == (f"{accuracy * 100:.1f} %", "")
+    assert figure["lead_time"] == ("—", report.lead_time.reason)
     amount, currency = figure["net"][0].split(" ")
-    assert currency == report["cost_benefit"]["currency"]
-    assert abs(float(amount.replace(",", "")) - report["cost_benefit"]["total"]["net"]) <= 0.005
+    assert currency == report.cost_benefit.currency
+    assert abs(float(amount.replace(",", "")) - report.cost_benefit.total.net) <= 0.005
     for key, names in {"quality": ["accuracy", "acceptance", "agreement"],
                        "latency": ["p50", "p95"], "labels": ["labels"], "seconds": ["mean", "median"],
                        "drift": ["warning", "drift"]}.items():  # fmt: skip
         assert [name for name, _ in tab.charts[key].series] == names
         assert all(len(values) == 30 for _, values in tab.charts[key].series)
-    assert tab.charts["labels"].series[0][1][-1] == report["operator_effort"]["daily"][-1]["labels"] == 6
-    assert tab.charts["quality"].series[0][1][-1] == report["accuracy"]["daily"][-1]["value"] * 100
+    assert tab.charts["labels"].series[0][1][-1] == report.operator_effort.daily[-1].labels == 6
+    assert tab.charts["quality"].series[0][1][-1] == report.accuracy.daily[-1].value * 100
 
     assert tab.export_csv(tmp_path / "kpis.csv")
     rows = list(csv.DictReader((tmp_path / "kpis.csv").open(encoding="utf-8")))
     assert len(rows) == 30
     for index, row in enumerate(rows):
-        assert row["day"] == report["accuracy"]["daily"][index]["day"]
+        assert row["day"] == report.accuracy.daily[index].day
         for column, section, key in (
             ("accuracy", "accuracy", "value"),
             ("acceptance", "acceptance", "value"),
@@ -210,7 +216,8 @@ def test_the_kpi_tab_shows_the_agents_report(
             ("drift_checks", "drift", "checks"),
             ("cost_benefit_net", "cost_benefit", "net"),
         ):
-            assert _number(row[column]) == report[section]["daily"][index][key], (index, column)
+            day = getattr(report, section).daily[index]
+            assert _number(row[column]) == getattr(day, key), (index, column)
     assert "Saved" in tab.state.text()
 
 

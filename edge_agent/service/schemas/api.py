@@ -101,7 +101,12 @@ class QueueEntry(BaseModel):
     margin: float | None
     created_at: float
     audit: bool = Field(
-        False, description="drawn into the audit sample at random: label it as seen, it judges candidates"
+        False, description="drawn into the audit sample at random: label it as seen, it estimates accuracy"
+    )
+    disagreement: bool = Field(
+        False,
+        description="drawn at random where the candidate and production disagree: label it as seen, "
+        "it judges the candidate",
     )
 
 
@@ -184,6 +189,11 @@ class TrainingResponse(BaseModel):
     job: TrainingJobOut | None
 
 
+class ExplanationWord(BaseModel):
+    text: str
+    weight: float = Field(description="for the answer when positive, against it when negative")
+
+
 class ExplanationResponse(BaseModel):
     """Occlusion: each word's (or image patch's) weight on the production model's answer."""
 
@@ -193,7 +203,7 @@ class ExplanationResponse(BaseModel):
     score: float
     method: str
     ms: float
-    words: list[dict[str, Any]] | None = None
+    words: list[ExplanationWord] | None = None
     heatmap: list[list[float]] | None = None
     cached: bool
 

@@ -45,8 +45,41 @@ def test_a_site_that_never_joined_reports_so(served: tuple[Any, dict[str, httpx.
     agent, _ = served
     with agent.client("operator") as client:
         state = client.federation()
-    assert state["joined"] is False and state["updates_sent"] == 0 and state["last_update"] is None
-    assert state["bytes_sent_by_kind"] == {} and state["differential_privacy"] is None
+    assert state.joined is False and state.updates_sent == 0 and state.last_update is None
+    assert state.bytes_sent_by_kind == {} and state.differential_privacy is None
+
+
+def test_the_client_returns_each_routes_response_model(served: tuple[Any, dict[str, httpx.Client]]) -> None:
+    """Every read of a real agent comes back as the route's own pydantic model, validated."""
+    from edge_agent.service import schemas
+
+    agent, _ = served
+    with agent.client("supervisor") as client:
+        answer = client.predict("dent near the flange", groups={"line": "L1"})
+        label = client.label(answer.input_id, "dent", operator_seconds=1.5)
+        reads = {
+            schemas.PredictResponse: answer,
+            schemas.LabelResponse: label,
+            schemas.QueueResponse: schemas.QueueResponse(items=client.queue(5)),
+            schemas.ExplanationResponse: client.explain(answer.input_id),
+            schemas.StatusResponse: client.status(),
+            schemas.ModelsResponse: client.models(),
+            schemas.GatesResponse: client.gates(),
+            schemas.KpisResponse: client.kpis(7),
+            schemas.ReportResponse: client.report(7),
+            schemas.FederationResponse: client.federation(),
+            schemas.GroupsResponse: client.groups(),
+            schemas.DriftResponse: client.drift(),
+            schemas.ChainResponse: client.egress(),
+        }
+        for model, read in reads.items():
+            assert type(read) is model
+        status, report = client.status(), client.report(7)
+        assert status.role == "supervisor" and status.production is not None
+        assert status.production.version == 2 and status.candidate is None
+        assert len(report.accuracy.daily) == 7 and report.window.days == 7
+        assert client.models().models[0].stage == "production" and client.training() is None
+        assert isinstance(client.audit().entries[0], schemas.ChainEntryOut) and client.health()
 
 
 def _input_id(clients: dict[str, httpx.Client]) -> int:
@@ -172,10 +205,10 @@ def test_tampered_older_and_duplicate_bundles_are_refused_while_production_keeps
             client.install(bundle_versions[1])
         with pytest.raises(InstallRefusedError, match="already production"):
             client.install(bundle_versions[2])
-        assert client.status()["production"]["version"] == 2 and client.status()["candidate"] is None
-        assert client.predict("dent near the flange").model_version == 2
+        assert client.status().production.version == 2 and client.status().candidate is None
+        assert client.predict("dent near the flange").model.version == 2
         rolled = client.install(bundle_versions[1], rollback=True)  # an explicit rollback may go back
-        assert rolled["slot"] == "candidate"
+        assert rolled.slot == "candidate"
 
 
 def test_the_client_says_clearly_when_the_agent_is_down_or_the_token_is_wrong(

@@ -65,7 +65,7 @@ def test_kill_during_a_burst_of_predictions_loses_nothing_acknowledged(
     assert set(acknowledged) <= stored
     again = agent_process(site)
     with again.client() as client:
-        assert client.predict("scratch on the housing").model_version == 1
+        assert client.predict("scratch on the housing").model.version == 1
 
 
 def test_kill_during_promotions_leaves_exactly_one_production(
@@ -78,8 +78,8 @@ def test_kill_during_promotions_leaves_exactly_one_production(
     for delay in (0.0, 0.002, 0.005, 0.01, 0.03):
         with agent.client() as client:
             status = client.status()
-            if status["candidate"] is None:  # a kill before the switch leaves the candidate waiting
-                target = 2 if status["production"]["version"] == 1 else 1
+            if status.candidate is None:  # a kill before the switch leaves the candidate waiting
+                target = 2 if status.production.version == 1 else 1
                 client.install(bundle_versions[target], rollback=target == 1)
         promoting = threading.Thread(target=_promote_quietly, args=(agent,))
         promoting.start()
@@ -90,8 +90,8 @@ def test_kill_during_promotions_leaves_exactly_one_production(
         agent = agent_process(site)
         with agent.client() as client:
             status = client.status()
-            assert status["production"]["model_id"] == production_id
-            assert client.predict("misaligned bracket").model_version == status["production"]["version"]
+            assert status.production.model_id == production_id
+            assert client.predict("misaligned bracket").model.version == status.production.version
 
 
 def _promote_quietly(agent: Any) -> None:

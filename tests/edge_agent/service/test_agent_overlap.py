@@ -43,4 +43,4 @@ def test_overlapped_batches_answer_every_caller_with_its_own_answer(
         status = client.status()
     assert [answer.label for answer in answers] == [expected[text] for text in requests]
     assert all(answer.latency_ms > 0 for answer in answers)
-    assert status["production"]["variant"] == "cpu"
+    assert status.production.variant == "cpu"

@@ -55,10 +55,10 @@ def test_predict_label_and_queue(
         single = client.predict(TEXTS[0], groups={"line": "L2"})
         batch = client.predict_batch(TEXTS[:4])
         assert (
-            single.model_version == 1
+            single.model.version == 1
             and single.stage == "production"
             and single.provider == "CPUExecutionProvider"
-            and single.variant == "cpu"  # the bundle's cpu variant: no GPU here
+            and single.model.variant == "cpu"  # the bundle's cpu variant: no GPU here
         )
         assert single.label in single.scores and abs(sum(single.scores.values()) - 1.0) < 1e-4
         assert [r.input_id for r in batch] == sorted(r.input_id for r in batch)
@@ -92,36 +92,36 @@ def test_candidate_walks_shadow_pilot_production_through_the_gates_then_rolls_ba
         client.install(bundle_versions[1])
         _label_holdout(client, 8)
         installed = client.install(bundle_versions[2])
-        assert installed["slot"] == "candidate"
-        assert client.status()["candidate"]["stage"] == "shadow"
+        assert installed.slot == "candidate"
+        assert client.status().candidate.stage == "shadow"
         shadow_answers = _feed(client, 2)
         assert all(
-            a.suggestion is None and a.model_version == 1 for a in shadow_answers
+            a.suggestion is None and a.model.version == 1 for a in shadow_answers
         )  # shadow: never returned
         waiter(
-            lambda: client.status()["candidate"]["stage"] == "pilot",
+            lambda: client.status().candidate.stage == "pilot",
             what="gates moving the candidate to pilot",
         )
         pilot = client.predict(TEXTS[1])
-        assert pilot.model_version == 1 and pilot.suggestion is not None
-        assert pilot.suggestion.stage == "pilot" and pilot.suggestion.model_version == 2
+        assert pilot.model.version == 1 and pilot.suggestion is not None
+        assert pilot.suggestion.stage == "pilot" and pilot.suggestion.model.version == 2
         _label_holdout(client, 8)  # pilot is judged on labels given in pilot only
         _feed(client, 2)
         waiter(
-            lambda: (client.status()["production"] or {}).get("version") == 2,
+            lambda: getattr(client.status().production, "version", None) == 2,
             what="gates promoting to production",
         )
         status = client.status()
-        assert status["candidate"] is None and status["production"]["provider"] == "CPUExecutionProvider"
-        production = status["production"]
-        assert (production["variant"], production["placement"]) == ("cpu", None)
-        assert production["variant_reason"] == "provider policy cpu" and production["precision"] == "fp32"
-        assert client.predict(TEXTS[2]).model_version == 2
+        assert status.candidate is None and status.production.provider == "CPUExecutionProvider"
+        production = status.production
+        assert (production.variant, production.placement) == ("cpu", None)
+        assert production.variant_reason == "provider policy cpu" and production.precision == "fp32"
+        assert client.predict(TEXTS[2]).model.version == 2
 
         back = client.rollback()
-        assert back["rolled_back_to"]["version"] == 1 and client.predict(TEXTS[3]).model_version == 1
-        events = [e["fields"]["event"] for e in reversed(client.audit(limit=100)["entries"])]
-        assert client.audit()["verified"] is True
+        assert back.rolled_back_to.version == 1 and client.predict(TEXTS[3]).model.version == 1
+        events = [e.fields["event"] for e in reversed(client.audit(limit=100).entries)]
+        assert client.audit().verified is True
     for expected in ("install", "advance", "promote", "rollback"):
         assert expected in events
     assert (
@@ -146,8 +146,8 @@ def test_a_supervisor_may_promote_without_waiting_for_the_gates(
         client.install(bundle_versions[1])
         client.install(bundle_versions[2])
         result = client.promote("production")
-        assert result["promoted"] and result["stage"] == "production"
-        assert client.status()["production"]["version"] == 2
+        assert result.promoted and result.stage == "production"
+        assert client.status().production.version == 2
     assert ("shadow", "production", "supervisor", "advance") in _decisions(site)
 
 
@@ -163,17 +163,17 @@ def test_a_restart_keeps_models_stage_predictions_and_chains(
         answers = _feed(client, 1)
         client.label(answers[0].input_id, answers[0].label)
         before = client.status()
-        kpis_before = client.kpis()["summary"]
+        kpis_before = client.kpis().summary
     assert agent.stop() == 0
     assert not site.address_file.exists()  # a stopped agent leaves no address behind
 
     again = agent_process(site)
     with again.client() as client:
         after = client.status()
-        assert after["production"]["version"] == before["production"]["version"] == 1
-        assert after["candidate"]["version"] == 2 and after["candidate"]["stage"] == "pilot"
-        assert client.kpis()["summary"]["predictions"] == kpis_before["predictions"]
-        assert client.audit()["verified"] and client.egress()["verified"]
+        assert after.production.version == before.production.version == 1
+        assert after.candidate.version == 2 and after.candidate.stage == "pilot"
+        assert client.kpis().summary.predictions == kpis_before.predictions
+        assert client.audit().verified and client.egress().verified
         assert client.predict(TEXTS[0]).suggestion is not None  # still in pilot after the restart
 
 
@@ -207,18 +207,17 @@ def test_a_candidate_worse_on_held_out_labels_is_held_in_shadow(
         client.install(worse)
         _feed(client, 3)
         held = waiter(
-            lambda: [d for d in client.gates()["decisions"] if d["outcome"] == "hold"],
+            lambda: [d for d in client.gates().decisions if d.outcome == "hold"],
             what="the gates holding the candidate back",
         )
-        assert (
-            held[0]["from_stage"] == "shadow"
-            and held[0]["to_stage"] == "pilot"
-            and held[0]["actor"] == "gates"
-        )
-        gates = {g["name"]: g for g in client.gates()["gates"]["gates"]}
-        assert gates["accuracy"]["passed"] is False and gates["accuracy"]["value"] < 0
-        assert gates["items"]["passed"] is True
+        assert (held[0].from_stage, held[0].to_stage, held[0].actor) == ("shadow", "pilot", "gates")
+        report = client.gates().gates
+        assert report is not None
+        gates = {g.name: g for g in report.gates}
+        accuracy = gates["accuracy"]
+        assert accuracy.passed is False and accuracy.value is not None and accuracy.value < 0
+        assert gates["items"].passed is True
         _feed(client, 1)
         status = client.status()
-        assert status["candidate"]["version"] == 5 and status["candidate"]["stage"] == "shadow"
-        assert status["production"]["version"] == 1
+        assert status.candidate.version == 5 and status.candidate.stage == "shadow"
+        assert status.production.version == 1

@@ -40,22 +40,22 @@ def test_training_through_the_api_puts_a_site_signed_candidate_in_shadow(
         with agent.client("operator") as operator, pytest.raises(PermissionDeniedError):
             operator.train()
         job = client.train("head", seed=3)
-        assert job["state"] == "running" and job["mode"] == "head"
-        done = waiter(lambda: (client.training() or {}).get("state") != "running" and client.training(),
+        assert job.state == "running" and job.mode == "head"
+        done = waiter(lambda: getattr(client.training(), "state", None) != "running" and client.training(),
                       timeout=180, what="the training job")  # fmt: skip
-        assert done["state"] == "succeeded", done["message"]
+        assert done.state == "succeeded", done.message
         status = client.status()
         # last-k needs the torch model behind this bundle; the default source (MiniLM) is not it.
         client.train("last-k")
-        failed = waiter(lambda: (client.training() or {}).get("state") != "running" and client.training(),
+        failed = waiter(lambda: getattr(client.training(), "state", None) != "running" and client.training(),
                         timeout=180, what="the last-k job")  # fmt: skip
-        assert failed["state"] == "failed" and failed["mode"] == "last-k"
-        assert "does not compute the production backbone" in failed["message"]
-        assert "\n" not in failed["message"] and client.status()["candidate"]["version_label"] == "1.1"
-    candidate = status["candidate"]
-    assert (candidate["version"], candidate["revision"], candidate["stage"]) == (1, 1, "shadow")
-    assert candidate["signer_key_id"] != status["production"]["signer_key_id"]  # the site's key, not IT's
-    assert candidate["lineage"]["source"]["kind"] == "site-training"
-    assert candidate["lineage"]["parent"]["version"] == 1
+        assert failed.state == "failed" and failed.mode == "last-k"
+        assert "does not compute the production backbone" in failed.message
+        assert "\n" not in failed.message and client.status().candidate.version_label == "1.1"
+    candidate = status.candidate
+    assert (candidate.version, candidate.revision, candidate.stage) == (1, 1, "shadow")
+    assert candidate.signer_key_id != status.production.signer_key_id  # the site's key, not IT's
+    assert candidate.lineage["source"]["kind"] == "site-training"
+    assert candidate.lineage["parent"]["version"] == 1
     # the held-out report never trains
-    assert done["result"]["training"]["report"]["labels"] == len(TRAINED) == 8
+    assert done.result["training"]["report"]["labels"] == len(TRAINED) == 8

@@ -163,7 +163,10 @@ def _client(site: Any) -> RawClient:
 
 
 def _precision(bundle: Path) -> Any:
-    return json.loads((bundle / "manifest.json").read_text())["precision"]["variant"]
+    from genba.bundle import read_manifest
+
+    precision = read_manifest(bundle)[0].precision
+    return precision.variant if precision else None
 
 
 # ------------------------------------------------------------------ measuring

@@ -19,11 +19,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchtexts import long_texts
 
 from genba import env as _env  # noqa: F401  (telemetry off before onnxruntime loads)
+
+if TYPE_CHECKING:
+    from genba.bundle import Manifest
 
 THREADS = 2
 SEQ_LEN = 128
@@ -86,8 +89,9 @@ def main() -> int:
             "max_abs_diff_logits": round(float(np.max(np.abs(outputs[name] - torch_out))), 6),
             "accuracy": round(accuracy, 4),
         }
-    chosen_name = chosen_manifest["precision"]["variant"]
-    bundle_backbone = chosen_manifest["files"]["backbone.onnx"]["bytes"]
+    assert chosen_manifest.precision is not None
+    chosen_name = str(chosen_manifest.precision.variant)
+    bundle_backbone = chosen_manifest.files["backbone.onnx"].bytes
     chosen = rows[chosen_name]
     document = {
         "benchmark": "export_infer",
@@ -156,7 +160,7 @@ def _choices_under_load(out: Path, count: int) -> dict[str, Any]:
     }
 
 
-def _export_default(out: Path) -> tuple[dict[str, Any], Any]:
+def _export_default(out: Path) -> tuple[Manifest, Any]:
     """Build the default bundle exactly as the product does; the pipeline picks ``chosen``."""
     from export.default_model import export_default_bundle, train_default_head, write_default_data
 
@@ -197,7 +201,7 @@ def _preprocessor(bundle: Path) -> Any:
     from genba.runtime.preprocess import preprocessor_for
 
     verified = verify_directory(bundle, trusted=None)
-    return preprocessor_for(verified.path, verified.manifest["input"])
+    return preprocessor_for(verified.path, verified.manifest.input.to_json())
 
 
 def _torch_runner(model_dir: Path, head: Any) -> Callable[[dict[str, Any]], Any]:

@@ -118,7 +118,7 @@ def main() -> int:
         "details": {
             "embeddings": "default int8 bundle backbone on ONNX Runtime CPU, once per distinct text",
             "bundle": str(bundle),
-            "precision": json.loads((bundle / "manifest.json").read_text())["precision"]["variant"],
+            "precision": _precision_variant(bundle),
             "default_head": "the bundle's head: export.default_model.train_default_head(seed=0)",
             "site_head": (
                 "edge_agent.training.head.fit_head with prior = the default head, as 'genba agent train' "
@@ -193,6 +193,13 @@ def _bundle(out: Path) -> tuple[Path, Path]:
         threads=THREADS,
     )
     return out / "bundle", pub
+
+
+def _precision_variant(bundle: Path) -> str | None:
+    from genba.bundle import read_manifest
+
+    precision = read_manifest(bundle)[0].precision
+    return precision.variant if precision else None
 
 
 def _embed(bundle: Path, trust: Path, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -183,17 +183,18 @@ def policy(bundle_dir: Path, provider: str, out: Path) -> dict[str, Any]:
 
 def _cpu_only_copy(bundle_dir: Path, out: Path) -> Path:
     """The bundle as an older, single-variant bundle would be: its cpu graphs only (unsigned)."""
+    import dataclasses
+
     from genba.bundle import BundleWriter, verify_directory
 
     manifest = verify_directory(bundle_dir, None).manifest
     shutil.rmtree(out, ignore_errors=True)
-    kept = {k: v for k, v in manifest.items() if k not in {"files", "signer", "variants"}}
-    cuda_files = {
-        spec["file"] for spec in manifest.get("variants", {}).get("cuda", {}).get("graphs", {}).values()
-    }
-    cuda_files -= {spec["file"] for spec in manifest["graphs"].values()}
+    kept = dataclasses.replace(manifest, variants=None)
+    cuda = (manifest.variants or {}).get("cuda")
+    cuda_files = {spec.file for spec in cuda.graphs.values()} if cuda else set()
+    cuda_files -= {spec.file for spec in manifest.graphs.values()}
     with BundleWriter(out) as writer:
-        for name in manifest["files"]:
+        for name in manifest.files:
             if name not in cuda_files:
                 target = writer.root / name
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -206,10 +207,10 @@ def _cpu_only_copy(bundle_dir: Path, out: Path) -> Path:
 
 
 def tokenization(bundle_dir: Path, texts: list[str]) -> dict[str, float]:
+    from genba.bundle import read_manifest
     from genba.runtime.preprocess import TextPreprocessor
 
-    manifest = json.loads((bundle_dir / "manifest.json").read_text())
-    spec = manifest["input"]
+    spec = read_manifest(bundle_dir)[0].input.to_json()
     result = {}
     for threads in (1, 2, 4, 8):
         pre = TextPreprocessor(bundle_dir / spec["tokenizer"], spec, threads)

@@ -105,9 +105,9 @@ class LastKBench:
         from edge_agent.training.reexport import write_last_k_candidate
         from genba.bundle import verify_directory
         from genba.runtime.model import BundleModel
-        from genba.versions import ModelVersion, next_site_revision
+        from genba.versions import next_site_revision
 
-        version = next_site_revision(ModelVersion.of(self.parent.manifest["model"]), ())
+        version = next_site_revision(self.parent.manifest.version, ())
         with tempfile.TemporaryDirectory(prefix="few-labels-last-k-") as work:
             started = time.perf_counter()
             out = Path(work) / "candidate"

@@ -15,7 +15,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from edge_agent.site import SiteFolder
 from edge_agent.slots import Active, Slots
 from edge_agent.split import SplitRule
 from edge_agent.store import LabelRow, QueueItem, SiteStore
+from genba.bundle import Manifest
 from genba.errors import AgentUnavailableError, GenbaError, NoModelError, UsageError
 from genba.runtime.model import Prepared
 from genba.versions import ModelVersion
@@ -151,7 +152,7 @@ class Agent:
         production = self.active.production
         if production is None:
             raise self.no_model_error()
-        return str(production.identity.manifest["input"]["kind"])
+        return production.identity.manifest.input.kind
 
     def no_model_error(self) -> NoModelError:
         if self.load_problems:
@@ -449,7 +450,7 @@ class Agent:
                 "signer_key_id": row.signer_key_id,
                 "installed_at": row.installed_at,
                 "installed_by": row.installed_by,
-                "precision": (row.manifest.get("precision") or {}).get("variant"),
+                "precision": _precision_variant(row.manifest),
                 "lineage": row.lineage,
                 "stage": in_slot.get(row.id),
             }
@@ -490,6 +491,12 @@ class Agent:
             "store": {"schema_version": self.store.schema_version},
             "versions": {name: _version(metadata, name) for name in ("genba", "onnxruntime-gpu")},
         }
+
+
+def _precision_variant(stored: Mapping[str, Any]) -> str | None:
+    """The chosen variant from a model row's copy of its manifest (a row from before it kept one: None)."""
+    manifest = Manifest.from_record(stored)
+    return manifest.precision.variant if manifest and manifest.precision else None
 
 
 def _version(metadata: Any, name: str) -> str | None:

@@ -123,7 +123,7 @@ class DriftMonitor:
         return self.status(store, production)
 
     def _against_manifest(self, model: LoadedModel, window: np.ndarray) -> drift.DriftCheck:
-        stats = model.identity.manifest.get("reference_stats") or {}
+        stats = model.identity.manifest.reference_stats or {}
         result = None
         if model.model.is_classifier:
             result = drift.compare_with_manifest(window[:, 0], stats, warning_alpha=self.config.warning_alpha)

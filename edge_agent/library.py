@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from genba import keys
-from genba.bundle import MANIFEST_NAME, SIGNATURE_NAME, VerifiedBundle, open_verified, verify_directory
+from genba.bundle import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    Manifest,
+    VerifiedBundle,
+    open_verified,
+    verify_directory,
+)
 from genba.errors import GenbaError, SignatureError
 from genba.runtime.config import RuntimeConfig
 from genba.runtime.model import BundleModel
@@ -33,7 +40,7 @@ class BundleIdentity:
     version: ModelVersion
     manifest_sha256: str
     signer_key_id: str | None
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def label(self) -> str:
@@ -41,16 +48,15 @@ class BundleIdentity:
 
     @property
     def rollback(self) -> bool:
-        lineage = self.manifest.get("lineage") or {}
-        return bool(isinstance(lineage, dict) and lineage.get("rollback"))
+        return bool(self.manifest.lineage.rollback)
 
 
 def identity_of(bundle: VerifiedBundle) -> BundleIdentity:
-    model = bundle.manifest.get("model") or {}
+    model = bundle.manifest.model
     raw = (bundle.path / MANIFEST_NAME).read_bytes()
     return BundleIdentity(
-        name=str(model.get("name", "model")),
-        version=ModelVersion.of(model),
+        name="model" if model.name is None else model.name,
+        version=model.version,
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
         signer_key_id=bundle.signer_key_id,
         manifest=bundle.manifest,
@@ -76,12 +82,12 @@ class LoadedModel:
             "model_id": self.model_id,
             "name": self.identity.name,
             **self.identity.version.json_fields(),
-            "task": manifest.get("task"),
-            "labels": list(manifest.get("labels") or []),
+            "task": manifest.task,
+            "labels": list(manifest.labels or []),
             "precision": served["precision"],
             "signer_key_id": self.identity.signer_key_id,
             "signature_verified": True,
-            "lineage": manifest.get("lineage"),
+            "lineage": manifest.lineage.to_json(),
             "provider": self.model.provider,
             "io_binding": bool(getattr(self.model, "io_binding", False)),
             # Which of the bundle's variants serves here, why, and where its nodes run on CUDA.
@@ -112,13 +118,12 @@ class ModelLibrary:
         """A bundle signed with the site's own key must be a training candidate of this very site."""
         if not self._signed_here(bundle):
             return bundle
-        lineage = bundle.manifest.get("lineage") or {}
-        source = lineage.get("source") if isinstance(lineage, dict) else None
+        lineage = bundle.manifest.lineage
+        source = lineage.source or {}
         if not (
-            isinstance(source, dict)
-            and source.get("kind") == "site-training"
+            source.get("kind") == "site-training"
             and source.get("site") == self.site_name
-            and lineage.get("parent")
+            and lineage.parent is not None
         ):
             raise SignatureError(
                 "bundle is signed with this site's own key, which signs only this site's "
@@ -133,7 +138,7 @@ class ModelLibrary:
         neither can take a version the other will allocate. Checked when a bundle is offered, not
         when an installed copy loads: candidates made before revisions existed keep loading.
         """
-        version = ModelVersion.of(self.check_signer(bundle).manifest.get("model") or {})
+        version = self.check_signer(bundle).manifest.version
         if self._signed_here(bundle) and version.is_release:
             raise SignatureError(
                 f"bundle is signed with this site's own key but its version {version} is a release "
@@ -181,7 +186,7 @@ class ModelLibrary:
         self.models_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".install-", dir=self.models_dir))
         try:
-            for name in (*offered.manifest["files"], MANIFEST_NAME, SIGNATURE_NAME):
+            for name in (*offered.manifest.files, MANIFEST_NAME, SIGNATURE_NAME):
                 destination = staging / name
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(offered.path / name, destination)
@@ -203,7 +208,7 @@ class ModelLibrary:
     def open(self, model_id: int, bundle: VerifiedBundle) -> LoadedModel:
         """Sessions for a copy verified just now (the graphs' bytes are hash-checked as they load)."""
         model = BundleModel(bundle, self.runtime)
-        log.info("loaded %s from %s on %s", bundle.manifest.get("model"), bundle.path.name, model.provider)
+        log.info("loaded %s from %s on %s", bundle.manifest.model.to_json(), bundle.path.name, model.provider)
         return LoadedModel(model_id=model_id, identity=identity_of(bundle), model=model)
 
     def _verified(self, path: Path) -> VerifiedBundle:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from edge_agent.library import BundleIdentity, LoadedModel, ModelLibrary
 from edge_agent.rollout import CANDIDATE_STAGES, check_target, next_stage
 from edge_agent.store import KEEP, ModelRow, SiteStore, Transition
-from genba.bundle import VerifiedBundle
+from genba.bundle import Manifest, VerifiedBundle
 from genba.errors import (
     BundleError,
     BundleFormatError,
@@ -115,8 +115,8 @@ class Slots:
                 manifest_sha256=identity.manifest_sha256,
                 path=copy.path.name,  # relative to the models folder: the site folder may move
                 signer_key_id=identity.signer_key_id,
-                lineage=identity.manifest.get("lineage") or {},
-                manifest=identity.manifest,
+                lineage=identity.manifest.lineage.to_json(),
+                manifest=identity.manifest.to_json(),
                 installed_by=actor,
             )
             loaded.model_id = row.id
@@ -348,10 +348,11 @@ class Slots:
         self._on_change()
 
 
-def _refuse_other_kind(identity: BundleIdentity, production: dict[str, Any]) -> None:
+def _refuse_other_kind(identity: BundleIdentity, production: Mapping[str, Any]) -> None:
     """A candidate answers the same inputs as production, so it must take the same kind and task."""
-    ours = (identity.manifest.get("task"), (identity.manifest.get("input") or {}).get("kind"))
-    theirs = (production.get("task"), (production.get("input") or {}).get("kind"))
+    ours = (identity.manifest.task, identity.manifest.input.kind)
+    stored = Manifest.from_record(production)  # the store's copy: None for a row from before it kept one
+    theirs = (stored.task, stored.input.kind) if stored else (None, None)
     if ours != theirs:
         raise InstallRefusedError(
             f"{identity.label} is a {ours[0]} model for {ours[1]} input, but this site's production is "

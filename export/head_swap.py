@@ -8,6 +8,7 @@ place by ``genba.bundle.BundleWriter``, so nothing appears at ``out`` unless all
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import shutil
@@ -21,7 +22,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from export import graphs
 from export.graphs import HeadWeights
 from export.manifest import lineage, timestamp
-from genba.bundle import MANIFEST_NAME, BundleWriter, VerifiedBundle, sha256_file
+from genba.bundle import (
+    MANIFEST_NAME,
+    BundleWriter,
+    Lineage,
+    Manifest,
+    ModelInfo,
+    VerifiedBundle,
+    sha256_file,
+)
 from genba.errors import ExportError, IntegrityError, UsageError
 from genba.runtime.config import RuntimeConfig
 from genba.runtime.sessions import create_session
@@ -40,20 +49,20 @@ class NotHeadSwappableError(UsageError):
         )
 
 
-def head_file(manifest: Mapping[str, Any]) -> str:
+def head_file(manifest: Manifest) -> str:
     """The head graph's file name; refuses any layout but backbone + head."""
-    layout = manifest.get("graphs") or {}
+    layout = manifest.graphs
     if set(layout) != {"backbone", "head"}:
         raise NotHeadSwappableError(sorted(layout))
-    return str(layout["head"]["file"])
+    return layout["head"].file
 
 
-def backbone_sha256(manifest: Mapping[str, Any]) -> str:
+def backbone_sha256(manifest: Manifest) -> str:
     """The SHA-256 of a two-graph bundle's backbone file: what its heads are trained on."""
-    layout = manifest.get("graphs") or {}
+    layout = manifest.graphs
     if "backbone" not in layout:
         raise NotHeadSwappableError(sorted(layout))
-    return str(manifest["files"][layout["backbone"]["file"]]["sha256"])
+    return manifest.files[layout["backbone"].file].sha256
 
 
 def read_head(bundle: VerifiedBundle) -> HeadWeights:
@@ -68,11 +77,11 @@ def read_head(bundle: VerifiedBundle) -> HeadWeights:
 
 
 def parent_reference(parent: VerifiedBundle) -> dict[str, Any]:
-    model = parent.manifest.get("model") or {}
+    model = parent.manifest.model
     raw = (parent.path / MANIFEST_NAME).read_bytes()
     return {
-        "name": model.get("name"),
-        **ModelVersion.of(model).manifest_fields(),
+        "name": model.name,
+        **model.version.manifest_fields(),
         "manifest_sha256": hashlib.sha256(raw).hexdigest(),
     }
 
@@ -90,7 +99,7 @@ def write_head_swap(
     lineage_fields: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
     probe: np.ndarray | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Write the swapped bundle at ``out``; returns its final manifest (hashes and signer included).
 
     ``source`` is the lineage's source (what made the head); ``report`` is kept in the manifest's
@@ -101,21 +110,20 @@ def write_head_swap(
     committed, so a head that does not load or compute what was fitted is never signed.
     """
     name = head_file(parent.manifest)
-    labels = list(parent.manifest.get("labels") or [])
+    labels = parent.manifest.labels or ()
     if weights.num_labels != len(labels):
         raise ExportError(
             f"the fitted head has {weights.num_labels} outputs but the model has {len(labels)} labels"
         )
-    manifest = _swapped_manifest(parent, source, report_key, report, version, now)
-    manifest["lineage"].update(lineage_fields or {})
+    swapped = _swapped_manifest(parent, source, version, now, lineage_fields)
     with BundleWriter(out) as writer:
         _copy_files(parent, writer.root, skip=name)
-        graphs.save(graphs.head_graph(weights, int(parent.manifest["opset"])), writer.root / name)
+        graphs.save(graphs.head_graph(weights, parent.manifest.opset), writer.root / name)
+        checked = dict(report)
         if probe is not None and len(probe):
-            manifest["validation"][report_key]["head_check_max_abs_diff"] = _check_head(
-                writer.root / name, weights, probe
-            )
-        writer.commit(manifest, signing_key)
+            checked["head_check_max_abs_diff"] = _check_head(writer.root / name, weights, probe)
+        validation = {**(parent.manifest.validation or {}), report_key: checked}
+        writer.commit(dataclasses.replace(swapped, validation=validation), signing_key)
         written = writer.manifest
     assert written is not None
     return written
@@ -130,21 +138,19 @@ def reissue(
     version: int,
     lineage_fields: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """``parent``'s files, byte for byte, under a new version and lineage (a rollback, for one)."""
-    manifest = {k: v for k, v in parent.manifest.items() if k not in {"files", "signer"}}
-    manifest["model"] = _model_block(parent, ModelVersion(int(version)), now)
-    manifest["lineage"] = {**lineage(dict(source), parent=parent_reference(parent)), **(lineage_fields or {})}
+    reissued = _swapped_manifest(parent, source, ModelVersion(int(version)), now, lineage_fields)
     with BundleWriter(out) as writer:
         _copy_files(parent, writer.root, skip=None)
-        writer.commit(manifest, signing_key)
+        writer.commit(reissued, signing_key)
         written = writer.manifest
     assert written is not None
     return written
 
 
 def _copy_files(parent: VerifiedBundle, root: Path, skip: str | None) -> None:
-    for listed in parent.manifest["files"]:
+    for listed in parent.manifest.files:
         if listed != skip:
             target = root / listed
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -155,30 +161,29 @@ def _copy_files(parent: VerifiedBundle, root: Path, skip: str | None) -> None:
 def _swapped_manifest(
     parent: VerifiedBundle,
     source: Mapping[str, Any],
-    report_key: str,
-    report: Mapping[str, Any],
     version: int | ModelVersion | None,
     now: dt.datetime | None,
-) -> dict[str, Any]:
-    manifest = {k: v for k, v in parent.manifest.items() if k not in {"files", "signer"}}
+    lineage_fields: Mapping[str, Any] | None,
+) -> Manifest:
+    """The parent's manifest under a new version and lineage (files and signer are the writer's)."""
     reference = parent_reference(parent)
     if not isinstance(version, ModelVersion):
         version = ModelVersion(reference["version"] + 1 if version is None else int(version))
-    manifest["model"] = _model_block(parent, version, now)
-    manifest["lineage"] = lineage(dict(source), parent=reference)
-    manifest["validation"] = {**(parent.manifest.get("validation") or {}), report_key: dict(report)}
-    return manifest
+    ancestry = {**lineage(dict(source), parent=reference), **(lineage_fields or {})}
+    return dataclasses.replace(
+        parent.manifest, model=_model_block(parent, version, now), lineage=Lineage.from_json(ancestry)
+    )
 
 
-def _model_block(parent: VerifiedBundle, version: ModelVersion, now: dt.datetime | None) -> dict[str, Any]:
+def _model_block(parent: VerifiedBundle, version: ModelVersion, now: dt.datetime | None) -> ModelInfo:
     """The parent's model block under ``version``: a release drops the parent's revision."""
-    inherited = {k: v for k, v in (parent.manifest.get("model") or {}).items() if k != "revision"}
-    return {**inherited, **version.manifest_fields(), "created_at": timestamp(now)}
+    inherited = {k: v for k, v in parent.manifest.model.to_json().items() if k != "revision"}
+    return ModelInfo.from_json({**inherited, **version.manifest_fields(), "created_at": timestamp(now)})
 
 
 def _require_unchanged(parent: VerifiedBundle, name: str, copy: Path) -> None:
     """The copy must be what the parent's signature covers: a signer must never sign a changed file."""
-    if sha256_file(copy) != parent.manifest["files"][name]["sha256"]:
+    if sha256_file(copy) != parent.manifest.files[name].sha256:
         raise IntegrityError(f"parent bundle file {name} changed while it was copied; nothing was written")
 
 

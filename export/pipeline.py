@@ -30,7 +30,7 @@ from export.sources import ModelSource, inspect_model_dir
 from export.speed import Choice, Decision, SpeedRule, choose, cycling, interleaved_latencies
 from export.validate import CandidateReport, apply_gates
 from genba import keys
-from genba.bundle import BundleWriter
+from genba.bundle import BundleWriter, Manifest, draft_manifest
 from genba.errors import GateFailedError, UsageError
 from genba.inputs import Example, read_jsonl
 from genba.runtime import GraphSet, RuntimeConfig
@@ -45,11 +45,11 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class ExportResult:
     bundle: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def report(self) -> dict[str, Any]:
-        return dict(self.manifest["validation"])
+        return dict(self.manifest.validation or {})
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Examples:
         return Inputs(labels=labels, eval=self.eval or None, calibration=self.calibration or None)
 
 
-Amend = Callable[[dict[str, Any]], dict[str, Any]]
+Amend = Callable[[Manifest], Manifest]
 
 
 def export_model(
@@ -171,7 +171,7 @@ def build_bundle(
         stats_outputs = _run_chosen(
             top_path, head_bytes, exported.layout, _stats_feeds(data, inputs, preprocessor), runtime
         )
-        manifest = {
+        fields = {
             "model": {
                 "name": config.model_name,
                 **ModelVersion(config.version, config.revision).manifest_fields(),
@@ -197,6 +197,7 @@ def build_bundle(
                 }
             ),
         }
+        manifest = draft_manifest(fields)
         if amend is not None:
             manifest = amend(manifest)
         path = writer.commit(manifest, signing_key)

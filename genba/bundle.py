@@ -4,11 +4,12 @@ Layout of a bundle directory::
 
     manifest.json   canonical JSON (sorted keys, no insignificant whitespace)
     manifest.sig    Ed25519 signature over the exact bytes of manifest.json
-    backbone.onnx   ...and every other payload file, each listed in manifest["files"]
+    backbone.onnx   ...and every other payload file, each listed in the manifest's file table
 
 A bundle is valid only if manifest.json is canonical, every listed file exists
 with the listed SHA-256, no unlisted file is present, and (when trusted keys are
-given) the signature verifies against one of them.
+given) the signature verifies against one of them. The manifest is parsed once, into the typed
+``Manifest`` (``genba.manifest``), when the bundle is read; nothing else reads it as a dict.
 """
 
 from __future__ import annotations
@@ -28,8 +29,48 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from genba import archive, keys
 from genba.errors import BundleFormatError, IntegrityError, OutputPathError, SignatureError
+from genba.manifest import (
+    FORMAT_VERSION,
+    FileEntry,
+    GraphSpec,
+    InputSpec,
+    Lineage,
+    Manifest,
+    ModelInfo,
+    ParentRef,
+    Precision,
+    Signer,
+    Variant,
+)
 
-FORMAT_VERSION = 1
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "SIGNATURE_NAME",
+    "BundleWriter",
+    "FileEntry",
+    "GraphSpec",
+    "InputSpec",
+    "Lineage",
+    "Manifest",
+    "ModelInfo",
+    "ParentRef",
+    "Precision",
+    "Signer",
+    "Variant",
+    "VerifiedBundle",
+    "canonical_bytes",
+    "draft_manifest",
+    "file_table",
+    "finalize_manifest",
+    "open_verified",
+    "payload_files",
+    "read_manifest",
+    "sha256_file",
+    "sign_existing",
+    "verify_directory",
+]
+
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 _RESERVED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
@@ -78,7 +119,7 @@ class VerifiedBundle:
     """A bundle whose files matched its manifest (and whose signature verified, if checked)."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     signer_key_id: str | None
 
     @property
@@ -86,12 +127,13 @@ class VerifiedBundle:
         return self.signer_key_id is not None
 
     def file(self, name: str) -> Path:
-        if name not in self.manifest["files"]:
+        if name not in self.manifest.files:
             raise BundleFormatError(f"bundle lists no file named {name!r}")
         return self.path / name
 
 
-def read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
+def read_manifest(root: Path) -> tuple[Manifest, bytes]:
+    """The bundle's manifest, checked canonical and parsed, and its exact bytes."""
     manifest_path = root / MANIFEST_NAME
     if not root.is_dir():
         raise BundleFormatError(f"{root} is not a bundle directory or archive")
@@ -105,21 +147,14 @@ def read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
         raise IntegrityError(f"{MANIFEST_NAME} is corrupt (not valid JSON)") from exc
     if not isinstance(manifest, dict) or canonical_bytes(manifest) != raw:
         raise IntegrityError(f"{MANIFEST_NAME} was modified (not in canonical form)")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise BundleFormatError(
-            f"bundle format version {version!r} is not supported (this Genba reads {FORMAT_VERSION})"
-        )
-    if not isinstance(manifest.get("files"), dict):
-        raise BundleFormatError(f"{MANIFEST_NAME} has no file table")
-    return manifest, raw
+    return Manifest.from_json(manifest), raw
 
 
 def verify_directory(root: Path, trusted: list[Ed25519PublicKey] | None) -> VerifiedBundle:
     """Verify a bundle directory; ``trusted=None`` checks integrity only (no signature)."""
     manifest, raw = read_manifest(root)
     signer = _verify_signature(root, manifest, raw, trusted) if trusted is not None else None
-    _verify_files(root, manifest["files"])
+    _verify_files(root, manifest.files)
     return VerifiedBundle(path=root, manifest=manifest, signer_key_id=signer)
 
 
@@ -136,20 +171,17 @@ def open_verified(source: Path, trusted: list[Ed25519PublicKey] | None) -> Itera
         yield verify_directory(root, trusted)
 
 
-def _verify_signature(
-    root: Path, manifest: Mapping[str, Any], raw: bytes, trusted: list[Ed25519PublicKey]
-) -> str:
+def _verify_signature(root: Path, manifest: Manifest, raw: bytes, trusted: list[Ed25519PublicKey]) -> str:
     signature_path = root / SIGNATURE_NAME
     if not signature_path.is_file():
         raise SignatureError(
             "bundle is unsigned; sign it with 'genba bundle sign' or export with --signing-key"
         )
-    signer = manifest.get("signer") or {}
-    expected = signer.get("key_id") if isinstance(signer, dict) else None
+    expected = manifest.signer.key_id if manifest.signer else None
     return keys.verify_signature(raw, signature_path.read_bytes(), trusted, expected)
 
 
-def _verify_files(root: Path, listed: Mapping[str, Any]) -> None:
+def _verify_files(root: Path, listed: Mapping[str, FileEntry]) -> None:
     present = payload_files(root)
     unlisted = sorted(set(present) - set(listed))
     if unlisted:
@@ -157,7 +189,7 @@ def _verify_files(root: Path, listed: Mapping[str, Any]) -> None:
     for name, entry in sorted(listed.items()):
         if name not in present:
             raise IntegrityError(f"bundle file {name} is missing")
-        if not isinstance(entry, dict) or sha256_file(present[name]) != entry.get("sha256"):
+        if sha256_file(present[name]) != entry.sha256:
             raise IntegrityError(f"bundle file {name} does not match its hash (modified or corrupt)")
 
 
@@ -174,7 +206,7 @@ class BundleWriter:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.staging: Path | None = None
-        self.manifest: dict[str, Any] | None = None  # what commit() wrote, hashes and signer included
+        self.manifest: Manifest | None = None  # what commit() wrote, hashes and signer included
         self._created_parents: list[Path] = []
 
     def __enter__(self) -> BundleWriter:
@@ -205,7 +237,7 @@ class BundleWriter:
             raise RuntimeError("BundleWriter used outside its 'with' block")
         return self.staging
 
-    def commit(self, manifest: dict[str, Any], signing_key: Ed25519PrivateKey | None) -> Path:
+    def commit(self, manifest: Manifest | Mapping[str, Any], signing_key: Ed25519PrivateKey | None) -> Path:
         self.manifest = finalize_manifest(self.root, manifest, signing_key)
         try:
             os.rename(self.root, self.out)
@@ -215,11 +247,20 @@ class BundleWriter:
         return self.out
 
 
+def draft_manifest(fields: Mapping[str, Any]) -> Manifest:
+    """A manifest before signing, checked like any other: no files listed yet, no signer."""
+    unsigned = {k: v for k, v in fields.items() if k not in {"files", "signer"}}
+    return Manifest.from_json({**unsigned, "format_version": FORMAT_VERSION, "files": {}})
+
+
 def finalize_manifest(
-    root: Path, manifest: dict[str, Any], signing_key: Ed25519PrivateKey | None
-) -> dict[str, Any]:
-    """Hash the payload into the manifest, write it canonically, and sign it."""
-    final = dict(manifest)
+    root: Path, manifest: Manifest | Mapping[str, Any], signing_key: Ed25519PrivateKey | None
+) -> Manifest:
+    """Hash the payload into the manifest, write it canonically, and sign it.
+
+    The result is parsed before it is written: a writer never signs a manifest a reader refuses.
+    """
+    final = manifest.to_json() if isinstance(manifest, Manifest) else dict(manifest)
     final["format_version"] = FORMAT_VERSION
     final["files"] = file_table(root)
     final["signer"] = (
@@ -227,22 +268,22 @@ def finalize_manifest(
         if signing_key is not None
         else None
     )
-    raw = canonical_bytes(final)
+    written = Manifest.from_json(final)
+    raw = canonical_bytes(written.to_json())
     (root / MANIFEST_NAME).write_bytes(raw)
     signature_path = root / SIGNATURE_NAME
     if signing_key is not None:
         signature_path.write_bytes(keys.sign(signing_key, raw))
     elif signature_path.exists():
         signature_path.unlink()
-    return final
+    return written
 
 
 def sign_existing(bundle: Path, signing_key: Ed25519PrivateKey, out: Path) -> Path:
     """Verify ``bundle``'s integrity, then write a signed copy at ``out`` (atomically)."""
     with open_verified(bundle, trusted=None) as verified, BundleWriter(out) as writer:
-        for name in verified.manifest["files"]:
+        for name in verified.manifest.files:
             target = writer.root / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(verified.path / name, target)
-        manifest = {k: v for k, v in verified.manifest.items() if k not in {"files", "signer"}}
-        return writer.commit(manifest, signing_key)
+        return writer.commit(verified.manifest, signing_key)

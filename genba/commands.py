@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genba.errors import UsageError
+
+if TYPE_CHECKING:
+    from genba.manifest import Manifest
 
 
 def register(subparsers: Any) -> None:
@@ -78,16 +81,16 @@ def _bundle_verify(args: argparse.Namespace) -> int:
     from genba.bundle import open_verified
 
     with open_verified(args.bundle, _trusted(args.trust)) as verified:
-        model = verified.manifest["model"]
+        model = verified.manifest.model
         print(
             json.dumps(
                 {
                     "valid": True,
                     "bundle": str(args.bundle),
-                    "model": model["name"],
-                    "version": model["version"],
+                    "model": model.name,
+                    "version": model.release,
                     "signer_key_id": verified.signer_key_id,
-                    "files": len(verified.manifest["files"]),
+                    "files": len(verified.manifest.files),
                 }
             )
         )
@@ -100,39 +103,39 @@ def _bundle_info(args: argparse.Namespace) -> int:
     with open_verified(args.bundle, trusted=None) as verified:
         manifest = verified.manifest
     if args.json:
-        print(json.dumps(manifest, indent=2, sort_keys=True))
+        print(json.dumps(manifest.to_json(), indent=2, sort_keys=True))
         return 0
     print(json.dumps(summarize(manifest), indent=2))
     return 0
 
 
-def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
-    validation = manifest.get("validation") or {}
+def summarize(manifest: Manifest) -> dict[str, Any]:
+    validation = manifest.validation or {}
     chosen: dict[str, Any] = next((c for c in validation.get("candidates", []) if c.get("chosen")), {})
     return {
-        "model": manifest["model"],
-        "task": manifest["task"],
-        "labels": manifest.get("labels"),
-        "input": _input_summary(manifest.get("input") or {}),
-        "graphs": {role: spec["file"] for role, spec in manifest["graphs"].items()},
-        "precision": manifest.get("precision"),
+        "model": manifest.model.to_json(),
+        "task": manifest.task,
+        "labels": None if manifest.labels is None else list(manifest.labels),
+        "input": _input_summary(manifest.input.to_json()),
+        "graphs": {role: spec.file for role, spec in manifest.graphs.items()},
+        "precision": manifest.precision.to_json() if manifest.precision else None,
         "variants": {
             target: {
-                "provider": entry.get("provider"),
-                "precision": (entry.get("precision") or {}).get("variant"),
-                "graphs": {role: spec["file"] for role, spec in entry["graphs"].items()},
+                "provider": entry.provider,
+                "precision": entry.precision.variant if entry.precision else None,
+                "graphs": {role: spec.file for role, spec in entry.graphs.items()},
             }
-            for target, entry in (manifest.get("variants") or {}).items()
+            for target, entry in (manifest.variants or {}).items()
         },
-        "signed_by": (manifest.get("signer") or {}).get("key_id"),
+        "signed_by": manifest.signer.key_id if manifest.signer else None,
         "chosen_variant": validation.get("chosen"),
         "chosen_figures": {
             k: chosen.get(k)
             for k in ("latency_ms_b1", "mean_cosine", "max_abs_diff", "accuracy", "accuracy_delta_pts")
         },
         "torch_accuracy": validation.get("torch_accuracy"),
-        "lineage": manifest.get("lineage"),
-        "bytes": sum(f["bytes"] for f in manifest["files"].values()),
+        "lineage": manifest.lineage.to_json(),
+        "bytes": sum(entry.bytes for entry in manifest.files.values()),
     }
 
 
@@ -209,7 +212,7 @@ def _predict(args: argparse.Namespace) -> int:
         items = [args.text]
     trusted = _trusted(args.trust) if args.trust else None
     with open_verified(args.bundle, trusted) as verified:
-        kind = verified.manifest["input"]["kind"]
+        kind = verified.manifest.input.kind
         if kind != ("text" if isinstance(items[0], str) else "image"):
             raise UsageError(f"this bundle takes {kind} input; use --{kind} or an --input file of {kind}s")
         model = BundleModel(verified, RuntimeConfig(provider=args.provider, intra_op_threads=args.threads))

@@ -10,10 +10,10 @@ served on whatever provider the site has (as before variants existed).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from genba.errors import BundleFormatError
+from genba.manifest import GraphSpec, Manifest, Precision, Variant
 
 CPU_TARGET = "cpu"
 CUDA_TARGET = "cuda"
@@ -24,31 +24,34 @@ PROVIDERS = {CPU_TARGET: "CPUExecutionProvider", CUDA_TARGET: "CUDAExecutionProv
 
 @dataclass(frozen=True)
 class VariantSpec:
-    """One target's graphs: ``{"backbone": {"file": ...}, "head": {...}}`` and their precision."""
+    """One target's graphs (``backbone`` and ``head``, or one ``model``) and their precision."""
 
     name: str
-    graphs: Mapping[str, Mapping[str, Any]]
-    precision: Mapping[str, Any] = field(default_factory=dict)
+    graphs: Mapping[str, GraphSpec]
+    precision: Precision | None = None
     provider: str | None = None  # None: any provider (a bundle from before variants)
 
     @property
     def files(self) -> tuple[str, ...]:
-        return tuple(str(spec["file"]) for spec in self.graphs.values())
+        return tuple(spec.file for spec in self.graphs.values())
+
+    @property
+    def precision_label(self) -> str | None:
+        """The chosen variant (``int8-per-channel``), else the backbone's precision (``fp16``)."""
+        return self.precision.label if self.precision else None
 
     @property
     def label(self) -> str:
         """What status pages show: ``cuda (fp16)``, ``cpu (int8-per-channel)``."""
-        chosen = self.precision.get("variant") or self.precision.get("backbone")
+        chosen = self.precision_label
         return f"{self.name} ({chosen})" if chosen else self.name
 
 
-def variants_of(manifest: Mapping[str, Any]) -> dict[str, VariantSpec]:
+def variants_of(manifest: Manifest) -> dict[str, VariantSpec]:
     """The bundle's variants by target; refuses a manifest whose ``cpu`` variant contradicts ``graphs``."""
-    listed = manifest.get("variants")
+    listed = manifest.variants
     if not listed:
-        return {DEFAULT: VariantSpec(DEFAULT, manifest["graphs"], manifest.get("precision") or {})}
-    if not isinstance(listed, Mapping):
-        raise BundleFormatError("bundle manifest 'variants' must map targets to graphs")
+        return {DEFAULT: VariantSpec(DEFAULT, manifest.graphs, manifest.precision)}
     unknown = sorted(set(listed) - set(TARGETS))
     if unknown:
         raise BundleFormatError(
@@ -56,7 +59,7 @@ def variants_of(manifest: Mapping[str, Any]) -> dict[str, VariantSpec]:
             "upgrade Genba at this site"
         )
     specs = {name: _spec(name, entry) for name, entry in listed.items()}
-    top = dict(manifest["graphs"])
+    top = dict(manifest.graphs)
     cpu = specs.get(CPU_TARGET)
     if cpu is not None and dict(cpu.graphs) != top:
         raise BundleFormatError(
@@ -68,27 +71,18 @@ def variants_of(manifest: Mapping[str, Any]) -> dict[str, VariantSpec]:
     if len({tuple(sorted(spec.graphs)) for spec in specs.values()}) > 1:
         raise BundleFormatError("bundle variants have different graph layouts; the bundle is invalid")
     for spec in specs.values():
-        missing = [name for name in spec.files if name not in manifest["files"]]
+        missing = [name for name in spec.files if name not in manifest.files]
         if missing:
             raise BundleFormatError(f"bundle variant {spec.name} names files it does not hold: {missing}")
     return specs
 
 
-def _spec(name: str, entry: Any) -> VariantSpec:
-    """One ``variants`` entry, checked: a mapping whose ``graphs`` map roles to ``{"file": ...}``."""
-    graphs = entry.get("graphs") if isinstance(entry, Mapping) else None
-    if (
-        not isinstance(graphs, Mapping)
-        or not graphs
-        or not all(
-            isinstance(spec, Mapping) and isinstance(spec.get("file"), str) for spec in graphs.values()
-        )
-    ):
-        raise BundleFormatError(f"bundle variant {name!r} is malformed (graphs with a file each expected)")
-    return VariantSpec(name, graphs, entry.get("precision") or {}, PROVIDERS[name])
+def _spec(name: str, entry: Variant) -> VariantSpec:
+    """One ``variants`` entry (its shape was checked when the manifest was parsed)."""
+    return VariantSpec(name, entry.graphs, entry.precision, PROVIDERS[name])
 
 
-def portable(manifest: Mapping[str, Any]) -> VariantSpec:
+def portable(manifest: Manifest) -> VariantSpec:
     """The variant that runs on any provider: ``cpu``, else ``default``, else the only one there is."""
     specs = variants_of(manifest)
     for name in (CPU_TARGET, DEFAULT):
@@ -97,13 +91,13 @@ def portable(manifest: Mapping[str, Any]) -> VariantSpec:
     return next(iter(specs.values()))
 
 
-def for_gpu(manifest: Mapping[str, Any]) -> VariantSpec:
+def for_gpu(manifest: Manifest) -> VariantSpec:
     """The variant a CUDA site tries first: ``cuda`` when the bundle has one."""
     specs = variants_of(manifest)
     return specs.get(CUDA_TARGET) or portable(manifest)
 
 
-def variant_named(manifest: Mapping[str, Any], name: str) -> VariantSpec:
+def variant_named(manifest: Manifest, name: str) -> VariantSpec:
     specs = variants_of(manifest)
     if name not in specs:
         raise BundleFormatError(f"bundle has no {name!r} variant (it has {', '.join(sorted(specs))})")

@@ -142,16 +142,14 @@ def _starting_version(folder: ITFolder, registry: Registry, bundle: Path | None)
         versions = registry.versions(registry.only_name())
         return versions[-1]
     given = verify_directory(Path(bundle), [it_public_key(folder)])
-    model = given.manifest["model"]
-    name, version = str(model["name"]), int(model["version"])
+    model = given.manifest.model
+    name, version = str(model.name), model.release
     sha = manifest_sha256(given.path)
     known = registry.version(name, version)
     if known is not None and known.manifest_sha256 == sha:
         return known
-    parent = (given.manifest.get("lineage") or {}).get("parent") or {}
-    parent_version = (
-        parent.get("version") if registry.version(name, int(parent.get("version") or 0)) else None
-    )
+    parent = given.manifest.lineage.parent
+    parent_version = parent.release if parent and registry.version(name, parent.release) else None
     target = registry.bundle_path(name, version)
     if target.exists() and known is None:
         shutil.rmtree(target)  # a copy the registry never recorded (an interrupted registration)

@@ -92,8 +92,8 @@ def deliver(
     server = ServerFolder(folder)
     bundle = verify_directory(row.path, [it_public_key(folder)])
     root = verify_directory(registry.root_version(row.name, row.version).path, None)
-    held = {entry["sha256"] for entry in root.manifest["files"].values()}
-    send = sorted(name for name, entry in bundle.manifest["files"].items() if entry["sha256"] not in held)
+    held = {entry.sha256 for entry in root.manifest.files.values()}
+    send = sorted(name for name, entry in bundle.manifest.files.items() if entry.sha256 not in held)
     active = sorted(name for name, entry in folder.registry().items() if entry["state"] == ACTIVE)
     run_dir = new_run_dir(server.root / "runs")
     plan = {"bundle": str(bundle.path), "send": send, "expected_sites": len(active)}

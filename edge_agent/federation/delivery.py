@@ -24,7 +24,7 @@ from typing import Any
 
 from edge_agent.site import SiteFolder
 from genba import keys
-from genba.bundle import MANIFEST_NAME, SIGNATURE_NAME, canonical_bytes, sha256_file
+from genba.bundle import MANIFEST_NAME, SIGNATURE_NAME, Manifest, canonical_bytes, read_manifest, sha256_file
 from genba.errors import GenbaError, IntegrityError
 from genba.protocol import RECEIPT_OUTCOMES
 
@@ -41,9 +41,9 @@ def receive_bundle(data_dir: Path, content: Mapping[str, Mapping[str, Any]]) -> 
     version, outcome, reason = 0, "failed", ""
     try:
         manifest, raw, signature, files = _read_offer(content)
-        version = int((manifest.get("model") or {}).get("version", 0))
+        version = manifest.model.release
         keys.verify_signature(
-            raw, signature, site.trusted_keys(), (manifest.get("signer") or {}).get("key_id")
+            raw, signature, site.trusted_keys(), manifest.signer.key_id if manifest.signer else None
         )
         outcome = _install(site, manifest, raw, signature, files)
     except MissingFilesError as error:
@@ -59,20 +59,20 @@ def receive_bundle(data_dir: Path, content: Mapping[str, Mapping[str, Any]]) -> 
 
 def _read_offer(
     content: Mapping[str, Mapping[str, Any]],
-) -> tuple[dict[str, Any], bytes, bytes, dict[str, bytes]]:
+) -> tuple[Manifest, bytes, bytes, dict[str, bytes]]:
     offer, sent = content.get("bundle") or {}, content.get("files") or {}
     raw, signature = offer.get("manifest"), offer.get("signature")
     names, blobs = sent.get("names") or [], sent.get("contents") or []
     if not isinstance(raw, bytes) or not isinstance(signature, bytes) or len(names) != len(blobs):
         raise IntegrityError("the delivery is malformed (no manifest, signature or matching files)")
-    manifest = json.loads(raw.decode("utf-8"))
-    if not isinstance(manifest, dict) or canonical_bytes(manifest) != raw:
+    parsed = json.loads(raw.decode("utf-8"))
+    if not isinstance(parsed, dict) or canonical_bytes(parsed) != raw:
         raise IntegrityError("the delivered manifest is not canonical")
-    return manifest, raw, signature, dict(zip(names, blobs, strict=True))
+    return Manifest.from_json(parsed), raw, signature, dict(zip(names, blobs, strict=True))
 
 
 def _install(
-    site: SiteFolder, manifest: Mapping[str, Any], raw: bytes, signature: bytes, files: Mapping[str, bytes]
+    site: SiteFolder, manifest: Manifest, raw: bytes, signature: bytes, files: Mapping[str, bytes]
 ) -> str:
     from edge_agent.operate import on_site
     from edge_agent.store import SiteStore
@@ -103,12 +103,12 @@ def _install(
 def _assemble(
     site: SiteFolder,
     staging: Path,
-    manifest: Mapping[str, Any],
+    manifest: Manifest,
     raw: bytes,
     signature: bytes,
     files: Mapping[str, bytes],
 ) -> None:
-    listed: Mapping[str, Any] = manifest.get("files") or {}
+    listed = manifest.files
     unlisted = sorted(set(files) - set(listed))
     if unlisted:
         raise IntegrityError(f"the delivery carries a file its signed manifest does not list: {unlisted[0]}")
@@ -121,8 +121,8 @@ def _assemble(
         target.parent.mkdir(parents=True, exist_ok=True)
         if name in files:
             target.write_bytes(files[name])
-        elif entry.get("sha256") in local:
-            shutil.copyfile(local[entry["sha256"]], target)
+        elif entry.sha256 in local:
+            shutil.copyfile(local[entry.sha256], target)
         else:
             missing.append(name)
     if missing:
@@ -139,13 +139,13 @@ def _local_files(site: SiteFolder) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for manifest_file in sorted(site.models_dir.glob(f"*/{MANIFEST_NAME}")):
         try:
-            listed = json.loads(manifest_file.read_text(encoding="utf-8")).get("files") or {}
-        except (OSError, ValueError):
+            listed = read_manifest(manifest_file.parent)[0].files
+        except (OSError, GenbaError):
             continue
         for name, entry in listed.items():
             path = manifest_file.parent / name
-            sha = entry.get("sha256") if isinstance(entry, dict) else None
-            if sha and sha not in found and path.is_file() and sha256_file(path) == sha:
+            sha = entry.sha256
+            if sha not in found and path.is_file() and sha256_file(path) == sha:
                 found[sha] = path
     return found
 

@@ -57,7 +57,7 @@ class SiteTrainer:
         model = BundleModel(parent, runtime)
         data, vectors = None, None
         if embed_training:
-            data = training_set(items, model.labels, str(parent.manifest["input"]["kind"]))
+            data = training_set(items, model.labels, parent.manifest.input.kind)
             vectors = _embed(site, model, parent, data.items)
         return cls(parent=parent, model=model, data=data, vectors=vectors, site=site)
 
@@ -67,12 +67,12 @@ class SiteTrainer:
 
     @property
     def production_version(self) -> int:
-        return int(self.parent.manifest["model"]["version"])
+        return self.parent.manifest.model.release
 
     @property
     def newest_version(self) -> int:
         """The newest version of the production model's name this site holds (its own candidates too)."""
-        name = self.parent.manifest["model"].get("name")
+        name = self.parent.manifest.model.name
         with SiteStore.read_only(self.site.store_file) as store:
             versions = [row.version.release for row in store.list_models() if row.name == name]
         return max([self.production_version, *versions])
@@ -118,9 +118,9 @@ def require_backbone(parent: VerifiedBundle, sha256: str) -> None:
     from export.head_swap import backbone_sha256
 
     if backbone_sha256(parent.manifest) != sha256:
-        model = parent.manifest["model"]
+        model = parent.manifest.model
         raise UsageError(
-            f"this site serves {model.get('name')} v{model.get('version')}, whose backbone is not the "
+            f"this site serves {model.name} v{model.release}, whose backbone is not the "
             "one this run trains heads for: the sites run different models; ask IT to publish the "
             "run's model to this site first"
         )

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from export.graphs import HeadWeights
 from export.head_swap import head_file, parent_reference, write_head_swap
-from genba.bundle import VerifiedBundle
+from genba.bundle import Manifest, VerifiedBundle
 from genba.versions import ModelVersion
 
 __all__ = ["CandidateSource", "head_file", "parent_reference", "write_head_candidate"]
@@ -53,7 +53,7 @@ def write_head_candidate(
     report: Mapping[str, Any],
     now: dt.datetime | None = None,
     probe: np.ndarray | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Write the candidate at ``out`` as the site's ``version``; returns its final manifest."""
     return write_head_swap(
         parent,

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_agent.answers import decode_payload
 from edge_agent.store import LabelledInput, canonical_json
+from genba.bundle import Manifest
 from genba.errors import BundleFormatError
 from genba.variants import DEFAULT, variants_of
 
@@ -48,7 +49,7 @@ class Embedded:
     seconds: float
 
 
-def backbone_key(manifest: Mapping[str, Any], variant: str = DEFAULT) -> str:
+def backbone_key(manifest: Manifest, variant: str = DEFAULT) -> str:
     """The cache key of a bundle's embeddings from one variant's backbone (the one that serves).
 
     A hash of the input spec and every file but the heads and the other variants' graphs: a GPU
@@ -58,14 +59,14 @@ def backbone_key(manifest: Mapping[str, Any], variant: str = DEFAULT) -> str:
     specs = variants_of(manifest)
     own = set(specs[variant].files) if variant in specs else set()
     skipped = {
-        str(spec["file"])
+        spec.file
         for each in specs.values()
         for role, spec in each.graphs.items()
-        if role == "head" or str(spec["file"]) not in own
+        if role == "head" or spec.file not in own
     }
     parts: dict[str, Any] = {
-        "input": manifest.get("input"),
-        "files": {name: entry["sha256"] for name, entry in manifest["files"].items() if name not in skipped},
+        "input": manifest.input.to_json(),
+        "files": {name: entry.sha256 for name, entry in manifest.files.items() if name not in skipped},
     }
     if DEFAULT not in specs:
         parts["variant"] = variant

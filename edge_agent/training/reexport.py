@@ -23,7 +23,8 @@ from edge_agent.site import SiteFolder
 from edge_agent.training.candidate import CandidateSource, parent_reference
 from edge_agent.training.last_k import FineTuned
 from edge_agent.training.source import SourceModel, backbone_sha256, weights_dir, weights_file
-from genba.bundle import VerifiedBundle
+from genba.bundle import Lineage, Manifest, Precision, VerifiedBundle
+from genba.errors import BundleFormatError
 from genba.versions import ModelVersion
 
 #: Texts the export compares torch and ONNX on (and calibrates static int8 with).
@@ -45,7 +46,7 @@ def write_last_k_candidate(
     report: Mapping[str, Any],
     threads: int = 0,
     now: dt.datetime | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Export, gate, sign and write the candidate; then keep its trained weights. Returns its manifest."""
     from export.config import ExportConfig, GateConfig
     from export.pipeline import Examples, export_model
@@ -56,20 +57,22 @@ def write_last_k_candidate(
         model_dir = Path(work) / "model"
         source.model.save(str(model_dir))
         manifest = parent.manifest
+        precision = _precision_of(manifest)
+        max_length = manifest.input.max_length
         config = ExportConfig(
             model_dir=model_dir,
             task="text-classification",
             out=out,
-            labels=tuple(manifest["labels"]),
-            precision=_precision(manifest),
-            variant=str(manifest["precision"]["variant"]),
+            labels=tuple(manifest.labels or ()),
+            precision=_precision(precision),
+            variant=str(precision.variant),
             targets=_targets(manifest),
             signing_key=signing_key,
-            name=str(manifest["model"]["name"]),
+            name=str(manifest.model.name),
             version=version.release,
             revision=version.revision,
-            max_length=int(manifest["input"].get("max_length", 128)),
-            opset=int(manifest["opset"]),
+            max_length=128 if max_length is None else max_length,
+            opset=manifest.opset,
             threads=threads,
             gates=replace(GateConfig(), sample_count=GATE_SAMPLES),
         )
@@ -89,7 +92,7 @@ def write_last_k_candidate(
     return result.manifest
 
 
-def _targets(manifest: Mapping[str, Any]) -> tuple[str, ...]:
+def _targets(manifest: Manifest) -> tuple[str, ...]:
     """The parent's targets (a bundle from before variants: its one portable graph, as ``cpu``)."""
     from genba.variants import DEFAULT, variants_of
 
@@ -97,24 +100,27 @@ def _targets(manifest: Mapping[str, Any]) -> tuple[str, ...]:
     return names or ("cpu",)
 
 
-def _precision(manifest: Mapping[str, Any]) -> Any:
-    backbone = str(manifest["precision"]["backbone"])
+def _precision_of(manifest: Manifest) -> Precision:
+    if manifest.precision is None:
+        raise BundleFormatError("the parent bundle lists no precision; ask IT to re-export it")
+    return manifest.precision
+
+
+def _precision(precision: Precision) -> Any:
+    backbone = precision.backbone
     return backbone if backbone in ("fp32", "fp16", "int8", "int8-static") else "auto"
 
 
 def _amend(
-    manifest: dict[str, Any], parent: VerifiedBundle, origin: CandidateSource, report: Mapping[str, Any]
-) -> dict[str, Any]:
+    manifest: Manifest, parent: VerifiedBundle, origin: CandidateSource, report: Mapping[str, Any]
+) -> Manifest:
     """Lineage to the parent and the training report; the export's own gate figures stay as they are."""
     from export.manifest import lineage
 
-    exported_from = (manifest.get("lineage") or {}).get("source") or {}
-    amended = dict(manifest)
-    amended["lineage"] = lineage(
-        {**origin.to_json(), "exported_from": exported_from}, parent=parent_reference(parent)
-    )
-    amended["validation"] = {**(manifest.get("validation") or {}), "site_training": dict(report)}
-    return amended
+    exported_from = manifest.lineage.source or {}
+    ancestry = lineage({**origin.to_json(), "exported_from": exported_from}, parent=parent_reference(parent))
+    validation = {**(manifest.validation or {}), "site_training": dict(report)}
+    return replace(manifest, lineage=Lineage.from_json(ancestry), validation=validation)
 
 
 def _stage_weights(site: SiteFolder, parent: VerifiedBundle, tuned: FineTuned) -> Path:
@@ -134,9 +140,9 @@ def _stage_weights(site: SiteFolder, parent: VerifiedBundle, tuned: FineTuned) -
     return Path(name)
 
 
-def _keep_weights(site: SiteFolder, staged: Path, manifest: Mapping[str, Any]) -> None:
-    name = manifest["graphs"]["backbone"]["file"]
-    target = weights_file(site, str(manifest["files"][name]["sha256"]))
+def _keep_weights(site: SiteFolder, staged: Path, manifest: Manifest) -> None:
+    name = manifest.graphs["backbone"].file
+    target = weights_file(site, manifest.files[name].sha256)
     if target.exists():
         staged.unlink()
         return

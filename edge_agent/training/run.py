@@ -26,7 +26,7 @@ from edge_agent.training.errors import NoProductionModelError, TrainingModeError
 from edge_agent.training.head import HeadTrainingConfig, fit_head
 from export.graphs import HeadWeights
 from genba import keys
-from genba.bundle import MANIFEST_NAME, VerifiedBundle, verify_directory
+from genba.bundle import MANIFEST_NAME, Manifest, VerifiedBundle, verify_directory
 from genba.errors import IntegrityError, OutputPathError
 from genba.runtime.config import ProviderPolicy
 from genba.runtime.model import BundleModel
@@ -74,7 +74,7 @@ def train_candidate(
     library = ModelLibrary(site.models_dir, site.trusted_keys(), runtime, site.site_public_key(), config.site)
     parent = verified_parent(site, library, production)
     prior = _parent_head(parent.path / head_file(parent.manifest))  # one-graph models refused here
-    data = training_set(items, parent.manifest.get("labels") or (), str(parent.manifest["input"]["kind"]))
+    data = training_set(items, parent.manifest.labels or (), parent.manifest.input.kind)
     model = BundleModel(parent, runtime)
     origin = CandidateSource(site=config.site, labels=len(data), seed=seed, mode=mode)
     if mode == "head":
@@ -112,11 +112,11 @@ def train_candidate(
     report["seconds"] = round(time.perf_counter() - started, 3)
     return {
         "bundle": str(out),
-        "name": manifest["model"]["name"],
-        **ModelVersion.of(manifest["model"]).json_fields(),
+        "name": manifest.model.name,
+        **manifest.version.json_fields(),
         "manifest_sha256": hashlib.sha256((out / MANIFEST_NAME).read_bytes()).hexdigest(),
-        "signer_key_id": manifest["signer"]["key_id"],
-        "parent": manifest["lineage"]["parent"],
+        "signer_key_id": manifest.signer.key_id if manifest.signer else None,
+        "parent": manifest.lineage.parent.to_json() if manifest.lineage.parent else None,
         "report": report,
     }
 
@@ -133,7 +133,7 @@ def _train_last_k(
     origin: CandidateSource,
     seed: int,
     version: ModelVersion,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[Manifest, dict[str, Any]]:
     from edge_agent.training.last_k import fine_tune, training_device
     from edge_agent.training.reexport import write_last_k_candidate
     from edge_agent.training.source import load_source

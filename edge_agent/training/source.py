@@ -28,7 +28,6 @@ from edge_agent.training.errors import (
 from genba.bundle import VerifiedBundle
 from genba.errors import GenbaError, IntegrityError
 from genba.runtime.model import BundleModel
-from genba.versions import ModelVersion
 
 WEIGHTS_SUFFIX = ".safetensors"
 _PROBE_BATCH = 32
@@ -123,10 +122,10 @@ def _apply_site_weights(site: SiteFolder, model: Any, parent: VerifiedBundle) ->
     """Overlay what earlier last-k training here changed; refuse when production needs it and it is gone."""
     path = weights_file(site, backbone_sha256(parent))
     if not path.is_file():
-        source = (parent.manifest.get("lineage") or {}).get("source") or {}
+        source = parent.manifest.lineage.source or {}
         if source.get("kind") == "site-training" and source.get("mode") == "last-k":
-            model_info = parent.manifest.get("model") or {}
-            raise SiteWeightsMissingError(str(model_info.get("name")), ModelVersion.of(model_info), path)
+            model_info = parent.manifest.model
+            raise SiteWeightsMissingError(str(model_info.name), model_info.version, path)
         return None
     from safetensors.torch import load_file
 
@@ -162,6 +161,6 @@ def _cosine_limit(parent: VerifiedBundle) -> float:
     """The export gate for the backbone's precision: the same bar the bundle itself passed."""
     from export.config import GateConfig
 
-    precision = str((parent.manifest.get("precision") or {}).get("backbone") or "fp32")
+    precision = parent.manifest.precision.backbone if parent.manifest.precision else "fp32"
     tolerances = GateConfig().tolerances
     return tolerances.get(precision, tolerances["int8"]).min_mean_cosine

@@ -136,14 +136,11 @@ class BundleModel:
     def __init__(self, bundle: VerifiedBundle, config: RuntimeConfig | None = None) -> None:
         self.config = config or RuntimeConfig()
         self.manifest = bundle.manifest
-        self.task: str = self.manifest["task"]
-        self.labels: tuple[str, ...] = tuple(self.manifest.get("labels") or ())
-        self.preprocessor: Preprocessor = preprocessor_for(
-            bundle.path, self.manifest["input"], self.config.tokenizer_threads
-        )
-        self.served = serve(
-            bundle, self.config, self.preprocessor.encode([_probe_item(self.manifest["input"])])
-        )
+        self.task: str = self.manifest.task
+        self.labels: tuple[str, ...] = self.manifest.labels or ()
+        spec = self.manifest.input.to_json()
+        self.preprocessor: Preprocessor = preprocessor_for(bundle.path, spec, self.config.tokenizer_threads)
+        self.served = serve(bundle, self.config, self.preprocessor.encode([_probe_item(spec)]))
         self.graphs = self.served.graphs
         self.provider = self.graphs.provider
         if isinstance(self.preprocessor, TextPreprocessor):

@@ -46,7 +46,7 @@ class Served:
     def to_json(self) -> dict[str, Any]:
         return {
             "variant": self.variant.name,
-            "precision": self.variant.precision.get("variant") or self.variant.precision.get("backbone"),
+            "precision": self.variant.precision_label,
             "reason": self.reason,
             "placement": self.placement.to_json() if self.placement else None,
             "predicted_placement": self.predicted.to_json() if self.predicted else None,
@@ -94,7 +94,7 @@ def predicted_placement(graphs: Mapping[str, bytes]) -> PlacementReport | None:
 
 def graph_bytes(bundle: VerifiedBundle, variant: VariantSpec) -> dict[str, bytes]:
     """Each graph of the variant, read once and checked against the manifest's hash."""
-    return {role: _checked_bytes(bundle, str(spec["file"])) for role, spec in variant.graphs.items()}
+    return {role: _checked_bytes(bundle, spec.file) for role, spec in variant.graphs.items()}
 
 
 def _fall_back(
@@ -131,7 +131,7 @@ def _fall_back(
 
 def _checked_bytes(bundle: VerifiedBundle, name: str) -> bytes:
     data = bundle.file(name).read_bytes()
-    if hashlib.sha256(data).hexdigest() != bundle.manifest["files"][name]["sha256"]:
+    if hashlib.sha256(data).hexdigest() != bundle.manifest.files[name].sha256:
         raise IntegrityError(f"bundle file {name} does not match its hash (modified or corrupt)")
     return data
 

@@ -18,7 +18,7 @@ import tomli_w
 from edge_agent.service.client import AgentClient
 from edge_agent.site import SiteFolder
 from genba import env, keys
-from genba.bundle import BundleWriter, verify_directory
+from genba.bundle import MANIFEST_NAME, SIGNATURE_NAME, BundleWriter, canonical_bytes, verify_directory
 from genba.versions import ModelVersion
 
 #: Gates small enough for a test to walk a candidate through every stage in seconds.
@@ -53,21 +53,30 @@ def reversion(
     lineage_update: dict[str, Any] | None = None,
     manifest_update: dict[str, Any] | None = None,
 ) -> Path:
-    """A signed copy of ``bundle`` with another version number (and optionally edited files or lineage)."""
+    """A signed copy of ``bundle`` with another version number (and optionally edited files or lineage).
+
+    ``manifest_update`` is applied to the signed manifest as written, valid or not (a writer
+    refuses to sign a manifest a reader would refuse; a test needs such bundles anyway).
+    """
     verified = verify_directory(bundle, None)
+    signing_key = keys.load_private_key(key_path)
     with BundleWriter(out) as writer:
-        for name in verified.manifest["files"]:
+        for name in verified.manifest.files:
             (writer.root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(bundle / name, writer.root / name)
         if edit is not None:
             edit(writer.root)
-        manifest = {k: v for k, v in verified.manifest.items() if k not in {"files", "signer"}}
+        manifest = {k: v for k, v in verified.manifest.to_json().items() if k not in {"files", "signer"}}
         version = version if isinstance(version, ModelVersion) else ModelVersion(version)
         model = {k: v for k, v in manifest["model"].items() if k != "revision"}
         manifest["model"] = {**model, **version.manifest_fields()}
         manifest["lineage"] = {**manifest["lineage"], **(lineage_update or {})}
-        manifest.update(manifest_update or {})
-        return writer.commit(manifest, keys.load_private_key(key_path))
+        written = writer.commit(manifest, signing_key)
+    if manifest_update:
+        raw = canonical_bytes({**json.loads((written / MANIFEST_NAME).read_bytes()), **manifest_update})
+        (written / MANIFEST_NAME).write_bytes(raw)
+        (written / SIGNATURE_NAME).write_bytes(keys.sign(signing_key, raw))
+    return written
 
 
 class AgentProcess:
@@ -125,8 +134,9 @@ def constant_head_bundle(bert_bundle: Path, key: Path, out: Path, label: str, ve
     import numpy as np
 
     parent = verify_directory(bert_bundle, None)
-    bias = np.full(len(parent.manifest["labels"]), -5.0, dtype=np.float32)
-    bias[list(parent.manifest["labels"]).index(label)] = 5.0
+    labels = list(parent.manifest.labels or ())
+    bias = np.full(len(labels), -5.0, dtype=np.float32)
+    bias[labels.index(label)] = 5.0
     return _head_bundle(bert_bundle, key, out, version, weight_scale=0.0, bias=bias)
 
 

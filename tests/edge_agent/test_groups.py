@@ -33,7 +33,7 @@ def _constant(bert_bundle: Path, key: Path, out: Path, label: str, version: int)
     parent = verify_directory(bert_bundle, None)
     head = read_head(parent)
     bias = np.full_like(head.bias, -5.0)
-    bias[list(parent.manifest["labels"]).index(label)] = 5.0
+    bias[list(parent.manifest.labels or ()).index(label)] = 5.0
     write_head_swap(parent, HeadWeights(np.zeros_like(head.weight), bias), out, keys.load_private_key(key),
                     source={"kind": "test"}, report_key="test", report={}, version=version)  # fmt: skip
     return out

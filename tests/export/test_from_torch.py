@@ -51,8 +51,8 @@ def test_module_with_a_linear_head_becomes_a_two_graph_bundle(tmp_path: Path) ->
         labels=("ok", "crack"),
         head=head,
     )
-    assert set(result.manifest["graphs"]) == {"backbone", "head"}
-    assert result.manifest["lineage"]["source"]["library"] == "torch"
+    assert set(result.manifest.graphs) == {"backbone", "head"}
+    assert (result.manifest.lineage.source or {})["library"] == "torch"
     model = BundleModel(bundle.verify_directory(result.bundle, None), RuntimeConfig(provider="cpu"))
     pixels = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     feeds = model.preprocessor.encode([pixels])
@@ -82,7 +82,7 @@ def test_module_without_head_is_one_graph(tmp_path: Path) -> None:
         preprocessing=ImagePreprocessing(32, 32, mean=_MEAN, std=_STD),
         labels=("a", "b", "c"),
     )
-    assert set(result.manifest["graphs"]) == {"model"}
+    assert set(result.manifest.graphs) == {"model"}
 
 
 def test_classification_without_labels_is_refused(tmp_path: Path) -> None:

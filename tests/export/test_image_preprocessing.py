@@ -212,7 +212,7 @@ def test_manifest_and_bundle_info_show_the_input_spec(
         "normalization": "explicit",
         "graph_inputs": ["pixel_values"],
     }
-    assert manifest["input"] == expected
+    assert manifest.input.to_json() == expected
     assert main(["bundle", "info", str(path)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["input"] == expected

@@ -28,7 +28,7 @@ def test_ranking_measures_every_weighted_matmul_and_attention(bert_bundle: Path,
     from genba.bundle import verify_directory
 
     verified = verify_directory(bert_bundle, None)
-    preprocessor = preprocessor_for(bert_bundle, verified.manifest["input"])
+    preprocessor = preprocessor_for(bert_bundle, verified.manifest.input.to_json())
     feeds = [preprocessor.encode(["scratch on the housing", "no dent found", "oil on the rim"])]
     ranking = rank_nodes(bert_bundle / "backbone.onnx", feeds, _quantize_except, tmp_path)
     model = graphs.load(bert_bundle / "backbone.onnx")

@@ -19,14 +19,14 @@ def _load(path: Path) -> BundleModel:
 
 def test_bert_classifier_splits_into_backbone_and_fp32_head(bert_bundle: Path) -> None:
     manifest = bundle.verify_directory(bert_bundle, None).manifest
-    assert manifest["graphs"]["backbone"]["outputs"] == ["embedding"]
-    assert manifest["graphs"]["head"]["precision"] == "fp32"
-    assert manifest["labels"] == ["ok", "scratch", "dent"]
-    assert manifest["input"]["kind"] == "text" and manifest["input"]["max_length"] == 128
-    assert manifest["lineage"]["parent"] is None and manifest["lineage"]["source"]["model_type"] == "bert"
-    assert {"onnxruntime-gpu", "onnx", "torch", "transformers", "optimum"} <= set(manifest["runtime"])
-    assert manifest["reference_stats"]["embedding"]["dim"] == 32
-    chosen = manifest["validation"]["candidates"][0]
+    assert manifest.graphs["backbone"].outputs == ("embedding",)
+    assert manifest.graphs["head"].precision == "fp32"
+    assert manifest.labels == ("ok", "scratch", "dent")
+    assert manifest.input.kind == "text" and manifest.input.max_length == 128
+    assert manifest.lineage.parent is None and (manifest.lineage.source or {})["model_type"] == "bert"
+    assert {"onnxruntime-gpu", "onnx", "torch", "transformers", "optimum"} <= set(manifest.runtime or ())
+    assert (manifest.reference_stats or {})["embedding"]["dim"] == 32
+    chosen = (manifest.validation or {})["candidates"][0]
     assert chosen["chosen"] and chosen["gates"]["max_abs_diff"]["passed"]
 
 
@@ -51,7 +51,7 @@ def test_auto_builds_every_candidate_and_keeps_the_fastest_passing_one(
     chosen = next(c for c in report["candidates"] if c["chosen"])
     assert chosen["latency_ms_b1"] == min(c["latency_ms_b1"] for c in passing)
     assert "accuracy_drop_pts" in chosen["gates"] and report["torch_accuracy"] is not None
-    assert result.manifest["precision"]["variant"] == chosen["name"]
+    assert result.manifest.precision is not None and result.manifest.precision.variant == chosen["name"]
 
 
 def test_a_failing_gate_fails_the_export_and_leaves_no_bundle(tiny_bert: Path, tmp_path: Path) -> None:
@@ -101,8 +101,8 @@ def test_vit_classifier_exports_and_predicts_images(tiny_vit: Path, tmp_path: Pa
     result = export_model(
         ExportConfig(model_dir=tiny_vit, task="image-classification", out=tmp_path / "vit", precision="fp32")
     )
-    assert set(result.manifest["graphs"]) == {"backbone", "head"}
-    assert result.manifest["input"]["kind"] == "image"
+    assert set(result.manifest.graphs) == {"backbone", "head"}
+    assert result.manifest.input.kind == "image"
     image = tmp_path / "part.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(image)
     (prediction,) = _load(result.bundle).predict([image])
@@ -115,7 +115,7 @@ def test_feature_extraction_bundle_serves_pooled_embeddings(
     result = export_model(
         ExportConfig(model_dir=tiny_encoder, task="feature-extraction", out=tmp_path / "fe", precision="fp32")
     )
-    assert set(result.manifest["graphs"]) == {"backbone"} and result.manifest["labels"] is None
+    assert set(result.manifest.graphs) == {"backbone"} and result.manifest.labels is None
     predictions = _load(result.bundle).predict(list(texts))
     assert {p.embedding_size for p in predictions} == {32}
 
@@ -130,7 +130,7 @@ def test_labels_override_names_but_must_match_the_output_count(tiny_bert: Path, 
             labels=("good", "scratched", "dented"),
         )
     )
-    assert renamed.manifest["labels"] == ["good", "scratched", "dented"]
+    assert renamed.manifest.labels == ("good", "scratched", "dented")
     with pytest.raises(UsageError, match="label count mismatch: the model has 3 outputs"):
         export_model(
             ExportConfig(

@@ -23,7 +23,7 @@ def _all_files(root: Path) -> list[str]:
 def test_signed_bundle_verifies_with_its_key(bert_bundle: Path, keypair: tuple[Path, Path]) -> None:
     verified = bundle.verify_directory(bert_bundle, _trusted(keypair[1]))
     assert verified.signer_key_id == keys.key_id(keys.load_public_key(keypair[1]))
-    assert set(verified.manifest["graphs"]) == {"backbone", "head"}
+    assert set(verified.manifest.graphs) == {"backbone", "head"}
 
 
 def test_manifest_is_canonical_and_lists_every_payload_file(bert_bundle: Path) -> None:

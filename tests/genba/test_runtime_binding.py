@@ -20,7 +20,7 @@ def _model(path: Path, io_binding: str) -> BundleModel:
 
 def _graph_bytes(path: Path) -> dict[str, bytes]:
     manifest = bundle.verify_directory(path, None).manifest
-    return {role: (path / spec["file"]).read_bytes() for role, spec in manifest["graphs"].items()}
+    return {role: (path / spec.file).read_bytes() for role, spec in manifest.graphs.items()}
 
 
 def _single_graph(graphs: dict[str, bytes]) -> bytes:

@@ -13,7 +13,7 @@ from genba.runtime.preprocess import MIN_TEXTS_PER_THREAD, TextPreprocessor
 
 
 def _preprocessor(bert_bundle: Path, threads: int) -> TextPreprocessor:
-    spec = bundle.verify_directory(bert_bundle, None).manifest["input"]
+    spec = bundle.verify_directory(bert_bundle, None).manifest.input.to_json()
     return TextPreprocessor(bert_bundle / spec["tokenizer"], spec, threads)
 
 

@@ -84,7 +84,7 @@ def int8_bundle(
     return export_model(config).bundle
 
 
-def _manifest(path: Path) -> dict[str, Any]:
+def _manifest(path: Path) -> bundle.Manifest:
     return bundle.verify_directory(path, None).manifest
 
 
@@ -93,9 +93,9 @@ def _rewritten(
 ) -> Path:
     """``source``'s files (but ``drop``) under an edited manifest, signed with ``key`` if given."""
     manifest = _manifest(source)
-    kept = edit({k: v for k, v in manifest.items() if k not in {"files", "signer"}})
+    kept = edit({k: v for k, v in manifest.to_json().items() if k not in {"files", "signer"}})
     with BundleWriter(out) as writer:
-        for name in manifest["files"]:
+        for name in manifest.files:
             if name not in drop:
                 (writer.root / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source / name, writer.root / name)
@@ -114,15 +114,15 @@ def _single_variant(source: Path, out: Path, key: Path | None = None) -> Path:
 
 def test_a_bundle_carries_a_cpu_and_a_cuda_variant_each_gated_against_torch(int8_bundle: Path) -> None:
     manifest = _manifest(int8_bundle)
-    cpu, cuda = manifest["variants"]["cpu"], manifest["variants"]["cuda"]
-    assert cpu["graphs"] == manifest["graphs"] and cpu["precision"]["variant"] == "int8-per-channel"
+    cpu, cuda = (manifest.to_json()["variants"][target] for target in ("cpu", "cuda"))
+    assert cpu["graphs"] == manifest.to_json()["graphs"] and cpu["precision"]["variant"] == "int8-per-channel"
     assert cuda["provider"] == "CUDAExecutionProvider" and cuda["precision"]["backbone"] == "fp16"
     assert cuda["graphs"]["backbone"]["file"] == "backbone-cuda.onnx"
     assert cuda["graphs"]["head"] == cpu["graphs"]["head"]  # one fp32 head, shared
     report = cuda["validation"]["report"]
     assert report["provider"] == "CPUExecutionProvider" and report["passed"]
     assert report["gates"]["max_abs_diff"]["passed"] and report["mean_cosine"] > 0.999
-    assert {"backbone.onnx", "backbone-cuda.onnx", "head.onnx"} <= set(manifest["files"])
+    assert {"backbone.onnx", "backbone-cuda.onnx", "head.onnx"} <= set(manifest.files)
 
 
 def test_without_cuda_the_cpu_variant_serves_on_the_cpu(int8_bundle: Path, texts: tuple[str, ...]) -> None:
@@ -220,8 +220,8 @@ def test_a_cuda_only_export_is_still_a_bundle_every_machine_can_serve(
     )
     manifest = result.manifest
     assert (
-        set(manifest["variants"]) == {"cuda"}
-        and manifest["graphs"]["backbone"]["file"] == "backbone-cuda.onnx"
+        set(manifest.variants or ()) == {"cuda"}
+        and manifest.graphs["backbone"].file == "backbone-cuda.onnx"
     )
     model = BundleModel(bundle.verify_directory(result.bundle, None), RuntimeConfig(provider="cpu"))
     assert model.variant == "cuda" and len(model.predict(list(texts))) == len(texts)
@@ -245,9 +245,9 @@ def test_a_failing_cuda_variant_is_left_out_unless_it_was_asked_for(tiny_bert: P
     base = {"model_dir": tiny_bert, "task": "text-classification", "precision": "fp32", "gates": impossible}
     result = export_model(ExportConfig(out=tmp_path / "default", **base))  # type: ignore[arg-type]
     assert (
-        set(result.manifest["variants"]) == {"cpu"} and "backbone-cuda.onnx" not in result.manifest["files"]
+        set(result.manifest.variants or ()) == {"cpu"} and "backbone-cuda.onnx" not in result.manifest.files
     )
-    assert "mean_cosine" in result.manifest["validation"]["skipped_targets"]["cuda"]
+    assert "mean_cosine" in result.report["skipped_targets"]["cuda"]
     with pytest.raises(GateFailedError, match="cuda target"):
         export_model(ExportConfig(out=tmp_path / "asked", targets=("cpu", "cuda"), **base))  # type: ignore[arg-type]
     assert not (tmp_path / "asked").exists()

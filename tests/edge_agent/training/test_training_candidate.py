@@ -94,14 +94,14 @@ def test_training_writes_a_signed_head_swap_of_production(
 
     candidate = verify_directory(tmp_path / "candidate", [keys.load_public_key(other_keypair[1])])
     assert candidate.signer_key_id == keys.key_id(keys.load_public_key(other_keypair[1]))
-    manifest = candidate.manifest
-    assert manifest["model"]["name"] == parent.manifest["model"]["name"]
+    manifest, parent_manifest = candidate.manifest.to_json(), parent.manifest.to_json()  # as written
+    assert manifest["model"]["name"] == parent_manifest["model"]["name"]
     # The site's first candidate from IT's release 1 is revision 1.1: IT's next release 2 stays free.
     assert (manifest["model"]["version"], manifest["model"]["revision"]) == (1, 1)
-    assert "revision" not in parent.manifest["model"] and result["version_label"] == "1.1"
+    assert "revision" not in parent_manifest["model"] and result["version_label"] == "1.1"
     lineage = manifest["lineage"]
     assert lineage["parent"] == {
-        "name": parent.manifest["model"]["name"],
+        "name": parent_manifest["model"]["name"],
         "version": 1,
         "manifest_sha256": _sha256(parent_dir / "manifest.json"),
     }
@@ -120,12 +120,12 @@ def test_training_writes_a_signed_head_swap_of_production(
     written = tmp_path / "candidate"
     assert (written / "backbone.onnx").read_bytes() == (parent_dir / "backbone.onnx").read_bytes()
     assert (written / "head.onnx").read_bytes() != (parent_dir / "head.onnx").read_bytes()
-    for name, entry in parent.manifest["files"].items():
+    for name, entry in parent_manifest["files"].items():
         if name != "head.onnx":
             assert manifest["files"][name] == entry
-    assert set(manifest["files"]) == set(parent.manifest["files"])
-    assert manifest["reference_stats"] == parent.manifest["reference_stats"]
-    assert manifest["graphs"] == parent.manifest["graphs"]
+    assert set(manifest["files"]) == set(parent_manifest["files"])
+    assert manifest["reference_stats"] == parent_manifest["reference_stats"]
+    assert manifest["graphs"] == parent_manifest["graphs"]
 
     report = manifest["validation"]["site_training"]
     assert report["labels"] == len(TRAIN) and report["class_counts"] == {"ok": 6, "scratch": 6, "dent": 6}

@@ -134,12 +134,12 @@ def test_last_k_fine_tunes_the_top_block_and_re_exports_a_site_signed_candidate(
 ) -> None:
     site = st_site()
     parent_dir = production_dir(site)
-    parent = verify_directory(parent_dir, None).manifest
+    parent = verify_directory(parent_dir, None).manifest.to_json()  # as written
     result = last_k(site, tmp_path / "candidate")
 
     site_key = keys.load_public_key(site.site_key_file.with_name("site-sign.pem.pub"))
     candidate = verify_directory(tmp_path / "candidate", [site_key])
-    manifest = candidate.manifest
+    manifest = candidate.manifest.to_json()
     assert manifest["model"] == {**manifest["model"], "name": "tiny-st", "version": 1, "revision": 1}
     assert manifest["lineage"]["parent"] == result["parent"] and result["parent"]["version"] == 1
     source = manifest["lineage"]["source"]

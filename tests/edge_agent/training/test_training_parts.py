@@ -23,6 +23,7 @@ from edge_agent.training.errors import (
     WrongInputKindError,
 )
 from edge_agent.training.head import HeadTrainingConfig, fit_head, stratified_split
+from genba.bundle import Manifest
 from genba.errors import BundleFormatError, ConfigError, UsageError
 
 LABELS = ("ok", "scratch", "dent")
@@ -64,11 +65,28 @@ def test_bad_labels_fail_with_one_line_that_says_what_to_do(
     assert caught.value.exit_code == 2
 
 
+def _manifest(graphs: dict[str, Any], files: dict[str, str], **more: Any) -> Manifest:
+    """A manifest with ``graphs`` and ``files`` (name: sha256), the rest made up."""
+    return Manifest.from_json(
+        {
+            "format_version": 1,
+            "model": {"name": "m", "version": 1},
+            "task": "text-classification",
+            "input": {"kind": "text", "max_length": 128},
+            "opset": 18,
+            "lineage": {},
+            "graphs": graphs,
+            "files": {name: {"sha256": sha, "bytes": 1} for name, sha in files.items()},
+            **more,
+        }
+    )
+
+
 def test_only_backbone_plus_head_bundles_can_be_head_swapped() -> None:
-    split = {"graphs": {"backbone": {"file": "backbone.onnx"}, "head": {"file": "head.onnx"}}}
+    split = _manifest({"backbone": {"file": "backbone.onnx"}, "head": {"file": "head.onnx"}}, {})
     assert head_file(split) == "head.onnx"
     with pytest.raises(NotHeadSwappableError) as caught:
-        head_file({"graphs": {"model": {"file": "model.onnx"}}})
+        head_file(_manifest({"model": {"file": "model.onnx"}}, {}))
     assert "one graph (model)" in str(caught.value) and "last-k" in str(caught.value)
     assert "\n" not in str(caught.value)
 
@@ -242,16 +260,12 @@ def test_a_model_without_an_embedding_output_cannot_train_a_head(store: SiteStor
 
 
 def test_a_head_swap_keeps_the_cache_key_and_a_new_backbone_changes_it() -> None:
-    def manifest(backbone: str, head: str, max_length: int = 128) -> dict[str, Any]:
-        return {
-            "graphs": {"backbone": {"file": "backbone.onnx"}, "head": {"file": "head.onnx"}},
-            "input": {"kind": "text", "max_length": max_length},
-            "files": {
-                "backbone.onnx": {"sha256": backbone},
-                "head.onnx": {"sha256": head},
-                "preprocess/tokenizer.json": {"sha256": "t"},
-            },
-        }
+    def manifest(backbone: str, head: str, max_length: int = 128) -> Manifest:
+        return _manifest(
+            {"backbone": {"file": "backbone.onnx"}, "head": {"file": "head.onnx"}},
+            {"backbone.onnx": backbone, "head.onnx": head, "preprocess/tokenizer.json": "t"},
+            input={"kind": "text", "max_length": max_length},
+        )
 
     key = backbone_key(manifest("b1", "h1"))
     assert key.startswith("backbone:")
@@ -277,20 +291,15 @@ def test_a_parent_head_anchors_the_fit_by_its_l2_strength() -> None:
 
 
 def test_each_variant_has_its_own_cache_key_and_a_head_swap_keeps_both() -> None:
-    def manifest(cpu: str, cuda: str, head: str) -> dict[str, Any]:
+    def manifest(cpu: str, cuda: str, head: str) -> Manifest:
         graphs = {"backbone": {"file": "backbone.onnx"}, "head": {"file": "head.onnx"}}
         cuda_graphs = {"backbone": {"file": "backbone-cuda.onnx"}, "head": {"file": "head.onnx"}}
-        return {
-            "graphs": graphs,
-            "variants": {"cpu": {"graphs": graphs}, "cuda": {"graphs": cuda_graphs}},
-            "input": {"kind": "text", "max_length": 128},
-            "files": {
-                "backbone.onnx": {"sha256": cpu},
-                "backbone-cuda.onnx": {"sha256": cuda},
-                "head.onnx": {"sha256": head},
-                "preprocess/tokenizer.json": {"sha256": "t"},
-            },
-        }
+        files = {"backbone.onnx": cpu, "backbone-cuda.onnx": cuda, "head.onnx": head}
+        return _manifest(
+            graphs,
+            {**files, "preprocess/tokenizer.json": "t"},
+            variants={"cpu": {"graphs": graphs}, "cuda": {"graphs": cuda_graphs}},
+        )
 
     cpu, cuda = (
         backbone_key(manifest("c1", "g1", "h1"), "cpu"),

@@ -119,12 +119,13 @@ def test_it_exported_a_signed_int8_bundle_of_the_packaged_minilm(
     exported = Path(result["summary"]["bundles"]["exported"]["path"])
     trusted = [keys.load_public_key(out / "work" / "it" / "it" / "it-sign.pem.pub")]
     manifest = bundle.verify_directory(exported, trusted).manifest
-    assert manifest["precision"]["backbone"] == "int8" and manifest["graphs"]["head"]["precision"] == "fp32"
-    assert manifest["labels"] == list(LABELS)
-    chosen = next(c for c in manifest["validation"]["candidates"] if c["chosen"])
+    assert manifest.precision is not None and manifest.validation is not None
+    assert manifest.precision.backbone == "int8" and manifest.graphs["head"].precision == "fp32"
+    assert manifest.labels == tuple(LABELS)
+    chosen = next(c for c in manifest.validation["candidates"] if c["chosen"])
     assert chosen["passed"] and chosen["accuracy_delta_pts"] <= 1.0
-    fp32 = next(c for c in manifest["validation"]["candidates"] if c["name"] == "fp32")
-    assert manifest["files"]["backbone.onnx"]["bytes"] <= 0.3 * fp32["file_bytes"]
+    fp32 = next(c for c in manifest.validation["candidates"] if c["name"] == "fp32")
+    assert manifest.files["backbone.onnx"].bytes <= 0.3 * fp32["file_bytes"]
 
 
 def test_the_default_head_is_a_real_classifier(short_demo: tuple[Path, dict[str, Any]]) -> None:
@@ -145,5 +146,6 @@ def test_the_default_head_is_a_real_classifier(short_demo: tuple[Path, dict[str,
     ]
     accuracy = sum(p == r.label for p, r in zip(predictions, reports, strict=True)) / len(reports)
     assert accuracy >= 0.6, f"default head accuracy {accuracy:.3f} is barely above chance (1/6)"
-    manifest_accuracy = next(c for c in model.manifest["validation"]["candidates"] if c["chosen"])["accuracy"]
+    candidates = (model.manifest.validation or {})["candidates"]
+    manifest_accuracy = next(c for c in candidates if c["chosen"])["accuracy"]
     assert abs(accuracy - manifest_accuracy) < 1e-6

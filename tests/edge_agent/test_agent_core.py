@@ -22,7 +22,10 @@ def _item(text: str) -> Item:
 
 @pytest.fixture
 def agent(make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]) -> Iterator[Agent]:
-    site = make_site(settings={"runtime": {"provider": "cpu"}, "gates": {"auto_advance": False}})
+    # No audit draws: an input drawn at random would come first in the queue, whatever its margin.
+    settings = {"runtime": {"provider": "cpu"}, "gates": {"auto_advance": False}}
+    settings["store"] = {"audit_share": 0.0}
+    site = make_site(settings=settings)
     with Agent.open(site) as opened:
         opened.install(bundle_versions[1], actor="supervisor")
         yield opened

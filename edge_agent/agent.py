@@ -32,7 +32,7 @@ from edge_agent.serving import MicroBatcher
 from edge_agent.site import SiteFolder
 from edge_agent.slots import Active, Slots
 from edge_agent.split import SplitRule
-from edge_agent.store import LabelRow, QueueItem, SiteStore
+from edge_agent.store import LabelRow, PairedBatch, QueueItem, SiteStore
 from genba.bundle import Manifest
 from genba.errors import AgentUnavailableError, GenbaError, NoModelError, UsageError
 from genba.runtime.model import Prepared
@@ -43,6 +43,9 @@ from genba.versions import ModelVersion
 _AUDIT_DRAW = random.SystemRandom()
 
 log = logging.getLogger(__name__)
+
+#: A batch for the shadow worker: the candidate, production's id and answers, input ids, inputs.
+_ShadowJob = tuple[LoadedModel, tuple[int, list[ModelAnswer]], list[int], list[Item]]
 
 
 class Agent:
@@ -65,9 +68,7 @@ class Agent:
             self._answer_batch, config.batching, prepare=self._prepare_batch if overlap else None
         )
         self.worker_problems: list[str] = []
-        self._shadow: queue.Queue[tuple[LoadedModel, list[int], list[Item]]] = queue.Queue(
-            maxsize=config.shadow_queue
-        )
+        self._shadow: queue.Queue[_ShadowJob] = queue.Queue(maxsize=config.shadow_queue)
         self.shadow_dropped = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -185,8 +186,13 @@ class Agent:
         stored = self.store.record_served([item.record() for item in items], predictions, audited)
         served_ids = [ids[0] for _, ids in stored]
         self._record_drift_features(active.production, served_ids, probabilities, embedding)
+        input_ids = [input_id for input_id, _ in stored]
+        production_id = active.production.model_id
+        if pilot is not None and active.candidate is not None:
+            paired = self._paired(active.candidate, production_id, "pilot", input_ids, items, pilot, served)
+            self.store.record_paired(paired)
         if active.stage == "shadow" and active.candidate is not None:
-            self._offer_shadow(active.candidate, [input_id for input_id, _ in stored], items)
+            self._offer_shadow(active.candidate, (production_id, served), input_ids, items)
         self._wake.set()
         return [
             Answer(input_id, ids[0], served[row], pilot[row] if pilot else None)
@@ -250,9 +256,12 @@ class Agent:
             self.worker_problems.append(problem)
             log.error(problem)
 
-    def _offer_shadow(self, candidate: LoadedModel, input_ids: list[int], items: list[Item]) -> None:
+    def _offer_shadow(
+        self, candidate: LoadedModel, production: tuple[int, list[ModelAnswer]], input_ids: list[int],
+        items: list[Item],
+    ) -> None:  # fmt: skip
         try:
-            self._shadow.put_nowait((candidate, input_ids, items))
+            self._shadow.put_nowait((candidate, production, input_ids, items))
         except queue.Full:
             self.shadow_dropped += len(items)  # shadow answers are a sample; serving never waits for them
 
@@ -262,17 +271,28 @@ class Agent:
                 job = self._shadow.get(timeout=0.5)
             except queue.Empty:
                 continue
-            candidate, input_ids, items = job
+            candidate, (production_id, served), input_ids, items = job
             if self.active.candidate is not candidate or self.active.stage != "shadow":
                 continue
             try:
                 answers = self._run_model(candidate, [i.value for i in items], "shadow")
-                self.store.add_predictions(
-                    input_ids, [a.record(candidate.model_id, served=False) for a in answers]
-                )
+                paired = self._paired(candidate, production_id, "shadow", input_ids, items, answers, served)
+                records = [a.record(candidate.model_id, served=False) for a in answers]
+                self.store.add_predictions(input_ids, records, paired)  # one transaction: no answer unpaired
             except Exception as exc:  # (the worker must outlive any one failure)
                 self._report_worker_problem("shadow", candidate, exc)
             self._wake.set()
+
+    def _paired(
+        self, candidate: LoadedModel, production_id: int, stage: str, input_ids: list[int], items: list[Item],
+        ours: list[ModelAnswer], theirs: list[ModelAnswer],
+    ) -> PairedBatch:  # fmt: skip
+        """The gates' paired sample: held-out inputs both answered, disagreements drawn for labels."""
+        from edge_agent.pairing import pair_answers
+
+        share = self.config.gates.disagreement_share
+        pairs = pair_answers(self.split_rule, share, input_ids, items, ours, theirs)
+        return PairedBatch(candidate.model_id, production_id, stage, tuple(pairs))
 
     # ---------------------------------------------------------------- labels and queue
 
@@ -310,7 +330,9 @@ class Agent:
 
         production = self.active.production
         focus = self.drift.focus(self.store, production.model_id if production else None)
-        return labelling_queue(self.store, production, limit, focus)
+        candidate, sampled = self.active.candidate, self.config.gates.evidence == "disagreement"
+        judged = candidate.model_id if candidate is not None and sampled else None
+        return labelling_queue(self.store, production, limit, focus, judged)
 
     def _install(self, source: Path, *, actor: str) -> dict[str, Any]:
         return self.install(source, actor=actor)  # looked up per call: whatever install is then

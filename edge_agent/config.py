@@ -22,28 +22,35 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 #: How the accuracy gate decides (:class:`GateConfig`).
 DECISIONS = ("non-inferiority", "superiority")
 #: Which held-out labels the gates judge on: the audit sample's (unbiased) or all.
-EVIDENCE = ("audit", "all")
+EVIDENCE = ("disagreement", "audit", "all")
 
 
 @dataclass(frozen=True)
 class GateConfig:
     """When a candidate may advance a stage on its own (a supervisor may always advance it).
 
-    Accuracy is judged paired (both models on the same held-out operator labels) with an
-    anytime-valid test (:mod:`edge_agent.evidence`), since the gates are checked every few seconds:
+    Accuracy is judged paired (both models on the same held-out inputs) with an anytime-valid
+    test (:mod:`edge_agent.evidence`), since the gates are checked every few seconds:
     ``decision = "non-inferiority"`` passes once the candidate is shown, at confidence
     ``1 - alpha``, to be less than ``max_accuracy_drop_pts`` points behind production (its
     margin); ``"superiority"`` once it is shown more accurate. Agreement is bounded below, not
     above, because a better model must be free to disagree where production is wrong.
+
+    ``evidence``: ``"disagreement"`` (default) judges on every held-out input both models answered
+    in the stage, where a share ``disagreement_share`` of the inputs they answered differently is
+    drawn for labelling (weighted by its inverse: unbiased for the traffic); ``"audit"`` on the
+    audit sample's held-out labels; ``"all"`` on every held-out label, queue included (biased
+    towards production's hardest items). ``min_labels`` applies to ``"audit"`` and ``"all"``.
     """
 
     min_items: int = 200
     min_labels: int = 30
     min_agreement: float = 0.7
     decision: str = "non-inferiority"
-    max_accuracy_drop_pts: float = 2.0
+    max_accuracy_drop_pts: float = 1.0
     alpha: float = 0.05
-    evidence: str = "audit"
+    evidence: str = "disagreement"
+    disagreement_share: float = 0.5
     latency_p95_budget_ms: float = 250.0
     auto_advance: bool = True
     evaluate_every_s: float = 5.0
@@ -69,6 +76,8 @@ class GateConfig:
             problems.append("gates.alpha must be between 0 and 0.5")
         if self.evidence not in EVIDENCE:
             problems.append(f"gates.evidence must be one of {', '.join(EVIDENCE)}")
+        if not 0.0 < self.disagreement_share <= 1.0:
+            problems.append("gates.disagreement_share must be above 0 and at most 1")
         if self.latency_p95_budget_ms <= 0:
             problems.append("gates.latency_p95_budget_ms must be > 0")
         if self.evaluate_every_s <= 0:
@@ -424,9 +433,10 @@ min_items = 200              # candidate answers in a stage before it may advanc
 min_labels = 30              # held-out operator labels needed to judge accuracy
 min_agreement = 0.7          # share of inputs where candidate and production agree
 decision = "non-inferiority" # or "superiority": the candidate must be shown more accurate
-max_accuracy_drop_pts = 2.0  # non-inferiority margin: shown less than this many points behind production
+max_accuracy_drop_pts = 1.0  # non-inferiority margin: shown less than this many points behind production
 alpha = 0.05                 # chance of promoting a candidate that is not (checked continuously)
-evidence = "audit"           # judge on the audit sample's held-out labels (unbiased), or "all"
+evidence = "disagreement"    # held-out inputs the models answer differently, drawn for labels; "audit", "all"
+disagreement_share = 0.5     # chance each such input is drawn into the labelling queue
 latency_p95_budget_ms = 250.0
 auto_advance = true
 

@@ -21,13 +21,23 @@ as ``mu0`` grows, so the set of rejected ``mu0`` is an interval below a *lower c
 every moment at once, so the highest bound so far is valid too, and the test is passed for good
 once it exceeded the threshold. Both bounds are reported in every decision with the evidence:
 labels, discordant pairs, observed difference.
+
+Only inputs the two models answer *differently* can have ``x_i != 0``; where they agree,
+``x_i = 0`` whatever the label. So the gates need labels only where the models disagree: the agent
+draws each held-out input both answered differently with a known chance ``q``
+(``gates.disagreement_share``) and asks for its label, and every input both answered contributes
+``x~_i = x_i / q`` if drawn and labelled, ``0`` otherwise. ``E[x~_i] = E[x_i]``, whatever the
+traffic (inverse-probability weighting with a probability set by design, not estimated), so the
+same martingale runs on ``x~`` in ``[-1/q, 1/q]`` (:func:`sampled_evidence`, with the stakes
+divided by ``1/q + mu0``), every input in the order it was served. Agreements, which are most of
+the traffic, cost no label and still count.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -51,7 +61,10 @@ class PairedEvidence:
     threshold_pts: float  # the difference the test must show to be exceeded
     alpha: float
     established: bool  # the bound exceeded the threshold at some point of the sequence (valid)
-    established_at: int | None = None  # the label (1-based, in order) at which it first did
+    established_at: int | None = None  # the label (sampled: the input), 1-based, at which it first did
+    # Sampled evidence (sampled_evidence): inputs in the sequence, and the chance a disagreement was drawn
+    items: int | None = None
+    sample_share: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,23 +77,55 @@ def paired_evidence(
     negative: a non-inferiority margin), from paired outcomes in the order the labels came."""
     if len(first_correct) != len(second_correct):
         raise ValueError("paired outcomes must have the same length")
+    _check(threshold_pts, alpha)
+    x = np.asarray(first_correct, dtype=np.float64) - np.asarray(second_correct, dtype=np.float64)
+    return _evidence(x, int(np.sum(x > 0)), int(np.sum(x < 0)), int(x.size), 1.0, threshold_pts, alpha)
+
+
+def sampled_evidence(
+    outcomes: Sequence[int | None], *, share: float, threshold_pts: float, alpha: float
+) -> PairedEvidence:
+    """The same test on every input both models answered, in the order they were served, where only
+    a random share of the disagreements was labelled: ``outcomes[i]`` is ``[first right] - [second
+    right]`` (-1, 0 or 1) for an input drawn and labelled, None for one not drawn (an agreement, or a
+    disagreement the draw passed over). Each drawn outcome weighs ``1 / share``: unbiased for the
+    accuracy difference over all the inputs."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"the sample share must be above 0 and at most 1, not {share}")
+    _check(threshold_pts, alpha)
+    drawn = np.asarray([o for o in outcomes if o is not None], dtype=np.float64)
+    if np.any(np.abs(drawn) > 1):
+        raise ValueError("a paired outcome is -1, 0 or 1")
+    x = np.asarray([0.0 if o is None else o / share for o in outcomes], dtype=np.float64)
+    evidence = _evidence(
+        x, int(np.sum(drawn > 0)), int(np.sum(drawn < 0)), int(drawn.size), 1.0 / share, threshold_pts, alpha
+    )
+    return replace(evidence, items=int(x.size), sample_share=share)
+
+
+def _check(threshold_pts: float, alpha: float) -> None:
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be between 0 and 1, not {alpha}")
     if not -100.0 < threshold_pts < 100.0:
         raise ValueError(f"the threshold must be between -100 and 100 points, not {threshold_pts}")
-    x = np.asarray(first_correct, dtype=np.float64) - np.asarray(second_correct, dtype=np.float64)
-    first_only, second_only = int(np.sum(x > 0)), int(np.sum(x < 0))
+
+
+def _evidence(
+    x: np.ndarray, first_only: int, second_only: int, labels: int, scale: float, threshold_pts: float,
+    alpha: float,
+) -> PairedEvidence:  # fmt: skip
+    """The test on ``x`` in ``[-scale, scale]`` (``labels`` of them labelled) against ``threshold_pts``."""
     if not x.size:
-        return PairedEvidence(0, 0, 0, None, None, None, threshold_pts, alpha, False)
+        return PairedEvidence(labels, first_only, second_only, None, None, None, threshold_pts, alpha, False)
     barrier = math.log(1.0 / alpha)
-    crossed = np.flatnonzero(_log_wealth(x, threshold_pts / 100.0) >= barrier)
+    crossed = np.flatnonzero(_log_wealth(x, threshold_pts / 100.0, scale) >= barrier)
     return PairedEvidence(
-        labels=int(x.size),
+        labels=labels,
         first_only=first_only,
         second_only=second_only,
         delta_pts=round(float(x.mean()) * 100.0, 2),
-        lower_bound_pts=_lower_bound_pts(x, barrier, lambda w: float(w[-1])),
-        best_lower_bound_pts=_lower_bound_pts(x, barrier, lambda w: float(w.max())),
+        lower_bound_pts=_lower_bound_pts(x, barrier, scale, lambda w: float(w[-1])),
+        best_lower_bound_pts=_lower_bound_pts(x, barrier, scale, lambda w: float(w.max())),
         threshold_pts=threshold_pts,
         alpha=alpha,
         established=bool(crossed.size),
@@ -88,23 +133,27 @@ def paired_evidence(
     )
 
 
-def _log_wealth(x: np.ndarray, mu0: float) -> np.ndarray:
-    """The stake mixture's log wealth after each label, betting against a mean difference ``mu0``."""
-    stakes = np.asarray(STAKES) / (1.0 + mu0)
+def _log_wealth(x: np.ndarray, mu0: float, scale: float = 1.0) -> np.ndarray:
+    """The stake mixture's log wealth after each outcome (in ``[-scale, scale]``), betting against a
+    mean difference ``mu0``."""
+    stakes = np.asarray(STAKES) / (scale + mu0)
     log_wealth = np.cumsum(np.log1p(np.outer(x - mu0, stakes)), axis=0)  # labels x stakes
     top = log_wealth.max(axis=1)
     return np.asarray(top + np.log(np.mean(np.exp(log_wealth - top[:, None]), axis=1)))
 
 
-def _lower_bound_pts(x: np.ndarray, barrier: float, summary: Callable[[np.ndarray], float]) -> float:
+def _lower_bound_pts(
+    x: np.ndarray, barrier: float, scale: float, summary: Callable[[np.ndarray], float]
+) -> float:
     """The largest ``mu0`` (points, to BOUND_RESOLUTION_PTS) whose wealth, summarised (now, or its
-    highest), reached the barrier; -100 if none. The wealth decreases in mu0: bisection."""
+    highest), reached the barrier; -100 if none (a difference is never below -100 points). The
+    wealth decreases in mu0: bisection."""
     low, high = -1.0, 0.999
-    if summary(_log_wealth(x, low + 1e-9)) < barrier:
+    if summary(_log_wealth(x, low + 1e-9, scale)) < barrier:
         return -100.0
     while (high - low) * 100.0 > BOUND_RESOLUTION_PTS:
         middle = (low + high) / 2.0
-        if summary(_log_wealth(x, middle)) >= barrier:
+        if summary(_log_wealth(x, middle, scale)) >= barrier:
             low = middle
         else:
             high = middle

@@ -12,20 +12,28 @@ Focus = tuple[tuple[int, int], int]
 
 
 def labelling_queue(
-    store: SiteStore, production: LoadedModel | None, limit: int, focus: Focus | None = None
+    store: SiteStore,
+    production: LoadedModel | None,
+    limit: int,
+    focus: Focus | None = None,
+    candidate_id: int | None = None,
 ) -> list[QueueItem]:
-    """What to ask the operators about, in order: with a ``focus`` (a window drift was raised on),
-    the labels still wanted from that window; then the audit sample's unlabelled items (marked
-    ``audit``: drawn at random, whatever production answered, their labels are the gates'
-    unbiased evidence); then the least certain. A report is asked for once, whichever list has it.
+    """What to ask the operators about, in order: while a candidate (``candidate_id``) is judged,
+    the inputs drawn where it and production disagree (marked ``disagreement``, oldest first: the
+    accuracy gate reads them in order, ``edge_agent.store.paired_sample``); with a ``focus`` (a
+    window drift was raised on), the labels still wanted from that window; then the audit sample's
+    unlabelled items (marked ``audit``: drawn at random, whatever production answered, the KPI
+    report's unbiased evidence); then the least certain. A report is asked for once, whichever
+    list has it.
 
     The store ranks by the margin production had when it answered; a few times more than asked
     are re-embedded by production's backbone so the queue does not ask for the same report twice
     in other words (``edge_agent.selection``).
     """
+    judging = store.disagreement_queue(candidate_id, limit) if candidate_id is not None else []
     drifted = _ranked(store, production, min(limit, focus[1]), focus[0]) if focus else []
     audit = store.audit_queue(limit)
-    first = _distinct([*drifted, *audit])
+    first = _distinct([*judging, *drifted, *audit])
     if len(first) >= limit:  # no need to rank (and run production over) the least certain
         return first[:limit]
     return _distinct([*first, *_ranked(store, production, limit + len(first))])[:limit]
@@ -64,6 +72,7 @@ def queue_entry(item: QueueItem) -> dict[str, Any]:
         "margin": item.margin,
         "created_at": item.created_at,
         "audit": item.audit,
+        "disagreement": item.disagreement,
     }
 
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from edge_agent.config import GateConfig, GroupsConfig
-from edge_agent.evidence import PairedEvidence, paired_evidence
+from edge_agent.evidence import PairedEvidence, paired_evidence, sampled_evidence
 from edge_agent.groups import members
-from edge_agent.store import SiteStore, SlotRow
+from edge_agent.store import PairedAnswer, SiteStore, SlotRow
 from genba.errors import RolloutError
 
 STAGES = ("shadow", "pilot", "production")
@@ -80,7 +80,13 @@ def evaluate_gates(
 ) -> GateReport:
     items = store.stage_count(candidate.model_id, candidate.stage, candidate.since)
     ready = items >= config.min_items
-    judged = Judged.of(store, config, candidate, production, answers_of) if ready else None
+    judged: Evidence | None = None
+    if ready:
+        judged = (
+            Sampled.of(store, config, candidate, production)
+            if config.evidence == "disagreement"
+            else Judged.of(store, config, candidate, production, answers_of)
+        )
     gates = (
         _items_gate(items, config),
         _agreement_gate(store, config, candidate, production),
@@ -120,6 +126,77 @@ def _agreement_gate(store: SiteStore, config: GateConfig, candidate: SlotRow, pr
         config.min_agreement,
         f"agrees with production on {agreed} of {compared} inputs",
     )
+
+
+class Evidence(Protocol):
+    """What the accuracy and groups gates judge on: labelled held-out inputs (:class:`Judged`), or
+    the paired sample's sequence with its drawn disagreements (:class:`Sampled`)."""
+
+    @property
+    def problem(self) -> str | None: ...  # why there is nothing to judge with (None: there is)
+
+    @property
+    def inputs(self) -> list[int]: ...  # the input ids judged on, in order (their groups are looked up)
+
+    def usable(self, ids: Sequence[int]) -> list[int]: ...
+
+    def accuracies(self, ids: Sequence[int]) -> dict[str, float | None]: ...
+
+    def evidence(
+        self, ids: Sequence[int], threshold_pts: float, alpha: float, *, reverse: bool = False
+    ) -> PairedEvidence: ...
+
+    def describe(self, evidence: PairedEvidence) -> str: ...  # "on 40 held-out labels"
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """The paired sample in the candidate's stage: every held-out input both models answered, in
+    the order served, up to the first drawn disagreement still waiting for its label."""
+
+    pairs: tuple[PairedAnswer, ...]
+    share: float
+    waiting: int  # drawn disagreements after the sequence's end, not labelled yet
+    problem: str | None = None
+
+    @classmethod
+    def of(cls, store: SiteStore, config: GateConfig, candidate: SlotRow, production: SlotRow) -> Sampled:
+        rows = store.paired_sequence(
+            candidate.model_id, production.model_id, candidate.stage, candidate.since
+        )
+        end = next((i for i, r in enumerate(rows) if r.drawn and r.label is None), len(rows))
+        waiting = sum(r.drawn and r.label is None for r in rows[end:])
+        problem = None if end else "no held-out input answered by both models in this stage yet"
+        if not end and waiting:
+            problem = "the first input drawn where the models disagree is waiting for its label"
+        return cls(tuple(rows[:end]), config.disagreement_share, waiting, problem)
+
+    @property
+    def inputs(self) -> list[int]:
+        return [pair.input_id for pair in self.pairs]
+
+    def usable(self, ids: Sequence[int]) -> list[int]:
+        return list(ids)
+
+    def accuracies(self, ids: Sequence[int]) -> dict[str, float | None]:
+        return {"candidate": None, "production": None}  # agreements carry no label: only the difference
+
+    def evidence(
+        self, ids: Sequence[int], threshold_pts: float, alpha: float, *, reverse: bool = False
+    ) -> PairedEvidence:
+        wanted = set(ids)
+        sign = -1 if reverse else 1
+        outcomes = [
+            None if p.outcome is None else sign * p.outcome for p in self.pairs if p.input_id in wanted
+        ]
+        return sampled_evidence(outcomes, share=self.share, threshold_pts=threshold_pts, alpha=alpha)
+
+    def describe(self, evidence: PairedEvidence) -> str:
+        waiting = f"; {self.waiting} more drawn, waiting for labels" if self.waiting else ""
+        return (
+            f"on {evidence.items} held-out inputs both answered ({evidence.labels} labelled where they "
+            f"disagree, drawn at {self.share:g}{waiting})"
+        )
 
 
 @dataclass(frozen=True)
@@ -164,7 +241,14 @@ class Judged:
         wanted = set(ids) & self.answered
         return [i for i in self.order if i in wanted]
 
-    def accuracies(self, ids: Sequence[int]) -> dict[str, float]:
+    @property
+    def inputs(self) -> list[int]:
+        return list(self.labels)
+
+    def describe(self, evidence: PairedEvidence) -> str:
+        return f"on {evidence.labels} held-out labels"
+
+    def accuracies(self, ids: Sequence[int]) -> dict[str, float | None]:
         """Each model's accuracy on ``ids`` (all answered by both)."""
         assert self.candidate is not None and self.production is not None
         return {
@@ -193,21 +277,21 @@ def _evidence_name(config: GateConfig, candidate: SlotRow) -> str:
 _NOT_READY = "judged once the candidate has answered enough items"
 
 
-def accuracy_gate(config: GateConfig, judged: Judged | None) -> Gate:
+def accuracy_gate(config: GateConfig, judged: Evidence | None) -> Gate:
     """Paired, anytime-valid: passes once the candidate is shown more accurate than production by
     more than ``-margin`` (non-inferiority) or ``0`` (superiority) at confidence ``1 - alpha``."""
     # Both models over every held-out label is the costly part: only once the gates can decide.
     threshold = config.accuracy_threshold_pts
-    if judged is None or judged.candidate is None or judged.production is None:
+    if judged is None or judged.problem is not None:
         return Gate("accuracy", False, None, threshold, (judged.problem if judged else None) or _NOT_READY)
-    evidence = judged.evidence(judged.order, threshold, config.alpha)
+    evidence = judged.evidence(judged.inputs, threshold, config.alpha)
     return Gate(
         "accuracy",
         evidence.established,
         evidence.lower_bound_pts,
         threshold,
-        f"{config.decision}: candidate {_signed(evidence.delta_pts)} points vs production on "
-        f"{evidence.labels} held-out labels ({evidence.first_only} only the candidate got right, "
+        f"{config.decision}: candidate {_signed(evidence.delta_pts)} points vs production "
+        f"{judged.describe(evidence)} ({evidence.first_only} only the candidate got right, "
         f"{evidence.second_only} only production); {100 * (1 - config.alpha):g}% lower bound "
         f"{_signed(evidence.lower_bound_pts)} (highest so far {_signed(evidence.best_lower_bound_pts)}), "
         f"needed above {_signed(threshold)}",
@@ -215,7 +299,7 @@ def accuracy_gate(config: GateConfig, judged: Judged | None) -> Gate:
     )
 
 
-def _groups_gate(store: SiteStore, config: GateConfig, groups: GroupsConfig, judged: Judged | None) -> Gate:
+def _groups_gate(store: SiteStore, config: GateConfig, groups: GroupsConfig, judged: Evidence | None) -> Gate:
     """No group shown harmed by more than ``max_drop_pts``; unjudged groups stated (or holding).
 
     A group with at least ``groups.min_labels`` held-out labels is judged with the same anytime-valid
@@ -225,9 +309,9 @@ def _groups_gate(store: SiteStore, config: GateConfig, groups: GroupsConfig, jud
     ``groups.unjudged = "hold"`` they hold the candidate until they have their labels.
     """
     limit = -groups.max_drop_pts
-    if judged is None or judged.candidate is None or judged.production is None:
+    if judged is None or judged.problem is not None:
         return Gate("groups", False, None, limit, (judged.problem if judged else None) or _NOT_READY)
-    tags = store.group_tags(list(judged.labels))
+    tags = store.group_tags(judged.inputs)
     usable = {name: judged.usable(ids) for name, ids in members(tags, groups.keys).items()}
     ready = {name for name, ids in usable.items() if len(ids) >= groups.min_labels}
     level = config.alpha / max(len(ready), 1)
@@ -261,7 +345,7 @@ def _groups_gate(store: SiteStore, config: GateConfig, groups: GroupsConfig, jud
 
 
 def _group_row(
-    judged: Judged, groups: GroupsConfig, name: tuple[str, str], ids: list[int], level: float | None
+    judged: Evidence, groups: GroupsConfig, name: tuple[str, str], ids: list[int], level: float | None
 ) -> dict[str, Any]:
     """One group's row of the groups gate; ``level``: the alpha it is judged at (None: too small)."""
     row: dict[str, Any] = {"group": "=".join(name), "labels": len(ids), "too_small": level is None}

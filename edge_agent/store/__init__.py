@@ -4,6 +4,7 @@ audit log and egress ledger, in one SQLite file in WAL mode."""
 from __future__ import annotations
 
 from edge_agent.store.chain import GENESIS_HASH, canonical_json, entry_hash
+from edge_agent.store.paired_sample import PairedAnswer, PairedBatch
 from edge_agent.store.records import (
     KEEP,
     ChainEntry,
@@ -32,6 +33,8 @@ __all__ = [
     "Clock",
     "InputRecord",
     "LabelRow",
+    "PairedAnswer",
+    "PairedBatch",
     "LabelledInput",
     "ModelRow",
     "PredictionRecord",

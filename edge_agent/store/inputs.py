@@ -275,8 +275,10 @@ QUEUE_COLUMNS: Final = (
 )
 
 
-def queue_item(row: Sequence[Any], *, audit: bool = False) -> QueueItem:
-    return QueueItem(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6], audit=audit)
+def queue_item(row: Sequence[Any], *, audit: bool = False, disagreement: bool = False) -> QueueItem:
+    return QueueItem(
+        row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6], audit=audit, disagreement=disagreement
+    )
 
 
 def uncertain_unlabelled(

@@ -113,6 +113,7 @@ class QueueItem:
     margin: float | None
     created_at: float
     audit: bool = False  # drawn into the audit sample (offered whatever production answered)
+    disagreement: bool = False  # drawn where a candidate and production disagree (the gates' sample)
 
 
 @dataclass(frozen=True)

@@ -286,8 +286,26 @@ ALTER TABLE drift_checks ADD COLUMN alarm INTEGER NOT NULL DEFAULT 0 CHECK (alar
 UPDATE drift_checks SET alarm = 1 WHERE status = 'drift';
 """
 
+# v9: the paired sample (``edge_agent.store.paired_sample``): both models' answers on the held-out
+# inputs a candidate answered in shadow or pilot, and which disagreements were drawn for a label.
+_V9: Final = """
+CREATE TABLE paired_sample (
+    model_id INTEGER NOT NULL REFERENCES models (id),
+    input_id INTEGER NOT NULL REFERENCES inputs (id),
+    production_id INTEGER NOT NULL REFERENCES models (id),
+    stage TEXT NOT NULL CHECK (stage IN ('shadow', 'pilot')),
+    candidate_label TEXT NOT NULL,
+    production_label TEXT NOT NULL,
+    drawn INTEGER NOT NULL CHECK (drawn IN (0, 1)),
+    created_at REAL NOT NULL,
+    PRIMARY KEY (model_id, input_id),
+    CHECK (drawn = 0 OR candidate_label <> production_label)
+);
+CREATE INDEX paired_sample_drawn ON paired_sample (model_id, drawn, input_id);
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
-    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8)
+    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9)
 )  # fmt: skip
 #: Migrations that rebuild a table others refer to: SQLite's documented procedure turns foreign
 #: keys off around them (a pragma that cannot change inside a transaction) and checks them after.

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from edge_agent.split import DEFAULT_HOLDOUT_REUSE_LIMIT, SplitRule
-from edge_agent.store import audit_sample, holdout, kpi, report_queries, rollout
+from edge_agent.store import audit_sample, holdout, kpi, paired_sample, report_queries, rollout
 from edge_agent.store import drift as drift_rows
 from edge_agent.store import embeddings as embedding_rows
 from edge_agent.store import inputs as input_rows
 from edge_agent.store.chain import append_entry, read_entries, verify_chain
 from edge_agent.store.connection import Database
+from edge_agent.store.paired_sample import PairedAnswer, PairedBatch
 from edge_agent.store.records import (
     ChainEntry,
     ChainReport,
@@ -133,11 +134,20 @@ class SiteStore:
                 audit_sample.draw(conn, now, drawn)
             return written
 
-    def add_predictions(self, input_ids: Sequence[int], predictions: Sequence[PredictionRecord]) -> list[int]:
-        """Answers given after their input was stored (shadow, evaluation): one per input id."""
+    def add_predictions(
+        self,
+        input_ids: Sequence[int],
+        predictions: Sequence[PredictionRecord],
+        paired: PairedBatch | None = None,
+    ) -> list[int]:
+        """Answers given after their input was stored (shadow, evaluation): one per input id; with
+        ``paired``, the candidate's paired-sample rows of the same batch, in the same transaction."""
         input_rows.check_predictions(predictions)
         with self._db.write() as conn:
-            return input_rows.insert_predictions(conn, self._clock(), input_ids, predictions)
+            ids = input_rows.insert_predictions(conn, self._clock(), input_ids, predictions)
+            if paired is not None and paired.answers:
+                paired_sample.record(conn, self._clock(), paired)
+            return ids
 
     def get_input(self, input_id: int) -> StoredInput:
         with self._db.read() as conn:
@@ -209,6 +219,22 @@ class SiteStore:
         """The current held-out set's ``(input_id, label)``, newest first, that the gates judge on."""
         with self._db.read() as conn:
             return input_rows.labelled_keys(conn, "holdout", limit, audited_only=audited_only, since=since)
+
+    # The paired sample (edge_agent.store.paired_sample)
+
+    def record_paired(self, batch: PairedBatch) -> None:
+        with self._db.write() as conn:
+            paired_sample.record(conn, self._clock(), batch)
+
+    def paired_sequence(
+        self, candidate_id: int, production_id: int, stage: str, since: float | None = None
+    ) -> list[PairedAnswer]:
+        with self._db.read() as conn:
+            return paired_sample.sequence(conn, candidate_id, production_id, stage, since)
+
+    def disagreement_queue(self, candidate_id: int, limit: int = 20) -> list[QueueItem]:
+        with self._db.read() as conn:
+            return paired_sample.unlabelled(conn, candidate_id, limit)
 
     def audit_summary(self) -> dict[str, Any]:
         with self._db.read() as conn:

@@ -42,10 +42,13 @@ class DemoConfig:
     dp_noise: float = 0.0
     gui: bool = False
     #: A demo has minutes of traffic, a plant weeks: its gates accept a candidate shown to be no more
-    #: than 10 points behind production (a plant's default margin is 2), so the stages can be seen.
+    #: than 10 points behind production (a plant's default margin is 1), so the stages can be seen.
+    #: They judge on the audit sample the demo's operators label (a plant's default judges on the
+    #: disagreements it draws while a candidate answers: ``gates.evidence = "disagreement"``).
     gates: dict[str, Any] = field(
         default_factory=lambda: {
-            "min_items": 120, "min_labels": 6, "evaluate_every_s": 0.5, "max_accuracy_drop_pts": 10.0
+            "min_items": 120, "min_labels": 6, "evaluate_every_s": 0.5, "max_accuracy_drop_pts": 10.0,
+            "evidence": "audit",
         }
     )
 

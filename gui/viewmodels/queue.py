@@ -19,7 +19,7 @@ class QueueItemView:
     label: str  # the model's answer when it was served, "" when it gave none
     confidence_pct: int | None
     choices: tuple[Choice, ...]
-    audit: bool = False  # drawn at random for the audit sample: its label judges candidates
+    audit: bool = False  # drawn at random (audit sample, or where a candidate disagrees): label as seen
 
     @classmethod
     def of(cls, entry: QueueEntry, labels: Sequence[str]) -> QueueItemView:
@@ -30,7 +30,7 @@ class QueueItemView:
             label=answer,
             confidence_pct=None if entry.score is None else int(round(entry.score * 100)),
             choices=choices_for(labels, answer),
-            audit=entry.audit,
+            audit=entry.audit or entry.disagreement,
         )
 
     def choice_for_key(self, key: str) -> Choice | None:

@@ -123,7 +123,7 @@ def _label_held_out(agent: Agent, texts: list[str], label: str) -> list[int]:
 def test_the_gates_judge_on_audit_labels_only_and_pilot_on_its_own_fresh_labels(
     open_agent: Callable[..., Agent], waiter: Callable[..., Any]
 ) -> None:
-    agent = open_agent(0.0, candidate=True)
+    agent = open_agent(0.0, candidate=True, evidence="audit")
     chosen = _label_held_out(agent, [f"dent {i} in the housing" for i in range(20)], "dent")
     candidate = agent.active.candidate
     assert candidate is not None
@@ -158,7 +158,7 @@ def test_the_gates_judge_on_audit_labels_only_and_pilot_on_its_own_fresh_labels(
     ("build", "message"),
     [
         (lambda: StoreConfig(audit_share=1.5), "store.audit_share must be between 0 and 1"),
-        (lambda: GateConfig(evidence="queue"), "gates.evidence must be one of audit, all"),
+        (lambda: GateConfig(evidence="queue"), "gates.evidence must be one of disagreement, audit, all"),
         (lambda: GateConfig(decision="better"), "gates.decision must be one of"),
         (lambda: GateConfig(alpha=0.7), "gates.alpha must be between 0 and 0.5"),
     ],

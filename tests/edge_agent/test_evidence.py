@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.evidence import paired_evidence
+from edge_agent.evidence import paired_evidence, sampled_evidence
 
 ALPHA = 0.05
 
@@ -105,3 +105,73 @@ def test_bad_arguments_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         paired_evidence(first, second, threshold_pts=threshold, alpha=alpha)
+
+
+# --- sampled evidence: every input both answered, labels only where drawn among disagreements -----
+
+
+def _sampled(
+    rng: np.random.Generator, delta: float, discordant: float, n: int, share: float
+) -> list[int | None]:
+    """Outcomes of ``n`` inputs in order: drawn disagreements carry theirs, all else None."""
+    first, second = _pairs(rng, delta, discordant, n)
+    x = first.astype(int) - second.astype(int)
+    drawn = (x != 0) & (rng.random(n) < share)
+    return [int(v) if d else None for v, d in zip(x, drawn, strict=True)]
+
+
+@pytest.mark.parametrize("share", [0.25, 1.0])
+def test_sampled_evidence_at_the_margin_is_established_at_most_alpha_of_the_time(share: float) -> None:
+    rng = np.random.default_rng(19)
+    trials = 400
+    promoted = sum(
+        sampled_evidence(_sampled(rng, -0.01, 0.1, 3000, share), share=share, threshold_pts=-1.0, alpha=ALPHA)
+        .established
+        for _ in range(trials)
+    )
+    assert promoted / trials <= ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / trials)
+
+
+def test_sampled_evidence_shows_a_better_candidate_from_few_labels_where_the_audit_sample_cannot() -> None:
+    rng = np.random.default_rng(23)
+    shown = [
+        sampled_evidence(_sampled(rng, 0.03, 0.08, 4000, 0.5), share=0.5, threshold_pts=-1.0, alpha=ALPHA)
+        for _ in range(40)
+    ]
+    assert sum(e.established for e in shown) >= 36
+    assert all(e.labels < 250 for e in shown)  # ~0.5 x 8% x 4000 drawn labels, against 4000 inputs
+    assert all(e.items == 4000 and e.sample_share == 0.5 for e in shown)
+    # The same number of labels drawn at random (an audit sample) shows nothing like it.
+    audit = [
+        paired_evidence(*_pairs(rng, 0.03, 0.08, 160), threshold_pts=-1.0, alpha=ALPHA) for _ in range(40)
+    ]
+    assert sum(e.established for e in audit) < 20
+
+
+def test_sampled_evidence_weights_each_label_by_the_inverse_of_its_draw_chance() -> None:
+    # 100 inputs, 2 drawn disagreements both won by the candidate, drawn at 0.5: +4 points.
+    outcomes: list[int | None] = [None] * 100
+    outcomes[10] = outcomes[60] = 1
+    evidence = sampled_evidence(outcomes, share=0.5, threshold_pts=0.0, alpha=ALPHA)
+    assert (evidence.labels, evidence.first_only, evidence.second_only, evidence.items) == (2, 2, 0, 100)
+    assert evidence.delta_pts == pytest.approx(4.0)
+    # With every disagreement drawn it is the paired test itself.
+    first = np.random.default_rng(5).random(300) < 0.8
+    second = np.random.default_rng(6).random(300) < 0.75
+    full = paired_evidence(first, second, threshold_pts=-1.0, alpha=ALPHA)
+    x = first.astype(int) - second.astype(int)
+    drawn = sampled_evidence([int(v) if v else None for v in x], share=1.0, threshold_pts=-1.0, alpha=ALPHA)
+    assert (drawn.delta_pts, drawn.lower_bound_pts, drawn.established) == (
+        full.delta_pts, full.lower_bound_pts, full.established
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "share", "message"),
+    [([1, None], 0.0, "sample share"), ([1, None], 1.5, "sample share"), ([2, None], 0.5, "-1, 0 or 1")],
+)
+def test_sampled_evidence_refuses_what_it_cannot_weigh(
+    outcomes: list[int | None], share: float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        sampled_evidence(outcomes, share=share, threshold_pts=0.0, alpha=ALPHA)

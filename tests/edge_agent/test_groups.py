@@ -23,7 +23,8 @@ from genba.errors import UsageError
 LINES = {"L1": (10, "dent"), "L2": (10, "dent"), "L3": (16, "ok"), "L4": (3, "dent")}
 SETTINGS = {
     "runtime": {"provider": "cpu", "intra_op_threads": 1},
-    "gates": {"auto_advance": False, "evaluate_every_s": 3600, "min_items": 12, "min_labels": 6},
+    "gates": {"auto_advance": False, "evaluate_every_s": 3600, "min_items": 12, "min_labels": 6,
+              "evidence": "audit", "max_accuracy_drop_pts": 2.0},  # the groups gate on chosen labels
     "groups": {"min_labels": 5, "max_drop_pts": 5.0},
 }
 

@@ -13,20 +13,28 @@ many trials each:
   exactly the stated points and 8% of items are discordant. ``queue-trap``: a candidate better on
   the hardest third of items (where the labelling queue looks) and worse on the rest, the stated
   difference over the traffic all the same.
-* Labels: every 500 items served, operators label the 10 least sure unlabelled ones (the
-  uncertainty queue) and a 2% random audit sample (10); 30% of labels are held out (content hash).
-* The gate is checked after every held-out label, as the agent re-evaluates it every few seconds,
-  and the candidate is promoted the first time it passes, within ``--budget`` held-out labels.
+* Labels: 30% of contents are held out (content hash). Every 500 items served, operators label
+  the 10 least sure unlabelled ones (the uncertainty queue) and a 2% random audit sample (10).
+  While the candidate is judged, every held-out item both models answer differently (where the
+  candidate and production are right and wrong alike, they answer differently half the time) is
+  drawn for a label with the chance ``gates.disagreement_share`` (0.5).
+* The gate is checked after every label, as the agent re-evaluates it every few seconds, and the
+  candidate is promoted the first time it passes, within ``--budget`` labels of the kind it reads.
 
 Gates compared on the same streams:
 
-* ``today``: the gate before this change: ``delta >= 0`` (``max_accuracy_drop_pts = 0``) on the
+* ``today``: the gate before issue 15: ``delta >= 0`` (``max_accuracy_drop_pts = 0``) on the
   held-out labels so far, from 30 labels on.
-* ``gate``: the gate as the agent runs it by default (paired, anytime-valid, non-inferiority 2
-  points, alpha 0.05, ``gates.evidence = "audit"``): on the audit sample's held-out labels only
-  (unbiased for the traffic, and fewer: the stream runs until the budget of audit labels).
-* ``gate_all_held_out``: the same gate on every held-out label, queue and audit sample
-  (``gates.evidence = "all"``).
+* ``gate``: the gate as the agent runs it by default (``gates.evidence = "disagreement"``,
+  paired, anytime-valid, non-inferiority ``max_accuracy_drop_pts`` (1 point), alpha 0.05): every
+  held-out item both answered, the drawn disagreements labelled and weighted by ``1 / share``; the
+  budget counts the drawn disagreements' labels.
+* ``gate_audit``: the same test on the audit sample's held-out labels only
+  (``gates.evidence = "audit"``, unbiased for the traffic, and few: the stream runs until the
+  budget of audit labels), at the same margin; ``gate_audit_margin2`` at a 2-point margin, the
+  default before the disagreement sample.
+* ``gate_all_held_out``: the same test on every held-out label, queue and audit sample
+  (``gates.evidence = "all"``): biased towards production's hardest items.
 
 JSON: per scenario, gate and difference, the share of trials promoted and the median held-out
 labels to that decision; headline figures for ``gate`` on the ``uniform`` scenario.
@@ -42,7 +50,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +58,8 @@ import numpy as np
 DELTAS_PTS = (-3.0, -1.0, 0.0, 1.0, 3.0)
 DISCORDANT = 0.08
 BATCH, QUEUE_PER_BATCH, AUDIT_SHARE, HOLDOUT = 500, 10, 0.02, 0.3
+BOTH_WRONG_DIFFER = 0.5  # both wrong: a different wrong answer half the time (a drawn, useless label)
+GATES = ("today", "gate", "gate_audit", "gate_audit_margin2", "gate_all_held_out")
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Stream:
     candidate: np.ndarray
     production: np.ndarray
     audited: np.ndarray
+    paired: np.ndarray  # every held-out item both answered, in order: its outcome if drawn, else NaN
 
 
 def main() -> int:
@@ -77,15 +88,22 @@ def main() -> int:
         "decision": GATE_CONFIG.decision,
         "max_accuracy_drop_pts": GATE_CONFIG.max_accuracy_drop_pts,
         "alpha": GATE_CONFIG.alpha,
+        "evidence": GATE_CONFIG.evidence,
+        "disagreement_share": GATE_CONFIG.disagreement_share,
     }
+    margin2 = replace(GATE_CONFIG, max_accuracy_drop_pts=2.0)
     for scenario in ("uniform", "queue-trap"):
-        by_gate: dict[str, dict[str, Any]] = {"today": {}, "gate": {}, "gate_all_held_out": {}}
+        by_gate: dict[str, dict[str, Any]] = {name: {} for name in GATES}
         for delta in DELTAS_PTS:
             outcomes: dict[str, list[int | None]] = {name: [] for name in by_gate}
             for _ in range(args.trials):
                 stream = draw_stream(rng, scenario, delta / 100.0, args.budget)
                 outcomes["today"].append(today_decision(stream, args.budget))
-                outcomes["gate"].append(gate_decision(stream, args.budget, audited_only=True))
+                outcomes["gate"].append(sampled_decision(stream, args.budget))
+                outcomes["gate_audit"].append(gate_decision(stream, args.budget, audited_only=True))
+                outcomes["gate_audit_margin2"].append(
+                    gate_decision(stream, args.budget, audited_only=True, config=margin2)
+                )
                 outcomes["gate_all_held_out"].append(gate_decision(stream, args.budget, audited_only=False))
             for name, decided in outcomes.items():
                 by_gate[name][f"{delta:+g}"] = _summary(decided)
@@ -105,11 +123,16 @@ def _summary(decided: list[int | None]) -> dict[str, Any]:
 
 def _headline(scenarios: dict[str, Any]) -> dict[str, Any]:
     gate, today, trap = scenarios["uniform"]["gate"], scenarios["uniform"]["today"], scenarios["queue-trap"]
+    audit = scenarios["uniform"]["gate_audit_margin2"]
     return {
         "p_promote_worse_3pts": gate["-3"]["p_promote"],
         "p_promote_worse_1pt": gate["-1"]["p_promote"],
         "p_promote_better_3pts": gate["+3"]["p_promote"],
         "median_labels_to_decision_better_3pts": gate["+3"]["median_labels_to_promotion"],
+        "audit_margin2_p_promote_worse_3pts": audit["-3"]["p_promote"],
+        "audit_margin2_p_promote_worse_1pt": audit["-1"]["p_promote"],
+        "audit_margin2_p_promote_better_3pts": audit["+3"]["p_promote"],
+        "queue_trap_audit_p_promote_worse_3pts": trap["gate_audit"]["-3"]["p_promote"],
         "today_p_promote_worse_3pts": today["-3"]["p_promote"],
         "today_p_promote_worse_1pt": today["-1"]["p_promote"],
         "today_p_promote_better_3pts": today["+3"]["p_promote"],
@@ -124,20 +147,20 @@ def _headline(scenarios: dict[str, Any]) -> dict[str, Any]:
 def draw_stream(rng: np.random.Generator, scenario: str, delta: float, budget: int) -> Stream:
     """Held-out labels until ``budget`` of them came from the audit sample (the longest a gate reads)."""
     flip = _flip_rates(scenario, delta)
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    audited = 0
-    while audited < budget:
+    parts: list[tuple[np.ndarray, ...]] = []
+    audited = drawn = 0
+    while audited < budget or drawn < budget:
         part = _held_out_labels(rng, flip, batches=40)
         parts.append(part)
         audited += int(part[2].sum())
-    candidate, production, audit = (np.concatenate(column) for column in zip(*parts, strict=True))
-    return Stream(candidate, production, audit)
+        drawn += int(np.sum(~np.isnan(part[3])))
+    candidate, production, audit, paired = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return Stream(candidate, production, audit, paired)
 
 
-def _held_out_labels(
-    rng: np.random.Generator, flip: Any, batches: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``batches`` batches of served items: what the queue and the audit sample label, held out."""
+def _held_out_labels(rng: np.random.Generator, flip: Any, batches: int) -> tuple[np.ndarray, ...]:
+    """``batches`` batches of served items: what the queue and the audit sample label, held out;
+    and the paired sample: every held-out item's outcome where drawn, else NaN."""
     shape = (batches, BATCH)
     hardness = rng.beta(1.5, 4.0, size=shape)
     prod_right = rng.random(shape) < 0.97 - 0.45 * hardness
@@ -149,8 +172,13 @@ def _held_out_labels(
     least_sure = np.argsort(np.where(audit, np.inf, margin), axis=1)[:, :QUEUE_PER_BATCH]
     queue = np.zeros(shape, dtype=bool)
     np.put_along_axis(queue, least_sure, True, axis=1)
-    labelled = (queue | audit) & (rng.random(shape) < HOLDOUT)  # in the order they were served
-    return cand_right[labelled], prod_right[labelled], audit[labelled]
+    held_out = rng.random(shape) < HOLDOUT
+    labelled = (queue | audit) & held_out  # in the order they were served
+    both_wrong = ~cand_right & ~prod_right
+    differ = (cand_right != prod_right) | (both_wrong & (rng.random(shape) < BOTH_WRONG_DIFFER))
+    drawn = differ & (rng.random(shape) < GATE_CONFIG.disagreement_share)
+    outcome = np.where(drawn, cand_right.astype(float) - prod_right.astype(float), np.nan)
+    return cand_right[labelled], prod_right[labelled], audit[labelled], outcome[held_out]
 
 
 @functools.cache
@@ -203,10 +231,36 @@ def today_decision(stream: Stream, budget: int, min_labels: int = 30) -> int | N
     return int(passed[0]) + min_labels if passed.size else None
 
 
-def gate_decision(stream: Stream, budget: int, *, audited_only: bool) -> int | None:
+def sampled_decision(stream: Stream, budget: int) -> int | None:
+    """The gate's own code on the paired sample (``gates.evidence = "disagreement"``): the drawn
+    labels it had read when it first passed, or None within ``budget`` of them."""
+    from edge_agent.rollout import Sampled, accuracy_gate
+    from edge_agent.store import PairedAnswer
+
+    drawn_so_far = np.cumsum(~np.isnan(stream.paired))
+    end = int(np.searchsorted(drawn_so_far, budget, side="right"))  # items up to the budget-th label
+    pairs = tuple(
+        PairedAnswer(i, "c", "p", False)
+        if np.isnan(outcome)
+        else PairedAnswer(i, *_ANSWERS[int(outcome)], True, "ok")
+        for i, outcome in enumerate(stream.paired[:end])
+    )
+    gate = accuracy_gate(GATE_CONFIG, Sampled(pairs, GATE_CONFIG.disagreement_share, 0))
+    if not gate.passed:
+        return None
+    return int(drawn_so_far[int((gate.evidence or {})["established_at"]) - 1])
+
+
+#: Candidate and production answers giving each outcome with the label "ok": +1, 0 (both wrong), -1.
+_ANSWERS = {1: ("ok", "dent"), 0: ("scratch", "dent"), -1: ("dent", "ok")}
+
+
+def gate_decision(stream: Stream, budget: int, *, audited_only: bool, config: Any = None) -> int | None:
     """The gate's own code on the held-out labels (all, or the audit sample's): the label count at
     which it first passed, or None within ``budget``."""
     from edge_agent.rollout import Judged, accuracy_gate
+
+    config = config or GATE_CONFIG
 
     keep = stream.audited if audited_only else np.ones(stream.candidate.size, dtype=bool)
     candidate, production = stream.candidate[keep][:budget], stream.production[keep][:budget]
@@ -218,11 +272,11 @@ def gate_decision(stream: Stream, budget: int, *, audited_only: bool) -> int | N
         problem=None,
         order=tuple(ids),
     )
-    gate = accuracy_gate(GATE_CONFIG, judged)
+    gate = accuracy_gate(config, judged)
     evidence = gate.evidence or {}
     if not gate.passed:
         return None
-    return max(int(evidence["established_at"]), GATE_CONFIG.min_labels)
+    return max(int(evidence["established_at"]), config.min_labels)
 
 
 if __name__ == "__main__":

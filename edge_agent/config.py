@@ -235,7 +235,8 @@ class DriftConfig:
 class GroupsConfig:
     """Group tags inputs may carry, and how the gates treat groups.
 
-    ``min_labels``: held-out labels a group needs before its accuracy is judged; smaller groups
+    ``min_labels``: held-out labels a group needs before its accuracy is judged (with the gates'
+    disagreement sample, held-out inputs both models answered, labelled where drawn); smaller groups
     are unjudged, stated in every gate decision (``unjudged = "state"``) or holding the candidate
     until they have them (``"hold"``), never silently dropped. ``max_drop_pts``: a judged group
     shown (anytime-valid, :mod:`edge_agent.evidence`) to be more than this many points less

@@ -138,6 +138,11 @@ class Evidence(Protocol):
     @property
     def inputs(self) -> list[int]: ...  # the input ids judged on, in order (their groups are looked up)
 
+    @property
+    def unit(self) -> str: ...  # what ``groups.min_labels`` counts: "held-out labels" or "held-out inputs"
+
+    def labelled(self, ids: Sequence[int]) -> int: ...  # how many of ``ids`` carry a label the gate uses
+
     def usable(self, ids: Sequence[int]) -> list[int]: ...
 
     def accuracies(self, ids: Sequence[int]) -> dict[str, float | None]: ...
@@ -174,6 +179,14 @@ class Sampled:
     @property
     def inputs(self) -> list[int]:
         return [pair.input_id for pair in self.pairs]
+
+    @property
+    def unit(self) -> str:
+        return "held-out inputs both answered"  # an agreement is evidence too: it moves no difference
+
+    def labelled(self, ids: Sequence[int]) -> int:
+        wanted = set(ids)
+        return sum(p.outcome is not None for p in self.pairs if p.input_id in wanted)
 
     def usable(self, ids: Sequence[int]) -> list[int]:
         return list(ids)
@@ -244,6 +257,13 @@ class Judged:
     @property
     def inputs(self) -> list[int]:
         return list(self.labels)
+
+    @property
+    def unit(self) -> str:
+        return "held-out labels"
+
+    def labelled(self, ids: Sequence[int]) -> int:
+        return len(ids)
 
     def describe(self, evidence: PairedEvidence) -> str:
         return f"on {evidence.labels} held-out labels"
@@ -323,7 +343,7 @@ def _groups_gate(store: SiteStore, config: GateConfig, groups: GroupsConfig, jud
     harmed = [r for r in rows if r.get("harmed")]
     hold_unjudged = bool(unjudged) and groups.unjudged == "hold"
     unjudged_note = (
-        f"; unjudged ({groups.min_labels} held-out labels needed"
+        f"; unjudged ({groups.min_labels} {judged.unit} needed"
         f"{', holding the candidate' if hold_unjudged else ''}): {', '.join(unjudged)}"
         if unjudged
         else ""
@@ -332,13 +352,13 @@ def _groups_gate(store: SiteStore, config: GateConfig, groups: GroupsConfig, jud
         worst = min(harmed, key=lambda r: r["delta_pts"])
         detail = (
             f"group {worst['group']} shown harmed: candidate {_signed(worst['delta_pts'])} points on "
-            f"{worst['labels']} labels, {100 * (1 - level):g}% upper bound "
+            f"{_group_size(judged, worst)}, {100 * (1 - level):g}% upper bound "
             f"{_signed(worst['upper_bound_pts'])}"
         )
     elif rows and len(unjudged) < len(rows):
         detail = f"no group shown harmed by more than {groups.max_drop_pts:g} points"
     else:
-        detail = "no group has enough held-out labels to judge" if rows else "no input carries a group tag"
+        detail = f"no group has enough {judged.unit} to judge" if rows else "no input carries a group tag"
     worst_value = min((r["delta_pts"] for r in rows if r.get("delta_pts") is not None), default=None)
     passed = not harmed and not hold_unjudged
     return Gate("groups", passed, worst_value, limit, detail + unjudged_note, tuple(rows))
@@ -348,7 +368,8 @@ def _group_row(
     judged: Evidence, groups: GroupsConfig, name: tuple[str, str], ids: list[int], level: float | None
 ) -> dict[str, Any]:
     """One group's row of the groups gate; ``level``: the alpha it is judged at (None: too small)."""
-    row: dict[str, Any] = {"group": "=".join(name), "labels": len(ids), "too_small": level is None}
+    row: dict[str, Any] = {"group": "=".join(name), "labels": judged.labelled(ids), "inputs": len(ids)}
+    row["too_small"] = level is None
     row |= {"candidate": None, "production": None, "delta_pts": None}
     if level is None:
         return row
@@ -363,6 +384,11 @@ def _group_row(
             "evidence": harm.to_json(),
         }
     )
+
+
+def _group_size(judged: Evidence, row: dict[str, Any]) -> str:
+    labelled = "" if row["labels"] == row["inputs"] else f" ({row['labels']} labelled)"
+    return f"{row['inputs']} {judged.unit}{labelled}"
 
 
 def _signed(value: float | None) -> str:

@@ -25,12 +25,14 @@ def judged_agent(
     """An agent whose production always answers "ok" and whose candidate, in shadow, "dent"."""
     opened: list[Agent] = []
 
-    def open_(**gates: Any) -> Agent:
-        settings = {
+    def open_(groups: dict[str, Any] | None = None, **gates: Any) -> Agent:
+        settings: dict[str, Any] = {
             "runtime": {"provider": "cpu", "intra_op_threads": 1},
             "gates": GATES | gates,
             "store": {"audit_share": 0.0},
         }
+        if groups is not None:
+            settings["groups"] = groups
         agent = Agent.open(make_site(settings=settings)).__enter__()
         opened.append(agent)
         bundle = agent_harness.constant_head_bundle
@@ -113,3 +115,38 @@ def test_a_candidate_shown_worse_on_its_drawn_disagreements_is_held(
     accuracy = _accuracy(agent)
     assert not accuracy.passed and accuracy.evidence["second_only"] > 20
     assert accuracy.evidence["lower_bound_pts"] < -50
+
+
+def test_groups_are_judged_on_the_paired_sample_and_a_group_too_small_holds_when_asked(
+    judged_agent: Callable[..., Agent], waiter: Callable[..., Any]
+) -> None:
+    """Line L3's operators say "ok": production is right there and the candidate wrong, every time."""
+    groups = {"min_labels": 5, "max_drop_pts": 5.0, "unjudged": "hold"}
+    agent = judged_agent(groups, disagreement_share=1.0)
+    truth = {"L1": "dent", "L3": "ok", "L4": "dent"}
+    line_of: dict[int, str] = {}
+    held_out = [t for t in _reports("L4", 40) if _held_out(agent, t)][:2]  # too small, judged all the same
+    for line, texts in (("L1", _reports("L1", 150)), ("L3", _reports("L3", 150)), ("L4", held_out)):
+        answers = agent.predict([Item("text", t, t.encode(), {"line": line}, "operator") for t in texts])
+        line_of |= {a.input_id: line for a in answers}
+    _shadowed(agent, waiter, list(line_of))
+    for item in agent.queue(limit=500):
+        if item.disagreement:
+            agent.label(item.input_id, truth[line_of[item.input_id]], actor="operator")
+    report = agent.gate_report()
+    assert report is not None
+    gate = {g.name: g for g in report.gates}["groups"]
+    rows = {row["group"]: row for row in gate.breakdown}
+    assert rows["line=L3"]["harmed"] and not rows["line=L1"]["harmed"]
+    assert rows["line=L3"]["labels"] == rows["line=L3"]["inputs"] >= 5  # every L3 row disagrees, drawn
+    assert rows["line=L4"]["too_small"] and rows["line=L4"]["inputs"] == 2
+    assert not gate.passed and "group line=L3 shown harmed" in gate.detail
+    assert "unjudged (5 held-out inputs both answered needed, holding the candidate): line=L4" in gate.detail
+
+
+def _reports(line: str, count: int) -> list[str]:
+    return [f"report {i} on the {line} housing" for i in range(count)]
+
+
+def _held_out(agent: Agent, text: str) -> bool:
+    return agent.split_rule.split_for("text", text.encode()) == HOLDOUT

@@ -84,7 +84,7 @@ def test_a_candidate_better_overall_but_worse_on_one_line_is_held_back(
     assert accuracy.value is not None and accuracy.value < 17.95
     groups = gates["groups"]
     assert not groups.passed and groups.value == -100.0 and groups.limit == -5.0
-    assert "group line=L3 shown harmed: candidate -100.00 points on 16 labels" in groups.detail
+    assert "group line=L3 shown harmed: candidate -100.00 points on 16 held-out labels, " in groups.detail
     assert "unjudged (5 held-out labels needed): line=L4" in groups.detail
     rows = {row["group"]: row for row in groups.breakdown}
     line_1 = {"labels": 10, "candidate": 1.0, "production": 0.0, "delta_pts": 100.0, "too_small": False}

@@ -317,9 +317,9 @@ PRODUCTION = _installed(
              "source": {"kind": "federated", "run": "run-7"}},
 )  # fmt: skip
 GROUPS_GATE = _gate("groups", 12.5, -5.0, detail="worst group line=L1", breakdown=[
-    {"group": "line=L1", "labels": 8, "candidate": 0.875, "production": 0.75, "delta_pts": 12.5,
+    {"group": "line=L1", "labels": 8, "inputs": 8, "candidate": 0.875, "production": 0.75, "delta_pts": 12.5,
      "too_small": False},
-    {"group": "line=L2", "labels": 2, "candidate": None, "production": None, "delta_pts": None,
+    {"group": "line=L2", "labels": 2, "inputs": 2, "candidate": None, "production": None, "delta_pts": None,
      "too_small": True},
 ])  # fmt: skip
 LOADED = Loaded(

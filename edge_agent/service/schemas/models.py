@@ -55,7 +55,11 @@ class GroupGateRow(BaseModel):
     """One group of the groups gate; a group too small to judge carries no harm figures."""
 
     group: str = Field(description="tag=value, e.g. line=L1")
-    labels: int
+    labels: int = Field(description="labels the test used in this group")
+    inputs: int = Field(
+        description="what groups.min_labels counts: held-out labels, or with the disagreement sample, "
+        "held-out inputs both models answered (an agreement moves no difference, it is evidence too)"
+    )
     too_small: bool
     candidate: float | None = Field(description="the candidate's accuracy on the group's held-out labels")
     production: float | None

@@ -169,8 +169,8 @@ class Sampled:
         rows = store.paired_sequence(
             candidate.model_id, production.model_id, candidate.stage, candidate.since
         )
-        end = next((i for i, r in enumerate(rows) if r.drawn and r.label is None), len(rows))
-        waiting = sum(r.drawn and r.label is None for r in rows[end:])
+        end = next((i for i, r in enumerate(rows) if r.drawn and r.outcome is None), len(rows))
+        waiting = sum(r.drawn and r.outcome is None for r in rows[end:])
         problem = None if end else "no held-out input answered by both models in this stage yet"
         if not end and waiting:
             problem = "the first input drawn where the models disagree is waiting for its label"
@@ -206,9 +206,11 @@ class Sampled:
 
     def describe(self, evidence: PairedEvidence) -> str:
         waiting = f"; {self.waiting} more drawn, waiting for labels" if self.waiting else ""
+        lost = sum(pair.lost for pair in self.pairs)
+        lost_note = f"; {lost} pruned before their label, counted as production's" if lost else ""
         return (
             f"on {evidence.items} held-out inputs both answered ({evidence.labels} labelled where they "
-            f"disagree, drawn at {self.share:g}{waiting})"
+            f"disagree, drawn at {self.share:g}{lost_note}{waiting})"
         )
 
 

@@ -30,12 +30,15 @@ class PairedAnswer:
     production: str
     drawn: bool
     label: str | None = None  # the operator's latest label, once there is one (reads only)
+    lost: bool = False  # drawn, but its payload was pruned before anyone labelled it (reads only)
 
     @property
     def outcome(self) -> int | None:
         """``[candidate right] - [production right]`` for a drawn, labelled input; None otherwise."""
-        if not self.drawn or self.label is None:
+        if not self.drawn or (self.label is None and not self.lost):
             return None
+        if self.lost:
+            return -1  # it can never be labelled: it counts as production's, so withholding never helps
         return int(self.candidate == self.label) - int(self.production == self.label)
 
 
@@ -66,17 +69,25 @@ def sequence(
     conn: sqlite3.Connection, candidate_id: int, production_id: int, stage: str, since: float | None
 ) -> list[PairedAnswer]:
     """The candidate's rows against ``production`` in ``stage`` (recorded at or after ``since``), in
-    the order the inputs were served, with the latest label of each drawn input."""
+    the order the inputs were served, with the latest label of each drawn input.
+
+    A drawn input pruned by retention before it was labelled is ``lost``: the sequence goes on past
+    it and the gate counts it as production's answer (:attr:`PairedAnswer.outcome`), so leaving a
+    draw unlabelled until it is pruned can never help a candidate."""
     rows = conn.execute(
-        "SELECT s.input_id, s.candidate_label, s.production_label, s.drawn, l.label "
-        "FROM paired_sample AS s LEFT JOIN latest_labels AS l ON l.input_id = s.input_id AND s.drawn "
+        "SELECT s.input_id, s.candidate_label, s.production_label, s.drawn, l.label, i.pruned_at "
+        "FROM paired_sample AS s JOIN inputs AS i ON i.id = s.input_id "
+        "LEFT JOIN latest_labels AS l ON l.input_id = s.input_id AND s.drawn "
         "WHERE s.model_id = ? AND s.production_id = ? AND s.stage = ? AND (? IS NULL OR s.created_at >= ?) "
         "ORDER BY s.input_id",
         (candidate_id, production_id, stage, since, since),
     ).fetchall()
     answers = [PairedAnswer(int(r[0]), str(r[1]), str(r[2]), bool(r[3]), r[4]) for r in rows]
-    for index, answer in enumerate(answers):
+    for index, (answer, row) in enumerate(zip(answers, rows, strict=True)):
         if answer.drawn and answer.label is None:
+            if row[5] is not None:
+                answers[index] = replace(answer, lost=True)
+                continue
             twin = _twin_label(conn, answer.input_id)  # the queue asks for one of identical reports once
             if twin is None:
                 break  # the gate reads the sequence up to here; later rows wait for this label
@@ -86,8 +97,8 @@ def sequence(
 
 def _twin_label(conn: sqlite3.Connection, input_id: int) -> str | None:
     """The latest label of another input with the same content (the same report, told once)."""
-    row = conn.execute("SELECT kind, payload, pruned_at FROM inputs WHERE id = ?", (input_id,)).fetchone()
-    if row is None or row[2] is not None:
+    row = conn.execute("SELECT kind, payload FROM inputs WHERE id = ?", (input_id,)).fetchone()
+    if row is None:
         return None
     found = conn.execute(
         "SELECT l.label FROM inputs AS twin JOIN latest_labels AS l ON l.input_id = twin.id "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -99,3 +100,22 @@ def test_shadow_answers_and_their_paired_rows_are_written_together_or_not_at_all
         [a, b], answers, _shadow(candidate, production, PairedAnswer(b, "ok", "dent", True))
     )
     assert [r.input_id for r in store.paired_sequence(candidate, production, "shadow")] == [b]
+
+
+def test_a_draw_pruned_before_its_label_counts_as_productions_and_the_sequence_goes_on(
+    store: SiteStore, add_model: AddModel, clock: Any
+) -> None:
+    production, candidate = _models(store, add_model)
+    lost, agreed, later = _post(store, "old draw", "old agreement", "later draw")
+    store.record_paired(_shadow(candidate, production,
+        PairedAnswer(lost, "dent", "ok", True), PairedAnswer(agreed, "ok", "ok", False),
+        PairedAnswer(later, "dent", "ok", True),
+    ))  # fmt: skip
+    assert [r.input_id for r in store.disagreement_queue(candidate)] == [lost, later]
+    clock.advance(2 * 86400.0)
+    store.prune(keep_days=1)  # retention blanks every unlabelled payload: the first draw can never be told
+    assert store.disagreement_queue(candidate) == []  # nothing is asked about a report no one can read
+    rows = store.paired_sequence(candidate, production, "shadow")
+    assert [(r.input_id, r.lost, r.outcome) for r in rows] == [
+        (lost, True, -1), (agreed, False, None), (later, True, -1)
+    ]  # fmt: skip

@@ -6,6 +6,18 @@ from typing import Any
 
 from edge_agent.library import LoadedModel
 from edge_agent.store import QueueItem, SiteStore
+from genba.errors import UnknownItemError
+
+#: The image formats the agent takes (``genba.runtime.preprocess``), by the bytes they start with.
+_IMAGE_TYPES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
 
 #: A window of answers (first and last prediction id) and how many labels are still wanted from it.
 Focus = tuple[tuple[int, int], int]
@@ -85,3 +97,29 @@ def _distinct(items: list[QueueItem]) -> list[QueueItem]:
             seen.add(item.payload)
             kept.append(item)
     return kept
+
+
+def stored_image(store: SiteStore, input_id: int) -> tuple[bytes, str]:
+    """The image an operator is asked to label, as it was served, and its media type.
+
+    Raises :class:`UnknownItemError` (404) for an input that does not exist or is a text, and one
+    with status 410 for an image retention has pruned: there is nothing left to show.
+    """
+    stored = store.get_input(input_id)
+    if stored.kind != "image":
+        raise UnknownItemError(
+            f"input {input_id} is a {stored.kind}, not an image; the queue carries its text"
+        )
+    if not stored.payload:
+        gone = UnknownItemError(f"input {input_id}'s image was removed by retention; skip this item")
+        gone.status = 410  # type: ignore[attr-defined]
+        raise gone
+    return stored.payload, image_media_type(stored.payload)
+
+
+def image_media_type(payload: bytes) -> str:
+    if payload[:4] == b"RIFF" and payload[8:12] == b"WEBP":
+        return "image/webp"
+    return next(
+        (kind for magic, kind in _IMAGE_TYPES if payload.startswith(magic)), "application/octet-stream"
+    )

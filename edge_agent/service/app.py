@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from edge_agent.agent import Agent
 from edge_agent.answers import Item
 from edge_agent.config import ApiConfig
-from edge_agent.labelling import queue_entry
+from edge_agent.labelling import queue_entry, stored_image
 from edge_agent.service import schemas
 from edge_agent.service.auth import TokenRegistry, authorize
 from edge_agent.service.limits import BodySizeLimit
@@ -116,6 +116,20 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
         input_id: int = PathParameter(ge=1, le=2**62), role: str = Depends(role_with("label"))
     ) -> Any:
         return agent.explain(input_id)
+
+    @app.get(
+        "/v1/inputs/{input_id}/image",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "the stored image"}},
+        tags=["labels"],
+    )
+    def input_image(
+        input_id: int = PathParameter(ge=1, le=2**62), role: str = Depends(role_with("queue"))
+    ) -> Response:
+        """The image of a stored input, for the operator labelling it (never cached, never sniffed)."""
+        payload, media_type = stored_image(agent.store, input_id)
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        return Response(payload, media_type=media_type, headers=headers)
 
     @app.get("/v1/drift", response_model=schemas.DriftResponse, tags=["status"])
     def drift(role: str = read_role) -> dict[str, Any]:

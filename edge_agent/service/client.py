@@ -112,6 +112,13 @@ class AgentClient:
             body["operator_seconds"] = operator_seconds
         return self._get(LabelResult, "POST", "/v1/labels", json=body)
 
+    def input_image(self, input_id: int) -> bytes:
+        """The stored image of an input the operator is asked to label (operators and supervisors)."""
+        response = self._response("GET", f"/v1/inputs/{int(input_id)}/image")
+        if not response.headers.get("content-type", "").startswith("image/"):
+            raise AgentError(f"the agent's answer for input {input_id}'s image is not an image")
+        return response.content
+
     def explain(self, input_id: int) -> schemas.ExplanationResponse:
         """Why the production model answers the stored input as it does: words or patches with weights."""
         path = f"/v1/inputs/{int(input_id)}/explanation"
@@ -198,7 +205,12 @@ class AgentClient:
                 f"the agent's answer to {method} {path} does not fit this client ({where}: {problem['msg']})"
             ) from exc
 
-    def _call(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._response(method, path, **kwargs).json()
+
+    def _response(
+        self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
         try:
             if timeout is not None:
                 kwargs["timeout"] = timeout
@@ -212,7 +224,7 @@ class AgentClient:
             ) from exc
         if response.status_code >= 400:
             raise _error_from(response)
-        return response.json()
+        return response
 
 
 def _item(text: str | None, image: bytes | None, groups: dict[str, str] | None) -> dict[str, Any]:

@@ -4,10 +4,6 @@
 <context>
     <name>genba</name>
     <message>
-        <source>(an image: not shown in the queue)</source>
-        <translation>（画像: キューには表示されません）</translation>
-    </message>
-    <message>
         <source>Accept</source>
         <translation>承認</translation>
     </message>
@@ -224,6 +220,10 @@
         <translation>キューを再読み込み (R)</translation>
     </message>
     <message>
+        <source>Loading the image…</source>
+        <translation>画像を読み込んでいます…</translation>
+    </message>
+    <message>
         <source>Loading the queue…</source>
         <translation>キューを読み込んでいます…</translation>
     </message>
@@ -422,6 +422,14 @@
     <message>
         <source>Status</source>
         <translation>状態</translation>
+    </message>
+    <message>
+        <source>The image could not be shown: not a picture this app can read</source>
+        <translation>画像を表示できません: このアプリで読めない形式です</translation>
+    </message>
+    <message>
+        <source>The image could not be shown: {problem}</source>
+        <translation>画像を表示できません: {problem}</translation>
     </message>
     <message>
         <source>The ledger's hash chain does NOT verify: tell IT.</source>

@@ -57,7 +57,11 @@ JA: dict[str, str] = {
     "Load the queue again (R)": "キューを再読み込み (R)",
     "Loading the queue…": "キューを読み込んでいます…",
     "Nothing to label: the queue is empty.": "ラベル付けするものはありません: キューは空です。",
-    "(an image: not shown in the queue)": "（画像: キューには表示されません）",
+    "Loading the image…": "画像を読み込んでいます…",
+    "The image could not be shown: {problem}": "画像を表示できません: {problem}",
+    "The image could not be shown: not a picture this app can read": (
+        "画像を表示できません: このアプリで読めない形式です"
+    ),
     "The model gave no answer": "モデルは回答しませんでした",
     "{done} of {total} labelled": "{total} 件中 {done} 件ラベル付け済み",
     "Queue done: {done} labelled, {skipped} skipped. Press R to load more.": (

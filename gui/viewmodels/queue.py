@@ -15,11 +15,16 @@ QUEUE_SIZE = 20
 @dataclass(frozen=True)
 class QueueItemView:
     input_id: int
-    text: str | None  # None for an image: the API never sends image bytes to the queue
+    text: str | None  # None for an image: the queue tab asks for its bytes on its own (input_image)
     label: str  # the model's answer when it was served, "" when it gave none
     confidence_pct: int | None
     choices: tuple[Choice, ...]
     audit: bool = False  # drawn at random (audit sample, or where a candidate disagrees): label as seen
+    kind: str = "text"
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
 
     @classmethod
     def of(cls, entry: QueueEntry, labels: Sequence[str]) -> QueueItemView:
@@ -31,6 +36,7 @@ class QueueItemView:
             confidence_pct=None if entry.score is None else int(round(entry.score * 100)),
             choices=choices_for(labels, answer),
             audit=entry.audit or entry.disagreement,
+            kind=entry.kind,
         )
 
     def choice_for_key(self, key: str) -> Choice | None:

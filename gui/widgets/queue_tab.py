@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from edge_agent.service.client import QueueEntry
@@ -22,6 +22,8 @@ from gui.widgets.decisions import DecisionBar
 LABELLING_ROLES = ("operator", "supervisor")
 #: The report is what the operator reads: larger than the rest, as Inspect's answer is.
 _STYLE = "QLabel#queueText { font-size: 20pt; }"
+#: The longer side of a queued image on screen, in pixels: large enough to see a scratch.
+IMAGE_SIDE = 480
 
 
 class QueueTab(Tab):
@@ -32,6 +34,7 @@ class QueueTab(Tab):
         self.saving = False
         self.clock = DecisionClock()
         self.timed_id: int | None = None  # the item the clock runs for: a redraw must not restart it
+        self.images: dict[int, QPixmap | None] = {}  # this session's images by input id (None: asked for)
         self._build()
         self.retranslate()
 
@@ -45,6 +48,10 @@ class QueueTab(Tab):
         self.text.setObjectName("queueText")
         self.text.setWordWrap(True)
         self.text.setTextFormat(Qt.TextFormat.PlainText)
+        self.image = QLabel()
+        self.image.setObjectName("queueImage")
+        self.image.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.image.hide()
         self.answer = QLabel()
         self.answer.setObjectName("answer")
         self.decisions = DecisionBar()
@@ -63,7 +70,7 @@ class QueueTab(Tab):
         item = QFrame()
         item.setFrameShape(QFrame.Shape.StyledPanel)
         column = QVBoxLayout(item)
-        shown: tuple[QWidget, ...] = (self.text, self.answer, self.decisions)
+        shown: tuple[QWidget, ...] = (self.image, self.text, self.answer, self.decisions)
         for part in shown:
             column.addWidget(part)
         layout = QVBoxLayout(self)
@@ -132,6 +139,7 @@ class QueueTab(Tab):
     def _loaded(self, entries: list[QueueEntry]) -> None:
         self.loading = False
         self.session = ReviewSession(entries, self.context.labels)
+        self.images.clear()
         self.message.clear()
         self._show()
 
@@ -181,8 +189,9 @@ class QueueTab(Tab):
         if item is None:
             self.text.clear()
             self.answer.clear()
+            self.image.hide()
             return
-        self.text.setText(item.text if item.text is not None else t("(an image: not shown in the queue)"))
+        self._show_payload(item)
         if item.label:
             pct = t("{pct} % confident").format(pct=item.confidence_pct)
             answer = t("Model: {label}").format(label=item.label) + f"  —  {pct}"
@@ -195,6 +204,42 @@ class QueueTab(Tab):
                 self.timed_id = item.input_id
                 self.clock.shown()
             self.decisions.setFocus()
+
+    def _show_payload(self, item: QueueItemView) -> None:
+        """A report's text; an image once it has come (asked for on a worker, once per item)."""
+        if not item.is_image:
+            self.image.hide()
+            self.text.setText(item.text or "")
+            return
+        pixmap = self.images.get(item.input_id)
+        if pixmap is None:
+            self.image.hide()
+            self.text.setText(t("Loading the image…"))
+            if item.input_id not in self.images:
+                self._ask_image(item.input_id)
+            return
+        if pixmap.isNull():
+            self.image.hide()
+            self.text.setText(t("The image could not be shown: not a picture this app can read"))
+            return
+        self.image.setPixmap(pixmap)
+        self.image.show()
+        self.text.clear()
+
+    def _ask_image(self, input_id: int) -> None:
+        self.images[input_id] = None
+
+        def shown(payload: bytes) -> None:
+            self.images[input_id] = _scaled(payload)
+            self._show()
+
+        def failed(message: str) -> None:
+            self.images.pop(input_id, None)  # asked again when the item is shown again
+            current = self.session.current if self.session else None
+            if current is not None and current.input_id == input_id:
+                self.text.setText(t("The image could not be shown: {problem}").format(problem=message))
+
+        self.context.call(lambda client: client.input_image(input_id), shown, failed)
 
     def _progress_text(self) -> str:
         session = self.session
@@ -211,3 +256,12 @@ class QueueTab(Tab):
         return t("Queue done: {done} labelled, {skipped} skipped. Press R to load more.").format(
             done=session.labelled, skipped=session.skipped
         )
+
+
+def _scaled(payload: bytes) -> QPixmap:
+    image = QImage.fromData(payload)
+    if image.isNull():
+        return QPixmap()
+    if max(image.width(), image.height()) > IMAGE_SIDE:
+        image = image.scaled(IMAGE_SIDE, IMAGE_SIDE, Qt.AspectRatioMode.KeepAspectRatio)
+    return QPixmap.fromImage(image)

@@ -140,3 +140,52 @@ def test_an_audit_sample_item_comes_first_and_asks_for_what_the_operator_sees(
     assert first.input_id == drawn and first.audit and tab.text.text() == REPORTS[3]
     assert tab.answer.text().endswith("Random check: label what you see, whatever the model says")
     assert not any(item.audit for item in tab.session.items[1:])
+
+
+def test_an_image_site_shows_each_queued_image_and_labels_it_with_one_key(
+    qtbot: Any,
+    tiny_vit: Any,
+    keypair: Any,
+    tmp_path: Any,
+    agent_harness: Any,
+    open_window: Callable[..., Any],
+    settle: Callable[..., None],
+) -> None:
+    from PIL import Image
+
+    from edge_agent.site_init import init_site
+    from export import ExportConfig, export_model
+
+    bundle = export_model(
+        ExportConfig(model_dir=tiny_vit, task="image-classification", out=tmp_path / "vit", precision="fp32",
+                     signing_key=keypair[0])
+    ).bundle  # fmt: skip
+    site = init_site(tmp_path / "site-img", site_name="site-img", trust=[keypair[1]])
+    agent_harness.write_settings(site, agent_harness.TEST_SETTINGS)
+    process = agent_harness.AgentProcess(site, tmp_path / "agent.log").start()
+    try:
+        sizes = [(640, 480), (50, 90)]  # one larger than the screen's share, one small
+        with process.client() as client:
+            client.install(bundle)
+            for index, size in enumerate(sizes):
+                picture = tmp_path / f"part-{index}.png"
+                Image.new("RGB", size, (40 * index, 200, 30)).save(picture)
+                client.predict(image=picture.read_bytes())
+        window = open_window(site, role="operator")
+        tab = window.pages["queue"]
+        window.tabs.setCurrentWidget(tab)
+        qtbot.waitUntil(lambda: tab.session is not None and tab.session.total == 2, timeout=20_000)
+        shown = []
+        for done in range(1, len(sizes) + 1):
+            qtbot.waitUntil(lambda: tab.image.isVisible() and not tab.image.pixmap().isNull(), timeout=20_000)
+            pixmap = tab.image.pixmap()
+            shown.append((pixmap.width(), pixmap.height()))
+            assert tab.text.text() == ""  # no "not shown" placeholder: the operator sees the part
+            qtbot.keyClick(tab.decisions, Qt.Key.Key_Return)  # accept the model's answer
+            qtbot.waitUntil(lambda: tab.session.labelled == done, timeout=20_000)  # noqa: B023
+        assert sorted(shown) == sorted([(480, 360), (50, 90)])  # scaled to fit, never enlarged
+        assert tab.session.labelled == 2
+        with sqlite3.connect(site.store_file) as db:
+            assert db.execute("SELECT count(*) FROM labels WHERE actor = 'operator'").fetchone() == (2,)
+    finally:
+        process.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,10 +9,6 @@ from typing import Any
 import numpy as np
 
 from edge_agent.store import InputRecord, PredictionRecord
-from genba.errors import InputFileError
-
-#: Decoded size limit: a small compressed file can expand to gigabytes of pixels.
-MAX_IMAGE_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -111,22 +106,10 @@ def model_answers(
     ]
 
 
-def decode_payload(kind: str, payload: bytes) -> Any:
-    """Stored bytes back into what the model takes: text, or a decoded image."""
+def decode_payload(kind: str, payload: bytes, name: str = "the image") -> Any:
+    """Stored bytes back into what the model takes: text, or a decoded image (``name`` in errors)."""
     if kind == "text":
         return payload.decode("utf-8")
-    from PIL import Image, UnidentifiedImageError
+    from genba.images import open_image
 
-    try:
-        image = Image.open(io.BytesIO(payload))  # reads the header only
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise InputFileError(
-                f"the image is {width}x{height} pixels, over {MAX_IMAGE_PIXELS:,}; send a smaller picture"
-            )
-        image.load()
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise InputFileError(
-            "the image cannot be decoded (PNG, JPEG or another format Pillow reads)"
-        ) from exc
-    return image
+    return open_image(payload, name)

@@ -279,6 +279,8 @@ def from_torch(
     )
     if config.is_classifier and not config.labels:
         raise UsageError("from_torch needs labels=... for a classification task")
+    if isinstance(settings.preprocessing, ImagePreprocessing):
+        _check_image_inputs(example_inputs)
     source = ModelSource(
         path=Path(settings.name),
         library="torch",
@@ -307,6 +309,25 @@ def from_torch(
         return spec
 
     return build_bundle(config, source, inputs, make_graphs, make_preprocessing, progress, now)
+
+
+def _check_image_inputs(example_inputs: Mapping[str, Any]) -> None:
+    """Genba feeds an image model one [batch, 3, height, width] RGB tensor: refuse anything else by name."""
+    shapes = {name: list(getattr(tensor, "shape", ())) for name, tensor in example_inputs.items()}
+    if len(shapes) != 1:
+        raise ModelSourceError(
+            f"from_torch: an image model takes one input (pixel values), got {len(shapes)}: "
+            f"{', '.join(shapes) or 'none'}; give one example tensor of shape [batch, 3, height, width]"
+        )
+    ((name, shape),) = shapes.items()
+    if len(shape) != 4 or shape[1] != 3:
+        channels = f"{shape[1]} channel(s)" if len(shape) == 4 else f"{len(shape)} dimensions"
+        raise ModelSourceError(
+            f"from_torch: example input {name!r} has shape {shape} ({channels}), but Genba feeds image "
+            "models 3 RGB channels, channels-first [batch, 3, height, width]; a 1-channel (grayscale) "
+            "model must take 3: wrap it to average them first (x.mean(dim=1, keepdim=True)) and give "
+            "ImagePreprocessing 3 equal values, e.g. mean=(0.1307,) * 3"
+        )
 
 
 def _head_weights(head: Any | None) -> HeadWeights | None:

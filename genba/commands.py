@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from genba.errors import UsageError
+from genba.errors import InputFileError, UsageError, located
 
 if TYPE_CHECKING:
     from genba.manifest import Manifest
@@ -204,20 +204,27 @@ def _predict(args: argparse.Namespace) -> int:
     from genba.runtime import BundleModel, RuntimeConfig
 
     items: list[Any]
+    wheres: list[str]  # what an error names: the file and line, or the --image file
     if args.input is not None:
-        items = [example.payload for example in read_jsonl(args.input, "input")]
+        examples = read_jsonl(args.input, "input")
+        items, wheres = [e.payload for e in examples], [e.where for e in examples]
     elif args.image is not None:
-        items = [args.image]
+        items, wheres = [args.image], [""]
     else:
-        items = [args.text]
+        items, wheres = [args.text], [""]
     trusted = _trusted(args.trust) if args.trust else None
     with open_verified(args.bundle, trusted) as verified:
         kind = verified.manifest.input.kind
         if kind != ("text" if isinstance(items[0], str) else "image"):
             raise UsageError(f"this bundle takes {kind} input; use --{kind} or an --input file of {kind}s")
         model = BundleModel(verified, RuntimeConfig(provider=args.provider, intra_op_threads=args.threads))
-        for item in items:
-            (prediction,) = model.predict([item])
+        for item, where in zip(items, wheres, strict=True):
+            try:
+                (prediction,) = model.predict([item])
+            except InputFileError as error:
+                if not where:
+                    raise
+                raise located(error, where) from error
             print(json.dumps({**prediction.to_json(), "variant": model.variant}), flush=True)
     sys.stdout.flush()
     return 0

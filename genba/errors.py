@@ -7,7 +7,7 @@ The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 
 class GenbaError(Exception):
@@ -29,6 +29,21 @@ def error_code(error_type: type[BaseException]) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+E = TypeVar("E", bound=GenbaError)
+
+
+def located(error: E, where: str) -> E:
+    """``error`` again, of the same type, its message prefixed with where it happened.
+
+    ``where`` names the input: ``input file F, line 4`` or ``items[3]``.
+    """
+    moved = type(error).__new__(type(error))
+    moved.__dict__.update(error.__dict__)
+    moved.message = f"{where}: {error.message}"
+    moved.args = (moved.message,)
+    return moved
+
+
 class UsageError(GenbaError):
     """Bad input from the user: wrong path, option, file or value. Exit code 2."""
 
@@ -44,7 +59,13 @@ class ConfigError(UsageError):
 
 
 class InputFileError(UsageError):
-    """A JSONL input, calibration or evaluation file that cannot be read or parsed."""
+    """A JSONL input, calibration or evaluation file, or an input in it, that cannot be read or parsed."""
+
+
+class ImageTooLargeError(InputFileError):
+    """A picture over the decoded size limit; the local API answers it with 413."""
+
+    status = 413
 
 
 class ModelSourceError(UsageError):

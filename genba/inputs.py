@@ -7,7 +7,7 @@ with an optional ``"group"`` tag. Image paths are relative to the file's folder.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ class Example:
     image: Path | None = None
     label: str | None = None
     group: str | None = None
+    where: str = field(default="", compare=False)  # "input file F, line N": names it in errors
 
     @property
     def payload(self) -> str | Path:
@@ -32,7 +33,11 @@ class Example:
 
 
 def read_jsonl(path: Path, role: str = "input", require_labels: bool = False) -> list[Example]:
-    """Read and validate a whole file; the first bad line fails it with its line number."""
+    """Read and validate a whole file; the first bad line fails it with its line number.
+
+    An image line must name a file that exists, so a missing picture fails the file before
+    anything is answered, not halfway through it.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as exc:
@@ -67,4 +72,6 @@ def _example(line: str, path: Path, number: int, role: str, require_labels: bool
         if value is not None and not isinstance(value, str):
             raise InputFileError(f"{where}: '{name}' must be a string")
     image_path = (path.parent / image) if image is not None else None
-    return Example(text=text, image=image_path, label=label, group=group)
+    if image_path is not None and not image_path.is_file():
+        raise InputFileError(f"{where}: image {image_path} not found (image paths are relative to the file)")
+    return Example(text=text, image=image_path, label=label, group=group, where=where)

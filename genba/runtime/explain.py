@@ -109,9 +109,9 @@ def _explain_text(model: BundleModel, text: str) -> Explanation:
 
 
 def _explain_image(model: BundleModel, item: Any) -> Explanation:
-    from genba.runtime.preprocess import _open_image
+    from genba.images import rgb_image
 
-    image = _open_image(item).convert("RGB")
+    image = rgb_image(item)
     pixels = np.asarray(image, dtype=np.uint8)
     fill = pixels.reshape(-1, 3).mean(axis=0).astype(np.uint8)
     rows = np.linspace(0, pixels.shape[0], IMAGE_GRID + 1).astype(int)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from genba.errors import BundleFormatError, InputFileError
+from genba.images import rgb_image
 
 Feeds = dict[str, np.ndarray]
 
@@ -111,7 +112,7 @@ class ImagePreprocessor:
     def _one(self, item: Any) -> np.ndarray:
         from PIL import Image
 
-        image = _open_image(item).convert("RGB")
+        image = rgb_image(item)
         image = image.resize((self.width, self.height), resample=Image.Resampling(self.resample))
         array = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) * self.rescale_factor
         return (array - self.mean) / self.std
@@ -131,16 +132,3 @@ def _as_text(item: Any) -> str:
     if not isinstance(item, str):
         raise InputFileError(f"a text model needs text input, got {type(item).__name__}")
     return item
-
-
-def _open_image(item: Any) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(item, Image.Image):
-        return item
-    if isinstance(item, np.ndarray):
-        return Image.fromarray(item.astype(np.uint8))
-    try:
-        return Image.open(Path(item))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InputFileError(f"cannot read image {item}: {exc}") from exc

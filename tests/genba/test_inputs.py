@@ -11,6 +11,7 @@ from genba.inputs import read_jsonl
 def test_text_and_image_lines_are_read(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_text('{"text": "dent", "label": "dent", "group": "line-1"}\n\n{"image": "a.png"}\n')
+    (tmp_path / "a.png").write_bytes(b"")  # read_jsonl checks it exists; decoding comes later
     first, second = read_jsonl(path)
     assert (first.text, first.label, first.group) == ("dent", "dent", "line-1")
     assert second.image == tmp_path / "a.png" and second.label is None

@@ -86,15 +86,35 @@ class GateConfig:
             raise ConfigError(problems)
 
 
+#: The largest image file the API's schema takes: 2,000,000 characters of base64.
+IMAGE_BYTES_CEILING = 1_500_000
+#: Room a request body needs beside one image's base64 (field names, group tags).
+REQUEST_OVERHEAD_BYTES = 8192
+
+
 @dataclass(frozen=True)
 class ApiConfig:
-    """The local API: loopback only, bounded requests."""
+    """The local API: loopback only, bounded requests.
+
+    Images travel as base64 in JSON, 4 characters for every 3 bytes of the file, so the body
+    limit must hold one image's base64: ``max_image_bytes`` (0: as large as one request of
+    ``max_request_bytes`` holds, up to the schema's ceiling) may not ask for more.
+    """
 
     host: str = "127.0.0.1"
     port: int = 0
-    max_request_bytes: int = 1 << 20
+    max_request_bytes: int = 4 << 20
     max_batch_items: int = 256
     max_text_chars: int = 20_000
+    max_image_bytes: int = 0
+
+    @property
+    def image_bytes_limit(self) -> int:
+        """The largest image file one request takes, as the API enforces it."""
+        return self.max_image_bytes or min(IMAGE_BYTES_CEILING, self._image_bytes_fitting())
+
+    def _image_bytes_fitting(self) -> int:
+        return max(0, (self.max_request_bytes - REQUEST_OVERHEAD_BYTES) * 3 // 4)
 
     def __post_init__(self) -> None:
         problems = []
@@ -110,6 +130,16 @@ class ApiConfig:
             problems.append("api.max_batch_items must be >= 1")
         if self.max_text_chars < 1:
             problems.append("api.max_text_chars must be >= 1")
+        if not 0 <= self.max_image_bytes <= IMAGE_BYTES_CEILING:
+            problems.append(
+                f"api.max_image_bytes must be between 0 (as a request holds) and {IMAGE_BYTES_CEILING}"
+            )
+        elif self.max_image_bytes > self._image_bytes_fitting():
+            problems.append(
+                f"api.max_image_bytes ({self.max_image_bytes}) does not fit api.max_request_bytes "
+                f"({self.max_request_bytes}) as base64: raise api.max_request_bytes to at least "
+                f"{-(-self.max_image_bytes * 4 // 3) + REQUEST_OVERHEAD_BYTES} or lower api.max_image_bytes"
+            )
         if problems:
             raise ConfigError(problems)
 
@@ -444,8 +474,9 @@ auto_advance = true
 [api]
 host = "127.0.0.1"           # loopback only
 port = 0                     # 0 = any free port; the address is written to agent.addr
-max_request_bytes = 1048576
+max_request_bytes = 4194304   # a request body; images travel as base64 (4 characters per 3 bytes)
 max_batch_items = 256
+max_image_bytes = 0          # largest image file; 0 = as large as one request holds (up to 1500000)
 
 [store]
 retention_days = 90          # raw inputs without labels are blanked after this

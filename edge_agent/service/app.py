@@ -19,6 +19,7 @@ from fastapi import Path as PathParameter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_agent.agent import Agent
 from edge_agent.answers import Item
@@ -31,15 +32,17 @@ from edge_agent.store import ChainEntry
 from genba.errors import (
     BundleError,
     GenbaError,
+    ImageTooLargeError,
     InputFileError,
     UnknownItemError,
     UsageError,
     error_code,
+    located,
 )
 from genba.versions import ModelVersion
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": schemas.ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
+    code: {"model": schemas.ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 500, 503)
 }
 
 
@@ -82,7 +85,7 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     async def predict_batch(body: schemas.PredictBatchRequest, role: str = predict_role) -> Any:
         if len(body.items) > config.max_batch_items:
             raise UsageError(f"at most {config.max_batch_items} items per batch request")
-        items = [await _item(agent, entry, role, config) for entry in body.items]
+        items = [await _batch_item(agent, entry, role, config, i) for i, entry in enumerate(body.items)]
         answers = await agent.apredict(items)
         return {
             "items": [
@@ -113,7 +116,7 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
         "/v1/inputs/{input_id}/explanation", response_model=schemas.ExplanationResponse, tags=["predict"]
     )
     def explanation(
-        input_id: int = PathParameter(ge=1, le=2**62), role: str = Depends(role_with("label"))
+        input_id: int = PathParameter(ge=1, le=2**62), role: str = Depends(role_with("explain"))
     ) -> Any:
         return agent.explain(input_id)
 
@@ -238,10 +241,25 @@ async def _item(agent: Agent, body: schemas.PredictRequest, role: str, config: A
     if kind != "image":
         raise UsageError("this site's model takes text; send 'text', not 'image'")
     raw = _base64(body.image or "")
+    if len(raw) > config.image_bytes_limit:
+        raise ImageTooLargeError(
+            f"the image is too large ({len(raw):,} bytes; this site takes image files up to "
+            f"{config.image_bytes_limit:,} bytes, api.max_image_bytes); send a smaller picture"
+        )
     from edge_agent.answers import decode_payload
 
     image = await run_in_threadpool(decode_payload, "image", raw)
     return Item("image", image, raw, dict(body.groups), role)
+
+
+async def _batch_item(
+    agent: Agent, body: schemas.PredictRequest, role: str, config: ApiConfig, index: int
+) -> Item:
+    """One item of a batch request; an item the agent refuses is named by its index."""
+    try:
+        return await _item(agent, body, role, config)
+    except UsageError as error:
+        raise located(error, f"items[{index}]") from error
 
 
 def _with_warnings(answer: dict[str, Any], agent: Agent, groups: Mapping[str, str]) -> dict[str, Any]:
@@ -295,6 +313,22 @@ def http_status(error: GenbaError) -> int:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    """Every answer that is not a success has the one shape, whatever raised it."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _error(error.status_code, *_http_problem(request, error), dict(error.headers or {}) or None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Uvicorn logs the traceback; the caller gets one line, never the input or the exception's text.
+        return _error(
+            500,
+            "internal_error",
+            f"the agent failed unexpectedly answering {request.method} {request.url.path} "
+            f"({type(error).__name__}); nothing more is said here, the agent's log has the details",
+        )
+
     @app.exception_handler(GenbaError)
     async def genba_error(request: Request, error: GenbaError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if http_status(error) == 401 else None
@@ -316,6 +350,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         more = len(problems) - 1
         extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         return _error(422, "invalid_request", f"{where}: {message}{extra}")
+
+
+def _http_problem(request: Request, error: StarletteHTTPException) -> tuple[str, str]:
+    """Starlette's own refusals (an unknown route, a wrong method) said in the agent's words."""
+    route = f"{request.method} {request.url.path[:200]}"
+    if error.status_code == 404:
+        return "not_found", f"no such route: {route}; see /openapi.json for this agent's routes"
+    if error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "")
+        return "method_not_allowed", f"{route} is not allowed; this path takes {allowed or 'other methods'}"
+    return f"http_{error.status_code}", f"{route}: {' '.join(str(error.detail).split())}"
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -13,6 +13,7 @@ from genba.errors import AuthenticationError, KeyFileError, PermissionDeniedErro
 PERMISSIONS: Mapping[str, frozenset[str]] = {
     "predict": frozenset({"integration", "operator", "supervisor"}),
     "label": frozenset({"operator", "supervisor"}),
+    "explain": frozenset({"operator", "supervisor"}),
     "queue": frozenset({"operator", "supervisor"}),
     "read": frozenset({"operator", "supervisor"}),
     "manage": frozenset({"supervisor"}),
@@ -55,6 +56,7 @@ class TokenRegistry:
 DOING = {
     "predict": "ask for predictions",
     "label": "label items",
+    "explain": "ask why the model answered as it did (explanations)",
     "queue": "read the labelling queue",
     "read": "read status, models, KPIs or logs",
     "manage": "manage models (install, promote, roll back, train)",

@@ -55,7 +55,10 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     def _too_large(self) -> str:
-        return f"request body over {self.max_bytes} bytes; send fewer items per request"
+        return (
+            f"request body over {self.max_bytes} bytes (api.max_request_bytes); send fewer items per "
+            "request, or a smaller image (images travel as base64, 4 characters per 3 bytes)"
+        )
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -10,6 +10,8 @@ GroupName = Annotated[str, StringConstraints(min_length=1, max_length=64, patter
 GroupValue = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Groups = Annotated[dict[GroupName, GroupValue], Field(max_length=16)]
 LabelName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+#: An image file of up to 1,500,000 bytes (``edge_agent.config.IMAGE_BYTES_CEILING``) as base64.
+IMAGE_BASE64_CHARS = 2_000_000
 
 
 class Strict(BaseModel):
@@ -20,7 +22,7 @@ class PredictRequest(Strict):
     """One input: ``text`` for text bundles, or ``image`` (base64 file bytes) for image bundles."""
 
     text: Annotated[str, StringConstraints(min_length=1, max_length=20_000)] | None = None
-    image: Annotated[str, StringConstraints(min_length=4, max_length=2_000_000)] | None = None
+    image: Annotated[str, StringConstraints(min_length=4, max_length=IMAGE_BASE64_CHARS)] | None = None
     groups: Groups = Field(default_factory=dict, description="tags such as line, shift, product")
 
     @model_validator(mode="after")

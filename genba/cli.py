@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from genba import env as _env  # noqa: F401  (telemetry off, offline on: first, always)
-from genba.errors import GenbaError
+from genba.errors import GenbaError, MissingExtraError
+from genba.roles import missing_extra, require_role
 
 #: Modules with a ``register(subparsers)`` function, in the order shown by --help.
 COMMAND_MODULES = (
@@ -56,7 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = " ".join(part for part in ("genba", args.command, getattr(args, "action", None)) if part)
     interrupted, previous = _watch_interrupts()
     try:
-        return int(args.handler(args) or 0)
+        require_role(name)
+        try:
+            return int(args.handler(args) or 0)
+        except ImportError as error:
+            hint = missing_extra(name, error)
+            if hint is None:
+                raise
+            raise hint from error
+    except MissingExtraError as error:
+        print(error, file=sys.stderr)  # one line that names the command already
+        return error.exit_code
     except GenbaError as error:
         if interrupted.is_set():
             # Ctrl-C reaches the whole process group: a child (an agent) it stopped may surface as

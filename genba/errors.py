@@ -224,3 +224,21 @@ class OverloadedError(ServingError):
     def __init__(self, waiting: int) -> None:
         super().__init__(f"the agent is overloaded ({waiting} requests waiting); retry shortly")
         self.waiting = waiting
+
+
+class MissingExtraError(GenbaError):
+    """A command whose role (a pyproject extra) is not installed on this machine. Exit code 8.
+
+    The message is the whole line the CLI prints: the command, the extra and how to install it.
+    """
+
+    exit_code = 8
+
+    def __init__(self, command: str, extra: str, missing: list[str]) -> None:
+        super().__init__(
+            f"{command} needs the {extra} extra: pip install 'genba[{extra}]'"
+            f" (not installed: {', '.join(missing)})"
+        )
+        self.command = command
+        self.extra = extra
+        self.missing = list(missing)

@@ -1,0 +1,262 @@
+"""Benchmark: does an operator's app polling every read endpoint slow the line's predictions?
+
+A real agent (``genba agent serve``, the real API on loopback) serves the default bundle (packaged
+all-MiniLM-L6-v2, CPU). Its store is seeded first as a site's would be after a while: a long audit
+log and egress ledger (each page of which says whether the whole chain verifies) and a few thousand
+answered inputs for the labelling queue to rank.
+
+* ``predict_p99_ms_alone``: p99 latency of one client sending one text at a time, nothing else.
+* ``predict_p99_ms_with_polling``: the same client while a second one polls, back to back, every
+  read endpoint an operator's app polls (status, gates, queue, KPIs, report, drift, groups, models,
+  federation, training, audit and egress pages).
+* ``polling_over_alone``: the ratio (target <= 1.5).
+
+Rounds alternate the two modes (alone, then with polling) so that both see the same machine; the
+p99 of each mode is over all its rounds' requests, and the median per round is reported beside it.
+
+    .venv/bin/python bench/serving_under_polling.py [--requests 300] [--rounds 2] [--out bench-out/polling]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genba import env
+
+POLLED = (
+    "/v1/status",
+    "/v1/gates",
+    "/v1/queue?limit=50",
+    "/v1/kpis",
+    "/v1/report?days=30",
+    "/v1/drift",
+    "/v1/groups",
+    "/v1/models",
+    "/v1/federation",
+    "/v1/train",
+    "/v1/audit?limit=100",
+    "/v1/egress?limit=100",
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=1000, help="predictions per mode and round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--audit-entries", type=int, default=20000)
+    parser.add_argument("--egress-entries", type=int, default=5000)
+    parser.add_argument("--answered", type=int, default=3000, help="answered inputs seeded into the store")
+    parser.add_argument("--bundle-cache", type=Path, default=Path("bench-out/default-bundle"))
+    parser.add_argument("--out", type=Path, default=Path("bench-out/polling"))
+    args = parser.parse_args()
+    from genba.demo.sites import signed_default_bundle
+
+    bundle, trust = signed_default_bundle(args.bundle_cache)
+    texts = _texts(args.answered + args.requests)
+    site = _site(args.out / "site", bundle, trust)
+    _seed(site, texts[: args.answered], args.audit_entries, args.egress_entries)
+    agent = _serve(site, args.out / "agent.log")
+    try:
+        figures = _run(_measure(site, texts[args.answered :], args.rounds))
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    alone, polled = figures.pop("alone"), figures.pop("with_polling")
+    document = {
+        "predict_p99_ms_alone": _p99(alone),
+        "predict_p99_ms_with_polling": _p99(polled),
+        "polling_over_alone": round(_p99(polled) / _p99(alone), 3),
+        "targets": {"polling_over_alone": "<= 1.5"},
+        "details": {
+            "predict_p50_ms_alone": round(statistics.median(alone), 3),
+            "predict_p50_ms_with_polling": round(statistics.median(polled), 3),
+            **figures,
+            "requests_per_mode": len(alone),
+            "rounds": args.rounds,
+            "seeded": {
+                "audit_entries": args.audit_entries,
+                "egress_entries": args.egress_entries,
+                "answered_inputs": args.answered,
+            },
+            "polled": list(POLLED),
+            "bundle": str(bundle),
+        },
+    }
+    print(json.dumps(document, indent=2))
+    return 0
+
+
+def _p99(timings: list[float]) -> float:
+    return round(float(np.percentile(np.asarray(timings), 99)), 3)
+
+
+# ------------------------------------------------------------------ set-up
+
+
+def _texts(count: int) -> list[str]:
+    from export.datasets import shopfloor
+
+    reports = shopfloor.site_split("site-a", seed=5, n_pool=count, n_eval=0).train
+    texts = [report.text for report in reports]
+    return [f"{texts[i % len(texts)]} #{i}" for i in range(count)]  # distinct, as a line's reports are
+
+
+def _site(root: Path, bundle: Path, trust: Path) -> Any:
+    import shutil
+
+    import tomli_w
+
+    from edge_agent.site_init import init_site
+
+    shutil.rmtree(root, ignore_errors=True)
+    site = init_site(root, site_name="polling", trust=[trust])
+    document = {
+        "site": {"name": "polling"},
+        "runtime": {"provider": "cpu"},
+        "batching": {"max_batch_size": 32, "max_wait_ms": 2.0},
+    }
+    site.config_file.write_text(tomli_w.dumps(document), encoding="utf-8")
+    install = [sys.executable, "-m", "genba", "agent", "install", "--data", str(root), str(bundle)]
+    subprocess.run(install, check=True, env=env.child_environment(), stdout=subprocess.DEVNULL)
+    return site
+
+
+def _seed(site: Any, texts: list[str], audit_entries: int, egress_entries: int) -> None:
+    """What months of a site leave behind, written straight into its store before the agent starts."""
+    from edge_agent.store import InputRecord, PredictionRecord, SiteStore
+
+    rng = np.random.default_rng(0)
+    with SiteStore(site.store_file) as store:
+        production = store.slots().production
+        assert production is not None
+        for start in range(0, len(texts), 100):
+            chunk = texts[start : start + 100]
+            inputs = [InputRecord("text", text.encode(), {"line": "L1"}, "integration") for text in chunk]
+            answers = [
+                [PredictionRecord(production.model_id, "production", "scratch", 0.6, m, 5.0, "cpu", True)]
+                for m in rng.uniform(0.0, 1.0, len(chunk))
+            ]
+            store.record_served(inputs, answers)
+        for i in range(audit_entries):
+            store.append_audit("bench_event", "system", {"i": i, "note": "seeded by the benchmark"})
+        for i in range(egress_entries):
+            store.append_egress(
+                destination="superlink:9092", kind="fit_result", payload_bytes=1000 + i,
+                content_sha256=f"{i:064x}", round=i, details={"run": "1"},
+            )  # fmt: skip
+
+
+def _serve(site: Any, log: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "genba", "agent", "serve", "--data", str(site.root)]
+    process = subprocess.Popen(
+        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env.child_environment()
+    )
+    while not site.address_file.exists():
+        if process.poll() is not None:
+            sys.exit(f"the agent did not start; see {log}")
+        time.sleep(0.02)
+    return process
+
+
+# ------------------------------------------------------------------ measuring
+
+
+async def _measure(site: Any, texts: list[str], rounds: int) -> dict[str, Any]:
+    url = json.loads(site.address_file.read_text())["url"]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    predictor = Connection(host, int(port), site.read_token("integration"))
+    poller = Connection(host, int(port), site.read_token("supervisor"))
+    await predictor.open()
+    await poller.open()
+    for text in texts[:20]:  # warm-up: sessions, caches, first allocations
+        await predictor.predict(text)
+    for path in POLLED:
+        await poller.get(path)
+    alone: list[float] = []
+    polled: list[float] = []
+    per_round: dict[str, list[float]] = {"alone_p99": [], "with_polling_p99": []}
+    polls = 0
+    for _ in range(rounds):
+        timings = [await predictor.predict(text) for text in texts]
+        alone += timings
+        per_round["alone_p99"].append(_p99(timings))
+        stop = asyncio.Event()
+        polling = asyncio.create_task(_poll(poller, stop))
+        timings = [await predictor.predict(text) for text in texts]
+        stop.set()
+        polls += await polling
+        polled += timings
+        per_round["with_polling_p99"].append(_p99(timings))
+    return {"alone": alone, "with_polling": polled, "per_round": per_round, "polls_answered": polls}
+
+
+async def _poll(poller: Connection, stop: asyncio.Event) -> int:
+    done = 0
+    while not stop.is_set():
+        for path in POLLED:
+            await poller.get(path)
+            done += 1
+            if stop.is_set():
+                break
+    return done
+
+
+def _run(coroutine: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+class Connection:
+    """One HTTP/1.1 keep-alive connection over asyncio streams: a client that stays out of the way."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port, self.token = host, port, token
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def open(self) -> None:
+        self.streams = await asyncio.open_connection(self.host, self.port)
+
+    async def predict(self, text: str) -> float:
+        start = time.perf_counter()
+        await self._request("POST", "/v1/predict", json.dumps({"text": text}).encode())
+        return (time.perf_counter() - start) * 1000.0
+
+    async def get(self, path: str) -> None:
+        await self._request("GET", path, b"")
+
+    async def _request(self, method: str, path: str, body: bytes) -> bytes:
+        assert self.streams is not None
+        reader, writer = self.streams
+        writer.write(
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        payload = await reader.readexactly(length)
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"{method} {path}: agent answered {head.splitlines()[0]!r}: {payload[:200]!r}")
+        return payload
+
+
+if __name__ == "__main__":
+    sys.exit(main())

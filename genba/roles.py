@@ -15,6 +15,7 @@ from genba.errors import MissingExtraError
 #: The modules (top-level import names) that only an extra brings, and the extras it includes.
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "site": (
+        "numpy",
         "onnxruntime",
         "onnx",
         "tokenizers",
@@ -24,6 +25,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         "fastapi",
         "uvicorn",
         "httpx",
+        "pydantic",
     ),
     "site-learn": ("torch", "transformers", "sentence_transformers", "flwr", "opacus"),
     "gui": ("PySide6", "httpx", "pydantic"),

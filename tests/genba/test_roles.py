@@ -6,10 +6,12 @@ they would on a machine that installed another role.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,12 +19,21 @@ from genba.roles import EXTRA_INCLUDES, EXTRA_MODULES, extra_for, modules_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Blocks the named top-level modules (as if not installed), then runs the CLI entry point.
+# Makes the named top-level modules (and their submodules) absent, as on a machine without them,
+# then runs the CLI entry point. A finder, not sys.modules[name] = None: libraries probe
+# sys.modules for optional packages (scipy looks for torch there) and would see a broken module.
 RUNNER = """
 import sys
-for name in sys.argv[1].split(","):
-    if name:
-        sys.modules[name] = None
+blocked = {name for name in sys.argv[1].split(",") if name}
+
+class Absent:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.partition(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Absent)
 from genba.cli import main
 sys.argv = ["genba", *sys.argv[2:]]
 sys.exit(main())
@@ -64,6 +75,57 @@ def test_a_command_without_its_role_names_the_extra(
     ], done.stderr
     assert done.stdout == ""
     assert not any(tmp_path.iterdir()), "nothing is written before the check"
+
+
+#: What a machine with only the site role lacks (the packages of site-learn, gui, it and simulation).
+NOT_IN_SITE = [
+    module
+    for extra in ("site-learn", "gui", "it", "simulation")
+    for module in EXTRA_MODULES[extra]
+    if module not in modules_of("site")
+] + ["safetensors", "optimum_onnx"]
+
+
+def test_the_site_role_inits_installs_serves_and_predicts_without_torch_flower_or_qt(
+    tmp_path: Path, bert_bundle: Path, keypair: tuple[Path, Path], agent_harness: Any
+) -> None:
+    from edge_agent.service.client import AgentClient
+    from edge_agent.site import SiteFolder
+    from genba import env
+
+    assert {"torch", "flwr", "PySide6", "ray", "transformers"} <= set(NOT_IN_SITE)
+    data = tmp_path / "site"
+    done = run_without(
+        NOT_IN_SITE, "agent", "init", "--data", str(data), "--trust", str(keypair[1]), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    site = SiteFolder(data)
+    agent_harness.write_settings(site, {"runtime": {"provider": "cpu"}})
+    done = run_without(NOT_IN_SITE, "agent", "install", "--data", str(data), str(bert_bundle), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    log = (tmp_path / "agent.log").open("wb")
+    command = [sys.executable, "-c", RUNNER, ",".join(NOT_IN_SITE), "agent", "serve", "--data", str(data)]
+    agent = subprocess.Popen(command, stdout=log, stderr=log, env=env.child_environment(), cwd=tmp_path)
+    try:
+        agent_harness.wait_for(
+            lambda: site.address_file.exists() or agent.poll() is not None, what="the agent to serve"
+        )
+        assert agent.poll() is None, (tmp_path / "agent.log").read_text()
+        url = json.loads(site.address_file.read_text())["url"]
+        answer = AgentClient(url, site.read_token("integration")).predict("scratch on the housing")
+        assert answer.label
+        done = run_without(NOT_IN_SITE, "agent", "status", "--data", str(data), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        # the learning commands of the same install name the extra they need
+        done = run_without(NOT_IN_SITE, "agent", "train", "--data", str(data), cwd=tmp_path)
+        assert done.returncode == 8
+        assert done.stderr.startswith("genba agent train needs the site-learn extra: pip install"), (
+            done.stderr
+        )
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+        log.close()
 
 
 def test_help_and_the_base_commands_need_no_role(tmp_path: Path) -> None:

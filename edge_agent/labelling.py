@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
 
 from edge_agent.library import LoadedModel
 from edge_agent.store import QueueItem, SiteStore
@@ -22,6 +27,34 @@ _IMAGE_TYPES = (
 #: A window of answers (first and last prediction id) and how many labels are still wanted from it.
 Focus = tuple[tuple[int, int], int]
 
+#: Inputs whose ranking vectors are kept: more than the largest pool a queue ranks (4 x 500).
+KEPT_VECTORS: Final = 8192
+
+
+class RankingVectors:
+    """Production's probabilities and embedding per answered input, as serving computed them, so
+    that ranking the queue runs the model only over inputs it has not seen (after a restart, or
+    older than what is kept), never again over the whole pool each time an operator's app polls."""
+
+    def __init__(self, capacity: int = KEPT_VECTORS) -> None:
+        self._capacity = capacity
+        self._rows: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(
+        self, model_id: int, input_ids: Sequence[int], probabilities: np.ndarray, embedding: np.ndarray
+    ) -> None:
+        with self._lock:
+            for row, input_id in enumerate(input_ids):
+                self._rows[(model_id, input_id)] = (probabilities[row].copy(), embedding[row].copy())
+                self._rows.move_to_end((model_id, input_id))
+            while len(self._rows) > self._capacity:
+                self._rows.popitem(last=False)
+
+    def get(self, model_id: int, input_ids: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        with self._lock:
+            return {i: self._rows[(model_id, i)] for i in input_ids if (model_id, i) in self._rows}
+
 
 def labelling_queue(
     store: SiteStore,
@@ -29,6 +62,7 @@ def labelling_queue(
     limit: int,
     focus: Focus | None = None,
     candidate_id: int | None = None,
+    vectors: RankingVectors | None = None,
 ) -> list[QueueItem]:
     """What to ask the operators about, in order: while a candidate (``candidate_id``) is judged,
     the inputs drawn where it and production disagree (marked ``disagreement``, oldest first: the
@@ -39,38 +73,62 @@ def labelling_queue(
     list has it.
 
     The store ranks by the margin production had when it answered; a few times more than asked
-    are re-embedded by production's backbone so the queue does not ask for the same report twice
-    in other words (``edge_agent.selection``).
+    are embedded by production's backbone so the queue does not ask for the same report twice
+    in other words (``edge_agent.selection``); ``vectors`` holds those serving already computed.
     """
+    ranking = RankingVectors(0) if vectors is None else vectors
     judging = store.disagreement_queue(candidate_id, limit) if candidate_id is not None else []
-    drifted = _ranked(store, production, min(limit, focus[1]), focus[0]) if focus else []
+    drifted = _ranked(store, production, ranking, min(limit, focus[1]), focus[0]) if focus else []
     audit = store.audit_queue(limit)
     first = _distinct([*judging, *drifted, *audit])
     if len(first) >= limit:  # no need to rank (and run production over) the least certain
         return first[:limit]
-    return _distinct([*first, *_ranked(store, production, limit + len(first))])[:limit]
+    return _distinct([*first, *_ranked(store, production, ranking, limit + len(first))])[:limit]
 
 
 def _ranked(
-    store: SiteStore, production: LoadedModel | None, limit: int, window: tuple[int, int] | None = None
+    store: SiteStore,
+    production: LoadedModel | None,
+    vectors: RankingVectors,
+    limit: int,
+    window: tuple[int, int] | None = None,
 ) -> list[QueueItem]:
     if limit <= 0:
         return []
     pool = _distinct(store.uncertain_unlabelled(limit * 4, window))
     if production is None or len(pool) <= limit:
         return pool[:limit]
-    from edge_agent.answers import decode_payload
     from edge_agent.selection import select_for_labelling
 
-    values = [decode_payload(item.kind, item.payload) for item in pool]
-    probabilities, embedding, _ = production.model.predict_arrays(values)
-    if probabilities is None or embedding is None:
+    arrays = _pool_vectors(production, vectors, pool)
+    if arrays is None:
         return pool[:limit]
-    picked = select_for_labelling(probabilities, embedding, limit)
+    picked = select_for_labelling(*arrays, limit)
     # When what is left is all near-duplicates, fill up in margin order: an operator
     # asked for `limit` items, and a short queue would look like there is nothing to do.
     picked += [i for i in range(len(pool)) if i not in picked][: limit - len(picked)]
     return [pool[i] for i in picked]
+
+
+def _pool_vectors(
+    production: LoadedModel, vectors: RankingVectors, pool: list[QueueItem]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Probabilities and embeddings of the pool, in its order; the model runs only over the inputs
+    ``vectors`` lacks (and they are kept for the next time)."""
+    from edge_agent.answers import decode_payload
+
+    known = vectors.get(production.model_id, [item.input_id for item in pool])
+    missing = [item for item in pool if item.input_id not in known]
+    if missing:
+        values = [decode_payload(item.kind, item.payload) for item in missing]
+        probabilities, embedding, _ = production.model.predict_arrays(values)
+        if probabilities is None or embedding is None:
+            return None
+        ids = [item.input_id for item in missing]
+        known.update({i: (probabilities[row], embedding[row]) for row, i in enumerate(ids)})
+        vectors.put(production.model_id, ids, probabilities, embedding)
+    rows = [known[item.input_id] for item in pool]
+    return np.stack([p for p, _ in rows]), np.stack([e for _, e in rows])
 
 
 def queue_entry(item: QueueItem) -> dict[str, Any]:

@@ -8,6 +8,12 @@ What a chain cannot show on its own is the newest rows being cut off the end.
 A column added to a chained table after entries were written (the egress ledger's
 ``content_sha256``, schema v4) is hashed only where it is set: the entries written before it hold
 NULL there and verify exactly as they did, and clearing it in a newer entry breaks that entry's hash.
+
+Verifying from a mark (``verify_entries(..., after=mark)``) recomputes only the entries added since
+a verification that found the chain intact up to the mark's entry; it still checks that the mark's
+entry holds the hash it had and that no entry up to it is missing, and falls back to the whole chain
+if not. An edit of an older entry that keeps its stored hash is found only by a whole verification:
+``SiteStore`` forgets its mark whenever anything but its own writer changed the file.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from typing import Any, Final
 from edge_agent.store.records import ChainEntry, ChainReport
 
 GENESIS_HASH: Final = "0" * 64
+
+#: Where a chain was last found intact: the seq and hash of its last entry then.
+ChainMark = tuple[int, str]
 
 # The columns each chained table holds besides seq, created_at, prev_hash and hash.
 CHAIN_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
@@ -83,18 +92,41 @@ def read_entries(
 
 def verify_chain(conn: sqlite3.Connection, table: str) -> ChainReport:
     """Recompute every hash in order; the first row that does not fit is reported."""
+    return verify_entries(conn, table)[0]
+
+
+def verify_entries(
+    conn: sqlite3.Connection, table: str, after: ChainMark | None = None
+) -> tuple[ChainReport, ChainMark | None]:
+    """Verify the chain, from ``after`` when its entry still fits; returns the report and, when the
+    chain is intact, the mark of its last entry (None for an empty chain or a broken one)."""
     columns = _columns(table)
     entries: int = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if after is not None and not _mark_holds(conn, table, after):
+        after = None  # whatever changed before the mark, the whole chain says where
+    start_seq, expected_prev = after if after is not None else (0, GENESIS_HASH)
     cursor = conn.execute(
-        f"SELECT seq, created_at, {', '.join(columns)}, prev_hash, hash FROM {table} ORDER BY seq"
+        f"SELECT seq, created_at, {', '.join(columns)}, prev_hash, hash FROM {table} "
+        "WHERE seq > ? ORDER BY seq",
+        (start_seq,),
     )
-    expected_prev = GENESIS_HASH
+    last: ChainMark | None = after
     for row in cursor:
         seq, prev_hash, stored_hash = row[0], row[-2], row[-1]
         if prev_hash != expected_prev or _recomputed_hash(columns, row) != stored_hash:
-            return ChainReport(ok=False, entries=entries, first_bad_seq=seq)
-        expected_prev = stored_hash
-    return ChainReport(ok=True, entries=entries, first_bad_seq=None)
+            return ChainReport(ok=False, entries=entries, first_bad_seq=seq), None
+        expected_prev, last = stored_hash, (seq, stored_hash)
+    return ChainReport(ok=True, entries=entries, first_bad_seq=None), last
+
+
+def _mark_holds(conn: sqlite3.Connection, table: str, mark: ChainMark) -> bool:
+    """The mark's entry still has its hash, and every seq up to it is still there (no deletion)."""
+    seq, digest = mark
+    row = conn.execute(f"SELECT hash FROM {table} WHERE seq = ?", (seq,)).fetchone()
+    if row is None or row[0] != digest:
+        return False
+    kept: int = conn.execute(f"SELECT count(*) FROM {table} WHERE seq BETWEEN 1 AND ?", (seq,)).fetchone()[0]
+    return kept == seq
 
 
 def _recomputed_hash(columns: tuple[str, ...], row: tuple[Any, ...]) -> str | None:

@@ -1,13 +1,17 @@
-"""The store's one SQLite connection: how it is opened, locked, and how its errors read.
+"""The store's SQLite connections: how they are opened, locked, and how their errors read.
 
-Writers use ``BEGIN IMMEDIATE`` so the write lock is taken up front (a deferred transaction
-that later upgrades can fail with "database is locked" without waiting). With WAL and
+One writer connection, guarded by a lock, takes every write. Reads never take that lock: each
+read block borrows a connection of its own from a small pool and reads a WAL snapshot, so a
+report, an audit page or a queue ranking never waits for the line's predictions to be written,
+and never makes them wait. Writers use ``BEGIN IMMEDIATE`` so the write lock is taken up front (a
+deferred transaction that later upgrades can fail with "database is locked" without waiting). With WAL and
 ``synchronous=NORMAL`` a committed transaction survives the process being killed; only a power
 loss can take back the last few commits, and never corrupts the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -63,14 +67,21 @@ def translated_errors(path: Path) -> Iterator[None]:
         raise store_error(path, exc) from exc
 
 
+#: Idle read connections kept for the next reader; more readers at once open more, closed after.
+IDLE_READERS: Final = 4
+
+
 class Database:
-    """A connection shared by API threads and the batch worker, guarded by one re-entrant lock."""
+    """A writer connection shared by API threads and the batch worker, guarded by one re-entrant
+    lock, and a pool of read connections that readers borrow one each (``read``)."""
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only
         self._lock = threading.RLock()
         self._closed = False
+        self._idle: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
         with translated_errors(path):
             self._conn = _open(path) if not read_only else _open_read_only(path)
 
@@ -90,15 +101,32 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query in the block sees the same snapshot."""
-        with self._lock, translated_errors(self.path):
-            conn = self._live()
-            conn.execute("BEGIN")
+        """A read transaction on a connection of its own: every query in the block sees the same
+        snapshot, taken when the block starts, and no write waits for it (WAL)."""
+        with translated_errors(self.path):
+            conn = self._borrow()
             try:
+                conn.execute("BEGIN")
+                conn.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()  # the snapshot starts here
                 yield conn
             finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                try:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                finally:
+                    self._give_back(conn)
+
+    def foreign_writes(self) -> int:
+        """A number that changes whenever a connection other than this store's writer commits
+        (SQLite's ``data_version``): another process, a tool editing the file by hand.
+
+        Asked of the writer connection without its lock, so that it never waits for a batch being
+        written: SQLite is built serialized here (``sqlite3.threadsafety == 3``), and the pragma only
+        reads a counter, whatever transaction the connection is in."""
+        serialized = sqlite3.threadsafety == 3
+        with contextlib.nullcontext() if serialized else self._lock, translated_errors(self.path):
+            version: int = self._live().execute("PRAGMA data_version").fetchone()[0]
+            return version
 
     @contextmanager
     def autocommit(self) -> Iterator[sqlite3.Connection]:
@@ -116,6 +144,30 @@ class Database:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def _borrow(self) -> sqlite3.Connection:
+        self._live()
+        if self.read_only:
+            self._lock.acquire()  # a read-only store (another process) has one connection
+            return self._conn
+        with self._pool_lock:
+            if self._idle:
+                return self._idle.pop()
+        return _open_reader(self.path)
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        if conn is self._conn:
+            self._lock.release()
+            return
+        with self._pool_lock:
+            if not self._closed and len(self._idle) < IDLE_READERS:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def _live(self) -> sqlite3.Connection:
         if self._closed:
@@ -137,6 +189,18 @@ def _open(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # Pruned payloads are operators' private text: overwrite freed space instead of leaving it.
         conn.execute("PRAGMA secure_delete=ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _open_reader(path: Path) -> sqlite3.Connection:
+    """A read connection beside the writer, in the same process: it never writes."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA query_only=ON")
     except BaseException:
         conn.close()
         raise

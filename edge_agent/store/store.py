@@ -8,6 +8,7 @@ connection, the lock, the clock and the error translation.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from edge_agent.store import audit_sample, holdout, kpi, paired_sample, report_q
 from edge_agent.store import drift as drift_rows
 from edge_agent.store import embeddings as embedding_rows
 from edge_agent.store import inputs as input_rows
-from edge_agent.store.chain import append_entry, read_entries, verify_chain
+from edge_agent.store.chain import ChainMark, append_entry, read_entries, verify_entries
 from edge_agent.store.connection import Database
 from edge_agent.store.paired_sample import PairedAnswer, PairedBatch
 from edge_agent.store.records import (
@@ -67,6 +68,9 @@ class SiteStore:
         self._clock = clock
         self.holdout_reuse_limit = holdout_reuse_limit
         self._db = Database(self.path, read_only=_read_only)
+        #: Per chain table: where it was last found intact, and the file's foreign-write count then.
+        self._chain_marks: dict[str, tuple[int, ChainMark]] = {}
+        self._chain_lock = threading.Lock()
         try:
             with self._db.autocommit() as conn:
                 if _read_only:
@@ -530,13 +534,27 @@ class SiteStore:
             ).fetchone()[0]
         return int(total or 0)
 
-    def verify_chain(self, name: str) -> ChainReport:
-        """Recompute one chain (``audit`` or ``egress``) from its first entry."""
+    def verify_chain(self, name: str, *, full: bool = False) -> ChainReport:
+        """Verify one chain (``audit`` or ``egress``): the entries added since this store last found
+        it intact, or from its first entry when ``full``, on first use, after a broken result, and
+        whenever anything but this store's own writer has changed the file since (another process,
+        someone editing it by hand), which could have reached entries already verified."""
+        table = _CHAIN_TABLES[name]
+        seen = self._db.foreign_writes()  # read before the snapshot: a later change forces a full check
+        with self._chain_lock:
+            known = self._chain_marks.get(table)
+        after = known[1] if known is not None and known[0] == seen and not full else None
         with self._db.read() as conn:
-            return verify_chain(conn, _CHAIN_TABLES[name])
+            report, mark = verify_entries(conn, table, after)
+        with self._chain_lock:
+            if mark is not None:
+                self._chain_marks[table] = (seen, mark)
+            else:
+                self._chain_marks.pop(table, None)
+        return report
 
-    def verify_chains(self) -> dict[str, ChainReport]:
-        return {name: self.verify_chain(name) for name in _CHAIN_TABLES}
+    def verify_chains(self, *, full: bool = False) -> dict[str, ChainReport]:
+        return {name: self.verify_chain(name, full=full) for name in _CHAIN_TABLES}
 
     # Retention
 

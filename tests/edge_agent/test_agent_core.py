@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +165,23 @@ def test_an_answer_is_explained_word_by_word_once_then_from_the_cache(agent: Age
     assert again["cached"] is True and again["words"] == first["words"]
     with pytest.raises(UnknownItemError, match="input 999999 does not exist"):
         agent.explain(999_999)
+
+
+def test_ranking_the_queue_reuses_what_serving_computed(agent: Agent) -> None:
+    """An operator's app polling the queue must not run the model over the pool each time."""
+    agent.predict([_item(f"report {n}: dent near the flange, part {n}") for n in range(12)])
+    production = agent.active.production
+    assert production is not None
+    _break(production)  # from here on, running the model would fail
+    queue = agent.queue(limit=3)
+    assert len(queue) == 3
+
+
+def test_the_daily_full_check_lists_an_audit_log_edited_by_hand(agent: Agent) -> None:
+    agent.store.append_audit("promote", "supervisor", {"model_id": 1})
+    assert agent.store.verify_chain("audit").ok
+    with closing(sqlite3.connect(agent.site.store_file, isolation_level=None)) as conn:
+        conn.execute("DROP TRIGGER audit_log_no_update")
+        conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 1")
+    agent.check_chains()
+    assert "the audit chain does not verify from entry 1 on" in agent.status()["problems"]

@@ -45,8 +45,9 @@ _AUDIT_DRAW = random.SystemRandom()
 
 log = logging.getLogger(__name__)
 
-#: A batch for the shadow worker: the candidate, production's id and answers, input ids, inputs.
-_ShadowJob = tuple[LoadedModel, tuple[int, list[ModelAnswer]], list[int], list[Item]]
+#: A batch for the shadow worker: the candidate, production's id and answers, input ids, inputs, and
+#: how long each caller waited besides production's model time (queueing, batching, the pilot).
+_ShadowJob = tuple[LoadedModel, tuple[int, list[ModelAnswer]], list[int], list[Item], list[float]]
 
 
 class Agent:
@@ -179,11 +180,12 @@ class Agent:
         ready = prepared[1] if prepared is not None and prepared[0] == active.production.model_id else None
         served, probabilities, embedding = self._run_arrays(active.production, values, "production", ready)
         pilot = self._pilot_answers(active, values) if active.stage == "pilot" else None
+        callers = _caller_latencies(items, served)
         predictions = []
         for row, answer in enumerate(served):
-            records = [answer.record(active.production.model_id, served=True)]
+            records = [answer.record(active.production.model_id, served=True, caller_latency_ms=callers[row])]
             if pilot is not None and active.candidate is not None:
-                records.append(pilot[row].record(active.candidate.model_id, served=True))
+                records.append(pilot[row].record(active.candidate.model_id, True, callers[row]))
             predictions.append(records)
         audited = [_AUDIT_DRAW.random() < self.config.store.audit_share for _ in items]
         stored = self.store.record_served([item.record() for item in items], predictions, audited)
@@ -197,7 +199,8 @@ class Agent:
             paired = self._paired(active.candidate, production_id, "pilot", input_ids, items, pilot, served)
             self.store.record_paired(paired)
         if active.stage == "shadow" and active.candidate is not None:
-            self._offer_shadow(active.candidate, (production_id, served), input_ids, items)
+            waited = [caller - answer.latency_ms for caller, answer in zip(callers, served, strict=True)]
+            self._offer_shadow(active.candidate, (production_id, served), input_ids, items, waited)
         self._wake.set()
         return [
             Answer(input_id, ids[0], served[row], pilot[row] if pilot else None)
@@ -263,10 +266,10 @@ class Agent:
 
     def _offer_shadow(
         self, candidate: LoadedModel, production: tuple[int, list[ModelAnswer]], input_ids: list[int],
-        items: list[Item],
+        items: list[Item], waited: list[float],
     ) -> None:  # fmt: skip
         try:
-            self._shadow.put_nowait((candidate, production, input_ids, items))
+            self._shadow.put_nowait((candidate, production, input_ids, items, waited))
         except queue.Full:
             self.shadow_dropped += len(items)  # shadow answers are a sample; serving never waits for them
 
@@ -276,13 +279,17 @@ class Agent:
                 job = self._shadow.get(timeout=0.5)
             except queue.Empty:
                 continue
-            candidate, (production_id, served), input_ids, items = job
+            candidate, (production_id, served), input_ids, items, waited = job
             if self.active.candidate is not candidate or self.active.stage != "shadow":
                 continue
             try:
                 answers = self._run_model(candidate, [i.value for i in items], "shadow")
                 paired = self._paired(candidate, production_id, "shadow", input_ids, items, answers, served)
-                records = [a.record(candidate.model_id, served=False) for a in answers]
+                # What a caller would have seen had the candidate answered in production's place.
+                records = [
+                    a.record(candidate.model_id, served=False, caller_latency_ms=wait + a.latency_ms)
+                    for a, wait in zip(answers, waited, strict=True)
+                ]
                 self.store.add_predictions(input_ids, records, paired)  # one transaction: no answer unpaired
             except Exception as exc:  # (the worker must outlive any one failure)
                 self._report_worker_problem("shadow", candidate, exc)
@@ -529,6 +536,16 @@ class Agent:
             "store": {"schema_version": self.store.schema_version},
             "versions": {name: _version(metadata, name) for name in ("genba", "onnxruntime-gpu")},
         }
+
+
+def _caller_latencies(items: Sequence[Item], served: Sequence[ModelAnswer]) -> list[float]:
+    """Per item, ms from its request reaching the agent to its answers being ready: the queue, the
+    wait for company, the models' runs; never less than the model's own time for its batch."""
+    now = time.perf_counter()
+    return [
+        max((now - item.received) * 1000.0, answer.latency_ms)
+        for item, answer in zip(items, served, strict=True)
+    ]
 
 
 def _precision_variant(stored: Mapping[str, Any]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ class Item:
     raw: bytes
     groups: Mapping[str, str] = field(default_factory=dict)
     source: str = ""
+    #: When the request reached the agent (``time.perf_counter``): the caller's latency starts here.
+    received: float = field(default_factory=time.perf_counter, compare=False)
 
     def record(self) -> InputRecord:
         return InputRecord(kind=self.kind, payload=self.raw, groups=dict(self.groups), source=self.source)
@@ -38,7 +41,7 @@ class ModelAnswer:
     latency_ms: float
     provider: str
 
-    def record(self, model_id: int, served: bool) -> PredictionRecord:
+    def record(self, model_id: int, served: bool, caller_latency_ms: float | None = None) -> PredictionRecord:
         return PredictionRecord(
             model_id=model_id,
             stage=self.stage,
@@ -48,6 +51,7 @@ class ModelAnswer:
             latency_ms=self.latency_ms,
             provider=self.provider,
             served=served,
+            caller_latency_ms=caller_latency_ms,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -6,7 +6,8 @@ site store: candidate answers in the current stage, agreement with production on
 the same inputs, accuracy on held-out operator labels (labels no training saw),
 the same accuracy group by group (no line, shift or product may fall more than
 ``groups.max_drop_pts`` behind production; groups too small to judge are listed as such),
-and the candidate's p95 latency.
+and the candidate's p95 latency as callers see it (queueing and batching included; in shadow,
+what they would have seen had the candidate answered instead of production).
 """
 
 from __future__ import annotations
@@ -398,6 +399,8 @@ def _signed(value: float | None) -> str:
 
 
 def _latency_gate(store: SiteStore, config: GateConfig, candidate: SlotRow) -> Gate:
+    """p95 of the latency callers saw (``SiteStore.latencies``), not the model's time alone: a
+    candidate that is quick per batch but makes requests queue fails its budget."""
     latencies = store.latencies(candidate.model_id, candidate.since, stage=candidate.stage)
     budget = config.latency_p95_budget_ms
     if not latencies:
@@ -408,5 +411,5 @@ def _latency_gate(store: SiteStore, config: GateConfig, candidate: SlotRow) -> G
         p95 <= budget,
         round(p95, 2),
         budget,
-        f"p95 {p95:.1f} ms over {len(latencies)} answers, budget {budget:.0f} ms",
+        f"p95 {p95:.1f} ms as callers see it over {len(latencies)} answers, budget {budget:.0f} ms",
     )

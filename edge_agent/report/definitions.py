@@ -42,8 +42,10 @@ DEFINITIONS: Final[dict[str, str]] = {
         "(relabels count: each is work). Labels per day: label rows in the window / running days."
     ),
     "latency": (
-        "p50 and p95 of predictions.latency_ms of production answers, per day and over the window "
-        "(linear interpolation between the nearest ranks)."
+        "p50 and p95 of the latency callers saw for production answers (predictions.caller_latency_ms: "
+        "from the request reaching the agent to its answer, queueing and batching included; answers "
+        "from before store schema v10 count with their model time, latency_ms), per day and over the "
+        "window (linear interpolation between the nearest ranks)."
     ),
     "drift": (
         "Drift checks (one per window of production answers) that ended in 'warning' or 'drift', with "

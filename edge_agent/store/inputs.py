@@ -32,7 +32,7 @@ _INSERT_INPUT: Final = (
 )
 _INSERT_PREDICTION: Final = (
     "INSERT INTO predictions (input_id, model_id, stage, label, score, margin, latency_ms, provider, "
-    "served, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "served, created_at, caller_latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The production answer an operator saw for an input (newest, should a batch ever be replayed).
 _SERVED_PREDICTION: Final = (
@@ -311,6 +311,7 @@ def _prediction_values(input_id: int, prediction: PredictionRecord, now: float) 
         p.provider,
         int(p.served),
         now,
+        p.caller_latency_ms,
     )
 
 

@@ -16,6 +16,9 @@ from typing import Any, Final
 from genba.errors import UsageError
 
 DAY_SECONDS: Final = 86400.0
+#: The latency the KPIs and the gates read: what the caller saw (schema v10), or for answers from
+#: before it the model's time, the only figure they have.
+CALLER_LATENCY: Final = "coalesce(caller_latency_ms, latency_ms)"
 _LATEST_PER_INPUT: Final = (
     "SELECT input_id, label, max(id) AS id FROM predictions WHERE model_id = ? AND {stage} "
     "AND input_id IN (SELECT id FROM inputs WHERE created_at >= ?) GROUP BY input_id"
@@ -47,9 +50,9 @@ def agreement(
 def latencies(
     conn: sqlite3.Connection, model_id: int, since: float, stage: str | None, limit: int
 ) -> list[float]:
-    """Newest first."""
+    """Latencies as callers saw them (``CALLER_LATENCY``), newest first."""
     rows = conn.execute(
-        "SELECT latency_ms FROM predictions WHERE model_id = ? AND created_at >= ? "
+        f"SELECT {CALLER_LATENCY} FROM predictions WHERE model_id = ? AND created_at >= ? "
         "AND (? IS NULL OR stage = ?) ORDER BY id DESC LIMIT ?",
         (model_id, since, stage, stage, limit),
     )
@@ -59,7 +62,7 @@ def latencies(
 def latency_quantiles(
     conn: sqlite3.Connection, where: str, params: Sequence[Any], quantiles: Sequence[float]
 ) -> list[float | None]:
-    """Quantiles of ``predictions.latency_ms`` over the rows matching ``where``."""
+    """Quantiles of the latency callers saw (``CALLER_LATENCY``) over the rows matching ``where``."""
     count: int = conn.execute(f"SELECT count(*) FROM predictions WHERE {where}", params).fetchone()[0]
     if count == 0:
         return [None for _ in quantiles]
@@ -70,7 +73,8 @@ def latency_quantiles(
         neighbours = [
             row[0]
             for row in conn.execute(
-                f"SELECT latency_ms FROM predictions WHERE {where} ORDER BY latency_ms LIMIT 2 OFFSET ?",
+                f"SELECT {CALLER_LATENCY} AS latency FROM predictions WHERE {where} "
+                "ORDER BY latency LIMIT 2 OFFSET ?",
                 (*params, below),
             )
         ]

@@ -35,9 +35,11 @@ class PredictionRecord:
     label: str | None
     score: float | None
     margin: float | None  # top-1 minus top-2 probability: small means unsure
-    latency_ms: float
+    latency_ms: float  # the model's time for the batch the input ran in
     provider: str
     served: bool  # returned to the caller (production, pilot suggestion) or not (shadow)
+    #: What the caller saw, queueing and batching included (shadow: what it would have seen); None: unknown
+    caller_latency_ms: float | None = None
 
 
 @dataclass(frozen=True)

@@ -304,8 +304,19 @@ CREATE TABLE paired_sample (
 CREATE INDEX paired_sample_drawn ON paired_sample (model_id, drawn, input_id);
 """
 
+# v10: the latency the caller saw for each answer (``caller_latency_ms``: from the request reaching
+# the agent to its answer being ready, queueing and micro-batching included) next to the model's own
+# time for the batch (``latency_ms``); for a shadow answer, which no caller waited for, what a caller
+# would have seen had it answered instead of production. The KPIs and the latency gate read it;
+# answers from before v10 keep NULL and count with their model time, the only figure they have.
+_V10: Final = """
+ALTER TABLE predictions ADD COLUMN caller_latency_ms REAL
+    CHECK (caller_latency_ms IS NULL OR caller_latency_ms >= 0);
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
-    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9)
+    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
+    (10, _V10),
 )  # fmt: skip
 #: Migrations that rebuild a table others refer to: SQLite's documented procedure turns foreign
 #: keys off around them (a pragma that cannot change inside a transaction) and checks them after.

@@ -167,6 +167,43 @@ def test_an_answer_is_explained_word_by_word_once_then_from_the_cache(agent: Age
         agent.explain(999_999)
 
 
+def _latencies(agent: Agent, stage: str) -> list[tuple[float, float]]:
+    with closing(sqlite3.connect(agent.site.store_file)) as conn:
+        rows = conn.execute(
+            "SELECT latency_ms, caller_latency_ms FROM predictions WHERE stage = ? ORDER BY id", (stage,)
+        )
+        return [(float(model), float(caller)) for model, caller in rows]
+
+
+def test_the_latency_stored_is_what_the_caller_saw_queueing_included(agent: Agent) -> None:
+    """An item that reached the agent 3 s before its batch ran (it queued) is stored with those 3 s;
+    the model's own time for the batch is kept beside it."""
+    queued = Item(
+        "text", "dent near the flange", b"dent near the flange", {}, "operator", time.perf_counter() - 3.0
+    )
+    agent.predict([queued, _item("scratch on the rim")])
+    (queued_row, fresh_row) = _latencies(agent, "production")
+    assert queued_row[1] >= 3000.0 > queued_row[0]
+    assert fresh_row[1] >= fresh_row[0] and fresh_row[1] < queued_row[1]
+
+
+def test_pilot_and_shadow_answers_carry_the_latency_a_caller_saw_or_would_have(
+    agent: Agent, bundle_versions: dict[int, Path]
+) -> None:
+    agent.install(bundle_versions[2], actor="supervisor")
+    queued = Item("text", "dent", b"dent", {}, "operator", time.perf_counter() - 3.0)
+    agent.predict([queued])  # shadow: answered by the shadow worker afterwards
+    deadline = time.monotonic() + 60
+    while not _latencies(agent, "shadow") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(shadow_model, shadow_caller)] = _latencies(agent, "shadow")
+    assert shadow_caller >= 3000.0 and shadow_caller >= shadow_model
+    agent.promote(actor="supervisor", to_stage="pilot")
+    agent.predict([Item("text", "dent again", b"dent again", {}, "operator", time.perf_counter() - 3.0)])
+    [(_, pilot_caller)] = _latencies(agent, "pilot")
+    assert pilot_caller == _latencies(agent, "production")[-1][1] >= 3000.0  # the caller waited for both
+
+
 def test_ranking_the_queue_reuses_what_serving_computed(agent: Agent) -> None:
     """An operator's app polling the queue must not run the model over the pool each time."""
     agent.predict([_item(f"report {n}: dent near the flange, part {n}") for n in range(12)])

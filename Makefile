@@ -39,6 +39,7 @@ test: lint fonts nginx
 bench: $(STAMP) nginx
 	$(BIN)/python bench/export_infer.py
 	$(BIN)/python bench/agent_api.py
+	$(BIN)/python bench/serving_under_polling.py
 	$(BIN)/python bench/few_labels.py
 	$(BIN)/python bench/federated.py --before docs/bench/federated.json   # the committed figures as 'before'
 	$(BIN)/python bench/drift.py

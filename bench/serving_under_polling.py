@@ -58,6 +58,10 @@ def main() -> int:
     parser.add_argument("--answered", type=int, default=3000, help="answered inputs seeded into the store")
     parser.add_argument("--bundle-cache", type=Path, default=Path("bench-out/default-bundle"))
     parser.add_argument("--out", type=Path, default=Path("bench-out/polling"))
+    parser.add_argument(
+        "--before", type=Path, help="this benchmark's JSON from an earlier commit, shown beside"
+    )
+    parser.add_argument("--before-commit", help="the commit --before was measured on")
     args = parser.parse_args()
     from genba.demo.sites import signed_default_bundle
 
@@ -72,7 +76,7 @@ def main() -> int:
         agent.terminate()
         agent.wait(timeout=30)
     alone, polled = figures.pop("alone"), figures.pop("with_polling")
-    document = {
+    document: dict[str, Any] = {
         "predict_p99_ms_alone": _p99(alone),
         "predict_p99_ms_with_polling": _p99(polled),
         "polling_over_alone": round(_p99(polled) / _p99(alone), 3),
@@ -90,10 +94,33 @@ def main() -> int:
             },
             "polled": list(POLLED),
             "bundle": str(bundle),
+            "commit": _commit(),
         },
     }
+    if args.before is not None:
+        earlier = json.loads(args.before.read_text(encoding="utf-8"))
+        document["before"] = {
+            "commit": args.before_commit or earlier.get("details", {}).get("commit"),
+            **{key: earlier[key] for key in FIGURES},
+            "poll_p50_ms": earlier.get("details", {}).get("poll_p50_ms"),
+        }
     print(json.dumps(document, indent=2))
     return 0
+
+
+FIGURES = ("predict_p99_ms_alone", "predict_p99_ms_with_polling", "polling_over_alone")
+
+
+def _commit() -> str | None:
+    """The commit measured, marked when the working tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def _p99(timings: list[float]) -> float:
@@ -185,7 +212,7 @@ async def _measure(site: Any, texts: list[str], rounds: int) -> dict[str, Any]:
     alone: list[float] = []
     polled: list[float] = []
     per_round: dict[str, list[float]] = {"alone_p99": [], "with_polling_p99": []}
-    polls = 0
+    polls: dict[str, list[float]] = {path: [] for path in POLLED}
     for _ in range(rounds):
         timings = [await predictor.predict(text) for text in texts]
         alone += timings
@@ -194,21 +221,31 @@ async def _measure(site: Any, texts: list[str], rounds: int) -> dict[str, Any]:
         polling = asyncio.create_task(_poll(poller, stop))
         timings = [await predictor.predict(text) for text in texts]
         stop.set()
-        polls += await polling
+        for path, took in (await polling).items():
+            polls[path] += took
         polled += timings
         per_round["with_polling_p99"].append(_p99(timings))
-    return {"alone": alone, "with_polling": polled, "per_round": per_round, "polls_answered": polls}
+    return {
+        "alone": alone,
+        "with_polling": polled,
+        "per_round": per_round,
+        "polls_answered": sum(len(took) for took in polls.values()),
+        "poll_p50_ms": {path: round(statistics.median(took), 1) for path, took in polls.items() if took},
+    }
 
 
-async def _poll(poller: Connection, stop: asyncio.Event) -> int:
-    done = 0
+async def _poll(poller: Connection, stop: asyncio.Event) -> dict[str, list[float]]:
+    """Every endpoint in turn, back to back, until stopped; how long each answer took."""
+    took: dict[str, list[float]] = {path: [] for path in POLLED}
+    await poller.open()  # a fresh connection: the agent closes one left idle for 5 s
     while not stop.is_set():
         for path in POLLED:
+            start = time.perf_counter()
             await poller.get(path)
-            done += 1
+            took[path].append((time.perf_counter() - start) * 1000.0)
             if stop.is_set():
                 break
-    return done
+    return took
 
 
 def _run(coroutine: Any) -> Any:

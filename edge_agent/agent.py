@@ -539,7 +539,7 @@ class Agent:
 
 
 def _caller_latencies(items: Sequence[Item], served: Sequence[ModelAnswer]) -> list[float]:
-    """Per item, ms from its request reaching the agent to its answers being ready: the queue, the
+    """Per item, ms from the agent taking its request to its answers being ready: the queue, the
     wait for company, the models' runs; never less than the model's own time for its batch."""
     now = time.perf_counter()
     return [

@@ -21,7 +21,8 @@ class Item:
     raw: bytes
     groups: Mapping[str, str] = field(default_factory=dict)
     source: str = ""
-    #: When the request reached the agent (``time.perf_counter``): the caller's latency starts here.
+    #: When the agent took the request, its body read (``time.perf_counter``): the caller's latency
+    #: starts here.
     received: float = field(default_factory=time.perf_counter, compare=False)
 
     def record(self) -> InputRecord:

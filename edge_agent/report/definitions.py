@@ -43,9 +43,9 @@ DEFINITIONS: Final[dict[str, str]] = {
     ),
     "latency": (
         "p50 and p95 of the latency callers saw for production answers (predictions.caller_latency_ms: "
-        "from the request reaching the agent to its answer, queueing and batching included; answers "
-        "from before store schema v10 count with their model time, latency_ms), per day and over the "
-        "window (linear interpolation between the nearest ranks)."
+        "from the agent taking the request to its answer being ready, queueing and batching included; "
+        "answers from before store schema v10 count with their model time, latency_ms), per day and "
+        "over the window (linear interpolation between the nearest ranks)."
     ),
     "drift": (
         "Drift checks (one per window of production answers) that ended in 'warning' or 'drift', with "

@@ -304,8 +304,8 @@ CREATE TABLE paired_sample (
 CREATE INDEX paired_sample_drawn ON paired_sample (model_id, drawn, input_id);
 """
 
-# v10: the latency the caller saw for each answer (``caller_latency_ms``: from the request reaching
-# the agent to its answer being ready, queueing and micro-batching included) next to the model's own
+# v10: the latency the caller saw for each answer (``caller_latency_ms``: from the agent taking the
+# request to its answer being ready, queueing and micro-batching included) next to the model's own
 # time for the batch (``latency_ms``); for a shadow answer, which no caller waited for, what a caller
 # would have seen had it answered instead of production. The KPIs and the latency gate read it;
 # answers from before v10 keep NULL and count with their model time, the only figure they have.

@@ -70,6 +70,9 @@ class SiteStore:
         self._db = Database(self.path, read_only=_read_only)
         #: Per chain table: where it was last found intact, and the file's foreign-write count then.
         self._chain_marks: dict[str, tuple[int, ChainMark]] = {}
+        #: Per chain table: the highest entry this store wrote or found intact; fewer entries later
+        #: means the newest were cut off, which the chain alone cannot show.
+        self._chain_heights: dict[str, int] = {}
         self._chain_lock = threading.Lock()
         try:
             with self._db.autocommit() as conn:
@@ -469,7 +472,8 @@ class SiteStore:
     def append_audit(self, event: str, actor: str, details: Mapping[str, Any]) -> ChainEntry:
         with self._db.write() as conn:
             fields = {"actor": actor, "event": event, "details": dict(details)}
-            return append_entry(conn, "audit_log", self._clock(), fields)
+            entry = append_entry(conn, "audit_log", self._clock(), fields)
+        return self._wrote("audit_log", entry)
 
     def audit(self, limit: int = 100, offset: int = 0, event: str | None = None) -> list[ChainEntry]:
         """Newest first; ``event`` keeps only entries of that event."""
@@ -499,7 +503,8 @@ class SiteStore:
             "details": dict(details or {}),
         }
         with self._db.write() as conn:
-            return append_entry(conn, "egress_ledger", self._clock(), fields)
+            entry = append_entry(conn, "egress_ledger", self._clock(), fields)
+        return self._wrote("egress_ledger", entry)
 
     def egress(self, limit: int = 100, offset: int = 0) -> list[ChainEntry]:
         """Newest first."""
@@ -538,11 +543,13 @@ class SiteStore:
         """Verify one chain (``audit`` or ``egress``): the entries added since this store last found
         it intact, or from its first entry when ``full``, on first use, after a broken result, and
         whenever anything but this store's own writer has changed the file since (another process,
-        someone editing it by hand), which could have reached entries already verified."""
+        someone editing it by hand), which could have reached entries already verified. A chain
+        shorter than one this store wrote or verified is broken at its first missing entry: its
+        newest entries were cut off (this store's memory only: a restarted agent cannot tell)."""
         table = _CHAIN_TABLES[name]
         seen = self._db.foreign_writes()  # read before the snapshot: a later change forces a full check
-        with self._chain_lock:
-            known = self._chain_marks.get(table)
+        with self._chain_lock:  # both read before the snapshot, so it holds everything they count
+            known, height = self._chain_marks.get(table), self._chain_heights.get(table, 0)
         after = known[1] if known is not None and known[0] == seen and not full else None
         with self._db.read() as conn:
             report, mark = verify_entries(conn, table, after)
@@ -551,7 +558,16 @@ class SiteStore:
                 self._chain_marks[table] = (seen, mark)
             else:
                 self._chain_marks.pop(table, None)
+            if report.ok and report.entries < height:
+                return ChainReport(ok=False, entries=report.entries, first_bad_seq=report.entries + 1)
+            if report.ok:
+                self._chain_heights[table] = max(self._chain_heights.get(table, 0), report.entries)
         return report
+
+    def _wrote(self, table: str, entry: ChainEntry) -> ChainEntry:
+        with self._chain_lock:
+            self._chain_heights[table] = max(self._chain_heights.get(table, 0), entry.seq)
+        return entry
 
     def verify_chains(self, *, full: bool = False) -> dict[str, ChainReport]:
         return {name: self.verify_chain(name, full=full) for name in _CHAIN_TABLES}

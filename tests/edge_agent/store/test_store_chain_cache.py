@@ -85,3 +85,38 @@ def test_a_fresh_store_verifies_from_the_first_entry(store_path: Path) -> None:
     _tamper(store_path, "UPDATE audit_log SET event = 'rollback' WHERE seq = 1")
     with SiteStore(store_path) as reopened:
         assert reopened.verify_chain("audit").first_bad_seq == 1
+
+
+def test_newest_entries_cut_off_are_found_while_the_store_remembers_them(
+    store: SiteStore, store_path: Path
+) -> None:
+    """The chain alone cannot show its end being cut off (every remaining entry still fits): the
+    store remembers how far it wrote and verified."""
+    _fill(store, 6)
+    _tamper(store_path, "DELETE FROM audit_log WHERE seq > 4")
+    assert store.verify_chain("audit") == ChainReport(ok=False, entries=4, first_bad_seq=5)
+    assert store.verify_chain("audit", full=True).first_bad_seq == 5  # and keeps saying so
+    with SiteStore(store_path) as restarted:  # a fresh process has nothing to compare with
+        assert restarted.verify_chain("audit").ok
+
+
+def test_entries_appended_while_a_page_is_verified_never_read_as_cut_off(store: SiteStore) -> None:
+    import threading
+
+    _fill(store, 2)
+    stop = threading.Event()
+
+    def appender() -> None:
+        number = 100
+        while not stop.is_set():
+            _fill(store, 1, start=number)
+            number += 1
+
+    thread = threading.Thread(target=appender)
+    thread.start()
+    try:
+        reports = [store.verify_chain("audit") for _ in range(200)]
+    finally:
+        stop.set()
+        thread.join(30)
+    assert all(report.ok for report in reports)

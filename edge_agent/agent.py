@@ -78,6 +78,9 @@ class Agent:
         #: Each active model's answer per held-out input, kept: a new label runs only its input.
         self._held_out_answers: dict[int, dict[int, str | None]] = {}
         self._accuracy_lock = threading.Lock()
+        #: The last gate report, with the slots it judged and when: ``recent_gate_report``.
+        self._last_gates: tuple[tuple[Any, ...], float, GateReport | None] | None = None
+        self._gates_lock = threading.Lock()
         self.training = TrainingJobs(self.site, self.store, self._install)
         self.explanations = Explanations()
         #: Production's vectors per served input, so ranking the queue need not run the model again.
@@ -330,6 +333,8 @@ class Agent:
             operator_seconds=operator_seconds,
             groups=groups,
         )
+        with self._gates_lock:
+            self._last_gates = None  # a label can change what the gates say
         self._wake.set()
         return row
 
@@ -385,7 +390,7 @@ class Agent:
             or slots.candidate.stage not in CANDIDATE_STAGES
         ):
             return None
-        return evaluate_gates(
+        report = evaluate_gates(
             self.store,
             self.config.gates,
             slots.candidate,
@@ -393,6 +398,21 @@ class Agent:
             self.held_out_answers,
             self.config.groups,
         )
+        with self._gates_lock:
+            self._last_gates = (_slots_key(slots), self.clock(), report)
+        return report
+
+    def recent_gate_report(self) -> GateReport | None:
+        """The gates as last evaluated, if for the same slots, since the last label and less than
+        ``gates.evaluate_every_s`` ago (the gatekeeper's own pace); otherwise evaluated now. Status is
+        polled by every operator's app: it never evaluates the gates more often than the gatekeeper."""
+        slots = self.store.slots()
+        with self._gates_lock:
+            last = self._last_gates
+        fresh = last is not None and 0.0 <= self.clock() - last[1] < self.config.gates.evaluate_every_s
+        if last is not None and fresh and last[0] == _slots_key(slots):
+            return last[2]
+        return self.gate_report()
 
     def accuracy_of(self, model_id: int, held_out: Sequence[tuple[int, str]]) -> float | None:
         """Accuracy on the held-out labels ``(input_id, label)``."""
@@ -519,7 +539,7 @@ class Agent:
 
         from edge_agent.federation.budget import privacy_budget
 
-        report = self.gate_report()
+        report = self.recent_gate_report()
         return {
             "site": self.config.site,
             **self.describe_active(),
@@ -536,6 +556,15 @@ class Agent:
             "store": {"schema_version": self.store.schema_version},
             "versions": {name: _version(metadata, name) for name in ("genba", "onnxruntime-gpu")},
         }
+
+
+def _slots_key(slots: Any) -> tuple[Any, ...]:
+    """What a gate report is about: the candidate (model, stage, since) and production's model."""
+    candidate, production = slots.candidate, slots.production
+    return (
+        None if candidate is None else (candidate.model_id, candidate.stage, candidate.since),
+        None if production is None else production.model_id,
+    )
 
 
 def _caller_latencies(items: Sequence[Item], served: Sequence[ModelAnswer]) -> list[float]:

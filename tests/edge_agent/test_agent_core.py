@@ -222,3 +222,27 @@ def test_the_daily_full_check_lists_an_audit_log_edited_by_hand(agent: Agent) ->
         conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 1")
     agent.check_chains()
     assert "the audit chain does not verify from entry 1 on" in agent.status()["problems"]
+
+
+def test_status_evaluates_the_gates_no_more_often_than_the_gatekeeper(
+    agent: Agent, bundle_versions: dict[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edge_agent.agent as agent_module
+
+    agent.install(bundle_versions[2], actor="supervisor")  # a candidate in shadow: gates to evaluate
+    evaluated: list[int] = []
+    real = agent_module.evaluate_gates
+    monkeypatch.setattr(agent_module, "evaluate_gates", lambda *a, **k: evaluated.append(1) or real(*a, **k))
+    now = [1_000.0]
+    agent.clock = lambda: now[0]
+    first = agent.status()["gates"]
+    assert agent.status()["gates"] == first and len(evaluated) == 1  # polled again at once: reused
+    (answer,) = agent.predict([_item("dent near the flange")])
+    agent.label(answer.input_id, "dent", actor="operator")
+    agent.status()
+    assert len(evaluated) == 2  # a label: evaluated again
+    now[0] += agent.config.gates.evaluate_every_s
+    agent.status()
+    assert len(evaluated) == 3  # as old as the gatekeeper's pace: evaluated again
+    agent.promote(actor="supervisor", to_stage="pilot")
+    assert agent.status()["gates"]["stage"] == "pilot" and len(evaluated) >= 4  # other slots: new report

@@ -124,7 +124,7 @@ def backup(site: SiteFolder, out: Path) -> dict[str, Any]:
             except KeyError:
                 pass
             sources[name] = path
-        manifest = {
+        listing = {
             "format": FORMAT,
             "site": site.root.name,
             "created_at": started,
@@ -134,7 +134,7 @@ def backup(site: SiteFolder, out: Path) -> dict[str, Any]:
         partial = Path(scratch) / "archive"
         try:
             with tarfile.open(partial, "w:gz" if compress else "w") as archive:
-                body = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+                body = json.dumps(listing, indent=2, sort_keys=True).encode("utf-8")
                 entry = tarfile.TarInfo(MANIFEST)
                 entry.size, entry.mode, entry.mtime = len(body), 0o600, int(started)
                 archive.addfile(entry, io.BytesIO(body))
@@ -147,7 +147,7 @@ def backup(site: SiteFolder, out: Path) -> dict[str, Any]:
                         archive.addfile(member, handle)
         except OSError as exc:  # a file that shrank or went away while read, or the disk is full
             raise StoreError(f"cannot write the backup of {site.root}: {exc}; run it again") from exc
-        # a file changed while it was read no longer matches what the manifest says of it
+        # a file changed while it was read no longer matches what the listing says of it
         for name, path in sources.items():
             if name != STORE_NAME and (not path.is_file() or _sha256(path) != files[name]["sha256"]):
                 raise StoreError(f"{site.root / name} changed during the backup; run it again")
@@ -170,18 +170,18 @@ def _safe_name(name: str) -> PurePosixPath:
     return path
 
 
-def _read_manifest(archive: tarfile.TarFile, source: Path) -> dict[str, Any]:
+def _read_listing(archive: tarfile.TarFile, source: Path) -> dict[str, Any]:
     try:
         member = archive.getmember(MANIFEST)
         handle = archive.extractfile(member)
         if handle is None:
             raise KeyError(MANIFEST)
-        manifest = json.loads(handle.read().decode("utf-8"))
+        listing = json.loads(handle.read().decode("utf-8"))
     except (KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"{source} is not a Genba site backup (no readable {MANIFEST})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not isinstance(listing, dict) or listing.get("format") != FORMAT:
         raise UsageError(f"{source} is not a Genba site backup of a format this release reads ({FORMAT})")
-    return manifest
+    return listing
 
 
 def restore(source: Path, data: Path) -> dict[str, Any]:
@@ -196,8 +196,8 @@ def restore(source: Path, data: Path) -> dict[str, Any]:
         _open_archive(source) as archive,
         tempfile.TemporaryDirectory(prefix=f".{data.name}.restore-", dir=data.parent) as scratch,
     ):
-        manifest = _read_manifest(archive, source)
-        files: dict[str, dict[str, Any]] = manifest["files"]
+        listing = _read_listing(archive, source)
+        files: dict[str, dict[str, Any]] = listing["files"]
         staging = Path(scratch) / "site"
         staging.mkdir(mode=0o751)
         seen: set[str] = set()
@@ -227,14 +227,14 @@ def restore(source: Path, data: Path) -> dict[str, Any]:
         if missing:
             raise StoreError(f"{source} lacks {', '.join(missing[:5])}; the backup is incomplete")
         report = _verify_store(staging / STORE_NAME)
-        if report["inputs"] != manifest["store"]["inputs"]:
+        if report["inputs"] != listing["store"]["inputs"]:
             raise StoreError(
-                f"{source}: the store holds {report['inputs']} inputs, its manifest says otherwise"
+                f"{source}: the store holds {report['inputs']} inputs, its backup.json says otherwise"
             )
         if data.exists():
             data.rmdir()  # empty, checked above
         os.replace(staging, data)
-    return {"restored": str(data), "site": manifest.get("site"), "files": len(files), **report}
+    return {"restored": str(data), "site": listing.get("site"), "files": len(files), **report}
 
 
 def _open_archive(source: Path) -> tarfile.TarFile:

@@ -298,24 +298,10 @@ class Connection:
         await self._request("GET", path, b"")
 
     async def _request(self, method: str, path: str, body: bytes) -> bytes:
+        from agent_api import exchange
+
         assert self.streams is not None
-        reader, writer = self.streams
-        writer.write(
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length")
-        )
-        payload = await reader.readexactly(length)
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"{method} {path}: agent answered {head.splitlines()[0]!r}: {payload[:200]!r}")
-        return payload
+        return await exchange(self.streams, self.host, self.token, method, path, body)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,18 @@ def bert_bundle(
 
 
 @pytest.fixture(scope="session")
+def vit_bundle(tiny_vit: Path, keypair: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A signed bundle of the tiny ViT image classifier (fp32), exported once per session."""
+    from export import ExportConfig, export_model
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny-vit"
+    config = ExportConfig(
+        model_dir=tiny_vit, task="image-classification", out=out, precision="fp32", signing_key=keypair[0]
+    )
+    return export_model(config).bundle
+
+
+@pytest.fixture(scope="session")
 def bundle_versions(
     bert_bundle: Path,
     keypair: tuple[Path, Path],

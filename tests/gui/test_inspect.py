@@ -97,7 +97,7 @@ def test_the_integration_role_sees_answers_but_is_not_offered_labelling(
 
 def test_an_image_dropped_on_an_image_site_is_answered_and_explained_with_a_heat_map(
     qtbot: Any,
-    tiny_vit: Path,
+    vit_bundle: Path,
     keypair: tuple[Path, Path],
     tmp_path: Path,
     agent_harness: Any,
@@ -109,12 +109,8 @@ def test_an_image_dropped_on_an_image_site_is_answered_and_explained_with_a_heat
     from PySide6.QtGui import QDropEvent
 
     from edge_agent.site_init import init_site
-    from export import ExportConfig, export_model
 
-    bundle = export_model(
-        ExportConfig(model_dir=tiny_vit, task="image-classification", out=tmp_path / "vit", precision="fp32",
-                     signing_key=keypair[0])
-    ).bundle  # fmt: skip
+    bundle = vit_bundle
     site = init_site(tmp_path / "site-img", site_name="site-img", trust=[keypair[1]])
     agent_harness.write_settings(site, agent_harness.TEST_SETTINGS)
     process = agent_harness.AgentProcess(site, tmp_path / "agent.log").start()

@@ -144,7 +144,7 @@ def test_an_audit_sample_item_comes_first_and_asks_for_what_the_operator_sees(
 
 def test_an_image_site_shows_each_queued_image_and_labels_it_with_one_key(
     qtbot: Any,
-    tiny_vit: Any,
+    vit_bundle: Any,
     keypair: Any,
     tmp_path: Any,
     agent_harness: Any,
@@ -154,12 +154,8 @@ def test_an_image_site_shows_each_queued_image_and_labels_it_with_one_key(
     from PIL import Image
 
     from edge_agent.site_init import init_site
-    from export import ExportConfig, export_model
 
-    bundle = export_model(
-        ExportConfig(model_dir=tiny_vit, task="image-classification", out=tmp_path / "vit", precision="fp32",
-                     signing_key=keypair[0])
-    ).bundle  # fmt: skip
+    bundle = vit_bundle
     site = init_site(tmp_path / "site-img", site_name="site-img", trust=[keypair[1]])
     agent_harness.write_settings(site, agent_harness.TEST_SETTINGS)
     process = agent_harness.AgentProcess(site, tmp_path / "agent.log").start()

@@ -14,17 +14,6 @@ from edge_agent.agent import Agent
 from edge_agent.site import SiteFolder
 
 
-@pytest.fixture(scope="module")
-def vit_bundle(tiny_vit: Path, keypair: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from export import ExportConfig, export_model
-
-    out = tmp_path_factory.mktemp("image-api") / "vit"
-    config = ExportConfig(
-        model_dir=tiny_vit, task="image-classification", out=out, precision="fp32", signing_key=keypair[0]
-    )
-    return export_model(config).bundle
-
-
 @pytest.fixture
 def image_api(make_site: Callable[..., SiteFolder], vit_bundle: Path) -> Iterator[tuple[Agent, Any]]:
     from fastapi.testclient import TestClient

@@ -11,7 +11,7 @@ import numpy as np
 
 from edge_agent.library import LoadedModel
 from edge_agent.store import QueueItem, SiteStore
-from genba.errors import UnknownItemError
+from genba.errors import PrunedInputError, UnknownItemError
 
 #: The image formats the agent takes (``genba.runtime.preprocess``), by the bytes they start with.
 _IMAGE_TYPES = (
@@ -160,8 +160,8 @@ def _distinct(items: list[QueueItem]) -> list[QueueItem]:
 def stored_image(store: SiteStore, input_id: int) -> tuple[bytes, str]:
     """The image an operator is asked to label, as it was served, and its media type.
 
-    Raises :class:`UnknownItemError` (404) for an input that does not exist or is a text, and one
-    with status 410 for an image retention has pruned: there is nothing left to show.
+    Raises :class:`UnknownItemError` (404) for an input that does not exist or is a text, and
+    :class:`PrunedInputError` (410) for an image retention has pruned: there is nothing left to show.
     """
     stored = store.get_input(input_id)
     if stored.kind != "image":
@@ -169,9 +169,7 @@ def stored_image(store: SiteStore, input_id: int) -> tuple[bytes, str]:
             f"input {input_id} is a {stored.kind}, not an image; the queue carries its text"
         )
     if not stored.payload:
-        gone = UnknownItemError(f"input {input_id}'s image was removed by retention; skip this item")
-        gone.status = 410  # type: ignore[attr-defined]
-        raise gone
+        raise PrunedInputError(f"input {input_id}'s image was removed by retention; skip this item")
     return stored.payload, image_media_type(stored.payload)
 
 

@@ -194,6 +194,12 @@ class UnknownItemError(UsageError):
     """An id or version that does not exist."""
 
 
+class PrunedInputError(UnknownItemError):
+    """A stored input whose payload retention has removed: nothing is left to show."""
+
+    status = 410
+
+
 class DuplicateItemError(UsageError):
     """An item that already exists, such as a model name and version installed twice."""
 

@@ -10,7 +10,9 @@ before the first message (activation, the first polls) toward ``start``.
 
 ``DATA/federation/traffic.json`` holds the totals by round, rewritten within a second of a change
 and when the SuperNode ends; :mod:`edge_agent.federation.traffic_report` reads it for the agent's
-status.
+status. Once the SuperNode is leaving (Flower's exit handlers ran), every byte is written as it
+passes: Flower ends a SuperNode whose exit takes over 5 s with ``os._exit``, which runs no exit
+handler, and its goodbye (``DeactivateNode``) must still be in the file.
 """
 
 from __future__ import annotations
@@ -43,11 +45,14 @@ class Tally:
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self._clock = clock
-        self._lock = threading.Lock()
+        # Re-entrant: Flower's exit handlers (``leaving``) run in a signal handler, which may interrupt
+        # this thread inside either lock.
+        self._lock = threading.RLock()
         self._rounds: dict[str, dict[str, Any]] = {}
         self._key = START
         self._dirty = threading.Event()
-        self._writing = threading.Lock()
+        self._writing = threading.RLock()
+        self._leaving = False
         self._entry(START, None, None)
 
     def sent(self, count: int) -> None:
@@ -93,6 +98,11 @@ class Tally:
             temporary.write_text(json.dumps(document), encoding="utf-8")
             os.replace(temporary, self.path)
 
+    def leaving(self) -> None:
+        """The process is ending: write now, and from now on after every byte counted."""
+        self._leaving = True
+        self.write()
+
     def keep_written(self, every_s: float = 1.0) -> None:
         """Write within ``every_s`` of a change, and once more when the process ends."""
 
@@ -113,6 +123,8 @@ class Tally:
             entry[field] += count
             entry["last_at"] = self._clock()
         self._dirty.set()
+        if self._leaving:
+            self.write()
 
     def _entry(self, key: str, run: int | None, group: str | None) -> None:
         now = self._clock()
@@ -165,10 +177,12 @@ def count_fleet_traffic(
 ) -> Tally:
     """Count every byte of the SuperNode's Fleet client (made by whatever ``from_server_address`` is now);
     ``on_message``: a message came or went; ``on_stored``: the SuperNode holds a message whole."""
+    from flwr.supercore.exit import add_exit_handler
     from flwr.supernode.fleet_http_client import FleetHttpClient
 
     tally = Tally(traffic_file(site))
     tally.keep_written()
+    add_exit_handler(tally.leaving, run_before_force_exit=True)
     make = FleetHttpClient.from_server_address  # bound: the site's certificate-presenting one, or Flower's
 
     def counted(

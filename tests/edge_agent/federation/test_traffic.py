@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import json
 import ssl
+import subprocess
+import sys
 import threading
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,6 +137,32 @@ def test_bytes_count_toward_the_round_of_the_newest_message_and_control_is_what_
     assert (rounds["2"]["sent"], rounds["2"]["payload"], rounds["2"]["control"]) == (2_000, 1_500, 500)
     assert rounds["1"]["requests"] == {"PullMessages": 1} and rounds["2"]["received"] == 300
     assert control_traffic(tmp_path / "elsewhere", store.egress_payload) is None
+
+
+#: A SuperNode whose exit takes too long: Flower's exit handlers run (as on SIGTERM), its goodbye is
+#: sent, and its force-exit timer ends the process with ``os._exit``, which runs no ``atexit``.
+_FORCED_EXIT = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    from flwr.supercore.exit.exit_handler import trigger_exit_handlers
+    from edge_agent.federation.traffic import count_fleet_traffic
+
+    tally = count_fleet_traffic(Path(sys.argv[1]))
+    tally.sent(1_000)  # the rounds
+    time.sleep(1.5)  # written by the periodic writer
+    tally.sent(200)  # the last poll, within the writer's second
+    trigger_exit_handlers(run_before_force_exit=True)  # SIGTERM: Flower's graceful exit begins
+    tally.message(9, "2")
+    tally.sent(300)  # DeactivateNode, sent from the connection's finally
+    os._exit(0)  # Flower's force exit, 5 s later
+""")
+
+
+def test_every_byte_is_on_disk_even_when_flowers_force_exit_ends_the_supernode(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-c", _FORCED_EXIT, str(tmp_path)], check=True, timeout=120)
+    document = json.loads(traffic_file(tmp_path).read_text())
+    sent = {(entry["run"], entry["round"]): entry["sent"] for entry in document["rounds"]}
+    assert sent == {(None, None): 1_200, (9, "2"): 300}
 
 
 def test_the_supernode_polls_quickly_only_while_messages_flow() -> None:

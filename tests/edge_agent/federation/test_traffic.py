@@ -12,8 +12,8 @@ import json
 import ssl
 import subprocess
 import sys
-import threading
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

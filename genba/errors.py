@@ -248,3 +248,12 @@ class MissingExtraError(GenbaError):
         self.command = command
         self.extra = extra
         self.missing = list(missing)
+
+
+class PackagingError(GenbaError):
+    """An offline kit (wheelhouse, USB kit) that cannot be built: pip could not resolve or download
+    a role's wheels, or Genba's own wheel did not build."""
+
+
+class KitIntegrityError(PackagingError):
+    """A kit file that is missing, unlisted, a link, or whose sha256 differs from SHA256SUMS."""

@@ -8,6 +8,7 @@ copy, because the copy is what will be loaded, now and after every restart.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import logging
 import shutil
@@ -15,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from genba import keys
 from genba.bundle import (
@@ -26,12 +27,15 @@ from genba.bundle import (
     open_verified,
     verify_directory,
 )
-from genba.errors import GenbaError, SignatureError
+from genba.errors import DiskFullError, GenbaError, SignatureError
 from genba.runtime.config import RuntimeConfig
 from genba.runtime.model import BundleModel
 from genba.versions import ModelVersion
 
 log = logging.getLogger(__name__)
+
+#: What a full disk says: no space, a quota reached, or the process's file-size limit (RLIMIT_FSIZE).
+NO_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 @dataclass(frozen=True)
@@ -165,8 +169,23 @@ class ModelLibrary:
         """Verify ``source`` and copy it into the library; returns the verified copy.
 
         ``accept`` sees what the offer is once it has verified and may refuse it (raise)
-        before anything is written.
+        before anything is written. A disk that fills up meanwhile refuses the install whole
+        (``DiskFullError``): the half-made copy is removed, and the models in the slots keep serving.
         """
+        try:
+            return self._copy_in(source, accept)
+        except OSError as exc:
+            if exc.errno not in NO_SPACE_ERRNOS:
+                raise
+            free = _megabytes_free(self.models_dir)
+            raise DiskFullError(
+                f"no space left to install {source.name} in {self.models_dir} ({free} free); "
+                "free some space and install it again: the model in production keeps serving"
+            ) from exc
+
+    def _copy_in(
+        self, source: Path, accept: Callable[[BundleIdentity], None] | None
+    ) -> tuple[VerifiedBundle, BundleIdentity]:
         with open_verified(source, self.trusted) as offered:
             identity = identity_of(self.check_offer(offered))
             if accept is not None:
@@ -218,6 +237,13 @@ class ModelLibrary:
         """Remove half-copied installs left by a crash (they never became a model)."""
         for leftover in self.models_dir.glob(".install-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _megabytes_free(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 1e6:.1f} MB"
+    except OSError:
+        return "no space"
 
 
 def _safe(name: str) -> str:

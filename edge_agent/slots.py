@@ -109,7 +109,19 @@ class Slots:
             rollback = rollback or identity.rollback
             known = self.store.find_model(identity.name, identity.version)
             loaded = self._open_new_copy(copy, keep=known is not None)
-            row = known or self.store.add_model(
+            row = known or self._record_new_copy(copy, identity, actor)
+            loaded.model_id = row.id
+            if self.store.slots().production is None or self.active.production is None:
+                self._install_as_production(loaded, actor)
+                return {"installed": loaded.describe(), "slot": "production"}
+            self._install_as_candidate(loaded, actor, rollback)
+            return {"installed": loaded.describe(), "slot": "candidate"}
+
+    def _record_new_copy(self, copy: VerifiedBundle, identity: BundleIdentity, actor: str) -> ModelRow:
+        """The store's row for a copy just made; a store that cannot take it (a full disk) leaves
+        no copy behind either, so the models folder holds only models the store knows."""
+        try:
+            return self.store.add_model(
                 name=identity.name,
                 version=identity.version,
                 manifest_sha256=identity.manifest_sha256,
@@ -119,12 +131,9 @@ class Slots:
                 manifest=identity.manifest.to_json(),
                 installed_by=actor,
             )
-            loaded.model_id = row.id
-            if self.store.slots().production is None or self.active.production is None:
-                self._install_as_production(loaded, actor)
-                return {"installed": loaded.describe(), "slot": "production"}
-            self._install_as_candidate(loaded, actor, rollback)
-            return {"installed": loaded.describe(), "slot": "candidate"}
+        except BaseException:
+            shutil.rmtree(copy.path, ignore_errors=True)
+            raise
 
     def _open_new_copy(self, copy: VerifiedBundle, keep: bool) -> LoadedModel:
         try:

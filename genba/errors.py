@@ -184,10 +184,27 @@ class RolloutError(AgentError):
     status = 409
 
 
+class DiskFullError(AgentError):
+    """No space left on the disk a site writes to (or the file-size limit reached).
+
+    What needed the space was refused whole: nothing of it stays, and the model in production
+    keeps serving. The local API answers 507 (Insufficient Storage); free space and retry.
+    """
+
+    status = 507
+
+
 class StoreError(GenbaError):
     """The site store cannot be opened, migrated or written. Exit code 6."""
 
     exit_code = 6
+
+
+class StoreFullError(StoreError):
+    """The site store cannot be written because its disk is full: the transaction was rolled back
+    whole, so the store stays consistent. The local API answers 507 (Insufficient Storage)."""
+
+    status = 507
 
 
 class UnknownItemError(UsageError):

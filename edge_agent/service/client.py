@@ -20,6 +20,7 @@ from genba.errors import (
     AgentError,
     AgentUnavailableError,
     AuthenticationError,
+    DiskFullError,
     InstallRefusedError,
     KeyFileError,
     NoModelError,
@@ -42,13 +43,14 @@ M = TypeVar("M", bound=BaseModel)
 _BY_CODE: dict[str, type[AgentError]] = {
     error_code(kind): kind
     for kind in (AuthenticationError, PermissionDeniedError, InstallRefusedError, RolloutError,
-                 AgentUnavailableError, NoModelError)
+                 AgentUnavailableError, NoModelError, DiskFullError)
 }  # fmt: skip
 _BY_STATUS: dict[int, type[AgentError]] = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     409: RolloutError,
     503: AgentUnavailableError,
+    507: DiskFullError,  # the install's copy or a store write (store_full) found the disk full
 }
 
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-from genba.errors import StoreError
+from genba.errors import StoreError, StoreFullError
 
 BUSY_TIMEOUT_MS: Final = 5000
 
@@ -41,7 +41,6 @@ _HINTS: Final = (
         "readonly database",
         "cannot be written (opened read-only, or the file is not writable); check the file's permissions",
     ),
-    ("disk is full", "cannot be written because the disk is full; free some space and retry"),
     (
         "disk i/o error",
         "cannot be read or written (disk I/O error); check the disk, then restore from backup",
@@ -52,11 +51,21 @@ _HINTS: Final = (
 def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
     """One line naming the file and what to do, never a traceback."""
     text = str(exc).lower()
+    if _is_full(exc, text):
+        return StoreFullError(
+            f"site store {path} cannot be written because the disk is full; free some space and retry "
+            "(nothing of this write was kept)"
+        )
     for needle, hint in _HINTS:
         if needle in text:
             return StoreError(f"site store {path} {hint}")
     detail = " ".join(str(exc).split()) or type(exc).__name__
     return StoreError(f"site store {path} failed ({detail}); check the file or restore it from backup")
+
+
+def _is_full(exc: sqlite3.Error, text: str) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL) or "disk is full" in text
 
 
 @contextmanager

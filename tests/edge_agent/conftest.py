@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,3 +62,52 @@ def make_version(keypair: tuple[Path, Path], tmp_path: Path, agent_harness: Any)
         return agent_harness.reversion(bundle, key or keypair[0], out, version, edit, **updates)
 
     return make
+
+
+class SmallDisk:
+    """A filesystem of its own (tmpfs) that a test fills up for real and frees again."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.filler = root / "filler"
+
+    def fill(self, leave: int = 0) -> None:
+        """Take every free byte, then give back ``leave`` bytes (rounded to pages by the filesystem)."""
+        chunk = b"\0" * (1 << 16)
+        with self.filler.open("ab") as out:
+            try:
+                while True:
+                    out.write(chunk)
+                    out.flush()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+        size = self.filler.stat().st_size
+        os.truncate(self.filler, max(0, size - leave))
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+    def free_bytes(self) -> int:
+        return os.statvfs(self.root).f_bavail * os.statvfs(self.root).f_frsize
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A real 16 MB filesystem (tmpfs) mounted for the test: a full disk is a real ENOSPC there.
+
+    Mounting needs root (or CAP_SYS_ADMIN), as in the CI container and here; elsewhere the test
+    says why it cannot run.
+    """
+    root = tmp_path / "small-disk"
+    root.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "genba-small-disk", str(root)]
+    try:
+        mounted = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as exc:  # no mount command at all
+        pytest.skip(f"cannot mount a small tmpfs here: {exc}")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield SmallDisk(root)
+    finally:
+        subprocess.run(["umount", "--lazy", str(root)], capture_output=True, check=False)

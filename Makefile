@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.genba-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint bench clean venv fonts nginx
+.PHONY: demo test lint bench clean venv fonts nginx test-tools
 
 venv: $(STAMP)
 
@@ -33,7 +33,11 @@ fonts:
 nginx:
 	@packaging/ensure-nginx.sh
 
-test: lint fonts nginx
+# What the tests need from the operating system besides Python (strace); installed when root may.
+test-tools:
+	@packaging/ensure-test-tools.sh
+
+test: lint fonts nginx test-tools
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) nginx

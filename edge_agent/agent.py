@@ -56,7 +56,10 @@ class Agent:
         self.config = config
         self.clock = clock
         self.store = SiteStore(
-            site.store_file, clock=clock, holdout_reuse_limit=config.store.holdout_reuse_limit
+            site.store_file,
+            clock=clock,
+            holdout_reuse_limit=config.store.holdout_reuse_limit,
+            durability=config.store.durability,
         )
         self.split_rule = SplitRule(config.site, config.store.holdout_fraction)
         self.library = ModelLibrary(
@@ -553,7 +556,7 @@ class Agent:
             "shadow_dropped": self.shadow_dropped,
             "uptime_s": round(self.clock() - self.started_at, 1),
             "pid": os.getpid(),
-            "store": {"schema_version": self.store.schema_version},
+            "store": {"schema_version": self.store.schema_version, "durability": self.store.durability},
             "versions": {name: _version(metadata, name) for name in ("genba", "onnxruntime-gpu")},
         }
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from edge_agent.serving import BatchingConfig
 from edge_agent.split import DEFAULT_HOLDOUT_REUSE_LIMIT
+from edge_agent.store.connection import DEFAULT_DURABILITY, SYNCHRONOUS_BY_DURABILITY
 from genba.errors import ConfigError
 from genba.names import is_site_name
 from genba.runtime.config import RuntimeConfig
@@ -153,12 +154,15 @@ class StoreConfig:
     candidates judged on one held-out set before held-out labels start a new one. ``audit_share``:
     share of served inputs drawn at random into the audit sample, which the labelling queue offers
     first and whose labels the gates and the KPI report judge on (``edge_agent.store.audit_sample``).
+    ``durability``: what an acknowledged prediction or label survives, ``power_cut`` (the default:
+    flushed to the disk before it is acknowledged) or ``process_kill`` (``edge_agent.store.connection``).
     """
 
     retention_days: float = 90.0
     holdout_fraction: float = 0.3
     holdout_reuse_limit: int = DEFAULT_HOLDOUT_REUSE_LIMIT
     audit_share: float = 0.02
+    durability: str = DEFAULT_DURABILITY
 
     def __post_init__(self) -> None:
         problems = []
@@ -172,6 +176,9 @@ class StoreConfig:
             problems.append("store.holdout_reuse_limit must be >= 1")
         if not 0.0 <= self.audit_share <= 1.0:
             problems.append("store.audit_share must be between 0 and 1")
+        if self.durability not in SYNCHRONOUS_BY_DURABILITY:
+            choices = ", ".join(map(repr, SYNCHRONOUS_BY_DURABILITY))
+            problems.append(f"store.durability must be one of {choices}")
         if problems:
             raise ConfigError(problems)
 
@@ -483,6 +490,7 @@ retention_days = 90          # raw inputs without labels are blanked after this
 holdout_fraction = 0.3       # share of report contents whose labels judge candidates, never train
 holdout_reuse_limit = 10     # candidates judged on one held-out set before new labels start another
 audit_share = 0.02           # served inputs drawn at random for labelling: the gates' unbiased evidence
+durability = "power_cut"     # acknowledged writes survive a power cut ("process_kill": a killed process only)
 
 [training]
 source_model = ""            # last-k: the torch model the bundle came from ("" = packaged all-MiniLM-L6-v2)

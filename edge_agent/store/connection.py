@@ -4,9 +4,16 @@ One writer connection, guarded by a lock, takes every write. Reads never take th
 read block borrows a connection of its own from a small pool and reads a WAL snapshot, so a
 report, an audit page or a queue ranking never waits for the line's predictions to be written,
 and never makes them wait. Writers use ``BEGIN IMMEDIATE`` so the write lock is taken up front (a
-deferred transaction that later upgrades can fail with "database is locked" without waiting). With WAL and
-``synchronous=NORMAL`` a committed transaction survives the process being killed; only a power
-loss can take back the last few commits, and never corrupts the file.
+deferred transaction that later upgrades can fail with "database is locked" without waiting).
+
+Durability is the site's choice (``[store] durability``); with WAL, both keep the file whole:
+
+- ``power_cut`` (the default): ``synchronous=FULL``, the WAL is flushed to the disk (``fdatasync``)
+  before a commit returns, so an acknowledged prediction or label survives a power cut as well as
+  a killed process. It costs one flush per transaction (a micro-batch of predictions is one);
+  docs/bench/durability.json has what it costs the line's predictions.
+- ``process_kill``: ``synchronous=NORMAL``, flushed only at checkpoints; a committed transaction
+  survives the process being killed, but a power cut can take back the last commits.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from typing import Final
 from genba.errors import StoreError, StoreFullError
 
 BUSY_TIMEOUT_MS: Final = 5000
+#: ``[store] durability``: what an acknowledged write survives, and the SQLite setting that gives it.
+SYNCHRONOUS_BY_DURABILITY: Final = {"power_cut": "FULL", "process_kill": "NORMAL"}
+DEFAULT_DURABILITY: Final = "power_cut"
 
 # What sqlite3 says, and what the person running Genba should do about it.
 _HINTS: Final = (
@@ -84,15 +94,22 @@ class Database:
     """A writer connection shared by API threads and the batch worker, guarded by one re-entrant
     lock, and a pool of read connections that readers borrow one each (``read``)."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False, durability: str = DEFAULT_DURABILITY) -> None:
+        if durability not in SYNCHRONOUS_BY_DURABILITY:
+            raise StoreError(
+                f"store durability {durability!r} is not one of {', '.join(SYNCHRONOUS_BY_DURABILITY)}; "
+                "fix [store] durability in agent.toml"
+            )
         self.path = path
         self.read_only = read_only
+        self.durability = durability
         self._lock = threading.RLock()
         self._closed = False
         self._idle: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
         with translated_errors(path):
-            self._conn = _open(path) if not read_only else _open_read_only(path)
+            synchronous = SYNCHRONOUS_BY_DURABILITY[durability]
+            self._conn = _open(path, synchronous) if not read_only else _open_read_only(path)
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -184,7 +201,7 @@ class Database:
         return self._conn
 
 
-def _open(path: Path) -> sqlite3.Connection:
+def _open(path: Path, synchronous: str) -> sqlite3.Connection:
     _create_private(path)
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
@@ -193,7 +210,7 @@ def _open(path: Path) -> sqlite3.Connection:
             raise StoreError(
                 f"site store {path} cannot use WAL mode (got {mode}); put the data folder on a local disk"
             )
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # Pruned payloads are operators' private text: overwrite freed space instead of leaving it.

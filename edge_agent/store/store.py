@@ -23,7 +23,7 @@ from edge_agent.store import drift as drift_rows
 from edge_agent.store import embeddings as embedding_rows
 from edge_agent.store import inputs as input_rows
 from edge_agent.store.chain import ChainMark, append_entry, read_entries, verify_entries
-from edge_agent.store.connection import Database
+from edge_agent.store.connection import DEFAULT_DURABILITY, Database
 from edge_agent.store.paired_sample import PairedAnswer, PairedBatch
 from edge_agent.store.records import (
     ChainEntry,
@@ -53,7 +53,8 @@ class SiteStore:
     """The site store. Use as a context manager, or call ``close()``.
 
     ``holdout_reuse_limit``: distinct candidates judged on one held-out set before the next
-    set begins (``store.holdout_reuse_limit``; see ``edge_agent.split``).
+    set begins (``store.holdout_reuse_limit``; see ``edge_agent.split``). ``durability``: what an
+    acknowledged write survives, ``power_cut`` or ``process_kill`` (``edge_agent.store.connection``).
     """
 
     def __init__(
@@ -62,12 +63,13 @@ class SiteStore:
         clock: Clock = time.time,
         *,
         holdout_reuse_limit: int = DEFAULT_HOLDOUT_REUSE_LIMIT,
+        durability: str = DEFAULT_DURABILITY,
         _read_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
         self.holdout_reuse_limit = holdout_reuse_limit
-        self._db = Database(self.path, read_only=_read_only)
+        self._db = Database(self.path, read_only=_read_only, durability=durability)
         #: Per chain table: where it was last found intact, and the file's foreign-write count then.
         self._chain_marks: dict[str, tuple[int, ChainMark]] = {}
         #: Per chain table: the highest entry this store wrote or found intact; fewer entries later
@@ -115,6 +117,11 @@ class SiteStore:
     def schema_version(self) -> int:
         with self._db.read() as conn:
             return schema_version(conn)
+
+    @property
+    def durability(self) -> str:
+        """What an acknowledged write survives: ``power_cut`` or ``process_kill``."""
+        return self._db.durability
 
     def integrity_check(self) -> str:
         """SQLite's own check of the file: "ok", or the first problem it found."""

@@ -82,15 +82,18 @@ def reversion(
 class AgentProcess:
     """``genba agent serve`` in a child process, as a site runs it."""
 
-    def __init__(self, site: SiteFolder, log_path: Path) -> None:
+    def __init__(self, site: SiteFolder, log_path: Path, wrapper: tuple[str, ...] = ()) -> None:
+        """``wrapper``: a command the agent runs under (``strace ...``), as ``wrapper + [genba...]``."""
         self.site = site
         self.log_path = log_path
+        self.wrapper = wrapper
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> AgentProcess:
         self.site.address_file.unlink(missing_ok=True)
         log = self.log_path.open("ab")
-        command = [sys.executable, "-m", "genba", "agent", "serve", "--data", str(self.site.root)]
+        serve = [sys.executable, "-m", "genba", "agent", "serve", "--data", str(self.site.root)]
+        command = [*self.wrapper, *serve]
         self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env.child_environment())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

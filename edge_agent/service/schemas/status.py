@@ -55,6 +55,9 @@ class BatchingStats(BaseModel):
 
 class StoreInfo(BaseModel):
     schema_version: int
+    durability: str = Field(
+        description="what an acknowledged prediction or label survives: power_cut or process_kill"
+    )
 
 
 class StatusResponse(BaseModel):

@@ -93,7 +93,7 @@ def test_a_failing_migration_leaves_the_previous_version_whole(store_path: Path)
     assert "inputs" in _names(store_path, "table")
 
 
-def test_the_connection_runs_wal_flushed_at_each_commit_by_default(store: SiteStore, store_path: Path) -> None:
+def test_the_connection_runs_wal_flushed_at_each_commit(store: SiteStore, store_path: Path) -> None:
     with store._db.autocommit() as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: durability "power_cut"

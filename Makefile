@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.genba-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint bench clean venv fonts nginx test-tools
+.PHONY: demo test lint bench clean venv fonts nginx test-tools reliability
 
 venv: $(STAMP)
 
@@ -39,6 +39,11 @@ test-tools:
 
 test: lint fonts nginx test-tools
 	$(BIN)/python -m pytest
+
+# The long reliability run: a soak of 30 minutes, fuzzing budgets, the fault tests three times; one
+# JSON summary (docs/bench/reliability.json). make test runs its short version (tests/bench).
+reliability: $(STAMP) nginx test-tools
+	$(BIN)/python bench/reliability.py --out bench-out/reliability
 
 bench: $(STAMP) nginx
 	$(BIN)/python bench/export_infer.py

@@ -62,15 +62,21 @@ def main() -> int:
     parser.add_argument("--egress-entries", type=int, default=5000)
     parser.add_argument("--answered", type=int, default=3000, help="answered inputs seeded into the store")
     parser.add_argument("--bundle-cache", type=Path, default=Path("bench-out/default-bundle"))
+    parser.add_argument(
+        "--bundle", type=Path, help="serve this bundle instead of the default one (with --trust)"
+    )
+    parser.add_argument("--trust", type=Path, help="the public key --bundle is signed with")
     parser.add_argument("--out", type=Path, default=Path("bench-out/polling"))
     parser.add_argument(
         "--before", type=Path, help="this benchmark's JSON from an earlier commit, shown beside"
     )
     parser.add_argument("--before-commit", help="the commit --before was measured on")
     args = parser.parse_args()
+    if (args.bundle is None) != (args.trust is None):
+        parser.error("--bundle and --trust go together: the bundle and the public key it is signed with")
     from genba.demo.sites import signed_default_bundle
 
-    bundle, trust = signed_default_bundle(args.bundle_cache)
+    bundle, trust = (args.bundle, args.trust) if args.bundle else signed_default_bundle(args.bundle_cache)
     texts = _texts(args.answered + args.requests)
     site = _site(args.out / "site", bundle, trust)
     _seed(site, texts[: args.answered], args.audit_entries, args.egress_entries)

@@ -10,9 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
 from genba.errors import GenbaError
+
+pytestmark = pytest.mark.fault  # kill -9: make reliability repeats these
 
 
 def _check_store(site: SiteFolder) -> tuple[int, set[int]]:

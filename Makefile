@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.genba-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint bench clean venv fonts nginx test-tools reliability
+.PHONY: demo test lint bench clean venv fonts nginx test-tools reliability gui-app
 
 venv: $(STAMP)
 
@@ -55,6 +55,22 @@ bench: $(STAMP) nginx
 	$(BIN)/python bench/rollout_safety.py
 	$(BIN)/python bench/gui_responsiveness.py
 	$(BIN)/python bench/gpu_serving.py --provider cpu --out bench-out/gpu   # the GPU part: on the device (docs/bench/gpu_serving.json)
+
+# The operator app as a desktop program (dist/genba-gui/), built in its own environment holding the
+# gui role and PyInstaller only; check_app.py fails the build if torch & co. got in. Not in `make test`.
+GUI_VENV := .venv-gui-build
+GUI_STAMP := $(GUI_VENV)/.genba-installed
+
+$(GUI_STAMP): pyproject.toml
+	test -x $(GUI_VENV)/bin/python || $(PYTHON) -m venv $(GUI_VENV)
+	$(GUI_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(GUI_VENV)/bin/python -m pip install --quiet '.[gui-build]'
+	touch $(GUI_STAMP)
+
+gui-app: $(GUI_STAMP)
+	rm -rf dist/genba-gui
+	$(GUI_VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/gui-app packaging/gui/genba-gui.spec
+	$(GUI_VENV)/bin/python packaging/gui/check_app.py dist/genba-gui
 
 clean:
 	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -33,7 +33,9 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(USAGE_EXIT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command_modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    """The ``genba`` parser with the subcommands of ``command_modules`` (the operator app's desktop
+    program registers ``gui.cli`` alone: packaging/gui/genba_gui.py)."""
     parser = OneLineParser(
         prog="genba",
         description="Genba: export, ship, serve and improve models on the shop floor, offline.",
@@ -41,13 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     subparsers.required = True
-    for module_name in COMMAND_MODULES:
+    for module_name in command_modules:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, command_modules: Sequence[str] = COMMAND_MODULES) -> int:
+    parser = build_parser(command_modules)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -179,8 +179,8 @@ def read_status(client: AgentClient) -> StatusResponse | Limited:
         return Limited()
 
 
-def run(config: GuiConfig) -> int:
-    """``genba gui``: the window, in the configured or the system's language, until it is closed."""
+def open_window(config: GuiConfig) -> tuple[QApplication, MainWindow]:
+    """The application (styled, in the configured or the system's language) and its window, shown."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setStyleSheet(STYLE)
@@ -189,9 +189,20 @@ def run(config: GuiConfig) -> int:
     translations.switch(config.language or system_language())
     window = MainWindow(config, translations)
     window.show()
-    code = int(app.exec())
+    return app, window
+
+
+def close_window(app: QApplication, window: MainWindow, timeout_s: float) -> None:
+    """Stop the refresh timer and wait for the workers: no worker outlives the window."""
     window.timer.stop()
-    window.tasks.pool.waitForDone(int(config.timeout_s * 1000))  # no worker outlives the window
+    window.tasks.pool.waitForDone(int(timeout_s * 1000))
     window.deleteLater()
     app.processEvents()
+
+
+def run(config: GuiConfig) -> int:
+    """``genba gui``: the window until it is closed."""
+    app, window = open_window(config)
+    code = int(app.exec())
+    close_window(app, window, config.timeout_s)
     return code

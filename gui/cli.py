@@ -20,6 +20,11 @@ def register(subparsers: Any) -> None:
         help="sign in as this role (default: the most capable whose token you may read)",
     )  # fmt: skip
     parser.add_argument("--lang", choices=("en", "ja"), help="language (default: the system's)")
+    parser.add_argument(
+        "--check", action="store_true",
+        help="open the app, load the agent's status and the review queue, print one line and exit "
+        "(non-zero when the agent does not answer)",
+    )  # fmt: skip
     parser.set_defaults(handler=_gui)
 
 
@@ -30,7 +35,13 @@ def _gui(args: argparse.Namespace) -> int:
     from gui.config import GuiConfig
 
     SiteFolder(args.data).require_initialized()
-    return run(GuiConfig(data=args.data, role=args.role, language=args.lang))
+    config = GuiConfig(data=args.data, role=args.role, language=args.lang)
+    if args.check:
+        from gui.check import run_check
+
+        print(run_check(config), flush=True)
+        return 0
+    return run(config)
 
 
 def require_display() -> None:

@@ -22,7 +22,7 @@ def test_an_error_after_ctrl_c_is_reported_as_the_interrupt(
         raise AgentUnavailableError("the agent for site-a is not running")  # the child it stopped
 
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: _with_handler(parser, command))
+    monkeypatch.setattr(cli, "build_parser", lambda *_modules: _with_handler(parser, command))
     previous = signal.getsignal(signal.SIGINT)
     try:
         assert cli.main(["bundle", "info", "x"]) == 130
@@ -38,7 +38,7 @@ def test_the_same_error_without_ctrl_c_keeps_its_exit_code(
         raise AgentUnavailableError("the agent for site-a is not running")
 
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: _with_handler(parser, command))
+    monkeypatch.setattr(cli, "build_parser", lambda *_modules: _with_handler(parser, command))
     previous = signal.getsignal(signal.SIGINT)
     try:
         assert cli.main(["bundle", "info", "x"]) == AgentUnavailableError.exit_code

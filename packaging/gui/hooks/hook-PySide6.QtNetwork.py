@@ -1,0 +1,5 @@
+"""PySide6.QtNetwork as PyInstaller collects it, with only the Qt plugins the operator app uses."""
+
+from qt_plugins import collect
+
+hiddenimports, binaries, datas = collect("PySide6.QtNetwork")

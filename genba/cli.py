@@ -21,7 +21,8 @@ from genba.roles import missing_extra, require_role
 
 #: Modules with a ``register(subparsers)`` function, in the order shown by --help.
 COMMAND_MODULES = (
-    "export.cli", "genba.commands", "server.cli", "edge_agent.cli", "gui.cli", "genba.demo.cli",
+    "export.cli", "genba.commands", "server.cli", "edge_agent.cli", "gui.cli", "genba.package_commands",
+    "genba.demo.cli",
 )  # fmt: skip
 USAGE_EXIT = 2
 

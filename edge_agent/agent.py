@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.answers import Answer, Item, ModelAnswer, model_answers
+from edge_agent.certificates import site_certificates
 from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.drift_monitor import DriftMonitor
 from edge_agent.explanations import Explanations
@@ -45,16 +46,29 @@ _AUDIT_DRAW = random.SystemRandom()
 
 log = logging.getLogger(__name__)
 
+#: A clock this far behind the store's newest time is listed among the agent's problems.
+CLOCK_BEHIND_WARNING_S = 1.0
+
 #: A batch for the shadow worker: the candidate, production's id and answers, input ids, inputs, and
 #: how long each caller waited besides production's model time (queueing, batching, the pilot).
 _ShadowJob = tuple[LoadedModel, tuple[int, list[ModelAnswer]], list[int], list[Item], list[float]]
 
 
 class Agent:
-    def __init__(self, site: SiteFolder, config: AgentConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        site: SiteFolder,
+        config: AgentConfig,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` stamps what is stored and dates certificates; ``monotonic`` measures every
+        interval (uptime, the gatekeeper's upkeep, how fresh a gate report is), so a clock set
+        back or forward changes no interval."""
         self.site = site.require_initialized()
         self.config = config
         self.clock = clock
+        self.monotonic = monotonic
         self.store = SiteStore(
             site.store_file,
             clock=clock,
@@ -67,6 +81,7 @@ class Agent:
         )
         self.slots = Slots(self.store, self.library, gate_report=self.gate_report, on_change=self.wake)
         self.started_at = clock()
+        self._started = monotonic()
         self._serving = False
         overlap = _overlaps(config)
         self._batcher: MicroBatcher[Item, Answer] = MicroBatcher(
@@ -402,7 +417,7 @@ class Agent:
             self.config.groups,
         )
         with self._gates_lock:
-            self._last_gates = (_slots_key(slots), self.clock(), report)
+            self._last_gates = (_slots_key(slots), self.monotonic(), report)
         return report
 
     def recent_gate_report(self) -> GateReport | None:
@@ -412,7 +427,7 @@ class Agent:
         slots = self.store.slots()
         with self._gates_lock:
             last = self._last_gates
-        fresh = last is not None and 0.0 <= self.clock() - last[1] < self.config.gates.evaluate_every_s
+        fresh = last is not None and self.monotonic() - last[1] < self.config.gates.evaluate_every_s
         if last is not None and fresh and last[0] == _slots_key(slots):
             return last[2]
         return self.gate_report()
@@ -455,8 +470,8 @@ class Agent:
         return answers
 
     def _gatekeeper_loop(self) -> None:
-        last_kpis = 0.0
-        last_prune = self.clock()  # start() has just pruned
+        last_kpis: float | None = None
+        last_prune = self.monotonic()  # start() has just pruned
         while not self._stopping.is_set():
             self._wake.wait(timeout=self.config.gates.evaluate_every_s)
             self._wake.clear()
@@ -467,13 +482,13 @@ class Agent:
                     self.slots.advance_if_gates_pass()
                 self.check_drift()
                 self.train_on_drift()
-                if self.clock() - last_kpis > 60.0:
+                if last_kpis is None or self.monotonic() - last_kpis > 60.0:
                     self.store.refresh_kpi_daily()
-                    last_kpis = self.clock()
-                if self.clock() - last_prune > 86_400.0:
+                    last_kpis = self.monotonic()
+                if self.monotonic() - last_prune > 86_400.0:
                     self.store.prune(keep_days=self.config.store.retention_days)
                     self.check_chains()
-                    last_prune = self.clock()
+                    last_prune = self.monotonic()
             except GenbaError as error:
                 log.warning("gate evaluation or store upkeep failed: %s", error)
             except Exception as exc:  # (the gatekeeper must outlive any one failure)
@@ -551,14 +566,25 @@ class Agent:
             "audit_sample": self.store.audit_summary() | {"share": self.config.store.audit_share},
             "drift": self.drift_status(),
             "privacy_budget": privacy_budget(self.site, self.store),
-            "problems": [*self.load_problems, *self.worker_problems],
+            "problems": [*self.load_problems, *self.worker_problems, *self.clock_problems()],
             "batching": self._batcher.stats,
             "shadow_dropped": self.shadow_dropped,
-            "uptime_s": round(self.clock() - self.started_at, 1),
+            "uptime_s": round(self.monotonic() - self._started, 1),
             "pid": os.getpid(),
             "store": {"schema_version": self.store.schema_version, "durability": self.store.durability},
             "versions": {name: _version(metadata, name) for name in ("genba", "onnxruntime-gpu")},
+            "certificates": [c.to_json() for c in site_certificates(self.site, self.clock())],
         }
+
+    def clock_problems(self) -> list[str]:
+        """The PC's clock set back behind what the store already holds (``store.steady_clock``)."""
+        behind = self.store.clock_held_back_s
+        if behind < CLOCK_BEHIND_WARNING_S:
+            return []
+        return [
+            f"this PC's clock is {behind:.0f} s behind the newest time in the site store (set back?); "
+            "answers and labels are stamped just after that time until the clock catches up: check its time"
+        ]
 
 
 def _slots_key(slots: Any) -> tuple[Any, ...]:

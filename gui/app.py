@@ -23,6 +23,7 @@ from genba.errors import PermissionDeniedError
 from gui.config import LANGUAGES, GuiConfig
 from gui.connection import Connection
 from gui.i18n import Translations, stage_name, system_language, t
+from gui.viewmodels.certificates import CertificateWarning, certificate_warnings
 from gui.widgets.base import AgentStatus, Context, Limited, Tab
 from gui.widgets.federation_tab import FederationTab
 from gui.widgets.inspect_tab import InspectTab
@@ -40,6 +41,7 @@ QLabel#answer { font-size: 24pt; font-weight: bold; }
 QLabel#suggestion { background: #fff3cd; border: 2px dashed #b8860b; padding: 6px; }
 QLabel#banner[state="down"] { background: #f8d7da; color: #721c24; padding: 6px; }
 QLabel#banner[state="up"] { background: #d4edda; color: #155724; padding: 6px; }
+QLabel#banner[state="warn"] { background: #fff3cd; color: #856404; padding: 6px; }
 QPushButton#accept { background: #2e7d32; color: white; font-weight: bold; }
 """
 
@@ -162,13 +164,29 @@ class MainWindow(QMainWindow):
                 text += " · " + t("candidate v{version} in {stage}").format(
                     version=candidate.version_label, stage=stage_name(str(candidate.stage))
                 )
-            self.banner.setProperty("state", "up")
-            self.banner.setText(text)
+            warnings = [certificate_text(warning) for warning in certificate_warnings(status)]
+            self.banner.setProperty("state", "warn" if warnings else "up")
+            self.banner.setText("\n".join([text, *warnings]))
         else:
             self.banner.setProperty("state", "")
             self.banner.setText(t("Connecting to the agent…"))
         self.banner.style().unpolish(self.banner)
         self.banner.style().polish(self.banner)
+
+
+def certificate_text(warning: CertificateWarning) -> str:
+    """One line for the banner about a certificate of the site's kit."""
+    names = {"client": t("The site's TLS certificate"), "ca": t("The kit's CA certificate")}
+    what = names.get(warning.kind, warning.kind)
+    if warning.state == "expiring":
+        return t("{what} expires on {date}, in {days} days: ask IT for a new site kit.").format(
+            what=what, date=warning.date, days=warning.days
+        )
+    if warning.state == "expired":
+        return t(
+            "{what} expired on {date}: federated training cannot connect until IT sends a new site kit."
+        ).format(what=what, date=warning.date)
+    return t("{what} cannot be used: {message}").format(what=what, message=warning.message)
 
 
 def read_status(client: AgentClient) -> StatusResponse | Limited:

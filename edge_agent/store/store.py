@@ -40,6 +40,7 @@ from edge_agent.store.records import (
 )
 from edge_agent.store.retention import prune_inputs
 from edge_agent.store.schema import SCHEMA_VERSION, apply_migrations, check_not_newer, schema_version
+from edge_agent.store.steady_clock import SteadyClock, newest_stamp
 from genba.errors import StoreError, UsageError
 from genba.versions import ModelVersion
 
@@ -82,6 +83,7 @@ class SiteStore:
                     _require_current_schema(self.path, check_not_newer(conn))
                 else:
                     apply_migrations(conn, self.path)
+                self._clock = SteadyClock(clock, newest_stamp(conn))  # stamps never step back
             if not _read_only:
                 self._backfill_content_keys()
         except BaseException:
@@ -112,6 +114,12 @@ class SiteStore:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def clock_held_back_s(self) -> float:
+        """How far the PC's clock is behind the newest time in the store (0.0 normally): stamps
+        are held just after that time until the clock catches up (``steady_clock``)."""
+        return self._clock.held_back_s if isinstance(self._clock, SteadyClock) else 0.0
 
     @property
     def schema_version(self) -> int:

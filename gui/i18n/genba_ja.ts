@@ -432,6 +432,10 @@
         <translation>画像を表示できません: {problem}</translation>
     </message>
     <message>
+        <source>The kit's CA certificate</source>
+        <translation>キットの CA 証明書</translation>
+    </message>
+    <message>
         <source>The ledger's hash chain does NOT verify: tell IT.</source>
         <translation>台帳のハッシュチェーンを検証できません: IT に連絡してください。</translation>
     </message>
@@ -446,6 +450,10 @@
     <message>
         <source>The next answers become the drift reference.</source>
         <translation>次の回答がドリフトの基準になります。</translation>
+    </message>
+    <message>
+        <source>The site's TLS certificate</source>
+        <translation>拠点の TLS 証明書</translation>
     </message>
     <message>
         <source>This role may not label; sign in as an operator to accept or correct.</source>
@@ -690,6 +698,18 @@
     <message>
         <source>{status}, alarm open</source>
         <translation>{status}（アラーム継続中）</translation>
+    </message>
+    <message>
+        <source>{what} cannot be used: {message}</source>
+        <translation>{what}を使用できません: {message}</translation>
+    </message>
+    <message>
+        <source>{what} expired on {date}: federated training cannot connect until IT sends a new site kit.</source>
+        <translation>{what}は {date} に期限切れになりました。IT から新しい拠点キットが届くまで連合学習に接続できません。</translation>
+    </message>
+    <message>
+        <source>{what} expires on {date}, in {days} days: ask IT for a new site kit.</source>
+        <translation>{what}の有効期限は {date}（あと {days} 日）です。IT に新しい拠点キットを依頼してください。</translation>
     </message>
     <message>
         <source>ε = {epsilon}, δ = {delta}</source>

@@ -232,4 +232,14 @@ JA: dict[str, str] = {
     "{rounds} in {runs} runs": "{runs} 回の実行で {rounds} ラウンド",
     "never": "なし",
     "Content SHA-256": "内容の SHA-256",
+    # certificates of the site's kit
+    "The site's TLS certificate": "拠点の TLS 証明書",
+    "The kit's CA certificate": "キットの CA 証明書",
+    "{what} expires on {date}, in {days} days: ask IT for a new site kit.": (
+        "{what}の有効期限は {date}（あと {days} 日）です。IT に新しい拠点キットを依頼してください。"
+    ),
+    "{what} expired on {date}: federated training cannot connect until IT sends a new site kit.": (
+        "{what}は {date} に期限切れになりました。IT から新しい拠点キットが届くまで連合学習に接続できません。"
+    ),
+    "{what} cannot be used: {message}": "{what}を使用できません: {message}",
 }

@@ -234,7 +234,7 @@ def test_status_evaluates_the_gates_no_more_often_than_the_gatekeeper(
     real = agent_module.evaluate_gates
     monkeypatch.setattr(agent_module, "evaluate_gates", lambda *a, **k: evaluated.append(1) or real(*a, **k))
     now = [1_000.0]
-    agent.clock = lambda: now[0]
+    agent.monotonic = lambda: now[0]
     first = agent.status()["gates"]
     assert agent.status()["gates"] == first and len(evaluated) == 1  # polled again at once: reused
     (answer,) = agent.predict([_item("dent near the flange")])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from edge_agent.service.schemas.api import DriftStatus, InstalledModel
@@ -60,6 +62,19 @@ class StoreInfo(BaseModel):
     )
 
 
+class CertificateStatus(BaseModel):
+    """One certificate of the site's kit and how long it has left (``genba.certificates``)."""
+
+    name: str
+    path: str
+    state: Literal["ok", "expiring", "expired", "not_yet_valid", "unreadable"] = Field(
+        description="expiring: within 30 days of its end"
+    )
+    not_after: str | None = Field(description="its end, ISO 8601 UTC")
+    days_left: float | None
+    message: str = Field(description="one line: what, and unless ok what to do")
+
+
 class StatusResponse(BaseModel):
     role: str = Field(description="the role of the token that asked")
     site: str
@@ -77,6 +92,10 @@ class StatusResponse(BaseModel):
     pid: int
     store: StoreInfo
     versions: dict[str, str | None] = Field(description="installed package versions, by distribution")
+    certificates: list[CertificateStatus] = Field(
+        default_factory=list,
+        description="the kit's certificates (none at a standalone site), checked for expiry",
+    )
 
 
 class ModelKpis(BaseModel):

@@ -37,6 +37,8 @@ from edge_agent.federation.traffic_report import traffic_file
 KEPT_ROUNDS = 500
 START = "start"
 _READ_SIZE = 65536
+#: A connection that ended without TLS closing it: the network dropped it, and the call is retried.
+DROPPED = "the connection to the SuperLink dropped mid-exchange"
 
 
 class Tally:
@@ -346,6 +348,13 @@ def _mapped(
         if close is not None:
             close.close()
         raise timeout(str(exc)) from exc
+    except ssl.SSLEOFError as exc:
+        # The line dropped mid-exchange (no TLS alert came, the TCP connection just ended). Said in
+        # words Flower retries: it gives up on any error naming SSL or TLS, as if a certificate
+        # were wrong, and would lose the reply it was sending.
+        if close is not None:
+            close.close()
+        raise error(DROPPED) from exc
     except OSError as exc:  # ssl.SSLError included
         if close is not None:
             close.close()

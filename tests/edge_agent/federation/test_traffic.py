@@ -177,3 +177,45 @@ def test_the_supernode_polls_quickly_only_while_messages_flow() -> None:
     assert pacer.interval(3) == 0.1
     now[0] = 61.0
     assert pacer.interval(3) == 3
+
+
+class _CutMidAnswer(http.server.BaseHTTPRequestHandler):
+    """Starts an answer, then the line drops: the TCP connection ends with no TLS close."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(b"x" * 100)
+        self.wfile.flush()
+        self.connection.close()  # an SSLSocket's close sends no close_notify
+        self.close_connection = True
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_connection_dropped_mid_answer_is_an_error_flower_retries_not_a_tls_failure(tmp_path: Path) -> None:
+    from flwr.supercore.retry import make_simple_http_retry_invoker
+
+    cert, key = _certificate(tmp_path)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutMidAnswer)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = _Client(cert)
+    count_connections(client, Tally(tmp_path / "traffic.json"))
+    try:
+        with pytest.raises(httpx.TransportError) as dropped:
+            client._client.post(
+                f"https://localhost:{server.server_address[1]}/v1/fleet/push-object", content=b"y"
+            )
+    finally:
+        server.shutdown()
+    retry = make_simple_http_retry_invoker()  # what the SuperNode sends its replies with
+    assert isinstance(dropped.value, retry.recoverable_exceptions)
+    assert retry.should_giveup is not None and not retry.should_giveup(dropped.value), str(dropped.value)

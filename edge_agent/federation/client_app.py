@@ -275,8 +275,9 @@ def ledger_reply(
             round=_round(msg),
             details={
                 **(details or {}),
-                "run": str(msg.metadata.run_id),
-            },  # uint64: text, as SQLite holds int64
+                "run": str(msg.metadata.run_id),  # uint64: text, as SQLite holds int64
+                "reply_to": msg.metadata.message_id,  # what it answers: how a failed delivery is marked
+            },
         )
 
 

@@ -5,7 +5,9 @@ federation's CA issued to an enrolled site. Flower 1.42's SuperNode dials the Fl
 ``httpx`` client that verifies the server (``--root-certificates``) but presents no certificate of
 its own, so ``genba agent join`` starts it through :func:`main`: Flower's real ``flower-supernode``
 with one change, that its Fleet client's TLS context carries the site's certificate and key
-(``site-tls.crt``, ``keys/site-tls.key``), named in the environment by the site's SuperNode.
+(``site-tls.crt``, ``keys/site-tls.key``), named in the environment by the site's SuperNode. It
+also counts the site's traffic (:mod:`edge_agent.federation.traffic`) and marks in the egress
+ledger each reply it could not deliver (:mod:`edge_agent.federation.undelivered`).
 """
 
 from __future__ import annotations
@@ -66,11 +68,13 @@ def main() -> None:
     from edge_agent.federation.pacing import pace_supernode
     from edge_agent.federation.pinned_clientapp import SITE_ENV
     from edge_agent.federation.traffic import count_fleet_traffic
+    from edge_agent.federation.undelivered import mark_undelivered_replies
 
     site = Path(os.environ[SITE_ENV])
     clientapp = ClientAppProcess(site).start()  # the site's pinned ClientApp: this process's child, restarted
     # Bytes per round; polling paced by traffic; the ClientApp nudged when a message is in.
     count_fleet_traffic(site, on_message=pace_supernode().busy, on_stored=clientapp.nudge)
+    mark_undelivered_replies(site)  # a ledgered reply Flower fails to send is marked in the ledger
     code = 0
     try:
         flower_supernode()

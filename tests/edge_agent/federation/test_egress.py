@@ -79,6 +79,7 @@ def test_an_exception_leaves_as_a_fixed_code_and_reason_ledgered_and_its_text_st
     assert entry["payload_bytes"] == 8 + len(ERROR_REASONS[code]) and entry["details"] == {
         "code": code,
         "run": "42",
+        "reply_to": "m1",
     }
     [audited] = [a for a in _audit(tmp_path) if a["event"] == "federated_error_reply"]
     assert SECRET in audited["details"]["reason"] and audited["details"]["code"] == code

@@ -116,6 +116,14 @@ def register_server(subparsers: Any) -> None:
         "--kit", type=Path, required=True, metavar="DIR", help="the folder 'genba provision' made"
     )
     sites.set_defaults(handler=_server_sites)
+    certificates = actions.add_parser(
+        "certificates",
+        help="the CA's, the SuperLink's and each site's certificate: days left, warned within 30",
+    )
+    certificates.add_argument(
+        "--kit", type=Path, required=True, metavar="DIR", help="the folder 'genba provision' made"
+    )
+    certificates.set_defaults(handler=_server_certificates)
 
 
 def _server_start(args: argparse.Namespace) -> int:
@@ -182,6 +190,13 @@ def _server_sites(args: argparse.Namespace) -> int:
     from server.federated_run import site_overview
 
     _print(site_overview(args.kit))
+    return 0
+
+
+def _server_certificates(args: argparse.Namespace) -> int:
+    from server.certificates import certificate_report
+
+    _print(certificate_report(args.kit))
     return 0
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from edge_agent.agent import Agent
+from edge_agent.config import load_agent_config
 from edge_agent.site import SiteFolder
 from genba import env
 from genba.certificates import check_certificate
@@ -104,3 +106,21 @@ def test_the_agents_status_warns_of_an_expiring_certificate_and_states_an_expire
     )  # fmt: skip
     states = {c["name"]: c["state"] for c in json.loads(shown.stdout)["certificates"]}
     assert states == {"the site's TLS client certificate": "expiring", "the kit's CA certificate": "expired"}
+
+
+def test_a_site_made_from_its_kit_is_warned_30_days_before_its_certificate_ends(
+    tmp_path: Path, enrolment: Any
+) -> None:
+    _, sites = enrolment.provision_with_sites(tmp_path, ["site-a"])
+    site = sites["site-a"]
+    end = pki.load_certificate(site.tls_cert_file).not_valid_after_utc.timestamp()
+    for days_before_end, state in ((45, "ok"), (20, "expiring"), (-1, "expired")):
+        agent = Agent(
+            site, load_agent_config(site.config_file), clock=lambda d=days_before_end: end - d * 86400.0
+        )
+        try:
+            agent.start(serving=False)
+            states = {c["name"]: c["state"] for c in agent.status()["certificates"]}
+        finally:
+            agent.close()
+        assert states == {"the site's TLS client certificate": state, "the kit's CA certificate": "ok"}

@@ -224,9 +224,10 @@ def _download_for(
     command = [*_pip_download(config, python, dest), *_torch_options(config, scratch), requirement]
     code, output = run(command)
     if code != 0:
+        reason = _last_error(output)
         raise PackagingError(
             f"pip could not download the {'+'.join(config.roles)} role for Python {python}: "
-            f"{_last_error(output)}{_torch_hint(config, output)}"
+            f"{reason}{_torch_hint(config, reason)}"
         )
     if not any(dest.glob("genba-*.whl")):  # pip leaves a local wheel where it lies
         shutil.copy2(genba_wheel, dest / genba_wheel.name)
@@ -262,8 +263,8 @@ def _torch_options(config: WheelhouseConfig, scratch: Path) -> list[str]:
     return ["--constraint", str(constraints), *where]
 
 
-def _torch_hint(config: WheelhouseConfig, output: str) -> str:
-    if not config.needs_cpu_torch or "torch" not in output:
+def _torch_hint(config: WheelhouseConfig, reason: str) -> str:
+    if not config.needs_cpu_torch or "torch" not in reason:
         return ""
     return (
         f" (the CPU build torch=={config.torch_version}+cpu must come from --torch-source: PyTorch's CPU "
@@ -272,9 +273,22 @@ def _torch_hint(config: WheelhouseConfig, output: str) -> str:
 
 
 def _last_error(output: str) -> str:
+    """What pip could not find, else its first error line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
+    missing = [
+        line.split(" for ", 1)[1]
+        for line in lines
+        if line.startswith("ERROR: No matching distribution found")
+    ]
+    if missing:
+        return f"no wheel of {missing[0]} for this target"
+    marker = next(
+        (i for i, line in enumerate(lines) if line.endswith("available for your environment:")), None
+    )
+    if marker is not None and marker + 1 < len(lines):
+        return f"no wheel of {lines[marker + 1]} for this target"
     errors = [line for line in lines if line.startswith("ERROR")]
-    return (errors or lines or ["no output"])[0]
+    return (errors or lines or ["no output"])[0].removeprefix("ERROR: ")
 
 
 def _move_into(files: list[Path], dest: Path) -> None:

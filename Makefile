@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.genba-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint bench clean venv fonts nginx test-tools reliability gui-app
+.PHONY: demo test lint bench clean venv fonts nginx wheelhouse usb-kit test-tools reliability gui-app
 
 venv: $(STAMP)
 
@@ -72,6 +72,20 @@ gui-app: $(GUI_STAMP)
 	rm -rf dist/genba-gui
 	$(GUI_VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/gui-app packaging/gui/genba-gui.spec
 	$(GUI_VENV)/bin/python packaging/gui/check_app.py dist/genba-gui
+
+# The offline kit (docs/INSTALL.md): a role's wheels pinned by sha256, for Linux x86_64 and CPython
+# 3.11 and 3.12; needs the package index. Roles with torch take its CPU build from TORCH_SOURCE.
+ROLE ?= site
+OUT ?= dist/wheelhouse-$(ROLE)
+TORCH_SOURCE ?= https://download.pytorch.org/whl/cpu
+wheelhouse: $(STAMP)
+	$(BIN)/genba package wheelhouse --role $(ROLE) --out $(OUT) --torch-source $(TORCH_SOURCE)
+
+# A site's USB kit: make usb-kit WHEELHOUSE=dist/wheelhouse-site SITE_KIT=it-kit/sites/press-1 BUNDLE=b.tar OUT=usb
+WHEELHOUSE ?= dist/wheelhouse-$(ROLE)
+usb-kit: $(STAMP)
+	$(BIN)/genba package usb-kit --wheelhouse $(WHEELHOUSE) --out $(OUT) \
+		$(if $(SITE_KIT),--site-kit $(SITE_KIT)) $(foreach b,$(BUNDLE),--bundle $(b)) $(foreach k,$(TRUST),--trust $(k))
 
 clean:
 	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ a gatekeeper evaluates the candidate's gates and advances it when they pass.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -553,8 +554,6 @@ class Agent:
         }
 
     def status(self) -> dict[str, Any]:
-        from importlib import metadata
-
         from edge_agent.federation.budget import privacy_budget
 
         report = self.recent_gate_report()
@@ -572,7 +571,7 @@ class Agent:
             "uptime_s": round(self.monotonic() - self._started, 1),
             "pid": os.getpid(),
             "store": {"schema_version": self.store.schema_version, "durability": self.store.durability},
-            "versions": {name: _version(metadata, name) for name in ("genba", "onnxruntime-gpu")},
+            "versions": _versions(),
             "certificates": [c.to_json() for c in site_certificates(self.site, self.clock())],
         }
 
@@ -610,6 +609,14 @@ def _precision_variant(stored: Mapping[str, Any]) -> str | None:
     """The chosen variant from a model row's copy of its manifest (a row from before it kept one: None)."""
     manifest = Manifest.from_record(stored)
     return manifest.precision.variant if manifest and manifest.precision else None
+
+
+@functools.cache
+def _versions() -> dict[str, str | None]:
+    """The installed versions status reports, read once: parsing package metadata costs milliseconds."""
+    from importlib import metadata
+
+    return {name: _version(metadata, name) for name in ("genba", "onnxruntime-gpu")}
 
 
 def _version(metadata: Any, name: str) -> str | None:

@@ -314,9 +314,16 @@ ALTER TABLE predictions ADD COLUMN caller_latency_ms REAL
     CHECK (caller_latency_ms IS NULL OR caller_latency_ms >= 0);
 """
 
+# v11: the audit log by event, newest first. The privacy budget (status, the federation view, each
+# DP round) reads the few entries of one event; without it each read scanned the whole log, which
+# grows by every action on the site (20,000 entries: 5 ms a read, twice per status).
+_V11: Final = """
+CREATE INDEX audit_log_event ON audit_log (event, seq);
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
-    (10, _V10),
+    (10, _V10), (11, _V11),
 )  # fmt: skip
 #: Migrations that rebuild a table others refer to: SQLite's documented procedure turns foreign
 #: keys off around them (a pragma that cannot change inside a transaction) and checks them after.

@@ -5,7 +5,9 @@ drops without it (negative: the word argued against the answer). A text of more 
 :data:`MAX_VARIANTS` words is cut into that many contiguous spans instead, each left out in turn,
 and each word gets its span's drop shared out evenly, so a long report costs no more than a
 :data:`MAX_VARIANTS`-word one. Images: a grid of patches is
-greyed out in turn (the image's mean colour); the heat map is the drop for each patch. All
+greyed out in turn (the image's mean colour) at the size the model sees it (its preprocessing
+resizes every image to one size), so a 40 MP photo costs what a thumbnail does; the heat map is the
+drop for each patch. All
 variants run as one batch through the same sessions that serve, so an explanation costs about
 one batched prediction and needs no gradients, no torch and nothing from outside the bundle.
 Inputs are bounded (:data:`MAX_WORDS` words) and so are the variants, so an explanation's time is too.
@@ -109,9 +111,7 @@ def _explain_text(model: BundleModel, text: str) -> Explanation:
 
 
 def _explain_image(model: BundleModel, item: Any) -> Explanation:
-    from genba.images import rgb_image
-
-    image = rgb_image(item)
+    image = _as_the_model_sees_it(model, item)
     pixels = np.asarray(image, dtype=np.uint8)
     fill = pixels.reshape(-1, 3).mean(axis=0).astype(np.uint8)
     rows = np.linspace(0, pixels.shape[0], IMAGE_GRID + 1).astype(int)
@@ -131,6 +131,24 @@ def _explain_image(model: BundleModel, item: Any) -> Explanation:
         method=f"occlusion ({IMAGE_GRID}x{IMAGE_GRID} patches greyed out)",
         heatmap=tuple(tuple(float(v) for v in row) for row in drops),
     )
+
+
+def _as_the_model_sees_it(model: BundleModel, item: Any) -> Any:
+    """The image resized as the model's preprocessing resizes it (that resize is then a no-op), so the
+    64 occluded copies are of the model's input size, never of the original's."""
+    from PIL import Image
+
+    from genba.images import rgb_image
+    from genba.runtime.preprocess import ImagePreprocessor
+
+    image = rgb_image(item)
+    preprocessor = model.preprocessor
+    if not isinstance(preprocessor, ImagePreprocessor):
+        return image
+    size = (preprocessor.width, preprocessor.height)
+    if image.size == size:
+        return image
+    return image.resize(size, resample=Image.Resampling(preprocessor.resample))
 
 
 def _image(pixels: np.ndarray) -> Any:

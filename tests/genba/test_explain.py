@@ -128,3 +128,31 @@ def test_an_image_gets_an_occlusion_heat_map(
     heatmap = np.array(explanation.heatmap)
     assert heatmap.shape == (8, 8) and np.isfinite(heatmap).all() and explanation.label in model.labels
     assert np.abs(heatmap).max() > 0  # occluding some patch changes the answer's probability
+
+
+def test_a_photo_of_many_megapixels_is_explained_at_the_models_size_with_the_answer_it_was_served(
+    vit_bundle: Path,
+) -> None:
+    """64 occluded copies of a 12 MP photo would be 2.3 GB; at the model's size they are kilobytes."""
+    from PIL import Image
+
+    model = BundleModel(verify_directory(vit_bundle, None), RuntimeConfig(provider="cpu"))
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8))
+    probabilities, _, _ = model.predict_arrays([photo])
+    before = _resident_mib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from here
+    explanation = explain(model, photo, "image")
+    grew = _resident_mib("VmHWM") - before
+    assert grew < 200, f"resident memory grew by {grew:.0f} MiB while explaining"
+    served = int(np.argmax(probabilities[0]))
+    assert explanation.label == model.labels[served]
+    assert explanation.score == pytest.approx(float(probabilities[0][served]), abs=1e-6)
+    assert np.array(explanation.heatmap).shape == (8, 8)
+
+
+def _resident_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field} in /proc/self/status")

@@ -303,6 +303,10 @@ class Connection:
     async def get(self, path: str) -> None:
         await self._request("GET", path, b"")
 
+    async def post(self, path: str, document: dict[str, Any]) -> Any:
+        """The answer's JSON."""
+        return json.loads(await self._request("POST", path, json.dumps(document).encode()))
+
     async def _request(self, method: str, path: str, body: bytes) -> bytes:
         from agent_api import exchange
 

@@ -123,3 +123,17 @@ def test_every_problem_of_the_inputs_is_reported_at_once(
     )
     assert code == 2 and "carries a site kit, bundles or trusted keys" in capsys.readouterr().err
     assert json.dumps(raised.value.problems)  # plain strings
+
+
+def test_a_standalone_site_gets_the_signers_key_its_bundles_were_checked_against(
+    base_wheelhouse: Path, bert_bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "usb"
+    summary = build_usb_kit(
+        UsbKitConfig(wheelhouse=base_wheelhouse, out=out, bundles=(bert_bundle,), trust=(keypair[1],))
+    )
+    assert summary["bundles"][0]["bundle"] == bert_bundle.name and not summary["site_kit"]
+    assert (out / "trusted" / keypair[1].name).read_bytes() == keypair[1].read_bytes()
+    assert f"--trust trusted/{keypair[1].name}" in (out / "README.txt").read_text()
+    assert not (out / "site-kit").exists()
+    verify_checksums(out)

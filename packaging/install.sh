@@ -3,6 +3,9 @@
 #
 #   install.sh [--wheelhouse DIR] [--prefix DIR] [--role ROLE] [--python PYTHON] [--sums-sha256 HEX]
 #
+# --wheelhouse defaults to the folder of this script (or its wheelhouse/ in a USB kit), --role to
+# the one role the wheelhouse holds.
+#
 # 1. Checks the kit first: SHA256SUMS beside this script (a USB kit) and the wheelhouse's own; any
 #    file missing, added, linked or changed stops the install before anything is written.
 # 2. Creates a virtual environment at PREFIX (default /opt/genba) with a Python 3.11 or 3.12 of
@@ -17,7 +20,7 @@ umask 022
 PROG=install.sh
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 PREFIX=/opt/genba
-ROLE=site
+ROLE=
 WHEELHOUSE=
 PYTHON=
 SUMS_SHA256=
@@ -107,10 +110,16 @@ verify_kit() {
         verify_sums "$SCRIPT_DIR"
     fi
     verify_sums "$WHEELHOUSE"
+    local held
+    held=$(cd "$WHEELHOUSE" && ls requirements-*.txt 2>/dev/null | sed 's/^requirements-//; s/\.txt$//' | paste -sd' ')
+    if [ -z "$ROLE" ]; then
+        case "$held" in
+            *' '*|'') fail "pass --role: the wheelhouse holds requirements for ${held:-no role}" ;;
+            *) ROLE=$held ;;
+        esac
+    fi
     REQUIREMENTS=$WHEELHOUSE/requirements-${ROLE//,/+}.txt
     if [ ! -f "$REQUIREMENTS" ]; then
-        local held
-        held=$(cd "$WHEELHOUSE" && ls requirements-*.txt 2>/dev/null | sed 's/^requirements-//; s/\.txt$//' | paste -sd' ')
         fail "the wheelhouse holds no requirements for role '$ROLE' (it holds: ${held:-none}); build one with make wheelhouse ROLE=$ROLE"
     fi
 }

@@ -30,7 +30,7 @@ import tempfile
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,6 @@ class WheelhouseConfig:
     torch_source: str = TORCH_CPU_INDEX  # an index URL or a folder of torch wheels
     find_links: tuple[Path, ...] = ()  # more folders of wheels pip may take from
     offline: bool = False  # --no-index: only find_links (and a torch_source folder)
-    extra_pip_args: tuple[str, ...] = field(default=())
 
     def problems(self) -> list[str]:
         problems = [
@@ -245,7 +244,7 @@ def _pip_download(config: WheelhouseConfig, python: str, dest: Path) -> list[str
         command.append("--no-index")
     for folder in config.find_links:
         command += ["--find-links", str(folder.absolute())]
-    return [*command, "--progress-bar", "off", *config.extra_pip_args]
+    return [*command, "--progress-bar", "off"]
 
 
 def _torch_options(config: WheelhouseConfig, scratch: Path) -> list[str]:

@@ -9,7 +9,8 @@ figures are reported by site name (node ids mapped through ``it/server/nodes.jso
 When at least one round was aggregated, the final head becomes a global bundle: a head swap of
 the starting bundle, signed with IT's key, numbered above every version the registry and the
 sites hold, recorded in the registry with the run's rounds, and delivered to the sites, where
-it becomes the candidate.
+it becomes the candidate. A run that the SuperLink's stop or restart cut short is recorded as
+``interrupted`` and raises :class:`server.runs.RunInterruptedError`: nothing of it is released.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from server.privacy import PrivacyConfig
 from server.provision import ITFolder
 from server.publish import deliver, it_public_key, manifest_sha256
 from server.registry import Registry, VersionRow
-from server.runs import flwr_run, new_run_dir, node_names, require_superlink
+from server.runs import RunInterruptedError, flwr_run, new_run_dir, node_names, require_superlink
 from server.superlink import ServerFolder
 
 
@@ -99,6 +100,9 @@ def train_federated(config: TrainConfig) -> dict[str, Any]:
             )
         try:
             results = flwr_run(server, config.fab_dir, run_dir, run_config, config.run_timeout_s)
+        except RunInterruptedError:
+            registry.finish_run(run, outcome="interrupted", version=None)
+            raise
         except BaseException:
             registry.finish_run(run, outcome="failed", version=None)
             raise

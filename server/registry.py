@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
     privacy TEXT NOT NULL,           -- JSON: the DP settings and the run's epsilon, or {}
     started_at REAL NOT NULL,
     finished_at REAL,
-    outcome TEXT,                    -- completed | failed | nothing-aggregated
+    outcome TEXT,                    -- completed | failed | interrupted | nothing-aggregated
     version INTEGER                  -- the global bundle it produced
 );
 CREATE TABLE IF NOT EXISTS rounds (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ from typing import Any
 from genba.errors import UsageError
 from genba.tools import console_tool
 from server.superlink import CONNECTION, ServerFolder, SuperLinkError
+
+#: What ``flwr run --stream`` says when the SuperLink it streams from goes away.
+LINK_LOST = "Connection to the SuperLink is unavailable"
+#: What it says once the SuperLink took the run.
+STARTED = "Successfully started run"
 
 
 def require_superlink(server: ServerFolder) -> None:
@@ -38,10 +44,20 @@ def new_run_dir(runs: Path) -> Path:
     raise UsageError(f"too many runs started at {stamp} in {runs}")
 
 
+class RunInterruptedError(SuperLinkError):
+    """The SuperLink stopped or restarted while a run was in progress: the run ended without a result."""
+
+
 def flwr_run(
     server: ServerFolder, fab_dir: Path, run_dir: Path, run_config: Mapping[str, Any], timeout_s: float
 ) -> dict[str, Any]:
-    """Run the FAB on the SuperLink until it ends; the ServerApp's ``results.json``."""
+    """Run the FAB on the SuperLink until it ends; the ServerApp's ``results.json``.
+
+    A SuperLink that goes away mid-run ends the run there: Flower cannot carry a run over a restart
+    (the ServerApp's process and the messages in flight go with it). That is a
+    :class:`RunInterruptedError`, which says whether the SuperLink came back.
+    """
+    address = connection_address(server)
     settings = {**run_config, "results": str(run_dir / "results")}
     command = [
         console_tool("flwr"),
@@ -58,10 +74,7 @@ def flwr_run(
         )
     results_file = run_dir / "results" / "results.json"
     if done.returncode != 0 or not results_file.is_file():
-        raise SuperLinkError(
-            f"the federated run produced no result (flwr run exit {done.returncode}); "
-            f"see {run_dir / 'flwr-run.log'}"
-        )
+        raise _failure(server, run_dir, address, done.returncode)
     return dict(json.loads(results_file.read_text(encoding="utf-8")))
 
 
@@ -76,3 +89,47 @@ def _toml(value: Any) -> str:
 def node_names(server: ServerFolder) -> dict[str, str]:
     """Node id (as the ServerApp writes it) → site name."""
     return {str(node["node_id"]): name for name, node in server.nodes().items()}
+
+
+def connection_address(server: ServerFolder) -> str | None:
+    """The SuperLink's loopback address the ``flwr`` CLI uses: a new one each time it starts."""
+    try:
+        document = tomllib.loads((server.flwr_home / "config.toml").read_text(encoding="utf-8"))
+        return str(document["superlink"][CONNECTION]["address"])
+    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        return None
+
+
+def _failure(server: ServerFolder, run_dir: Path, address: str | None, code: int) -> SuperLinkError:
+    """Why ``flwr run`` ended without a result, in one line."""
+    said = _log_text(run_dir / "flwr-run.log")
+    if code != 0 and LINK_LOST in said:
+        if STARTED in said:
+            return _interrupted(server, run_dir, address)
+        return SuperLinkError(
+            f"no SuperLink answers at {address}: start it ('genba server start --kit {server.folder.root}'), "
+            "then the run again"
+        )
+    return SuperLinkError(
+        f"the federated run produced no result (flwr run exit {code}); see {run_dir / 'flwr-run.log'}"
+    )
+
+
+def _interrupted(server: ServerFolder, run_dir: Path, address: str | None) -> RunInterruptedError:
+    root = server.folder.root
+    now = connection_address(server)
+    if now is not None and now != address:
+        what, then = "restarted", "start it again; the sites rejoin by themselves"
+    else:
+        what, then = "stopped", f"start it ('genba server start --kit {root}'), then the run again"
+    return RunInterruptedError(
+        f"run {run_dir.name} stopped: the SuperLink {what} while it ran, so it has no result and released "
+        f"nothing (the sites keep their models); {then}"
+    )
+
+
+def _log_text(path: Path) -> str:
+    try:
+        return " ".join(path.read_text(encoding="utf-8", errors="replace").split())
+    except OSError:
+        return ""

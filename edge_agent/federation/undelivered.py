@@ -4,7 +4,8 @@ The ClientApp ledgers every reply before it leaves (:mod:`edge_agent.federation.
 hands it to the SuperNode, which sends it to the SuperLink. Flower's SuperNode drops a reply it
 fails to send, with a line in its log: the SuperLink refused it (its run had ended, or the
 SuperLink restarted and no longer knows the message it answers), or the connection failed in a
-way Flower does not retry. Here, in the SuperNode's own process
+way Flower does not retry (or, see :func:`_run_of_waiting_reply`, it would have sent it only with
+the next message). Here, in the SuperNode's own process
 (:mod:`edge_agent.federation.supernode_launch`), each such reply gets an entry of kind
 :data:`NOT_DELIVERED` in the egress ledger: the content hash, run and round of the reply's own
 entry, the message it answered and why it did not arrive, with no payload. Every entry of the
@@ -60,7 +61,11 @@ def mark_undelivered_replies(site: Path) -> None:
     """From now on, a reply this process's SuperNode fails to send is marked in ``site``'s ledger."""
     from flwr.supernode import start_client_internal as internal
 
-    push_messages = internal._push_messages
+    push_messages, pull_and_store = internal._push_messages, internal._pull_and_store_message
+
+    def pull_or_send_waiting(*args: Any, **kwargs: Any) -> int | None:
+        run = pull_and_store(*args, **kwargs)
+        return run if run is not None else _run_of_waiting_reply(kwargs["state"])
 
     def push_and_mark(state: Any, object_store: Any, send: Any, push_object: Any) -> None:
         watch = DeliveryWatch()
@@ -78,6 +83,26 @@ def mark_undelivered_replies(site: Path) -> None:
                     )
 
     internal._push_messages = push_and_mark
+    internal._pull_and_store_message = pull_or_send_waiting
+
+
+def _run_of_waiting_reply(state: Any) -> int | None:
+    """The run of a reply the SuperNode holds unsent, or None.
+
+    Flower sends replies only after it pulled a message. The site's ClientApp takes a message as soon
+    as its objects are in, so when the line drops while the SuperNode confirms the message, and its
+    run ends before the line is back, Flower drops the message it was pulling while the ClientApp's
+    reply to it (ledgered) waits in the SuperNode for a next message that may never come. Naming its
+    run makes Flower's loop send it now: the SuperLink takes it or refuses it, and a refusal is marked.
+    """
+    messages, lock = getattr(state, "msg_store", None), getattr(state, "lock_msg_store", None)
+    if messages is None or lock is None:  # another NodeState than Flower's in-memory one: Flower's way
+        return None
+    with lock:
+        for entry in messages.values():
+            if not entry.is_retrieved and entry.message.metadata.reply_to_message_id:
+                return int(entry.message.metadata.run_id)
+    return None
 
 
 def mark_not_delivered(site: Path, run: int, answered: str, reason: str) -> dict[str, Any] | None:

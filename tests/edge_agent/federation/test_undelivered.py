@@ -95,3 +95,21 @@ def test_a_reply_whose_send_or_object_push_raised_is_noted_and_one_that_went_thr
     }
     with pytest.raises(RuntimeError):  # the failure still reaches Flower's loop as it came
         sending(_reply("r4", "in-refused"), None, 0.1)
+
+
+def test_a_reply_left_waiting_in_the_supernode_names_its_run_so_flower_sends_it() -> None:
+    from flwr.supercore.object_store import ObjectStoreFactory
+    from flwr.supernode.nodestate.in_memory_nodestate import InMemoryNodeState
+
+    from edge_agent.federation.undelivered import _run_of_waiting_reply
+
+    state = InMemoryNodeState(ObjectStoreFactory().store())
+    incoming = _reply("in-1", "")  # a message from the SuperLink: no reply_to
+    state.store_message(incoming)
+    assert _run_of_waiting_reply(state) is None
+    state.store_message(_reply("r1", "in-1"))  # the ClientApp's answer, not sent
+    assert _run_of_waiting_reply(state) == 42
+    assert [m.metadata.message_id for m in state.get_messages_legacy(is_reply=True)] == [
+        "r1"
+    ]  # Flower sends it
+    assert _run_of_waiting_reply(state) is None

@@ -28,7 +28,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from genba import archive, keys
-from genba.errors import BundleFormatError, IntegrityError, OutputPathError, SignatureError
+from genba.errors import BundleFormatError, IntegrityError, OutputPathError, SignatureError, shown
 from genba.manifest import (
     FORMAT_VERSION,
     FileEntry,
@@ -95,13 +95,16 @@ def sha256_file(path: Path) -> str:
 def payload_files(root: Path) -> dict[str, Path]:
     """Every file under ``root`` except the manifest and signature, by POSIX relative path.
 
-    Links are refused outright: a bundle is plain files, nothing that points elsewhere.
+    Links and special files (FIFOs, devices, sockets) are refused outright: a bundle is plain
+    files and folders, nothing that points elsewhere or blocks a reader.
     """
     found: dict[str, Path] = {}
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root).as_posix()
         if path.is_symlink():
-            raise IntegrityError(f"bundle holds a link ({relative}); bundles hold plain files only")
+            raise IntegrityError(f"bundle holds a link ({shown(relative)}); bundles hold plain files only")
+        if not path.is_file() and not path.is_dir():
+            raise IntegrityError(f"bundle holds {shown(relative)}, which is not a plain file; remove it")
         if path.is_file() and relative not in _RESERVED:
             found[relative] = path
     return found
@@ -137,17 +140,33 @@ def read_manifest(root: Path) -> tuple[Manifest, bytes]:
     manifest_path = root / MANIFEST_NAME
     if not root.is_dir():
         raise BundleFormatError(f"{root} is not a bundle directory or archive")
+    if not manifest_path.exists() and not manifest_path.is_symlink():
+        raise BundleFormatError(f"{root} has no {MANIFEST_NAME}; it is not a Genba bundle")
+    if manifest_path.is_symlink() or not manifest_path.is_file():
+        raise IntegrityError(f"{MANIFEST_NAME} in {root} is not a plain file; the bundle is damaged")
     try:
         raw = manifest_path.read_bytes()
-    except FileNotFoundError as exc:
-        raise BundleFormatError(f"{root} has no {MANIFEST_NAME}; it is not a Genba bundle") from exc
+    except OSError as exc:
+        raise BundleFormatError(f"{MANIFEST_NAME} in {root} cannot be read ({exc.strerror})") from exc
     try:
         manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+        RecursionError,
+    ) as exc:  # RecursionError: nested too deep
         raise IntegrityError(f"{MANIFEST_NAME} is corrupt (not valid JSON)") from exc
-    if not isinstance(manifest, dict) or canonical_bytes(manifest) != raw:
+    if not isinstance(manifest, dict) or not _is_canonical(manifest, raw):
         raise IntegrityError(f"{MANIFEST_NAME} was modified (not in canonical form)")
     return Manifest.from_json(manifest), raw
+
+
+def _is_canonical(manifest: Mapping[str, Any], raw: bytes) -> bool:
+    """Whether ``raw`` is the canonical form of what it parsed to (NaN and lone surrogates never are)."""
+    try:
+        return canonical_bytes(manifest) == raw
+    except ValueError:  # NaN or infinity (JSON has none), or a lone surrogate (UTF-8 has none)
+        return False
 
 
 def verify_directory(root: Path, trusted: list[Ed25519PublicKey] | None) -> VerifiedBundle:
@@ -185,12 +204,12 @@ def _verify_files(root: Path, listed: Mapping[str, FileEntry]) -> None:
     present = payload_files(root)
     unlisted = sorted(set(present) - set(listed))
     if unlisted:
-        raise IntegrityError(f"bundle holds a file its manifest does not list: {unlisted[0]}")
+        raise IntegrityError(f"bundle holds a file its manifest does not list: {shown(unlisted[0])}")
     for name, entry in sorted(listed.items()):
         if name not in present:
-            raise IntegrityError(f"bundle file {name} is missing")
+            raise IntegrityError(f"bundle file {shown(name)} is missing")
         if sha256_file(present[name]) != entry.sha256:
-            raise IntegrityError(f"bundle file {name} does not match its hash (modified or corrupt)")
+            raise IntegrityError(f"bundle file {shown(name)} does not match its hash (modified or corrupt)")
 
 
 # ---------------------------------------------------------------------------- writing

@@ -44,6 +44,20 @@ def located(error: E, where: str) -> E:
     return moved
 
 
+def shown(name: object) -> str:
+    """A name from the input (a file, a path, a member) as it may stand in a one-line message.
+
+    As it is when it prints on one line; quoted with escapes when it holds a line break,
+    another control character or text that does not encode (a lone surrogate).
+    """
+    text = str(name)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return repr(text)
+    return text if text.isprintable() else repr(text)
+
+
 class UsageError(GenbaError):
     """Bad input from the user: wrong path, option, file or value. Exit code 2."""
 

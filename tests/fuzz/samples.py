@@ -1,0 +1,231 @@
+"""Valid inputs the fuzz targets start from: a signed bundle, pictures in several formats.
+
+Each is built once per process, through Genba's own writers, under the harness's scratch folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import random
+import stat
+import tarfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genba_fuzzing import scratch_root
+from hypothesis import strategies as st
+
+from genba import bundle, keys
+
+SEED = 19
+LABELS = ["ok", "scratch", "dent"]
+
+
+@functools.cache
+def signing_key() -> Any:
+    return keys.generate_signing_key()
+
+
+def trusted() -> list[Any]:
+    return [signing_key().public_key()]
+
+
+def _graphs(backbone: str, precision: str) -> dict[str, Any]:
+    return {
+        "backbone": {"file": backbone, "outputs": ["embedding"], "precision": precision},
+        "head": {"file": "head.onnx", "inputs": ["embedding"], "outputs": ["logits"], "precision": "fp32"},
+    }
+
+
+def manifest_fields() -> dict[str, Any]:
+    """A manifest shaped like an exported classifier's: two variants, lineage, statistics."""
+    precision = {"backbone": "int8", "variant": "int8-per-channel", "details": {"per_channel": True}}
+    return {
+        "model": {"name": "fuzz-model", "version": 3, "created_at": "2026-12-06T00:00:00+00:00"},
+        "task": "text-classification",
+        "labels": LABELS,
+        "input": {
+            "kind": "text",
+            "max_length": 128,
+            "pad_id": 0,
+            "tokenizer": "preprocess/tokenizer.json",
+            "graph_inputs": ["input_ids", "attention_mask"],
+        },
+        "graphs": _graphs("backbone.onnx", "int8"),
+        "precision": precision,
+        "variants": {
+            "cpu": {"graphs": _graphs("backbone.onnx", "int8"), "precision": precision, "provider": "cpu"},
+            "cuda": {"graphs": _graphs("backbone-cuda.onnx", "fp16"), "provider": "cuda", "validation": {}},
+        },
+        "opset": 18,
+        "runtime": {"genba": "0.1.0", "onnxruntime-gpu": "1.31.1"},
+        "validation": {"max_abs_diff": 0.0002, "accuracy": 0.8},
+        "reference_stats": {"count": 64, "scores": {"mean": [0.1, 0.2, 0.7]}},
+        "lineage": {
+            "parent": {"name": "fuzz-model", "version": 2, "manifest_sha256": "ab" * 32},
+            "federated_run": "run-1",
+            "round": 3,
+            "rollback": False,
+            "source": {"library": "transformers"},
+        },
+    }
+
+
+def _payload() -> dict[str, bytes]:
+    noise = random.Random(SEED)
+    return {
+        "backbone.onnx": noise.randbytes(1500),
+        "backbone-cuda.onnx": noise.randbytes(900),
+        "head.onnx": noise.randbytes(200),
+        "preprocess/tokenizer.json": b'{"version": "1.0", "model": {"type": "WordLevel"}}',
+    }
+
+
+@functools.cache
+def valid_bundle() -> Path:
+    """A signed bundle directory that verifies against :func:`trusted`."""
+    with bundle.BundleWriter(scratch_root() / "sample-bundle") as writer:
+        for name, data in _payload().items():
+            (writer.root / name).parent.mkdir(parents=True, exist_ok=True)
+            (writer.root / name).write_bytes(data)
+        path = writer.commit(bundle.draft_manifest(manifest_fields()), signing_key())
+    bundle.verify_directory(path, trusted())
+    return path
+
+
+@functools.cache
+def bundle_files() -> dict[str, bytes]:
+    """The valid bundle's files, by relative path, manifest and signature included."""
+    root = valid_bundle()
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def sign(manifest_bytes: bytes) -> bytes:
+    return keys.sign(signing_key(), manifest_bytes)
+
+
+# ---------------------------------------------------------------------------- pictures
+
+#: (format, mode) pairs Pillow writes: the decoders a site meets, in the modes they carry.
+PICTURES = (
+    ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "L"), ("PNG", "P"), ("PNG", "I;16"), ("PNG", "1"),
+    ("JPEG", "RGB"), ("JPEG", "L"), ("JPEG", "CMYK"), ("GIF", "P"), ("BMP", "RGB"),
+    ("TIFF", "RGB"), ("TIFF", "I;16"), ("TIFF", "F"), ("WEBP", "RGB"), ("ICO", "RGBA"), ("PPM", "RGB"),
+)  # fmt: skip
+
+
+@functools.cache
+def picture(kind: str, mode: str, width: int = 12, height: int = 9) -> bytes:
+    """A small seeded picture saved as ``kind`` in ``mode``: noise, so every decoder works."""
+    from PIL import Image
+
+    noise = random.Random(f"{kind}{mode}{width}{height}")
+    rgb = Image.frombytes("RGB", (width, height), noise.randbytes(width * height * 3))
+    image = rgb.convert(mode) if mode not in {"I;16", "F"} else rgb.convert("L").convert(mode)
+    out = io.BytesIO()
+    image.save(out, format=kind)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------- archives
+
+#: Stands for the sandbox's absolute path in a member name, filled in when the archive is written.
+SANDBOX = "<sandbox>"
+#: Member names an attacker would try: escapes, absolute paths, odd spellings, clashes.
+HOSTILE_NAMES = (
+    "../escaped", "a/../../escaped", f"{SANDBOX}/escaped", "\\escaped", "C:escaped", "..\\escaped",
+    "", ".", "./", "a/", "a//b", "a/./b", "./manifest.json", "manifest.json/inner", "head.onnx/x",
+    "a\nb", "preprocess", "preprocess/tokenizer.json/x", "é/ü.onnx", "x" * 300,
+)  # fmt: skip
+KINDS = ("file", "dir", "symlink", "hardlink", "fifo", "chardev")
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    kind: str = "file"
+    data: bytes = b""
+    link: str = ""
+
+
+def bundle_members() -> list[Member]:
+    return [Member(name, "file", data) for name, data in bundle_files().items()]
+
+
+def _named(text: str, sandbox: Path) -> str:
+    return text.replace(SANDBOX, str(sandbox))
+
+
+@st.composite
+def member_edits(draw: st.DrawFn, members: list[Member], max_edits: int = 3) -> list[Member]:
+    """``members`` with a few renamed to hostile names, retyped, duplicated, dropped or added."""
+    result = list(members)
+    for _ in range(draw(st.integers(0, max_edits))):
+        edit = draw(st.sampled_from(("rename", "retype", "duplicate", "drop", "add")))
+        hostile = draw(st.sampled_from(HOSTILE_NAMES) | st.text(min_size=1, max_size=12))
+        if edit == "add" or not result:
+            link = draw(st.sampled_from(("/etc/passwd", "../escaped", "head.onnx", f"{SANDBOX}/escaped")))
+            result.append(Member(hostile, draw(st.sampled_from(KINDS)), draw(st.binary(max_size=64)), link))
+            continue
+        index = draw(st.integers(0, len(result) - 1))
+        chosen = result[index]
+        if edit == "rename":
+            result[index] = Member(hostile, chosen.kind, chosen.data, chosen.link)
+        elif edit == "retype":
+            result[index] = Member(chosen.name, draw(st.sampled_from(KINDS)), chosen.data, "/etc/passwd")
+        elif edit == "duplicate":
+            result.insert(draw(st.integers(0, len(result))), chosen)
+        else:
+            del result[index]
+    return result
+
+
+def write_tar(members: list[Member], out: Path, sandbox: Path) -> None:
+    types = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+             "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE, "chardev": tarfile.CHRTYPE}  # fmt: skip
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        for member in members:
+            info = tarfile.TarInfo(_named(member.name, sandbox))
+            info.type = types[member.kind]
+            info.linkname = _named(member.link, sandbox)
+            data = member.data if member.kind == "file" else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data else None)
+
+
+def write_zip(members: list[Member], out: Path, sandbox: Path) -> None:
+    modes = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "hardlink": stat.S_IFREG,
+             "fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR}  # fmt: skip
+    with zipfile.ZipFile(out, "w") as zf:
+        for member in members:
+            name = _named(member.name, sandbox)
+            if member.kind == "dir" and not name.endswith("/"):
+                name += "/"
+            info = zipfile.ZipInfo(name or "_")
+            info.external_attr = (modes[member.kind] | 0o644) << 16
+            data = _named(member.link, sandbox).encode() if member.kind == "symlink" else member.data
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # duplicate names are what is being tried
+                zf.writestr(info, data)
+
+
+def mutate_seeded(data: bytes, seed: int) -> bytes:
+    """A few byte edits chosen by ``seed``: for data only known once written (a whole archive)."""
+    noise = random.Random(seed)
+    edited = bytearray(data)
+    for _ in range(noise.randint(1, 4)):
+        at = noise.randrange(len(edited) + 1)
+        edit = noise.choice(("flip", "truncate", "overwrite", "delete"))
+        if edit == "flip" and at < len(edited):
+            edited[at] ^= 1 << noise.randrange(8)
+        elif edit == "truncate":
+            del edited[at:]
+        elif edit == "overwrite":
+            edited[at : at + 4] = noise.randbytes(4)
+        else:
+            del edited[at : at + noise.randint(1, 512)]
+    return bytes(edited)

@@ -11,10 +11,11 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from genba.errors import ArchiveError, OutputPathError
+from genba.errors import ArchiveError, OutputPathError, shown
 
 MAX_MEMBER_BYTES = 2 * 1024**3
 MAX_TOTAL_BYTES = 8 * 1024**3
@@ -32,10 +33,28 @@ def extract_safely(
     max_member_bytes: int = MAX_MEMBER_BYTES,
     max_total_bytes: int = MAX_TOTAL_BYTES,
 ) -> Path:
-    """Unpack ``source`` under ``destination``/bundle and return that directory."""
+    """Unpack ``source`` under ``destination``/bundle and return that directory.
+
+    A refused or unreadable archive leaves nothing behind: the half-unpacked folder is removed.
+    """
     root = destination / _ROOT_NAME
     root.mkdir(parents=True)
-    limits = _Limits(max_member_bytes, max_total_bytes)
+    try:
+        _extract(source, root, _Limits(max_member_bytes, max_total_bytes))
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return root
+
+
+#: What a damaged archive raises while it is read: a bad header, a cut-off or corrupt stream,
+#: a compression method or encryption zipfile does not support.
+_UNREADABLE = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError)
+#: Two members that cannot both be unpacked: a file where a folder is, a name given twice.
+_CLASHES = (FileExistsError, IsADirectoryError, NotADirectoryError)
+
+
+def _extract(source: Path, root: Path, limits: _Limits) -> None:
     suffix = source.suffix.lower()
     try:
         if suffix == ".tar":
@@ -43,10 +62,17 @@ def extract_safely(
         elif suffix == ".zip":
             _extract_zip(source, root, limits)
         else:
-            raise ArchiveError(f"{source.name}: unknown archive type (expected .tar or .zip)")
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
-        raise ArchiveError(f"{source.name} is not a readable archive: {exc}") from exc
-    return root
+            raise ArchiveError(f"{shown(source.name)}: unknown archive type (expected .tar or .zip)")
+    except _UNREADABLE as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ArchiveError(f"{shown(source.name)} is not a readable archive: {shown(reason)}") from exc
+    except _CLASHES as exc:
+        clash = shown(Path(exc.filename or "").name)
+        raise ArchiveError(
+            f"{shown(source.name)} holds {clash} twice, or as file and folder; refused"
+        ) from exc
+    except OSError as exc:
+        raise ArchiveError(f"{shown(source.name)} cannot be unpacked ({exc.strerror or exc})") from exc
 
 
 def pack(bundle: Path, out: Path) -> Path:
@@ -81,7 +107,9 @@ class _Limits:
 
     def admit(self, name: str, size: int) -> None:
         if size > self.per_member:
-            raise ArchiveError(f"archive member {name} is larger than the {self.per_member}-byte limit")
+            raise ArchiveError(
+                f"archive member {shown(name)} is larger than the {self.per_member}-byte limit"
+            )
         self.used += size
         if self.used > self.total:
             raise ArchiveError(f"archive unpacks to more than the {self.total}-byte limit")

@@ -1,0 +1,121 @@
+"""Fuzz unpacking a bundle archive (``genba.archive.extract_safely``): hostile members and bytes.
+
+Besides a typed answer: nothing is written outside the destination, no link or special file is
+unpacked, and a refused archive leaves nothing half-unpacked behind.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import genba_fuzz_samples as samples
+import genba_fuzzing as fuzzing
+import pytest
+from hypothesis import strategies as st
+
+from genba import archive
+from genba.errors import ArchiveError
+
+
+@dataclass(frozen=True)
+class ArchiveCase:
+    suffix: str
+    members: list[samples.Member]
+    mutate: bool  # mutate the written archive's bytes with ``edits`` drawn from ``seed``
+    seed: int
+    member_limit: int
+
+
+def archive_cases() -> st.SearchStrategy[ArchiveCase]:
+    return st.builds(
+        ArchiveCase,
+        st.sampled_from((".tar", ".zip")),
+        samples.member_edits(samples.bundle_members()),
+        st.booleans(),
+        st.integers(0, 2**32),
+        st.sampled_from((archive.MAX_MEMBER_BYTES, 1000, 0)),
+    )
+
+
+def write_archive(case: ArchiveCase, sandbox: Path) -> Path:
+    source = sandbox / f"in{case.suffix}"
+    writer = samples.write_tar if case.suffix == ".tar" else samples.write_zip
+    writer(case.members, source, sandbox)
+    if case.mutate:
+        source.write_bytes(samples.mutate_seeded(source.read_bytes(), case.seed))
+    return source
+
+
+def check(case: ArchiveCase) -> None:
+    with fuzzing.sandbox() as sandbox:
+        source = write_archive(case, sandbox)
+        out = sandbox / "out"
+        root = fuzzing.expect_typed(
+            lambda: archive.extract_safely(source, out, max_member_bytes=case.member_limit), "extract_safely"
+        )
+        fuzzing.expect_only(sandbox, {source.name, "out", "tmp"}, "extract_safely")
+        if root is None and (out / "bundle").exists():
+            raise fuzzing.Crash("extract_safely refused an archive but left it half-unpacked")
+        unpacked = fuzzing.tree(out)
+        odd = sorted(name for name, value in unpacked.items() if isinstance(value, str) and value != "<dir>")
+        if odd:
+            raise fuzzing.Crash(f"extract_safely unpacked links or special files: {odd}")
+
+
+TARGET = fuzzing.Target("archive_extract", archive_cases(), check)
+
+
+def test_unpacking_an_archive_answers_every_input_with_a_typed_error_and_stays_inside() -> None:
+    fuzzing.check_target(TARGET)
+
+
+# ---------------------------------------------------------------------------- found by fuzzing
+
+SAMPLE = samples.bundle_members()
+
+
+def _case(suffix: str, members: list[samples.Member]) -> ArchiveCase:
+    return ArchiveCase(suffix, members, False, 0, archive.MAX_MEMBER_BYTES)
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".zip"])
+def test_a_member_given_twice_is_refused_and_nothing_stays(suffix: str) -> None:
+    """Was FileExistsError from the second copy, and the first copy left behind."""
+    case = _case(suffix, [*SAMPLE, SAMPLE[0]])
+    check(case)
+    with (
+        fuzzing.sandbox() as sandbox,
+        pytest.raises(ArchiveError, match="twice, or as file and folder; refused"),
+    ):
+        archive.extract_safely(write_archive(case, sandbox), sandbox / "out")
+
+
+def test_a_file_inside_a_file_is_refused() -> None:
+    """Was FileExistsError: ``head.onnx/x`` needs a folder where the file ``head.onnx`` is."""
+    check(_case(".tar", [*SAMPLE, samples.Member("head.onnx/x", "file", b"x")]))
+
+
+def test_a_refused_archive_leaves_no_half_unpacked_folder() -> None:
+    """Was a half-unpacked ``bundle`` folder left in the destination after a refused link."""
+    case = _case(".zip", [*SAMPLE, samples.Member("link", "symlink", link="/etc/passwd")])
+    check(case)
+    with fuzzing.sandbox() as sandbox:
+        with pytest.raises(ArchiveError, match="is a link"):
+            archive.extract_safely(write_archive(case, sandbox), sandbox / "out")
+        assert list((sandbox / "out").iterdir()) == []
+
+
+def test_a_zip_whose_directory_points_before_its_start_is_refused() -> None:
+    """Was OSError(22) from zipfile seeking to a negative offset (a corrupt end record)."""
+    with fuzzing.sandbox() as sandbox:
+        source = write_archive(_case(".zip", SAMPLE), sandbox)
+        data = bytearray(source.read_bytes())
+        end = data.rindex(b"PK\x05\x06")  # the end record; its bytes 16-19 locate the central directory
+        offset = struct.unpack_from("<I", data, end + 16)[0]
+        struct.pack_into("<I", data, end + 16, offset + 100_000)
+        source.write_bytes(bytes(data))
+        with pytest.raises(ArchiveError, match="cannot be unpacked|not a readable archive"):
+            archive.extract_safely(source, sandbox / "out")
+        assert list((sandbox / "out").iterdir()) == []

@@ -19,6 +19,7 @@ where that group exists, as ``genba agent init`` sets it.
 from __future__ import annotations
 
 import grp
+import gzip
 import hashlib
 import io
 import json
@@ -28,12 +29,13 @@ import sqlite3
 import tarfile
 import tempfile
 import time
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
-from genba.errors import StoreError, UsageError
+from genba.errors import StoreError, UsageError, shown
 
 FORMAT: Final = "genba-site-backup/1"
 MANIFEST: Final = "backup.json"
@@ -177,11 +179,41 @@ def _read_listing(archive: tarfile.TarFile, source: Path) -> dict[str, Any]:
         if handle is None:
             raise KeyError(MANIFEST)
         listing = json.loads(handle.read().decode("utf-8"))
-    except (KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (KeyError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise UsageError(f"{source} is not a Genba site backup (no readable {MANIFEST})") from exc
     if not isinstance(listing, dict) or listing.get("format") != FORMAT:
         raise UsageError(f"{source} is not a Genba site backup of a format this release reads ({FORMAT})")
+    store, files = listing.get("store"), listing.get("files")
+    if not isinstance(store, dict) or not _is_count(store.get("inputs")) or not isinstance(files, dict):
+        raise StoreError(
+            f"{source}: its {MANIFEST} lacks the store's or the files' entries; the backup is damaged"
+        )
+    damaged = sorted(name for name, entry in files.items() if not _is_file_entry(entry))
+    if damaged:
+        raise StoreError(
+            f"{source}: the {MANIFEST} entry of {shown(damaged[0])} is malformed; the backup is damaged"
+        )
     return listing
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_file_entry(entry: object) -> bool:
+    """A ``files`` entry as ``backup`` writes it: a sha256, an integer mode, a group name or none."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("sha256"), str)
+        and _is_count(entry.get("mode"))
+        and isinstance(entry.get("group"), str | None)
+    )
+
+
+#: What a damaged archive raises while it is read: a bad header, a cut or corrupt gzip stream.
+_UNREADABLE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+#: Two members that cannot both be unpacked: a file where a folder must go, or the reverse.
+_CLASHES = (FileExistsError, IsADirectoryError, NotADirectoryError)
 
 
 def restore(source: Path, data: Path) -> dict[str, Any]:
@@ -192,56 +224,85 @@ def restore(source: Path, data: Path) -> dict[str, Any]:
     if not source.is_file():
         raise UsageError(f"{source} is not a file")
     data.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        _open_archive(source) as archive,
-        tempfile.TemporaryDirectory(prefix=f".{data.name}.restore-", dir=data.parent) as scratch,
-    ):
-        listing = _read_listing(archive, source)
-        files: dict[str, dict[str, Any]] = listing["files"]
-        staging = Path(scratch) / "site"
-        staging.mkdir(mode=0o751)
-        seen: set[str] = set()
-        for member in archive.getmembers():
-            if member.name == MANIFEST:
-                continue
-            path = _safe_name(member.name)
-            if path.parts[0] != "site" or len(path.parts) < 2 or not member.isfile():
-                raise StoreError(f"backup member {member.name!r} is not a site file; refused")
-            name = PurePosixPath(*path.parts[1:]).as_posix()
-            expected = files.get(name)
-            if expected is None or name in seen:
-                raise StoreError(f"backup member {name!r} is not listed in its {MANIFEST}; refused")
-            seen.add(name)
-            target = staging.joinpath(*path.parts[1:])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle = archive.extractfile(member)
-            assert handle is not None  # a regular file
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(handle, out, _CHUNK)
-            if _sha256(target) != expected["sha256"]:
-                raise StoreError(f"{name} in {source} does not match its hash; the backup is damaged")
-            _restore_group(target, expected.get("group"))
-            os.chmod(target, int(expected["mode"]) & 0o777)
-        missing = sorted(set(files) - seen)
-        if missing:
-            raise StoreError(f"{source} lacks {', '.join(missing[:5])}; the backup is incomplete")
-        report = _verify_store(staging / STORE_NAME)
-        if report["inputs"] != listing["store"]["inputs"]:
-            raise StoreError(
-                f"{source}: the store holds {report['inputs']} inputs, its backup.json says otherwise"
-            )
-        if data.exists():
-            data.rmdir()  # empty, checked above
-        os.replace(staging, data)
+    try:
+        with (
+            _open_archive(source) as archive,
+            tempfile.TemporaryDirectory(prefix=f".{data.name}.restore-", dir=data.parent) as scratch,
+        ):
+            return _restore_from(archive, source, Path(scratch) / "site", data)
+    except _UNREADABLE as exc:
+        raise UsageError(
+            f"{source} is damaged and cannot be read ({_reason(exc)}); use another backup"
+        ) from exc
+    except _CLASHES as exc:
+        name = shown(Path(exc.filename or "").name)
+        raise StoreError(
+            f"{source} holds {name} both as a file and as a folder; the backup is damaged"
+        ) from exc
+
+
+def _reason(error: BaseException) -> str:
+    return shown(" ".join(str(error).split()) or type(error).__name__)
+
+
+def _restore_from(archive: tarfile.TarFile, source: Path, staging: Path, data: Path) -> dict[str, Any]:
+    listing = _read_listing(archive, source)
+    files: dict[str, dict[str, Any]] = listing["files"]
+    staging.mkdir(mode=0o751)
+    seen: set[str] = set()
+    for member in archive.getmembers():
+        if member.name != MANIFEST:
+            seen.add(_restore_member(archive, member, files, seen, staging, source))
+    missing = sorted(set(files) - seen)
+    if missing:
+        names = ", ".join(shown(name) for name in missing[:5])
+        raise StoreError(f"{source} lacks {names}; the backup is incomplete")
+    report = _verify_store(staging / STORE_NAME)
+    if report["inputs"] != listing["store"]["inputs"]:
+        raise StoreError(
+            f"{source}: the store holds {report['inputs']} inputs, its backup.json says otherwise"
+        )
+    if data.exists():
+        data.rmdir()  # empty, checked above
+    os.replace(staging, data)
     return {"restored": str(data), "site": listing.get("site"), "files": len(files), **report}
+
+
+def _restore_member(
+    archive: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    files: dict[str, dict[str, Any]],
+    seen: set[str],
+    staging: Path,
+    source: Path,
+) -> str:
+    """Unpack one listed site file into ``staging``, checked against its hash; its name."""
+    path = _safe_name(member.name)
+    if path.parts[0] != "site" or len(path.parts) < 2 or not member.isfile():
+        raise StoreError(f"backup member {member.name!r} is not a site file; refused")
+    name = PurePosixPath(*path.parts[1:]).as_posix()
+    expected = files.get(name)
+    if expected is None or name in seen:
+        raise StoreError(f"backup member {name!r} is not listed in its {MANIFEST}; refused")
+    target = staging.joinpath(*path.parts[1:])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle = archive.extractfile(member)
+    assert handle is not None  # a regular file
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(handle, out, _CHUNK)
+    if _sha256(target) != expected["sha256"]:
+        raise StoreError(f"{shown(name)} in {source} does not match its hash; the backup is damaged")
+    _restore_group(target, expected.get("group"))
+    os.chmod(target, expected["mode"] & 0o777)
+    return name
 
 
 def _open_archive(source: Path) -> tarfile.TarFile:
     try:
         return tarfile.open(source, "r:*")
     except (tarfile.TarError, OSError) as exc:
-        raise UsageError(f"{source} is not a readable backup archive: {exc}") from exc
+        raise UsageError(f"{source} is not a readable backup archive: {_reason(exc)}") from exc
 
 
 def _restore_group(path: Path, group: str | None) -> None:

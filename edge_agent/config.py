@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from edge_agent.serving import BatchingConfig
 from edge_agent.split import DEFAULT_HOLDOUT_REUSE_LIMIT
 from edge_agent.store.connection import DEFAULT_DURABILITY, SYNCHRONOUS_BY_DURABILITY
-from genba.errors import ConfigError
+from genba.errors import ConfigError, shown
 from genba.names import is_site_name
 from genba.runtime.config import RuntimeConfig
 
@@ -418,7 +418,11 @@ def config_from_mapping(
     known = {"site", "shadow_queue", *_SECTIONS}
     problems += [f"unknown setting {key!r}" for key in document if key not in known]
     for name, factory in _SECTIONS.items():
-        values = {**dict(document.get(name) or {}), **dict((overrides or {}).get(name) or {})}
+        section = document.get(name) or {}
+        if not isinstance(section, Mapping):
+            problems.append(f"[{name}] must be a table of settings, not {type(section).__name__}")
+            continue
+        values = {**section, **dict((overrides or {}).get(name) or {})}
         part = _build(name, factory, values, problems)
         if part is not None:
             parts[name] = part
@@ -428,7 +432,7 @@ def config_from_mapping(
     name = site.get("name", "site") if isinstance(site, Mapping) else site
     try:
         return AgentConfig(site=str(name), shadow_queue=int(document.get("shadow_queue", 256)), **parts)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError([str(exc)]) from exc
 
 
@@ -436,7 +440,7 @@ def _build(name: str, factory: Callable[..., T], values: Mapping[str, Any], prob
     allowed = {f.name for f in fields(factory)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - allowed)
     if unknown:
-        problems.extend(f"unknown setting {name}.{key}" for key in unknown)
+        problems.extend(f"unknown setting {name}.{shown(key)}" for key in unknown)
         return None
     try:
         return factory(**values)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genba.errors import InputFileError
+from genba.errors import InputFileError, shown
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,13 @@ def read_jsonl(path: Path, role: str = "input", require_labels: bool = False) ->
 
 
 def _example(line: str, path: Path, number: int, role: str, require_labels: bool) -> Example:
-    where = f"{role} file {path}, line {number}"
+    where = f"{role} file {shown(path)}, line {number}"
     try:
         record: Any = json.loads(line)
     except json.JSONDecodeError as exc:
         raise InputFileError(f"{where}: not valid JSON ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise InputFileError(f"{where}: not valid JSON (nested too deeply)") from exc
     if not isinstance(record, dict):
         raise InputFileError(f"{where}: expected a JSON object with 'text' or 'image'")
     text, image = record.get("text"), record.get("image")
@@ -72,6 +74,16 @@ def _example(line: str, path: Path, number: int, role: str, require_labels: bool
         if value is not None and not isinstance(value, str):
             raise InputFileError(f"{where}: '{name}' must be a string")
     image_path = (path.parent / image) if image is not None else None
-    if image_path is not None and not image_path.is_file():
-        raise InputFileError(f"{where}: image {image_path} not found (image paths are relative to the file)")
+    if image_path is not None and not _is_file(image_path):
+        raise InputFileError(
+            f"{where}: image {shown(image_path)} not found (image paths are relative to the file)"
+        )
     return Example(text=text, image=image_path, label=label, group=group, where=where)
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` names a file; a name too long for the file system names none."""
+    try:
+        return path.is_file()
+    except OSError:  # ENAMETOOLONG and the like: nothing can exist there
+        return False

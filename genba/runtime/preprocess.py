@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from genba.errors import BundleFormatError, InputFileError
+from genba.errors import BundleFormatError, InputFileError, shown
 from genba.images import rgb_image
 
 Feeds = dict[str, np.ndarray]
@@ -46,9 +46,12 @@ class TextPreprocessor:
             self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
         except Exception as exc:  # tokenizers raises a bare Exception subclass
             raise BundleFormatError(f"bundle tokenizer cannot be read: {exc}") from exc
-        self.max_length = int(spec["max_length"])
-        self.pad_id = int(spec["pad_id"])
-        self.graph_inputs = tuple(spec["graph_inputs"])
+        try:
+            self.max_length = int(spec["max_length"])
+            self.pad_id = int(spec["pad_id"])
+            self.graph_inputs = tuple(str(name) for name in spec["graph_inputs"])
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise _malformed("text", exc) from exc
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_length)
         self.threads = max(1, threads)
@@ -96,13 +99,20 @@ class ImagePreprocessor:
     """Resize, rescale and normalize to channels-first float32, as the model's processor did."""
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        self.height = int(spec["height"])
-        self.width = int(spec["width"])
-        self.rescale_factor = float(spec["rescale_factor"])
-        self.mean = np.asarray(spec["mean"], dtype=np.float32).reshape(3, 1, 1)
-        self.std = np.asarray(spec["std"], dtype=np.float32).reshape(3, 1, 1)
-        self.resample = int(spec.get("resample", 2))
-        self.graph_inputs = tuple(spec["graph_inputs"])
+        from PIL import Image
+
+        try:
+            self.height = int(spec["height"])
+            self.width = int(spec["width"])
+            self.rescale_factor = float(spec["rescale_factor"])
+            self.mean = np.asarray(spec["mean"], dtype=np.float32).reshape(3, 1, 1)
+            self.std = np.asarray(spec["std"], dtype=np.float32).reshape(3, 1, 1)
+            self.resample = Image.Resampling(int(spec.get("resample", 2)))
+            self.graph_inputs = tuple(str(name) for name in spec["graph_inputs"])
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise _malformed("image", exc) from exc
+        if self.height < 1 or self.width < 1 or not self.graph_inputs:
+            raise _malformed("image", ValueError("a size below 1 pixel, or no graph input"))
 
     def encode(self, items: Sequence[Any], pad_to: int | None = None) -> Feeds:
         del pad_to  # images are resized to one size; nothing to pad
@@ -110,10 +120,8 @@ class ImagePreprocessor:
         return {self.graph_inputs[0]: batch}
 
     def _one(self, item: Any) -> np.ndarray:
-        from PIL import Image
-
         image = rgb_image(item)
-        image = image.resize((self.width, self.height), resample=Image.Resampling(self.resample))
+        image = image.resize((self.width, self.height), resample=self.resample)
         array = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) * self.rescale_factor
         return (array - self.mean) / self.std
 
@@ -122,10 +130,21 @@ def preprocessor_for(root: Path, spec: Mapping[str, Any], threads: int = 1) -> P
     """The bundle's preprocessing; ``threads`` tokenizes large text batches in parallel."""
     kind = spec.get("kind")
     if kind == "text":
-        return TextPreprocessor(root / spec["tokenizer"], spec, threads)
+        tokenizer = spec.get("tokenizer")
+        if not isinstance(tokenizer, str):
+            raise _malformed("text", TypeError("no tokenizer file named"))
+        return TextPreprocessor(root / tokenizer, spec, threads)
     if kind == "image":
         return ImagePreprocessor(spec)
     raise BundleFormatError(f"bundle input kind {kind!r} is not supported (text or image)")
+
+
+def _malformed(kind: str, problem: BaseException) -> BundleFormatError:
+    reason = " ".join(str(problem).split()) or type(problem).__name__
+    return BundleFormatError(
+        f"bundle {kind} preprocessing settings are malformed ({shown(reason)}); "
+        "re-export the bundle with 'genba export'"
+    )
 
 
 def _as_text(item: Any) -> str:

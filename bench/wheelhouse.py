@@ -52,38 +52,78 @@ def _checked(step: dict[str, Any], what: str) -> dict[str, Any]:
     return step
 
 
-def _site_folder(work: Path) -> Path:
-    """A standalone site folder made by this environment's genba (the role commands act on it)."""
-    site = work / "site"
+def _default_bundle(work: Path) -> tuple[Path, Path]:
+    """The default MiniLM bundle and its signer's public key, exported once by this environment."""
+    from genba.demo.sites import signed_default_bundle
+
+    return signed_default_bundle(work / "default")
+
+
+def _gui_site(work: Path) -> Path:
+    """A site folder for the operator app (a gui-only prefix cannot init one), made by this environment."""
+    site = work / "site-for-gui"
     if not site.exists():
-        _checked(_run([str(GENBA), "keys", "new", "--out", str(work / "it-sign.pem")]), "genba keys new")
-        init = [str(GENBA), "agent", "init", "--data", str(site), "--site", "bench-1"]
-        _checked(_run([*init, "--trust", str(work / "it-sign.pem.pub")]), "genba agent init")
+        trust = str(_default_bundle(work)[1])
+        init = [str(GENBA), "agent", "init", "--data", str(site), "--site", "bench-gui", "--trust", trust]
+        _checked(_run(init), "genba agent init")
     return site
 
 
-def _role_commands(role: str, prefix: Path, site: Path) -> dict[str, Any]:
-    genba = str(prefix / "bin" / "genba")
-    if role == "site-learn":
-        probe = "import torch, flwr, optimum; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-        return {
-            "agent status": _run([genba, "agent", "status", "--data", str(site)]),
-            "torch build": _run([str(prefix / "bin/python"), "-c", probe]),
-        }
+PREDICT = """
+import json, sys
+from pathlib import Path
+from edge_agent.service.client import AgentClient
+answer = AgentClient.for_site(Path(sys.argv[1]), "integration").predict("scratch on the housing near the rim")
+print(json.dumps({"label": answer.label, "score": answer.score, "provider": answer.provider,
+                  "model": answer.model.model_dump(mode="json")}))
+"""
+
+
+def _serve_and_predict(prefix: Path, site: Path) -> dict[str, Any]:
+    """The prefix's agent serves the site; the prefix's API client asks it for one prediction."""
+    log = (site.parent / f"{site.name}-agent.log").open("wb")
+    serve = [str(prefix / "bin/genba"), "agent", "serve", "--data", str(site)]
+    process = subprocess.Popen(serve, stdout=log, stderr=subprocess.STDOUT, cwd=site.parent)
+    try:
+        deadline = time.monotonic() + 120
+        while not (site / "agent.addr").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return _run([str(prefix / "bin/python"), "-c", PREDICT, str(site)], cwd=site.parent)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        log.close()
+
+
+def _site_commands(role: str, prefix: Path, work: Path) -> dict[str, Any]:
+    """From the prefix alone: init a site, install the default bundle, serve it, predict via the API."""
+    genba, site = str(prefix / "bin" / "genba"), work / f"site-{role}"
+    shutil.rmtree(site, ignore_errors=True)
+    bundle, trust = _default_bundle(work)
+    steps = {
+        "agent init": _run(
+            [genba, "agent", "init", "--data", str(site), "--site", f"bench-{role}", "--trust", str(trust)]
+        ),
+        "agent install (default bundle)": _run([genba, "agent", "install", "--data", str(site), str(bundle)]),
+        "agent serve + predict through the API": _serve_and_predict(prefix, site),
+        "agent status": _run([genba, "agent", "status", "--data", str(site)]),
+    }
     if role == "site":
-        return {
-            "agent status": _run([genba, "agent", "status", "--data", str(site)]),
-            "agent train (needs site-learn)": _run([genba, "agent", "train", "--data", str(site)]),
-            "torch importable": _run([str(prefix / "bin/python"), "-c", "import torch"])["exit"] == 0,
-        }
+        steps["agent train (needs site-learn)"] = _run([genba, "agent", "train", "--data", str(site)])
+    probe = "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+    steps["torch"] = _run([str(prefix / "bin/python"), "-c", probe], cwd=work)
+    return steps
+
+
+def _role_commands(role: str, prefix: Path, work: Path) -> dict[str, Any]:
+    if role in ("site", "site-learn"):
+        return _site_commands(role, prefix, work)
     if role == "gui":
         offscreen = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+        check = [str(prefix / "bin" / "genba"), "gui", "--data", str(_gui_site(work)), "--check"]
         return {
-            "gui --check (no agent serving)": _run(
-                [genba, "gui", "--data", str(site), "--check"], env=offscreen
-            ),
-            "onnxruntime importable": _run([str(prefix / "bin/python"), "-c", "import onnxruntime"])["exit"]
-            == 0,
+            "gui --check (no agent serving)": _run(check, env=offscreen),
+            "onnxruntime": _run([str(prefix / "bin/python"), "-c", "import onnxruntime"], cwd=work),
         }
     return {}
 
@@ -134,7 +174,7 @@ def measure(spec: str, work: Path, also_pythons: list[str], torch_source: str | 
         "installed_python": _venv_python(prefix),
         "also_installed": also,
         "genba --help": _run([str(prefix / "bin" / "genba"), "--help"])["exit"],
-        "commands": _role_commands(role, prefix, _site_folder(work)),
+        "commands": _role_commands(role, prefix, work),
     }
 
 

@@ -207,7 +207,8 @@ def test_an_interrupted_install_leaves_no_prefix_and_the_next_one_replaces_a_sta
     deadline = time.monotonic() + 120
     while not (prefix / "bin" / "python").exists() and running.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.killpg(running.pid, signal.SIGTERM)
+    assert running.poll() is None, "the install ended before its venv appeared: nothing to interrupt"
+    os.killpg(running.pid, signal.SIGTERM)  # the venv exists, pip has not finished: mid-install
     _, stderr = running.communicate(timeout=120)
     assert running.returncode != 0
     assert not prefix.exists(), stderr

@@ -5,12 +5,16 @@ then ``packaging/install.sh`` into a fresh prefix with no index, then ``PREFIX/b
 and a command of the role. Prints JSON: wheelhouse size and wheel count, download and install
 seconds, installed size, and what each command answered.
 
-    .venv/bin/python bench/wheelhouse.py [--role site --role gui] [--work /tmp/genba-wheelhouse-bench]
+    .venv/bin/python bench/wheelhouse.py [--role gui --role site --role site-learn@3.11]
+        [--torch-source FOLDER] [--also-python PATH] [--work /tmp/genba-wheelhouse-bench]
 
-Each role's command runs on a site folder made by this environment's genba (``agent init``):
-``site`` checks that the agent's commands run and that ``genba agent train`` names the
-``site-learn`` extra (no torch in that prefix); ``gui`` opens the operator app offscreen with
-``--check`` against that folder, where no agent serves, so it must say so in one line.
+``site`` and ``site-learn``: from the prefix alone, ``agent init`` a site, ``agent install`` the
+default bundle (exported once by this environment), ``agent serve`` it and ask the local API for
+a prediction with the prefix's own client; in ``site``, ``genba agent train`` must name the
+``site-learn`` extra and torch must be absent. ``gui``: the operator app offscreen with
+``--check`` against a site folder where no agent serves, which must say so in one line.
+``--also-python`` installs each wheelhouse again with that interpreter (when it was built for
+its version); ``ROLE@3.11`` builds a wheelhouse for that Python only.
 """
 
 from __future__ import annotations

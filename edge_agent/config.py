@@ -317,7 +317,9 @@ class CostConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if not self.currency.strip():
+        if not isinstance(self.currency, str):
+            problems.append(f'costs.currency must be text such as "EUR", not {type(self.currency).__name__}')
+        elif not self.currency.strip():
             problems.append("costs.currency must not be empty")
         for name in ("operator_minute", "defect_escape", "pc_hour", "manual_seconds_per_item"):
             if getattr(self, name) < 0:

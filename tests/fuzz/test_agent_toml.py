@@ -86,6 +86,11 @@ def test_loading_agent_toml_answers_every_input_with_a_typed_error_or_a_config()
             b'runtime = "cpu"\n', "[runtime] must be a table of settings, not str", id="was ValueError (str)"
         ),
         pytest.param(b"shadow_queue = inf\n", "cannot convert float infinity", id="was OverflowError"),
+        pytest.param(
+            b"[costs]\ncurrency = true\n",
+            'costs.currency must be text such as "EUR", not bool',
+            id="was AttributeError",
+        ),
         pytest.param(b'[batching]\n"a\\nb" = 1\n', "unknown setting batching.'a\\nb'", id="was two lines"),
     ],
 )
@@ -96,3 +101,10 @@ def test_a_setting_of_the_wrong_shape_is_named_on_one_line(raw: bytes, problem: 
         with pytest.raises(ConfigError) as caught:
             load_agent_config(folder / "agent.toml")
     assert problem in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_unchanged_file_loads() -> None:
+    """The fuzzing starts from the file ``genba agent init`` writes, which loads."""
+    with fuzzing.sandbox() as folder:
+        (folder / "agent.toml").write_text(default_toml("fuzz-site"))
+        assert load_agent_config(folder / "agent.toml").site == "fuzz-site"

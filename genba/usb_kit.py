@@ -133,7 +133,7 @@ def _readme(config: UsbKitConfig, manifest: dict[str, Any]) -> str:
         f"{' or '.join(manifest['pythons'])}.",
         "",
         "On the shop-floor PC, from this folder (docs/INSTALL.md has the whole story):",
-        f"  sudo ./install.sh --role {role}        # checks SHA256SUMS, installs into /opt/genba",
+        f"  sudo bash install.sh --role {role}   # checks SHA256SUMS, then installs into /opt/genba",
         "  sudo install -d -o genba -g genba -m 0751 /var/lib/genba",
     ]
     data = "/var/lib/genba/site"

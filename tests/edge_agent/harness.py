@@ -94,7 +94,9 @@ class AgentProcess:
         log = self.log_path.open("ab")
         serve = [sys.executable, "-m", "genba", "agent", "serve", "--data", str(self.site.root)]
         command = [*self.wrapper, *serve]
-        self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env.child_environment())
+        self.process = subprocess.Popen(  # under a wrapper, a group of its own: killpg ends both
+            command, stdout=log, stderr=log, env=env.child_environment(), start_new_session=bool(self.wrapper)
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -73,8 +73,8 @@ def test_each_acknowledged_write_is_on_the_disk_before_its_answer_only_when_the_
             client.install(bundle_versions[1])
             windows = _acknowledged_windows(client)
     finally:
-        if traced is None:
-            agent.process.kill()
+        if traced is None:  # the agent and strace are a process group of their own
+            os.killpg(agent.process.pid, signal.SIGKILL)
         else:
             os.kill(traced, signal.SIGTERM)
         agent.process.wait(timeout=60)

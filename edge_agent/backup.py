@@ -167,7 +167,7 @@ def backup(site: SiteFolder, out: Path) -> dict[str, Any]:
 
 def _safe_name(name: str) -> PurePosixPath:
     path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
+    if path.is_absolute() or ".." in path.parts or not path.parts or "\x00" in name:
         raise StoreError(f"backup member {name!r} is not a plain relative path; refused")
     return path
 

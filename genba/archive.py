@@ -118,6 +118,8 @@ class _Limits:
 def _safe_relative(name: str) -> PurePosixPath:
     if not name or name.startswith(("/", "\\")) or name[1:2] == ":":
         raise ArchiveError(f"archive member {name!r} has an absolute path; refused")
+    if "\x00" in name:
+        raise ArchiveError(f"archive member {name!r} has a NUL byte in its name; refused")
     path = PurePosixPath(name)
     if "\\" in name or any(part == ".." for part in path.parts):
         raise ArchiveError(f"archive member {name!r} escapes the bundle ('..'); refused")

@@ -119,3 +119,22 @@ def test_a_zip_whose_directory_points_before_its_start_is_refused() -> None:
         with pytest.raises(ArchiveError, match="cannot be unpacked|not a readable archive"):
             archive.extract_safely(source, sandbox / "out")
         assert list((sandbox / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".zip"])
+def test_the_unchanged_archive_unpacks(suffix: str) -> None:
+    """The fuzzing starts from archives that unpack: the property is not met by refusing all."""
+    with fuzzing.sandbox() as sandbox:
+        root = archive.extract_safely(write_archive(_case(suffix, SAMPLE), sandbox), sandbox / "out")
+        assert {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} == set(
+            samples.bundle_files()
+        )
+
+
+def test_a_member_name_with_a_nul_byte_is_refused() -> None:
+    """Was ValueError ('embedded null byte') from creating the file: a PAX header (a name not in
+    ASCII) carries the NUL that a plain tar header or a zip name would cut the name at."""
+    case = _case(".tar", [*SAMPLE, samples.Member("preprocess/\u00e9\x00b", "file", b"x")])
+    check(case)
+    with fuzzing.sandbox() as sandbox, pytest.raises(ArchiveError, match="NUL byte in its name; refused"):
+        archive.extract_safely(write_archive(case, sandbox), sandbox / "out")

@@ -203,3 +203,13 @@ def test_a_file_where_a_folder_must_go_is_refused() -> None:
         StoreError,
         "both as a file and as a folder",
     )
+
+
+def test_a_member_name_with_a_nul_byte_is_refused() -> None:
+    """Was ValueError ('embedded null byte') from creating the file (a PAX header carries the NUL)."""
+    listing = _listing()
+    listing["files"]["\u00e9\x00b"] = {"sha256": hashlib.sha256(b"x").hexdigest(), "mode": 420}
+    members = [*_valid_members(), samples.Member("site/\u00e9\x00b", "file", b"x")]
+    _refused(
+        BackupCase(members, listing, None, False, False, False, 0), StoreError, "not a plain relative path"
+    )

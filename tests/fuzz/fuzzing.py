@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from genba.errors import GenbaError
 
 EXAMPLES_VARIABLE = "GENBA_FUZZ_EXAMPLES"
-DEFAULT_EXAMPLES = 30
+DEFAULT_EXAMPLES = 100
 #: One input taking longer than this is a hang (a reader stuck on a FIFO, a decode that never ends).
 INPUT_TIMEOUT_S = 5.0
 T = TypeVar("T")
@@ -62,6 +62,8 @@ class TargetResult:
     crashes: int = 0
     kinds: dict[str, int] = field(default_factory=dict)  # crash signature -> inputs that hit it
     first: dict[str, str] = field(default_factory=dict)  # crash signature -> its first input and message
+    accepted: int = 0  # reader calls that succeeded: the inputs reach past the first check
+    refused: int = 0  # reader calls that raised a typed one-line error
 
 
 def examples_from_environment() -> int:
@@ -94,6 +96,7 @@ def check_target(target: Target, examples: int | None = None) -> None:
 def run_target(target: Target, examples: int) -> TargetResult:
     """The runner's form: every input is tried, every crash counted (not shrunk)."""
     result = TargetResult()
+    before = dict(OUTCOMES)
 
     @fuzz_settings(examples)
     @given(target.inputs)
@@ -108,6 +111,8 @@ def run_target(target: Target, examples: int) -> TargetResult:
             result.first.setdefault(kind, f"{crash} <- {case!r}"[:3000])
 
     probe()
+    result.accepted = OUTCOMES["accepted"] - before["accepted"]
+    result.refused = OUTCOMES["refused"] - before["refused"]
     return result
 
 
@@ -121,18 +126,24 @@ def _signature(crash: Crash) -> str:
 
 # ---------------------------------------------------------------------------- the property
 
+#: How the reader calls of this process ended, for the runner's report.
+OUTCOMES = {"accepted": 0, "refused": 0}
+
 
 def expect_typed(call: Callable[[], T], what: str) -> T | None:
     """``call()``'s result, or None when it raised a typed one-line error; a Crash otherwise."""
     try:
         with _time_limit(INPUT_TIMEOUT_S):
-            return call()
+            answer = call()
+        OUTCOMES["accepted"] += 1
+        return answer
     except GenbaError as error:
         message = str(error)
         if not message.strip() or "\n" in message or "\r" in message:
             raise Crash(
                 f"{what}: {type(error).__name__} with a message that is not one line: {message!r}"
             ) from error
+        OUTCOMES["refused"] += 1
         return None
     except Crash:
         raise

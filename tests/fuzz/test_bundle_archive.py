@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import genba_fuzz_samples as samples
 import genba_fuzzing as fuzzing
+import pytest
 from hypothesis import strategies as st
 
 from genba import bundle
@@ -63,3 +64,15 @@ TARGET = fuzzing.Target("bundle_archive", _cases(), check)
 
 def test_verifying_a_bundle_archive_answers_every_input_with_a_typed_error_and_cleans_up() -> None:
     fuzzing.check_target(TARGET)
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".zip"])
+def test_the_unchanged_archive_verifies(suffix: str) -> None:
+    """The fuzzing starts from archives that verify: the property is not met by refusing all."""
+    with fuzzing.sandbox() as sandbox:
+        source = sandbox / f"bundle{suffix}"
+        (samples.write_tar if suffix == ".tar" else samples.write_zip)(
+            samples.bundle_members(), source, sandbox
+        )
+        with bundle.open_verified(source, samples.trusted()) as verified:
+            assert verified.signer_key_id is not None

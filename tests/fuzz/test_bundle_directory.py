@@ -62,23 +62,29 @@ def _manifest_bytes(document: Any, canonical: bool) -> bytes:
         return json.dumps(document).encode()
 
 
-def _safe_name(name: str) -> bool:
+def _safe_name(root: Path, name: str) -> bool:
+    """Whether editing ``name`` stays inside the bundle: no ``..``, and no link or file on the way."""
     parts = name.split("/")
-    return "\x00" not in name and all(part not in {"", ".", ".."} for part in parts)
+    if "\x00" in name or any(part in {"", ".", ".."} for part in parts):
+        return False
+    folders = [root.joinpath(*parts[:end]) for end in range(1, len(parts))]
+    return not any(folder.is_symlink() or (folder.exists() and not folder.is_dir()) for folder in folders)
 
 
 def _apply(root: Path, edit: Edit, outside: Path) -> bool:
     """Apply ``edit`` to the bundle at ``root``; False when it re-signed the manifest."""
     target = root / edit.name
-    if not _safe_name(edit.name):
+    if not _safe_name(root, edit.name):
         return True
     if edit.kind in {"bytes", "manifest"}:
         if target.is_dir() and not target.is_symlink():
             return True
         target.unlink(missing_ok=True)  # a FIFO an earlier edit made would block the write
         target.write_bytes(edit.data)
-        if edit.resign:
-            (root / bundle.SIGNATURE_NAME).write_bytes(samples.sign(edit.data))
+        signature = root / bundle.SIGNATURE_NAME
+        if edit.resign and (signature.is_symlink() or not signature.is_dir()):
+            signature.unlink(missing_ok=True)  # a FIFO an earlier edit made would block the write
+            signature.write_bytes(samples.sign(edit.data))
             return False
         return True
     if target.is_dir() and not target.is_symlink():

@@ -106,3 +106,12 @@ def test_malformed_image_preprocessing_settings_are_refused_as_a_bundle_problem(
         pytest.raises(BundleFormatError, match="image preprocessing settings are malformed"),
     ):
         preprocessor_for(root, spec)
+
+
+@pytest.mark.parametrize(("kind", "mode"), samples.PICTURES)
+def test_every_unchanged_picture_decodes_and_preprocesses(kind: str, mode: str) -> None:
+    """The fuzzing starts from pictures that decode: the property is not met by refusing all."""
+    data = samples.picture(kind, mode)
+    assert rgb_image(data).size == (12, 9)
+    with fuzzing.sandbox() as root:
+        assert preprocessor_for(root, SPEC).encode([data])["pixel_values"].shape == (1, 3, 8, 8)

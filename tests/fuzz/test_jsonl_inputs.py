@@ -106,3 +106,14 @@ def test_an_image_name_too_long_for_the_file_system_is_not_found() -> None:
 def test_json_nested_too_deeply_is_refused_with_its_line() -> None:
     """Was RecursionError from the JSON parser."""
     assert _error(fuzzing.nested(100_000)).endswith("line 1: not valid JSON (nested too deeply)")
+
+
+def test_the_unchanged_records_are_read() -> None:
+    """The fuzzing starts from lines that read: the property is not met by refusing all."""
+    with fuzzing.sandbox() as folder:
+        (folder / "pictures").mkdir()
+        (folder / "a.png").write_bytes(samples.picture("PNG", "RGB"))
+        (folder / "pictures" / "b.jpg").write_bytes(samples.picture("JPEG", "RGB"))
+        (folder / "inputs.jsonl").write_text("\n".join(json.dumps(record) for record in RECORDS))
+        examples = read_jsonl(folder / "inputs.jsonl")
+    assert [example.label for example in examples] == ["scratch", "ok", "dent", None]

@@ -87,3 +87,8 @@ def test_a_manifest_json_no_canonical_manifest_can_be_is_refused_as_damaged(raw:
         (root / bundle.MANIFEST_NAME).write_bytes(raw)
         with pytest.raises(IntegrityError, match="manifest.json is corrupt|manifest.json was modified"):
             bundle.read_manifest(root)
+
+
+def test_the_unchanged_manifest_parses_and_is_written_back_as_read() -> None:
+    """The fuzzing starts from a manifest that parses: the property is not met by refusing all."""
+    assert Manifest.from_json(_valid()).to_json() == _valid()

@@ -22,12 +22,18 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 NOT_DELIVERED = "not_delivered"
+#: Why a reply the SuperLink answered without asking for any of its objects is marked: it did not
+#: store it. Flower's SuperNode calls that sent. It happens when the line drops while the SuperLink
+#: answers the reply's first push: the SuperLink holds the reply but none of its objects, and takes
+#: no second push of it ("duplicate reply"), so its content never arrives.
+NOT_TAKEN = "the SuperLink did not take the reply (it held one already, or no longer knew the message)"
 #: How far back a failed reply's own entry is looked for (newest first).
 RECENT_ENTRIES = 500
 
 
 class DeliveryWatch:
-    """Wraps one pass of Flower's reply push: notes each reply whose sending raised, and why."""
+    """Wraps one pass of Flower's reply push: notes each reply whose sending raised, or that the
+    SuperLink did not take, and why."""
 
     def __init__(self) -> None:
         self._sending: Any = None
@@ -36,7 +42,10 @@ class DeliveryWatch:
     def send(self, send: Callable[..., Any]) -> Callable[..., Any]:
         def sending(message: Any, *args: Any) -> Any:
             self._sending = message
-            return self._noting_failure(send, message, *args)
+            objects, session = self._noting_failure(send, message, *args)
+            if not objects:  # the reply itself is always new to the SuperLink, unless it did not store it
+                self.failed[message.metadata.message_id] = (message, NOT_TAKEN)
+            return objects, session
 
         return sending
 

@@ -14,7 +14,7 @@ import pytest
 from flwr.app import ConfigRecord, Context, Message, Metadata, RecordDict
 
 from edge_agent.federation.client_app import egress_ledger_mod
-from edge_agent.federation.undelivered import NOT_DELIVERED, DeliveryWatch, mark_not_delivered
+from edge_agent.federation.undelivered import NOT_DELIVERED, NOT_TAKEN, DeliveryWatch, mark_not_delivered
 from edge_agent.store import SiteStore
 
 
@@ -65,12 +65,14 @@ def _reply(message_id: str, answering: str) -> Any:
     return Message(RecordDict(), metadata=metadata)
 
 
-def test_a_reply_whose_send_or_object_push_raised_is_noted_and_one_that_went_through_is_not() -> None:
+def test_a_reply_that_failed_or_was_not_taken_is_noted_and_one_that_went_through_is_not() -> None:
     watch = DeliveryWatch()
 
     def send(message: Any, tree: Any, runtime: float) -> tuple[set[str], str]:
         if message.metadata.reply_to_message_id == "in-refused":
             raise RuntimeError("run 42 is not running")
+        if message.metadata.reply_to_message_id == "in-answered":  # a second push of a reply it holds
+            return set(), "session"
         return {"object"}, "session"
 
     def push_object(run: int, session: str, object_id: str, content: bytes) -> None:
@@ -82,6 +84,7 @@ def test_a_reply_whose_send_or_object_push_raised_is_noted_and_one_that_went_thr
         ("r1", "in-ok", b"x"),
         ("r2", "in-refused", b"x"),
         ("r3", "in-ok", b"cut"),
+        ("r4", "in-answered", b"x"),
     ):
         try:
             sending(_reply(reply_id, answering), None, 0.1)
@@ -92,9 +95,10 @@ def test_a_reply_whose_send_or_object_push_raised_is_noted_and_one_that_went_thr
     assert {key: reason for key, (_, reason) in watch.failed.items()} == {
         "r2": "RuntimeError: run 42 is not running",
         "r3": "ConnectionResetError: the line dropped",
+        "r4": NOT_TAKEN,
     }
     with pytest.raises(RuntimeError):  # the failure still reaches Flower's loop as it came
-        sending(_reply("r4", "in-refused"), None, 0.1)
+        sending(_reply("r5", "in-refused"), None, 0.1)
 
 
 def test_a_reply_left_waiting_in_the_supernode_names_its_run_so_flower_sends_it() -> None:

@@ -95,6 +95,11 @@ def _padded(rows: list[list[int]], real: np.ndarray, width: int, pad: int) -> np
     return out
 
 
+#: The largest side an image model's input may declare: no vision model takes more, and one side
+#: of 2**31 pixels would only fail later, inside Pillow's resize.
+MAX_INPUT_SIDE = 16_384
+
+
 class ImagePreprocessor:
     """Resize, rescale and normalize to channels-first float32, as the model's processor did."""
 
@@ -111,8 +116,13 @@ class ImagePreprocessor:
             self.graph_inputs = tuple(str(name) for name in spec["graph_inputs"])
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise _malformed("image", exc) from exc
-        if self.height < 1 or self.width < 1 or not self.graph_inputs:
-            raise _malformed("image", ValueError("a size below 1 pixel, or no graph input"))
+        if (
+            not (0 < self.height <= MAX_INPUT_SIDE and 0 < self.width <= MAX_INPUT_SIDE)
+            or not self.graph_inputs
+        ):
+            raise _malformed(
+                "image", ValueError(f"a side outside 1..{MAX_INPUT_SIDE} pixels, or no graph input")
+            )
 
     def encode(self, items: Sequence[Any], pad_to: int | None = None) -> Feeds:
         del pad_to  # images are resized to one size; nothing to pad

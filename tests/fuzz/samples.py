@@ -9,9 +9,11 @@ import functools
 import io
 import random
 import stat
+import struct
 import tarfile
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,9 +114,12 @@ def sign(manifest_bytes: bytes) -> bytes:
 
 #: (format, mode) pairs Pillow writes: the decoders a site meets, in the modes they carry.
 PICTURES = (
-    ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "L"), ("PNG", "P"), ("PNG", "I;16"), ("PNG", "1"),
-    ("JPEG", "RGB"), ("JPEG", "L"), ("JPEG", "CMYK"), ("GIF", "P"), ("BMP", "RGB"),
-    ("TIFF", "RGB"), ("TIFF", "I;16"), ("TIFF", "F"), ("WEBP", "RGB"), ("ICO", "RGBA"), ("PPM", "RGB"),
+    ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "L"), ("PNG", "LA"), ("PNG", "P"), ("PNG", "I;16"), ("PNG", "1"),
+    ("JPEG", "RGB"), ("JPEG", "L"), ("JPEG", "CMYK"), ("GIF", "P"), ("BMP", "RGB"), ("BMP", "1"),
+    ("TIFF", "RGB"), ("TIFF", "I;16"), ("TIFF", "I;16B"), ("TIFF", "F"), ("TIFF", "LAB"), ("TIFF", "YCbCr"),
+    ("TIFF", "CMYK"), ("TIFF", "LA"), ("TIFF", "PA"), ("WEBP", "RGB"), ("ICO", "RGBA"), ("PPM", "RGB"),
+    ("TGA", "RGBA"), ("PCX", "RGB"), ("SGI", "RGB"), ("QOI", "RGB"), ("DDS", "RGBA"), ("JPEG2000", "RGB"),
+    ("IM", "RGB"), ("MSP", "1"), ("SPIDER", "F"), ("XBM", "1"), ("ICNS", "RGBA"),
 )  # fmt: skip
 
 
@@ -125,7 +130,7 @@ def picture(kind: str, mode: str, width: int = 12, height: int = 9) -> bytes:
 
     noise = random.Random(f"{kind}{mode}{width}{height}")
     rgb = Image.frombytes("RGB", (width, height), noise.randbytes(width * height * 3))
-    image = rgb.convert(mode) if mode not in {"I;16", "F"} else rgb.convert("L").convert(mode)
+    image = rgb.convert(mode) if mode not in {"I;16", "I;16B", "F"} else rgb.convert("L").convert(mode)
     out = io.BytesIO()
     image.save(out, format=kind)
     return out.getvalue()
@@ -229,3 +234,75 @@ def mutate_seeded(data: bytes, seed: int) -> bytes:
         else:
             del edited[at : at + noise.randint(1, 512)]
     return bytes(edited)
+
+
+# ---------------------------------------------------------------------------- PNG chunks
+
+#: Chunks a decoder parses, APNG's animation chunks among them.
+CHUNK_TYPES = (
+    b"IHDR", b"PLTE", b"tRNS", b"iCCP", b"zTXt", b"iTXt", b"tEXt", b"acTL", b"fcTL", b"fdAT", b"eXIf",
+    b"pHYs", b"gAMA", b"sRGB", b"cHRM", b"IDAT", b"IEND", b"sBIT", b"bKGD", b"cICP",
+)  # fmt: skip
+FIELDS = (0, 1, 2, 3, 4, 6, 8, 16, 255, 65535, 2**31 - 1, 2**32 - 1)
+
+
+def png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    chunks, at = [], 8
+    while at + 8 <= len(png):
+        (length,), kind = struct.unpack(">I", png[at : at + 4]), png[at + 4 : at + 8]
+        chunks.append((kind, png[at + 8 : at + 8 + length]))
+        at += 12 + length
+    return chunks
+
+
+def png_from(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG of ``chunks``, each with its length and checksum right, so a decoder believes it."""
+    out = [b"\\x89PNG\\r\\n\\x1a\\n"]
+    for kind, data in chunks:
+        out += [struct.pack(">I", len(data)), kind, data, struct.pack(">I", zlib.crc32(kind + data))]
+    return b"".join(out)
+
+
+@st.composite
+def chunk_data(draw: st.DrawFn, kind: bytes) -> bytes:
+    """Data shaped like ``kind``'s fields (sizes, offsets, counts), or random bytes."""
+    fields = st.sampled_from(FIELDS)
+    if kind == b"IHDR":
+        size = st.sampled_from((0, 1, 12, 6000, 15000, 2**31 - 1))
+        return struct.pack(
+            ">IIBBBBB", draw(size), draw(size), draw(fields) & 255, draw(fields) & 255, 0, 0, draw(fields) & 1
+        )
+    if kind == b"fcTL":
+        return struct.pack(
+            ">IIIIIHHBB",
+            *(draw(fields) for _ in range(5)),
+            *(draw(fields) & 0xFFFF for _ in range(2)),
+            draw(fields) & 255,
+            draw(fields) & 255,
+        )
+    if kind == b"acTL":
+        return struct.pack(">II", draw(fields), draw(fields))
+    if kind in {b"iCCP", b"zTXt"}:
+        return b"name\\x00\\x00" + zlib.compress(draw(st.binary(max_size=64)))
+    return draw(st.binary(max_size=64))
+
+
+@st.composite
+def mutated_png(draw: st.DrawFn, png: bytes) -> bytes:
+    """``png`` with chunks changed, inserted, dropped or repeated, every checksum recomputed."""
+    chunks = png_chunks(png)
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(chunks)))
+        kind = draw(st.sampled_from(CHUNK_TYPES))
+        edit = draw(st.sampled_from(("insert", "replace", "drop", "repeat")))
+        if edit == "insert" or not chunks:
+            chunks.insert(at, (kind, draw(chunk_data(kind))))
+            continue
+        at = min(at, len(chunks) - 1)
+        if edit == "replace":
+            chunks[at] = (chunks[at][0], draw(chunk_data(chunks[at][0])))
+        elif edit == "drop":
+            del chunks[at]
+        else:
+            chunks.insert(at, chunks[at])
+    return png_from(chunks)

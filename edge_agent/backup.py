@@ -210,8 +210,9 @@ def _is_file_entry(entry: object) -> bool:
     )
 
 
-#: What a damaged archive raises while it is read: a bad header, a cut or corrupt gzip stream.
-_UNREADABLE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+#: What a damaged archive raises while it is read: a bad header, a cut or corrupt gzip stream, a
+#: size or sparse map in a tar header that tarfile cannot use (ValueError: a seek past any offset).
+_UNREADABLE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, ValueError)
 #: Two members that cannot both be unpacked: a file where a folder must go, or the reverse.
 _CLASHES = (FileExistsError, IsADirectoryError, NotADirectoryError)
 
@@ -239,6 +240,8 @@ def restore(source: Path, data: Path) -> dict[str, Any]:
         raise StoreError(
             f"{source} holds {name} both as a file and as a folder; the backup is damaged"
         ) from exc
+    except OSError as exc:  # a negative size in a tar header seeks before the start; or the disk is full
+        raise StoreError(f"cannot restore {source} into {data}: {_reason(exc)}") from exc
 
 
 def _reason(error: BaseException) -> str:

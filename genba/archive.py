@@ -48,8 +48,11 @@ def extract_safely(
 
 
 #: What a damaged archive raises while it is read: a bad header, a cut-off or corrupt stream,
-#: a compression method or encryption zipfile does not support.
-_UNREADABLE = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError)
+#: a compression method or encryption zipfile does not support, a size or sparse map in a tar
+#: header that tarfile cannot use (ValueError: a seek past any offset, a map that does not parse).
+_UNREADABLE = (
+    tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError
+)  # fmt: skip
 #: Two members that cannot both be unpacked: a file where a folder is, a name given twice.
 _CLASHES = (FileExistsError, IsADirectoryError, NotADirectoryError)
 

@@ -155,6 +155,17 @@ class Member:
     kind: str = "file"
     data: bytes = b""
     link: str = ""
+    pax: tuple[tuple[str, str], ...] = ()  # PAX records written into a tar member's header
+
+
+#: PAX records a tar reader applies over the plain header: sizes, names, sparse maps.
+PAX_RECORDS = (
+    ("size", "-1"), ("size", "99999999999999"), ("size", "abc"), ("size", "0"), ("path", "../escaped"),
+    ("path", f"{SANDBOX}/escaped"), ("path", "a\x00b"), ("linkpath", "/etc/passwd"), ("mtime", "nan"),
+    ("uid", "-5"), ("GNU.sparse.map", "0,10,99999,5"), ("GNU.sparse.size", "100"), ("GNU.sparse.major", "1"),
+    ("GNU.sparse.minor", "0"), ("GNU.sparse.realsize", "1000000"), ("GNU.sparse.name", "../escaped"),
+    ("hdrcharset", "BINARY"), ("comment", "x" * 1000),
+)  # fmt: skip
 
 
 def bundle_members() -> list[Member]:
@@ -170,7 +181,7 @@ def member_edits(draw: st.DrawFn, members: list[Member], max_edits: int = 3) -> 
     """``members`` with a few renamed to hostile names, retyped, duplicated, dropped or added."""
     result = list(members)
     for _ in range(draw(st.integers(0, max_edits))):
-        edit = draw(st.sampled_from(("rename", "retype", "duplicate", "drop", "add")))
+        edit = draw(st.sampled_from(("rename", "retype", "duplicate", "drop", "add", "pax")))
         hostile = draw(st.sampled_from(HOSTILE_NAMES) | st.text(min_size=1, max_size=12))
         if edit == "add" or not result:
             link = draw(st.sampled_from(("/etc/passwd", "../escaped", "head.onnx", f"{SANDBOX}/escaped")))
@@ -184,6 +195,9 @@ def member_edits(draw: st.DrawFn, members: list[Member], max_edits: int = 3) -> 
             result[index] = Member(chosen.name, draw(st.sampled_from(KINDS)), chosen.data, "/etc/passwd")
         elif edit == "duplicate":
             result.insert(draw(st.integers(0, len(result))), chosen)
+        elif edit == "pax":
+            records = tuple(draw(st.lists(st.sampled_from(PAX_RECORDS), min_size=1, max_size=3)))
+            result[index] = Member(chosen.name, chosen.kind, chosen.data, chosen.link, records)
         else:
             del result[index]
     return result
@@ -199,6 +213,7 @@ def write_tar(members: list[Member], out: Path, sandbox: Path) -> None:
             info.linkname = _named(member.link, sandbox)
             data = member.data if member.kind == "file" else b""
             info.size = len(data)
+            info.pax_headers = {key: _named(value, sandbox) for key, value in member.pax}
             tar.addfile(info, io.BytesIO(data) if data else None)
 
 
@@ -306,3 +321,57 @@ def mutated_png(draw: st.DrawFn, png: bytes) -> bytes:
         else:
             chunks.insert(at, chunks[at])
     return png_from(chunks)
+
+
+#: Header fields of a tar member (offset, width) a reader trusts, and values that test it.
+TAR_FIELDS = {
+    "mode": (100, 8), "uid": (108, 8), "size": (124, 12), "mtime": (136, 12), "type": (156, 1),
+    "linkname": (157, 100), "magic": (257, 8), "devmajor": (329, 8), "prefix": (345, 155),
+}  # fmt: skip
+#: -2**40 in a size field's base-256 form: reading on seeks before the archive's start.
+NEGATIVE_SIZE = (2**96 - 2**40).to_bytes(12)
+TAR_VALUES = (
+    b"", b"7777777", b"77777777777", b"-1", b"\x80" + b"\xff" * 11, b"\xff" * 12, NEGATIVE_SIZE, b"0",
+    b"K", b"L", b"S", b"x", b"g", b"1", b"2", b"3", b"4", b"6", b"../escaped", b"ustar  \x00", b"GNUtar ",
+)  # fmt: skip
+
+
+def mutate_tar_headers(data: bytes, seed: int) -> bytes:
+    """``data`` (a tar) with a header field of a member or two changed, its checksum made right."""
+    noise = random.Random(seed)
+    edited = bytearray(data)
+    headers = tar_headers(data)
+    for at in noise.sample(headers, min(len(headers), noise.randint(1, 2))):
+        edited = bytearray(
+            with_tar_field(bytes(edited), at, noise.choice(sorted(TAR_FIELDS)), noise.choice(TAR_VALUES))
+        )
+    return bytes(edited)
+
+
+def with_tar_field(data: bytes, at: int, field: str, value: bytes) -> bytes:
+    """``data`` (a tar) with ``field`` of the header at byte ``at`` set to ``value``, checksum fixed."""
+    edited = bytearray(data)
+    offset, width = TAR_FIELDS[field]
+    edited[at + offset : at + offset + width] = value[:width].ljust(width, b"\x00")
+    edited[at + 148 : at + 156] = b" " * 8
+    edited[at + 148 : at + 156] = b"%06o\x00 " % sum(edited[at : at + 512])
+    return bytes(edited)
+
+
+def tar_headers(data: bytes) -> list[int]:
+    """Where each header block of the tar ``data`` starts (blocks whose checksum is right)."""
+    return [at for at in range(0, len(data) - 511, 512) if _is_header(data[at : at + 512])]
+
+
+def _is_header(block: bytes) -> bool:
+    try:
+        return int(block[148:156].split(b"\x00")[0].strip() or b"-1", 8) == sum(block[:148]) + 256 + sum(
+            block[156:]
+        )
+    except ValueError:
+        return False
+
+
+def damaged(data: bytes, seed: int, tar: bool) -> bytes:
+    """Half the seeds change a tar's header fields (checksums made right), the rest its bytes."""
+    return mutate_tar_headers(data, seed) if tar and seed % 2 == 0 else mutate_seeded(data, seed)

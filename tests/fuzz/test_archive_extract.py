@@ -44,7 +44,7 @@ def write_archive(case: ArchiveCase, sandbox: Path) -> Path:
     writer = samples.write_tar if case.suffix == ".tar" else samples.write_zip
     writer(case.members, source, sandbox)
     if case.mutate:
-        source.write_bytes(samples.mutate_seeded(source.read_bytes(), case.seed))
+        source.write_bytes(samples.damaged(source.read_bytes(), case.seed, tar=case.suffix == ".tar"))
     return source
 
 
@@ -138,3 +138,29 @@ def test_a_member_name_with_a_nul_byte_is_refused() -> None:
     check(case)
     with fuzzing.sandbox() as sandbox, pytest.raises(ArchiveError, match="NUL byte in its name; refused"):
         archive.extract_safely(write_archive(case, sandbox), sandbox / "out")
+
+
+HUGE_SIZE = b"\x80" + b"\xff" * 11  # base-256: a size no file offset holds
+SPARSE = (("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"))  # a GNU 1.0 sparse file, map missing
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "pax"),
+    [
+        pytest.param("size", HUGE_SIZE, (), id="size past any offset (was ValueError from seek)"),
+        pytest.param("size", samples.NEGATIVE_SIZE, (), id="negative size (was OSError 22 from seek)"),
+        pytest.param("mode", b"0644", SPARSE, id="sparse map missing (was ValueError from tarfile)"),
+    ],
+)
+def test_a_tar_header_tarfile_cannot_use_is_refused(
+    field: str, value: bytes, pax: tuple[tuple[str, str], ...]
+) -> None:
+    members = [samples.Member("head.onnx", "file", b"no map here", pax=pax), *SAMPLE[:2]]
+    with fuzzing.sandbox() as sandbox:
+        source = write_archive(_case(".tar", members), sandbox)
+        data = source.read_bytes()
+        header = samples.tar_headers(data)[1]  # the second header: the first member's, or the next's
+        source.write_bytes(samples.with_tar_field(data, header, field, value))
+        with pytest.raises(ArchiveError, match="not a readable archive|cannot be unpacked"):
+            archive.extract_safely(source, sandbox / "out")
+        assert list((sandbox / "out").iterdir()) == []

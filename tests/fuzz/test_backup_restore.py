@@ -95,9 +95,11 @@ def write_backup(case: BackupCase, sandbox: Path) -> Path:
     samples.write_tar(_members(case), buffer, sandbox)
     data = buffer.read_bytes()
     buffer.unlink()
+    if case.mutate and case.seed % 2 == 0:
+        data = samples.mutate_tar_headers(data, case.seed)
     if case.gzip:
         data = gzip.compress(data, mtime=0)
-    source.write_bytes(samples.mutate_seeded(data, case.seed) if case.mutate else data)
+    source.write_bytes(samples.mutate_seeded(data, case.seed) if case.mutate and case.seed % 2 else data)
     return source
 
 
@@ -213,3 +215,36 @@ def test_a_member_name_with_a_nul_byte_is_refused() -> None:
     _refused(
         BackupCase(members, listing, None, False, False, False, 0), StoreError, "not a plain relative path"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(
+            b"\x80" + b"\xff" * 11, UsageError, id="size past any offset (was ValueError from seek)"
+        ),
+        pytest.param(samples.NEGATIVE_SIZE, StoreError, id="negative size (was OSError 22 from seek)"),
+    ],
+)
+def test_a_tar_header_size_tarfile_cannot_use_is_refused(value: bytes, expected: type[Exception]) -> None:
+    case = BackupCase(list(_valid_members()), _listing(), None, False, False, False, 0)
+    with fuzzing.sandbox() as sandbox:
+        source = write_backup(case, sandbox)
+        data = source.read_bytes()
+        source.write_bytes(samples.with_tar_field(data, samples.tar_headers(data)[1], "size", value))
+        with pytest.raises(expected, match="damaged and cannot be read|cannot restore"):
+            restore(source, sandbox / "restored")
+        fuzzing.expect_only(sandbox, {source.name, "tmp"}, "restore")
+
+
+def test_a_sparse_member_without_its_map_is_refused() -> None:
+    """Was ValueError ('not enough values to unpack') from tarfile reading a GNU 1.0 sparse map."""
+    members = [samples.Member("site/x", "file", b"no map here", pax=SPARSE_PAX), *_valid_members()]
+    _refused(
+        BackupCase(members, _listing(), None, False, False, False, 0),
+        UsageError,
+        "damaged and cannot be read",
+    )
+
+
+SPARSE_PAX = (("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"))

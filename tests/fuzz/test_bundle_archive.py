@@ -51,7 +51,7 @@ def check(case: BundleArchiveCase) -> None:
         writer = samples.write_tar if case.suffix == ".tar" else samples.write_zip
         writer(case.members, source, sandbox)
         if case.mutate:
-            source.write_bytes(samples.mutate_seeded(source.read_bytes(), case.seed))
+            source.write_bytes(samples.damaged(source.read_bytes(), case.seed, tar=case.suffix == ".tar"))
         fuzzing.expect_typed(lambda: _open(source), "open_verified")
         fuzzing.expect_only(sandbox, {source.name, "tmp"}, "open_verified")
         left = sorted(p.name for p in (sandbox / "tmp").iterdir())

@@ -372,6 +372,37 @@ def _is_header(block: bytes) -> bool:
         return False
 
 
+#: Fields of a zip's records (signature, then offset and width of each) a reader trusts.
+ZIP_FIELDS = {
+    b"PK\x01\x02": ((6, 2), (8, 2), (10, 2), (20, 4), (24, 4), (28, 2), (30, 2), (32, 2), (38, 4), (42, 4)),
+    b"PK\x03\x04": ((6, 2), (8, 2), (18, 4), (22, 4), (26, 2), (28, 2)),
+    b"PK\x05\x06": ((8, 2), (10, 2), (12, 4), (16, 4), (20, 2)),
+}  # fmt: skip
+ZIP_VALUES = (0, 1, 8, 9, 12, 14, 99, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF)
+
+
+def mutate_zip_records(data: bytes, seed: int) -> bytes:
+    """``data`` (a zip) with a field or two of its directory, file headers or end record changed."""
+    noise = random.Random(seed)
+    edited = bytearray(data)
+    records = [(at, kind) for kind in ZIP_FIELDS for at in _find_all(data, kind)]
+    for at, kind in noise.sample(records, min(len(records), noise.randint(1, 2))):
+        offset, width = noise.choice(ZIP_FIELDS[kind])
+        value = noise.choice(ZIP_VALUES) & (1 << 8 * width) - 1
+        edited[at + offset : at + offset + width] = value.to_bytes(width, "little")
+    return bytes(edited)
+
+
+def _find_all(data: bytes, needle: bytes) -> list[int]:
+    found, at = [], data.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = data.find(needle, at + 1)
+    return found
+
+
 def damaged(data: bytes, seed: int, tar: bool) -> bytes:
-    """Half the seeds change a tar's header fields (checksums made right), the rest its bytes."""
-    return mutate_tar_headers(data, seed) if tar and seed % 2 == 0 else mutate_seeded(data, seed)
+    """Half the seeds change a header's fields (a tar's checksum made right), the rest the bytes."""
+    if seed % 2:
+        return mutate_seeded(data, seed)
+    return mutate_tar_headers(data, seed) if tar else mutate_zip_records(data, seed)

@@ -13,6 +13,7 @@ import functools
 import gzip
 import hashlib
 import json
+import sqlite3
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +61,43 @@ class BackupCase:
     seed: int
 
 
+#: Changes to a store that stays a valid SQLite file: a schema from another release, tables gone.
+STORE_EDITS = (
+    "PRAGMA user_version = 999", "PRAGMA user_version = 0", "PRAGMA user_version = 5",
+    "PRAGMA user_version = -1", "DROP TABLE inputs", "DROP TABLE audit_log", "DROP TABLE egress_ledger",
+    "DROP TABLE models", "ALTER TABLE inputs RENAME TO renamed", "CREATE TABLE junk(a)",
+    "DELETE FROM audit_log", "PRAGMA journal_mode = WAL", "PRAGMA application_id = 7",
+    "ALTER TABLE audit_log ADD COLUMN extra TEXT", "DROP INDEX IF EXISTS inputs_by_time",
+)  # fmt: skip
+
+
+def _store() -> bytes:
+    return next(m.data for m in _valid_members() if m.name == "site/store.db")
+
+
+@functools.cache
+def edited_store(statement: str) -> bytes:
+    """The backed-up store with ``statement`` run on it: still SQLite, no longer what restore expects."""
+    path = fuzzing.scratch_root() / f"store-{abs(hash(statement))}.db"
+    path.write_bytes(_store())
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+    return path.read_bytes()
+
+
 def _cases() -> st.SearchStrategy[BackupCase]:
-    store = next(m.data for m in _valid_members() if m.name == "site/store.db")
+    stores = st.one_of(
+        st.none(), fuzzing.mutated_bytes(_store()), st.sampled_from(STORE_EDITS).map(edited_store)
+    )
     return st.builds(
         BackupCase,
         samples.member_edits(list(_valid_members())),
         st.one_of(st.just(_listing()), fuzzing.mutated_json(_listing())),
-        st.none() | fuzzing.mutated_bytes(store),
+        stores,
         st.booleans(),
         st.booleans(),
         st.booleans(),

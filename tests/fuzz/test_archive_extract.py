@@ -164,3 +164,15 @@ def test_a_tar_header_tarfile_cannot_use_is_refused(
         with pytest.raises(ArchiveError, match="not a readable archive|cannot be unpacked"):
             archive.extract_safely(source, sandbox / "out")
         assert list((sandbox / "out").iterdir()) == []
+
+
+def test_a_zip_member_compressed_with_an_unknown_method_is_refused() -> None:
+    """Was NotImplementedError ('That compression method is not supported') from zipfile."""
+    with fuzzing.sandbox() as sandbox:
+        source = write_archive(_case(".zip", SAMPLE[:1]), sandbox)
+        data = bytearray(source.read_bytes())
+        for at, offset in ((data.find(b"PK\x03\x04"), 8), (data.find(b"PK\x01\x02"), 10)):
+            struct.pack_into("<H", data, at + offset, 99)  # the method field of both headers
+        source.write_bytes(bytes(data))
+        with pytest.raises(ArchiveError, match="not a readable archive"):
+            archive.extract_safely(source, sandbox / "out")

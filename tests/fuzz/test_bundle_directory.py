@@ -181,3 +181,9 @@ def test_a_link_whose_name_holds_a_line_break_is_named_on_one_line() -> None:
     """Was a two-line message: 'bundle holds a link (a<newline>b)'."""
     error = _verify_with(Edit("symlink", "a\nb", link="nowhere"))
     assert str(error) == "bundle holds a link ('a\\nb'); bundles hold plain files only"
+
+
+def test_a_manifest_json_linked_to_itself_is_refused() -> None:
+    """Was OSError (ELOOP) from reading through the link."""
+    error = _verify_with(Edit("symlink", "manifest.json", link="manifest.json"))
+    assert isinstance(error, IntegrityError) and "not a plain file" in str(error)

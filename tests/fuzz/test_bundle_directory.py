@@ -65,6 +65,10 @@ def _manifest_bytes(document: Any, canonical: bool) -> bytes:
 def _safe_name(root: Path, name: str) -> bool:
     """Whether editing ``name`` stays inside the bundle: no ``..``, and no link or file on the way."""
     parts = name.split("/")
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError:  # a lone surrogate: no file system name
+        return False
     if "\x00" in name or any(part in {"", ".", ".."} for part in parts):
         return False
     folders = [root.joinpath(*parts[:end]) for end in range(1, len(parts))]

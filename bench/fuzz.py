@@ -24,6 +24,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from genba import env as _env  # noqa: F401  (telemetry off before onnxruntime loads)
+
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ_DIR = ROOT / "tests" / "fuzz"
 TARGETS = (
@@ -49,7 +51,6 @@ def _target(name: str) -> Any:
 
 def run(examples: int, targets: tuple[str, ...] = TARGETS) -> dict[str, Any]:
     """Fuzz ``targets`` with ``examples`` inputs each; the JSON summary as a dict."""
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     started = time.perf_counter()
     inputs: dict[str, int] = {}
     crashes: dict[str, int] = {}

@@ -212,7 +212,7 @@ def _is_file_entry(entry: object) -> bool:
 
 #: What a damaged archive raises while it is read: a bad header, a cut or corrupt gzip stream, a
 #: size or sparse map in a tar header that tarfile cannot use (ValueError: a seek past any offset).
-_UNREADABLE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, ValueError)
+_UNREADABLE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError)
 #: Two members that cannot both be unpacked: a file where a folder must go, or the reverse.
 _CLASHES = (FileExistsError, IsADirectoryError, NotADirectoryError)
 

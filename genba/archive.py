@@ -51,7 +51,8 @@ def extract_safely(
 #: a compression method or encryption zipfile does not support, a size or sparse map in a tar
 #: header that tarfile cannot use (ValueError: a seek past any offset, a map that does not parse).
 _UNREADABLE = (
-    tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError
+    tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError,
+    OverflowError,  # a PAX header's size no read can take
 )  # fmt: skip
 #: Two members that cannot both be unpacked: a file where a folder is, a name given twice.
 _CLASHES = (FileExistsError, IsADirectoryError, NotADirectoryError)

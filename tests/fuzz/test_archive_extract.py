@@ -176,3 +176,14 @@ def test_a_zip_member_compressed_with_an_unknown_method_is_refused() -> None:
         source.write_bytes(bytes(data))
         with pytest.raises(ArchiveError, match="not a readable archive"):
             archive.extract_safely(source, sandbox / "out")
+
+
+def test_a_pax_header_of_a_size_no_read_takes_is_refused() -> None:
+    """Was OverflowError ('cannot fit int into an index-sized integer') from tarfile reading it."""
+    members = [samples.Member("head.onnx", "file", b"x", pax=(("comment", "x"),)), *SAMPLE[:1]]
+    with fuzzing.sandbox() as sandbox:
+        source = write_archive(_case(".tar", members), sandbox)
+        data = source.read_bytes()
+        source.write_bytes(samples.with_tar_field(data, samples.tar_headers(data)[0], "size", HUGE_SIZE))
+        with pytest.raises(ArchiveError, match="not a readable archive"):
+            archive.extract_safely(source, sandbox / "out")

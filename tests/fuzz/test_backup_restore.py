@@ -279,3 +279,18 @@ def test_a_sparse_member_without_its_map_is_refused() -> None:
 
 
 SPARSE_PAX = (("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"))
+
+
+def test_a_pax_header_of_a_size_no_read_takes_is_refused() -> None:
+    """Was OverflowError from tarfile reading the PAX header."""
+    members = [samples.Member("site/x", "file", b"x", pax=(("comment", "x"),)), *_valid_members()]
+    case = BackupCase(members, _listing(), None, False, False, False, 0)
+    with fuzzing.sandbox() as sandbox:
+        source = write_backup(case, sandbox)
+        data = source.read_bytes()
+        source.write_bytes(
+            samples.with_tar_field(data, samples.tar_headers(data)[0], "size", b"\x80" + b"\xff" * 11)
+        )
+        with pytest.raises(UsageError, match="damaged and cannot be read"):
+            restore(source, sandbox / "restored")
+        fuzzing.expect_only(sandbox, {source.name, "tmp"}, "restore")

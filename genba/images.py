@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,18 @@ from genba.errors import ImageTooLargeError, InputFileError
 MAX_IMAGE_PIXELS = 40_000_000
 
 _FORMATS = "send a complete PNG, JPEG or another image file Pillow reads"
+#: What Pillow's format plugins raise on a damaged or unsupported file (UnidentifiedImageError is an
+#: OSError; a DDS file with unknown pixel format flags raises NotImplementedError from ``open``).
+_UNDECODABLE = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    NotImplementedError,
+    struct.error,
+    IndexError,
+    KeyError,
+)
 
 
 def open_image(source: Path | str | bytes, name: str) -> Any:
@@ -42,7 +55,7 @@ def open_image(source: Path | str | bytes, name: str) -> Any:
         raise ImageTooLargeError(_too_large(name, _pixels_in(exc))) from exc
     except FileNotFoundError as exc:
         raise InputFileError(f"{name} not found; check the path") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # UnidentifiedImageError is an OSError
+    except _UNDECODABLE as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise InputFileError(f"{name} cannot be decoded ({reason}); {_FORMATS}") from exc
     return image

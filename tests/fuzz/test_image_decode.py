@@ -17,7 +17,7 @@ import genba_fuzzing as fuzzing
 import pytest
 from hypothesis import strategies as st
 
-from genba.errors import BundleFormatError
+from genba.errors import BundleFormatError, InputFileError
 from genba.images import open_image, rgb_image
 from genba.runtime.preprocess import preprocessor_for
 
@@ -117,3 +117,12 @@ def test_every_unchanged_picture_decodes_and_preprocesses(kind: str, mode: str) 
     assert rgb_image(data).mode == "RGB"
     with fuzzing.sandbox() as root:
         assert preprocessor_for(root, SPEC).encode([data])["pixel_values"].shape == (1, 3, 8, 8)
+
+
+def test_a_dds_picture_with_unknown_pixel_format_flags_is_refused_as_undecodable() -> None:
+    """Was NotImplementedError ('Unknown pixel format flags 0') from Pillow's DDS plugin."""
+    data = bytearray(samples.picture("DDS", "RGBA"))
+    data[80:84] = bytes(4)  # the pixel format's flags (header offset 76 + 4)
+    check(ImageCase(bytes(data), SPEC))
+    with pytest.raises(InputFileError, match="the image cannot be decoded"):
+        open_image(bytes(data), "the image")

@@ -20,6 +20,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -190,17 +191,22 @@ class SuperLink:
             raise SuperLinkError(f"the front (nginx) stopped; see {self.front.error_log}")
 
     def stop(self, timeout: float = 20.0) -> int | None:
+        """Stop the front, the SuperLink and what it started: its SuperExec and the ServerApp of a run
+        in progress, which Flower leaves behind (it keeps dialling the SuperLink that is gone)."""
         if self.front is not None:
             self.front.stop()
         process = self.process
         if process is None or process.poll() is not None:
             return None if process is None else process.returncode
+        started = _descendants(process.pid)
         process.terminate()
         try:
-            return process.wait(timeout=timeout)
+            code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-            return process.wait(timeout=timeout)
+            code = process.wait(timeout=timeout)
+        _end(started, min(timeout, 5.0))
+        return code
 
     def __enter__(self) -> SuperLink:
         return self.start() if self.process is None else self
@@ -321,6 +327,52 @@ class SuperLink:
 
     def _last_log_line(self) -> str:
         return last_log_line(self.server.log)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from Linux ``/proc``; none where it cannot be read)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, waiting = [], [pid]
+    while waiting:
+        below = children.get(waiting.pop(), [])
+        found += below
+        waiting += below
+    return found
+
+
+def _end(pids: list[int], timeout: float) -> None:
+    """SIGTERM each process still there, then SIGKILL what is left after ``timeout``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = [pid for pid in pids if _signal(pid, sig)]
+        deadline = time.monotonic() + timeout
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.1)
+            alive = [pid for pid in alive if _running(pid)]
+        if not alive:
+            return
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _signal(pid: int, sig: int) -> bool:
+    """Send ``sig``; whether the process was there to receive it."""
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _modified(path: Path) -> tuple[int, int]:

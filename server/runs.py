@@ -55,7 +55,7 @@ def flwr_run(
 
     A SuperLink that goes away mid-run ends the run there: Flower cannot carry a run over a restart
     (the ServerApp's process and the messages in flight go with it). That is a
-    :class:`RunInterruptedError`, which says whether the SuperLink came back.
+    :class:`RunInterruptedError`.
     """
     address = connection_address(server)
     settings = {**run_config, "results": str(run_dir / "results")}
@@ -105,7 +105,7 @@ def _failure(server: ServerFolder, run_dir: Path, address: str | None, code: int
     said = _log_text(run_dir / "flwr-run.log")
     if code != 0 and LINK_LOST in said:
         if STARTED in said:
-            return _interrupted(server, run_dir, address)
+            return _interrupted(server, run_dir)
         return SuperLinkError(
             f"no SuperLink answers at {address}: start it ('genba server start --kit {server.folder.root}'), "
             "then the run again"
@@ -115,16 +115,11 @@ def _failure(server: ServerFolder, run_dir: Path, address: str | None, code: int
     )
 
 
-def _interrupted(server: ServerFolder, run_dir: Path, address: str | None) -> RunInterruptedError:
-    root = server.folder.root
-    now = connection_address(server)
-    if now is not None and now != address:
-        what, then = "restarted", "start it again; the sites rejoin by themselves"
-    else:
-        what, then = "stopped", f"start it ('genba server start --kit {root}'), then the run again"
+def _interrupted(server: ServerFolder, run_dir: Path) -> RunInterruptedError:
     return RunInterruptedError(
-        f"run {run_dir.name} stopped: the SuperLink {what} while it ran, so it has no result and released "
-        f"nothing (the sites keep their models); {then}"
+        f"run {run_dir.name} stopped: the SuperLink went away while it ran, so it has no result and "
+        "released nothing (the sites keep their models); once 'genba server start --kit "
+        f"{server.folder.root}' runs, start the run again (the sites rejoin by themselves)"
     )
 
 

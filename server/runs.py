@@ -69,9 +69,16 @@ def flwr_run(
         "--stream",
     ]
     with (run_dir / "flwr-run.log").open("wb") as log:
-        done = subprocess.run(
-            command, stdout=log, stderr=subprocess.STDOUT, env=server.environment(), timeout=timeout_s
-        )
+        try:
+            done = subprocess.run(
+                command, stdout=log, stderr=subprocess.STDOUT, env=server.environment(), timeout=timeout_s
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SuperLinkError(
+                f"run {run_dir.name} did not end within {timeout_s:g} s (too few sites connected?); "
+                f"restarting 'genba server start --kit {server.folder.root}' ends it; "
+                f"see {run_dir / 'flwr-run.log'}"
+            ) from exc
     results_file = run_dir / "results" / "results.json"
     if done.returncode != 0 or not results_file.is_file():
         raise _failure(server, run_dir, address, done.returncode)

@@ -34,3 +34,25 @@ def test_a_run_no_superlink_takes_says_to_start_one_and_is_not_called_interrupte
         f"no SuperLink answers at {address}: start it ('genba server start --kit {folder.root}'), "
         "then the run again"
     )
+
+
+def test_a_run_that_does_not_end_in_time_says_so_in_one_line(tmp_path: Path, enrolment: Any) -> None:
+    import socket
+
+    folder, _ = enrolment.provision_with_sites(tmp_path, ("site-a",))
+    server = ServerFolder(folder)
+    server.flwr_home.mkdir(parents=True)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # takes the connection, never answers
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        (server.flwr_home / "config.toml").write_text(
+            f'[superlink]\ndefault = "genba"\n\n[superlink.genba]\naddress = "{address}"\n'
+            f'root-certificates = "{folder.it / "ca.crt"}"\n',
+            encoding="utf-8",
+        )
+        run_dir = new_run_dir(server.root / "runs")
+        with pytest.raises(SuperLinkError) as late:
+            flwr_run(server, FAB_DIR, run_dir, {"action": "publish"}, timeout_s=3)
+    assert str(late.value).startswith(
+        f"run {run_dir.name} did not end within 3 s (too few sites connected?); "
+    )
+    assert len(str(late.value).splitlines()) == 1

@@ -118,6 +118,7 @@ def soak(config: SoakConfig, bundle: Path, trust: Path, out: Path) -> dict[str, 
             "refused_examples": tally.refused[:5],
             "agent_kills": agent.kills,
             "rss_mb_first_last": [rss[0], rss[-1]] if rss else None,
+            "rss_mb_by_tenth": _by_tenth(rss),
             "rss_samples": len(rss),
             "clients": config.clients,
             "durability": durability,
@@ -348,6 +349,12 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     raise KeyError("VmRSS")
+
+
+def _by_tenth(samples: list[float]) -> list[float]:
+    """The median of each tenth of the samples: whether memory levels off or keeps growing."""
+    tenth = len(samples) // 10
+    return [statistics.median(samples[i * tenth : (i + 1) * tenth]) for i in range(10)] if tenth else []
 
 
 def _growth(samples: list[float]) -> float | None:

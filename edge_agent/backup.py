@@ -45,6 +45,11 @@ SKIPPED: Final = frozenset({"store.db", "store.db-wal", "store.db-shm", "agent.a
 _CHUNK: Final = 1 << 20
 
 
+def _problems(integrity: list[str]) -> str:
+    """The first problems ``PRAGMA integrity_check`` reported, on one line (its rows hold line breaks)."""
+    return " ".join("; ".join(integrity[:3]).split())
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -86,7 +91,7 @@ def _copy_store(source: Path, target: Path) -> dict[str, Any]:
     except sqlite3.Error as exc:
         raise StoreError(f"cannot back up the site store {source}: {exc}") from exc
     if integrity != ["ok"]:
-        raise StoreError(f"the copy of {source} fails its integrity check: {'; '.join(integrity[:3])}")
+        raise StoreError(f"the copy of {source} fails its integrity check: {_problems(integrity)}")
     return {"inputs": int(inputs), "integrity": "ok"}
 
 
@@ -327,7 +332,7 @@ def _verify_store(path: Path) -> dict[str, Any]:
     finally:
         conn.close()
     if integrity != ["ok"]:
-        raise StoreError(f"the restored store fails its integrity check: {'; '.join(integrity[:3])}")
+        raise StoreError(f"the restored store fails its integrity check: {_problems(integrity)}")
     with SiteStore(path) as store:  # a store from an older release is migrated, a newer one refused
         chains = store.verify_chains(full=True)
     broken = {name: report.first_bad_seq for name, report in chains.items() if not report.ok}

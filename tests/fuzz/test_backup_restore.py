@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 import sqlite3
+import struct
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,3 +295,11 @@ def test_a_pax_header_of_a_size_no_read_takes_is_refused() -> None:
         with pytest.raises(UsageError, match="damaged and cannot be read"):
             restore(source, sandbox / "restored")
         fuzzing.expect_only(sandbox, {source.name, "tmp"}, "restore")
+
+
+def test_a_store_failing_its_integrity_check_is_named_on_one_line() -> None:
+    """Was a two-line message: SQLite's integrity report ('*** in database main ***' and a line break)."""
+    store = bytearray(_store())
+    struct.pack_into(">II", store, 32, -1733065472 & 0xFFFFFFFF, 1)  # the freelist's first page and count
+    case = BackupCase(list(_valid_members()), _listing(), bytes(store), True, False, False, 0)
+    _refused(case, StoreError, r"fails its integrity check: \*\*\* in database main \*\*\* Main freelist")

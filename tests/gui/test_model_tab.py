@@ -289,7 +289,8 @@ def _status(**fields: Any) -> StatusResponse:
                            "rounds": 0, "runs": 0, "last_declined": None, "problem": None},
         "problems": [], "batching": {"batches": 0, "items": 0, "mean_batch_size": 0.0, "max_batch_size": 0,
                                      "waiting": 0},
-        "shadow_dropped": 0, "uptime_s": 1.0, "pid": 1, "store": {"schema_version": 9, "durability": "power_cut"}, "versions": {},
+        "shadow_dropped": 0, "uptime_s": 1.0, "pid": 1, "versions": {},
+        "store": {"schema_version": 9, "durability": "power_cut"},
     } | fields)  # fmt: skip
 
 

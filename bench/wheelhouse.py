@@ -160,18 +160,18 @@ def measure(spec: str, work: Path, also_pythons: list[str], torch_source: str | 
     build += ["--project", str(ROOT), *(["--torch-source", torch_source] if torch_source else [])]
     build += [option for python in pythons.split(",") if python for option in ("--python", python)]
     download = _checked(_run(build), f"the {role} wheelhouse")
-    manifest = json.loads((wheelhouse / "wheelhouse.json").read_text(encoding="utf-8"))
+    described = json.loads((wheelhouse / "wheelhouse.json").read_text(encoding="utf-8"))
     install = _install(wheelhouse, prefix, role, [])
     also = {
         python: _install(wheelhouse, work / f"prefix-{role}-{Path(python).name}", role, ["--python", python])
         for python in also_pythons
-        if _version_of(python) in manifest["pythons"]
+        if _version_of(python) in described["pythons"]
     }
     return {
         "role": role,
-        "pythons": manifest["pythons"],
-        "wheels": manifest["wheels"],
-        "wheelhouse_mb": round(manifest["bytes"] / 1e6, 1),
+        "pythons": described["pythons"],
+        "wheels": described["wheels"],
+        "wheelhouse_mb": round(described["bytes"] / 1e6, 1),
         "download_s": download["seconds"],
         "install_s": install["seconds"],
         "installed_mb": _size_mb(prefix),

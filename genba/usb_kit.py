@@ -77,12 +77,12 @@ def build_usb_kit(config: UsbKitConfig) -> dict[str, Any]:
             shutil.copy2(key, staging / "trusted" / key.name)
         for path in config.bundles:
             _copy_bundle(path, staging / "bundles")
-        manifest = json.loads((config.wheelhouse / MANIFEST).read_text(encoding="utf-8"))
-        (staging / "README.txt").write_text(_readme(config, manifest), encoding="utf-8")
+        described = json.loads((config.wheelhouse / MANIFEST).read_text(encoding="utf-8"))
+        (staging / "README.txt").write_text(_readme(config, described), encoding="utf-8")
         sums_sha256 = write_checksums(staging)
     return {
         "path": str(config.out),
-        "roles": manifest["roles"],
+        "roles": described["roles"],
         "bundles": bundles,
         "site_kit": config.site_kit is not None,
         "sha256sums_sha256": sums_sha256,
@@ -126,11 +126,12 @@ def _copy_bundle(path: Path, folder: Path) -> None:
         shutil.copy2(path, folder / path.name)
 
 
-def _readme(config: UsbKitConfig, manifest: dict[str, Any]) -> str:
-    role = ",".join(manifest["roles"])
+def _readme(config: UsbKitConfig, described: dict[str, Any]) -> str:
+    """``described``: the wheelhouse's own description (wheelhouse.json), not a bundle manifest."""
+    role = ",".join(described["roles"])
     lines = [
-        f"Genba {manifest['genba']} offline kit, role {role}, for Linux x86_64 with Python "
-        f"{' or '.join(manifest['pythons'])}.",
+        f"Genba {described['genba']} offline kit, role {role}, for Linux x86_64 with Python "
+        f"{' or '.join(described['pythons'])}.",
         "",
         "On the shop-floor PC, from this folder (docs/INSTALL.md has the whole story):",
         f"  sudo bash install.sh --role {role}   # checks SHA256SUMS, then installs into /opt/genba",

@@ -173,14 +173,15 @@ cleanup() {
 
 # pip (and the venv's ensurepip, which runs pip) sees only the wheelhouse: no configuration file,
 # no PIP_* setting, no cache, no index; and the system's PATH only (pip asks rustc for its version,
-# and a user's rustup would then write into HOME).
+# and a user's rustup would then write into HOME). No PYTHONPATH or PYTHONHOME either: another
+# environment's packages on it would satisfy the requirements there and leave the prefix empty.
 isolated() {
     local name
     for name in $(compgen -e); do
         case "$name" in PIP_*) unset "$name" ;; esac
     done
-    PATH=$PREFIX/bin:/usr/local/bin:/usr/bin:/bin PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 \
-        PIP_NO_INPUT=1 PIP_NO_CACHE_DIR=1 PYTHONNOUSERSITE=1 "$@"
+    env -u PYTHONPATH -u PYTHONHOME PATH="$PREFIX/bin:/usr/local/bin:/usr/bin:/bin" PIP_CONFIG_FILE=/dev/null \
+        PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_NO_CACHE_DIR=1 PYTHONNOUSERSITE=1 "$@"
 }
 
 run_pip() {
@@ -206,7 +207,7 @@ install_genba() {
         fail "pip refused the wheelhouse: $(pip_reason)"
     fi
     run_pip check >> "$LOG" 2>&1 || fail "the installed packages do not fit together ($(tail -n 1 "$LOG"))"
-    "$PREFIX/bin/genba" --help > /dev/null 2>> "$LOG" || fail "$PREFIX/bin/genba --help failed after the install"
+    isolated "$PREFIX/bin/genba" --help > /dev/null 2>> "$LOG" || fail "$PREFIX/bin/genba --help failed after the install"
 }
 
 main() {

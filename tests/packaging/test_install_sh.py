@@ -30,6 +30,11 @@ def _environment(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "HOME": str(home), "TMPDIR": str(scratch)}
 
 
+def _as_installed() -> dict[str, str]:
+    """The environment a program of the prefix runs in: no PYTHONPATH from the test run around it."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
 def _install(wheelhouse: Path, prefix: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = ["bash", str(wheelhouse / "install.sh"), "--prefix", str(prefix), "--role", "base"]
     command += ["--python", sys.executable, *extra]
@@ -87,20 +92,45 @@ def test_install_lands_in_the_prefix_and_nowhere_else(base_wheelhouse: Path, tmp
         "import genba, sys, cryptography, tomli_w; print(sys.prefix, genba.__file__, cryptography.__file__)"
     )
     where = subprocess.run(
-        [str(prefix / "bin/python"), "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
+        [str(prefix / "bin/python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env=_as_installed(),
     )  # not from the source tree, whose genba/ would shadow the installed one
     assert all(path.startswith(str(prefix)) for path in where.stdout.split())
     keys = subprocess.run(
         [str(prefix / "bin/genba"), "keys", "new", "--out", str(tmp_path / "k.pem")],
         capture_output=True,
+        env=_as_installed(),
         text=True,
     )
     assert keys.returncode == 0 and json.loads(keys.stdout)["key_id"], keys.stderr
     train = subprocess.run(
-        [str(prefix / "bin/genba"), "agent", "train", "--data", str(tmp_path)], capture_output=True, text=True
+        [str(prefix / "bin/genba"), "agent", "train", "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=_as_installed(),
     )
     assert train.returncode == 8 and "site-learn" in train.stderr  # the base role: no torch
     assert _one_line_error(_install(base_wheelhouse, prefix, tmp_path)).endswith("section Upgrade)")
+
+
+def test_a_pythonpath_in_the_callers_environment_does_not_leak_into_the_install(
+    base_wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another environment's packages on PYTHONPATH would satisfy every requirement, leaving the prefix
+    without them (seen in a full test run, where an earlier test left the development venv on it)."""
+    site_packages = next(p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir())
+    monkeypatch.setenv("PYTHONPATH", f"{site_packages}{os.pathsep}.")
+    prefix = tmp_path / "prefix"
+
+    done = _install(base_wheelhouse, prefix, tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    installed = {p.name.split("-")[0] for p in prefix.glob("lib/python*/site-packages/*.dist-info")}
+    assert {"genba", "cryptography", "tomli_w"} <= installed
 
 
 def _flip_last_byte(path: Path) -> None:

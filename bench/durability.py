@@ -21,15 +21,13 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from genba import env
+from bench_site import add_bundle_arguments, address, bundle_and_trust, serving_site, start_agent
 
 MODES = ("power_cut", "process_kill")
 
@@ -40,19 +38,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0, help="of concurrent load per mode and round")
-    parser.add_argument("--bundle", type=Path, help="serve this bundle (default: the packaged MiniLM's)")
-    parser.add_argument("--trust", type=Path, help="the public key --bundle is signed with")
+    add_bundle_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("bench-out/durability"))
     args = parser.parse_args()
-    if (args.bundle is None) != (args.trust is None):
-        parser.error("--bundle and --trust go together: the bundle and the public key it is signed with")
-    from genba.demo.sites import signed_default_bundle
-
-    bundle, trust = (
-        (args.bundle, args.trust) if args.bundle else signed_default_bundle(Path("bench-out/default-bundle"))
-    )
+    bundle, trust = bundle_and_trust(parser, args)
     sites = {mode: _site(args.out / mode, bundle, trust, mode) for mode in MODES}
-    agents = {mode: _serve(site, args.out / f"{mode}.log") for mode, site in sites.items()}
+    agents = {mode: start_agent(site, args.out / f"{mode}.log") for mode, site in sites.items()}
     try:
         figures = asyncio.run(_measure(sites, args))
     finally:
@@ -95,7 +86,7 @@ async def _measure(sites: dict[str, Any], args: argparse.Namespace) -> dict[str,
     for round_ in range(args.rounds + 1):  # the first round warms up and is not counted
         chunk = texts[round_ * args.requests : (round_ + 1) * args.requests]
         for mode in MODES:
-            host, port = _address(sites[mode])
+            host, port = address(sites[mode])
             client = Connection(host, port, sites[mode].read_token("operator"))
             await client.open()
             predicted, labelled = [], []
@@ -135,42 +126,8 @@ async def _concurrent(host: str, port: int, token: str, texts: list[str], args: 
 
 
 def _site(root: Path, bundle: Path, trust: Path, durability: str) -> Any:
-    import shutil
-
-    import tomli_w
-
-    from edge_agent.site_init import init_site
-
-    shutil.rmtree(root, ignore_errors=True)
-    site = init_site(root, site_name=f"durability-{durability.replace('_', '-')}", trust=[trust])
-    document = {
-        "site": {"name": f"durability-{durability.replace('_', '-')}"},
-        "runtime": {"provider": "cpu"},
-        "batching": {"max_batch_size": 32, "max_wait_ms": 2.0},
-        "store": {"durability": durability, "audit_share": 0.0},
-    }
-    site.config_file.write_text(tomli_w.dumps(document), encoding="utf-8")
-    install = [sys.executable, "-m", "genba", "agent", "install", "--data", str(root), str(bundle)]
-    subprocess.run(install, check=True, env=env.child_environment(), stdout=subprocess.DEVNULL)
-    return site
-
-
-def _serve(site: Any, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "genba", "agent", "serve", "--data", str(site.root)]
-    process = subprocess.Popen(
-        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env.child_environment()
-    )
-    while not site.address_file.exists():
-        if process.poll() is not None:
-            sys.exit(f"the agent did not start; see {log}")
-        time.sleep(0.02)
-    return process
-
-
-def _address(site: Any) -> tuple[str, int]:
-    url = json.loads(site.address_file.read_text())["url"]
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    return host, int(port)
+    name = f"durability-{durability.replace('_', '-')}"
+    return serving_site(root, bundle, trust, name, store={"durability": durability, "audit_share": 0.0})
 
 
 if __name__ == "__main__":

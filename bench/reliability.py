@@ -30,6 +30,8 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
 
+from bench_site import add_bundle_arguments, bundle_and_trust
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 DURABILITY_TEST = "tests/edge_agent/service/test_agent_durability.py"
@@ -50,19 +52,16 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--fuzz-examples", type=int, default=2000)
     parser.add_argument("--fault-loops", type=int, default=3)
-    parser.add_argument("--bundle", type=Path, help="serve this bundle (default: the packaged MiniLM's)")
-    parser.add_argument("--trust", type=Path, help="the public key --bundle is signed with")
+    add_bundle_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("bench-out/reliability"))
     args = parser.parse_args()
-    if (args.bundle is None) != (args.trust is None):
-        parser.error("--bundle and --trust go together: the bundle and the public key it is signed with")
-    print(json.dumps(run(args), indent=2))
+    print(json.dumps(run(args, bundle_and_trust(parser, args)), indent=2))
     return 0
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, served: tuple[Path, Path]) -> dict[str, Any]:
     started = time.monotonic()
-    bundle, trust = _bundle(args)
+    bundle, trust = served
     soaked = _soak(args, bundle, trust)
     polling = _polling(args, bundle, trust)
     fuzzing = _fuzzing(args)
@@ -94,16 +93,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _bundle(args: argparse.Namespace) -> tuple[Path, Path]:
-    if args.bundle is not None:
-        return args.bundle, args.trust
-    from genba.demo.sites import signed_default_bundle
-
-    return signed_default_bundle(Path("bench-out/default-bundle"))
-
-
 def _soak(args: argparse.Namespace, bundle: Path, trust: Path) -> dict[str, Any]:
-    sys.path.insert(0, str(BENCH))
     from soak import SoakConfig, soak
 
     if args.short:

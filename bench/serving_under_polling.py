@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from genba import env
+from bench_site import add_bundle_arguments, address, bundle_and_trust, serving_site, start_agent
 
 POLLED = (
     "/v1/status",
@@ -62,25 +61,18 @@ def main() -> int:
     parser.add_argument("--egress-entries", type=int, default=5000)
     parser.add_argument("--answered", type=int, default=3000, help="answered inputs seeded into the store")
     parser.add_argument("--bundle-cache", type=Path, default=Path("bench-out/default-bundle"))
-    parser.add_argument(
-        "--bundle", type=Path, help="serve this bundle instead of the default one (with --trust)"
-    )
-    parser.add_argument("--trust", type=Path, help="the public key --bundle is signed with")
+    add_bundle_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("bench-out/polling"))
     parser.add_argument(
         "--before", type=Path, help="this benchmark's JSON from an earlier commit, shown beside"
     )
     parser.add_argument("--before-commit", help="the commit --before was measured on")
     args = parser.parse_args()
-    if (args.bundle is None) != (args.trust is None):
-        parser.error("--bundle and --trust go together: the bundle and the public key it is signed with")
-    from genba.demo.sites import signed_default_bundle
-
-    bundle, trust = (args.bundle, args.trust) if args.bundle else signed_default_bundle(args.bundle_cache)
+    bundle, trust = bundle_and_trust(parser, args, args.bundle_cache)
     texts = _texts(args.answered + args.requests)
-    site = _site(args.out / "site", bundle, trust)
+    site = serving_site(args.out / "site", bundle, trust, "polling")
     _seed(site, texts[: args.answered], args.audit_entries, args.egress_entries)
-    agent = _serve(site, args.out / "agent.log")
+    agent = start_agent(site, args.out / "agent.log")
     try:
         figures = _run(_measure(site, texts[args.answered :], args.rounds))
     finally:
@@ -159,26 +151,6 @@ def _texts(count: int) -> list[str]:
     return [f"{texts[i % len(texts)]} #{i}" for i in range(count)]  # distinct, as a line's reports are
 
 
-def _site(root: Path, bundle: Path, trust: Path) -> Any:
-    import shutil
-
-    import tomli_w
-
-    from edge_agent.site_init import init_site
-
-    shutil.rmtree(root, ignore_errors=True)
-    site = init_site(root, site_name="polling", trust=[trust])
-    document = {
-        "site": {"name": "polling"},
-        "runtime": {"provider": "cpu"},
-        "batching": {"max_batch_size": 32, "max_wait_ms": 2.0},
-    }
-    site.config_file.write_text(tomli_w.dumps(document), encoding="utf-8")
-    install = [sys.executable, "-m", "genba", "agent", "install", "--data", str(root), str(bundle)]
-    subprocess.run(install, check=True, env=env.child_environment(), stdout=subprocess.DEVNULL)
-    return site
-
-
 def _seed(site: Any, texts: list[str], audit_entries: int, egress_entries: int) -> None:
     """What months of a site leave behind, written straight into its store before the agent starts."""
     from edge_agent.store import InputRecord, PredictionRecord, SiteStore
@@ -204,26 +176,13 @@ def _seed(site: Any, texts: list[str], audit_entries: int, egress_entries: int) 
             )  # fmt: skip
 
 
-def _serve(site: Any, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "genba", "agent", "serve", "--data", str(site.root)]
-    process = subprocess.Popen(
-        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env.child_environment()
-    )
-    while not site.address_file.exists():
-        if process.poll() is not None:
-            sys.exit(f"the agent did not start; see {log}")
-        time.sleep(0.02)
-    return process
-
-
 # ------------------------------------------------------------------ measuring
 
 
 async def _measure(site: Any, texts: list[str], rounds: int) -> dict[str, Any]:
-    url = json.loads(site.address_file.read_text())["url"]
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    predictor = Connection(host, int(port), site.read_token("integration"))
-    poller = Connection(host, int(port), site.read_token("supervisor"))
+    host, port = address(site)
+    predictor = Connection(host, port, site.read_token("integration"))
+    poller = Connection(host, port, site.read_token("supervisor"))
     await predictor.open()
     await poller.open()
     for text in texts[:WARM_UP]:  # sessions, caches, the agent's first upkeep (drift, KPIs)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genba import env
+from bench_site import address, serving_site, start_agent
 
 #: What the operator's app reads, once a second.
 VIEWS = (
@@ -90,7 +90,7 @@ def main() -> int:
 
 def soak(config: SoakConfig, bundle: Path, trust: Path, out: Path) -> dict[str, Any]:
     """Run the soak; its figures (``soak_requests``, ``soak_lost``, ``rss_growth_pct``...)."""
-    site = _site(out / "site", bundle, trust)
+    site = serving_site(out / "site", bundle, trust, "soak")
     texts = _texts(5000)
     agent = AgentRun(site, out / "agent.log")
     tally = Tally()
@@ -137,16 +137,7 @@ class AgentRun:
         self.kills = 0
 
     def start(self) -> None:
-        self.site.address_file.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "genba", "agent", "serve", "--data", str(self.site.root)]
-        self.process = subprocess.Popen(
-            command, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env.child_environment()
-        )
-        deadline = time.monotonic() + 180
-        while not self.site.address_file.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the agent did not start; see {self.log}")
-            time.sleep(0.05)
+        self.process = start_agent(self.site, self.log)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -160,9 +151,7 @@ class AgentRun:
         return self.process.pid
 
     def address(self) -> tuple[str, int]:
-        url = json.loads(self.site.address_file.read_text())["url"]
-        host, port = url.removeprefix("http://").rsplit(":", 1)
-        return host, int(port)
+        return address(self.site)
 
 
 # ------------------------------------------------------------------ the load
@@ -293,26 +282,6 @@ class Session:
 
 
 # ------------------------------------------------------------------ set-up and checks
-
-
-def _site(root: Path, bundle: Path, trust: Path) -> Any:
-    import shutil
-
-    import tomli_w
-
-    from edge_agent.site_init import init_site
-
-    shutil.rmtree(root, ignore_errors=True)
-    site = init_site(root, site_name="soak", trust=[trust])
-    document = {
-        "site": {"name": "soak"},
-        "runtime": {"provider": "cpu"},
-        "batching": {"max_batch_size": 32, "max_wait_ms": 2.0},
-    }
-    site.config_file.write_text(tomli_w.dumps(document), encoding="utf-8")
-    install = [sys.executable, "-m", "genba", "agent", "install", "--data", str(root), str(bundle)]
-    subprocess.run(install, check=True, env=env.child_environment(), stdout=subprocess.DEVNULL)
-    return site
 
 
 def _durability(site: Any) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import grp
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -35,6 +34,7 @@ from typing import Any, Final
 
 from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
+from genba.bundle import sha256_file
 from genba.errors import StoreError, UsageError, shown
 
 FORMAT: Final = "genba-site-backup/1"
@@ -48,14 +48,6 @@ _CHUNK: Final = 1 << 20
 def _problems(integrity: list[str]) -> str:
     """The first problems ``PRAGMA integrity_check`` reported, on one line (its rows hold line breaks)."""
     return " ".join("; ".join(integrity[:3]).split())
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _site_files(root: Path) -> list[Path]:
@@ -112,7 +104,7 @@ def backup(site: SiteFolder, out: Path) -> dict[str, Any]:
         store = _copy_store(site.store_file, store_copy)
         files: dict[str, dict[str, Any]] = {
             STORE_NAME: {
-                "sha256": _sha256(store_copy),
+                "sha256": sha256_file(store_copy),
                 "mode": site.store_file.stat().st_mode & 0o7777,
                 "bytes": store_copy.stat().st_size,
             }
@@ -123,7 +115,8 @@ def backup(site: SiteFolder, out: Path) -> dict[str, Any]:
             name = relative.as_posix()
             try:
                 info = path.stat()
-                files[name] = {"sha256": _sha256(path), "mode": info.st_mode & 0o7777, "bytes": info.st_size}
+                mode = info.st_mode & 0o7777
+                files[name] = {"sha256": sha256_file(path), "mode": mode, "bytes": info.st_size}
             except FileNotFoundError as exc:
                 raise StoreError(f"{path} went away during the backup; run it again") from exc
             try:
@@ -156,7 +149,7 @@ def backup(site: SiteFolder, out: Path) -> dict[str, Any]:
             raise StoreError(f"cannot write the backup of {site.root}: {exc}; run it again") from exc
         # a file changed while it was read no longer matches what the listing says of it
         for name, path in sources.items():
-            if name != STORE_NAME and (not path.is_file() or _sha256(path) != files[name]["sha256"]):
+            if name != STORE_NAME and (not path.is_file() or sha256_file(path) != files[name]["sha256"]):
                 raise StoreError(f"{site.root / name} changed during the backup; run it again")
         os.chmod(partial, 0o600)  # it holds the site's private keys
         os.replace(partial, out)
@@ -299,7 +292,7 @@ def _restore_member(
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         shutil.copyfileobj(handle, out, _CHUNK)
-    if _sha256(target) != expected["sha256"]:
+    if sha256_file(target) != expected["sha256"]:
         raise StoreError(f"{shown(name)} in {source} does not match its hash; the backup is damaged")
     _restore_group(target, expected.get("group"))
     os.chmod(target, expected["mode"] & 0o777)

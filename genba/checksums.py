@@ -7,23 +7,14 @@ nothing else is: an added file (a wheel pip would pick up) is refused as surely 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path, PurePosixPath
 
+from genba.bundle import sha256_file
 from genba.errors import KitIntegrityError
 
 CHECKSUM_FILE = "SHA256SUMS"
 _LINE = re.compile(r"(?P<digest>[0-9a-f]{64})  (?P<path>[^\n]+)")
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def kit_files(root: Path) -> list[str]:
@@ -40,10 +31,10 @@ def kit_files(root: Path) -> list[str]:
 
 def write_checksums(root: Path) -> str:
     """Write ``root/SHA256SUMS`` over every file in ``root``; returns the sha256 of that file."""
-    lines = [f"{file_sha256(root / relative)}  {relative}\n" for relative in kit_files(root)]
+    lines = [f"{sha256_file(root / relative)}  {relative}\n" for relative in kit_files(root)]
     target = root / CHECKSUM_FILE
     target.write_text("".join(lines), encoding="utf-8")
-    return file_sha256(target)
+    return sha256_file(target)
 
 
 def read_checksums(root: Path) -> dict[str, str]:
@@ -76,6 +67,6 @@ def verify_checksums(root: Path) -> int:
         path = root / relative
         if not path.is_file():
             raise KitIntegrityError(f"{path} is listed in {CHECKSUM_FILE} but missing; copy the kit again")
-        if file_sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise KitIntegrityError(f"{path} does not match {CHECKSUM_FILE}: invalid; copy the kit again")
     return len(expected)

@@ -35,7 +35,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from genba.checksums import file_sha256, write_checksums
+from genba.bundle import sha256_file
+from genba.checksums import write_checksums
 from genba.errors import ConfigError, OutputPathError, PackagingError
 from genba.roles import EXTRA_MODULES, modules_of
 
@@ -316,7 +317,7 @@ def pinned_requirements(resolved: dict[str, list[Path]], genba_requirement: str)
         for path in files:
             pin = pins.setdefault(wheel_name_version(path.name), {"pythons": [], "hashes": set()})
             pin["pythons"].append(python)
-            pin["hashes"].add(file_sha256(path))
+            pin["hashes"].add(sha256_file(path))
     lines = []
     for (name, version), pin in sorted(pins.items()):
         spec = f"{genba_requirement if name == 'genba' else name}=={version}"

@@ -59,9 +59,9 @@ def test_the_wheelhouse_pins_every_wheel_by_hash(base_wheelhouse: Path) -> None:
         line.split("sha256:")[1].strip(" \\") for line in requirements.splitlines() if "--hash" in line
     )
     wheels = sorted(base_wheelhouse.glob("*.whl"))
-    from genba.checksums import file_sha256
+    from genba.bundle import sha256_file
 
-    assert {file_sha256(wheel) for wheel in wheels} == hashes
+    assert {sha256_file(wheel) for wheel in wheels} == hashes
     assert {w.name.split("-")[0].lower() for w in wheels} == {
         "genba",
         "cryptography",

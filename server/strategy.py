@@ -228,6 +228,28 @@ class RecordingGrid:
         return replies
 
 
+def received_sha256(record: dict[str, Any]) -> str:
+    """The SHA-256 of a reply, from its line in ``received.jsonl``, by the protocol's canonical form:
+    what the site's egress ledger holds for it (``genba.protocol.content_sha256``), so IT can match
+    every reply that arrived to a ledger entry."""
+    import base64
+
+    from genba.protocol import content_sha256
+
+    if record["error"]:
+        return content_sha256({"error": dict(record["error_reply"])})
+
+    def raw(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"b64"}:
+            return base64.b64decode(value["b64"])
+        return [raw(item) for item in value] if isinstance(value, list) else value
+
+    content = record["content"].items()
+    return content_sha256(
+        {name: {key: raw(value) for key, value in fields.items()} for name, fields in content}
+    )
+
+
 def _reply_record(reply: Any) -> dict[str, Any]:
     import base64
 

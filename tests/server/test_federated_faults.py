@@ -9,7 +9,6 @@ marked in the same ledger as not delivered; no reply reached the server that its
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import sqlite3
@@ -27,11 +26,11 @@ from edge_agent.federation.supernode import JoinConfig, SuperNode
 from edge_agent.federation.undelivered import NOT_DELIVERED
 from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
-from genba.protocol import content_sha256
 from genba.tools import free_loopback_port
 from server.federated_run import TrainConfig, train_federated
 from server.publish import list_models
 from server.runs import RunInterruptedError, node_names
+from server.strategy import received_sha256
 from server.superlink import ServerConfig, ServerFolder, SuperLink
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.fault]
@@ -236,23 +235,8 @@ def _received(run_dir: Path, names: dict[str, str]) -> dict[str, Counter[str]]:
     for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
         reply = json.loads(line)
         if reply["node"] in names:
-            received.setdefault(names[reply["node"]], Counter())[_received_sha(reply)] += 1
+            received.setdefault(names[reply["node"]], Counter())[received_sha256(reply)] += 1
     return received
-
-
-def _received_sha(reply: dict[str, Any]) -> str:
-    if reply["error"]:
-        return content_sha256({"error": dict(reply["error_reply"])})
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict) and set(value) == {"b64"}:
-            return base64.b64decode(value["b64"])
-        return [plain(item) for item in value] if isinstance(value, list) else value
-
-    content = reply["content"].items()
-    return content_sha256(
-        {name: {key: plain(value) for key, value in fields.items()} for name, fields in content}
-    )
 
 
 def _flower_run(run_dir: Path) -> str:

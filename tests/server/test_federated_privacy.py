@@ -26,12 +26,13 @@ from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
 from export.head_swap import read_head
 from genba.bundle import verify_directory
-from genba.protocol import ERROR_REASONS, ERROR_ROUND_REFUSED, content_sha256
+from genba.protocol import ERROR_REASONS, ERROR_ROUND_REFUSED
 from genba.tools import free_loopback_port
 from server.federated_run import TrainConfig, train_federated
 from server.privacy import PrivacyConfig, epsilon
 from server.publish import list_models
 from server.runs import node_names
+from server.strategy import received_sha256
 from server.superlink import ServerConfig, SuperLink
 
 pytestmark = pytest.mark.timeout(900)
@@ -203,7 +204,7 @@ def test_the_server_learns_only_the_sum_no_text_leaves_and_every_byte_is_account
         with SiteStore.read_only(site.store_file) as store:
             ledgered[site.root.name] = [e.fields["content_sha256"] for e in store.egress(limit=1000)]
     for reply in received:
-        assert _received_sha(reply) in ledgered[names[reply["node"]]], reply["node"]
+        assert received_sha256(reply) in ledgered[names[reply["node"]]], reply["node"]
     # site-d's refusals reached the server as a code and its fixed reason: no word of why.
     refused = [r for r in received if names[r["node"]] == "site-d" and r["error"]]
     assert refused and {r["error_reply"]["code"] for r in refused} == {ERROR_ROUND_REFUSED}
@@ -224,22 +225,6 @@ def test_the_server_learns_only_the_sum_no_text_leaves_and_every_byte_is_account
         assert payload > 0 and control > 0
         assert abs(unexplained) < UNEXPLAINED_SHARE * payload, report
     print(json.dumps({"control_traffic": report, "minutes": round(minutes, 2)}))
-
-
-def _received_sha(reply: dict[str, Any]) -> str:
-    """The SHA-256 of a reply as the server received it, by the protocol's canonical form."""
-    if reply["error"]:
-        return content_sha256({"error": dict(reply["error_reply"])})
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict) and set(value) == {"b64"}:
-            return base64.b64decode(value["b64"])
-        return [plain(item) for item in value] if isinstance(value, list) else value
-
-    content = reply["content"].items()
-    return content_sha256(
-        {name: {key: plain(value) for key, value in fields.items()} for name, fields in content}
-    )
 
 
 def _clip(head: Any, initial: Any, norm: float) -> np.ndarray:

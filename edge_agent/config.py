@@ -108,6 +108,10 @@ class ApiConfig:
     max_batch_items: int = 256
     max_text_chars: int = 20_000
     max_image_bytes: int = 0
+    #: How old a polled read view may be when answered (seconds; 0: computed for every request).
+    view_max_age_s: float = 2.0
+    #: Polled views one role's apps may ask for per second together (0: no pace).
+    polled_views_per_second: float = 20.0
 
     @property
     def image_bytes_limit(self) -> int:
@@ -141,6 +145,10 @@ class ApiConfig:
                 f"({self.max_request_bytes}) as base64: raise api.max_request_bytes to at least "
                 f"{-(-self.max_image_bytes * 4 // 3) + REQUEST_OVERHEAD_BYTES} or lower api.max_image_bytes"
             )
+        if not 0 <= self.view_max_age_s <= 60:
+            problems.append("api.view_max_age_s must be between 0 (no cache) and 60 seconds")
+        if not 0 <= self.polled_views_per_second <= 10_000:
+            problems.append("api.polled_views_per_second must be between 0 (no pace) and 10000")
         if problems:
             raise ConfigError(problems)
 
@@ -490,6 +498,8 @@ port = 0                     # 0 = any free port; the address is written to agen
 max_request_bytes = 4194304   # a request body; images travel as base64 (4 characters per 3 bytes)
 max_batch_items = 256
 max_image_bytes = 0          # largest image file; 0 = as large as one request holds (up to 1500000)
+view_max_age_s = 2.0         # polled views (status, KPIs, report, queue...) may be this old; 0 = never cached
+polled_views_per_second = 20.0  # views one role's apps may poll a second together; 0 = no pace
 
 [store]
 retention_days = 90          # raw inputs without labels are blanked after this

@@ -28,6 +28,8 @@ from edge_agent.labelling import queue_entry, stored_image
 from edge_agent.service import schemas
 from edge_agent.service.auth import TokenRegistry, authorize
 from edge_agent.service.limits import BodySizeLimit
+from edge_agent.service.readers import Readers
+from edge_agent.service.view_cache import ViewCache
 from edge_agent.store import ChainEntry
 from genba.errors import (
     BundleError,
@@ -42,13 +44,20 @@ from genba.errors import (
 from genba.versions import ModelVersion
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": schemas.ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 500, 503)
+    code: {"model": schemas.ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
 }
 
 
 def asgi_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> Any:
-    """The app as served: the size limit wraps everything, so no oversized body is ever parsed."""
-    return BodySizeLimit(create_app(agent, tokens, config), config.max_request_bytes)
+    """The app as served: the size limit wraps everything, so no oversized body is ever parsed; polled
+    read views are answered from a cache at most ``view_max_age_s`` old (:mod:`.view_cache`)."""
+    views = ViewCache(
+        create_app(agent, tokens, config),
+        tokens.role_for,
+        max_age_s=config.view_max_age_s,
+        per_second=config.polled_views_per_second,
+    )
+    return BodySizeLimit(views, config.max_request_bytes)
 
 
 def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAPI:
@@ -59,6 +68,8 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
         responses=ERRORS,
     )
     _install_error_handlers(app)
+    readers = Readers()
+    app.router.on_shutdown.append(readers.close)
 
     def role_with(permission: str) -> Callable[..., Awaitable[str]]:
         async def dependency(authorization: str | None = Header(None)) -> str:
@@ -135,20 +146,22 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
         return Response(payload, media_type=media_type, headers=headers)
 
     @app.get("/v1/drift", response_model=schemas.DriftResponse, tags=["status"])
-    def drift(role: str = read_role) -> dict[str, Any]:
-        return {**agent.drift_status(), "checks": agent.store.drift_checks(limit=50)}
+    async def drift(role: str = read_role) -> dict[str, Any]:
+        return await readers.run(
+            lambda: {**agent.drift_status(), "checks": agent.store.drift_checks(limit=50)}
+        )
 
     @app.post("/v1/drift/rebaseline", response_model=schemas.DriftStatus, tags=["status"])
     def rebaseline_drift(body: schemas.RebaselineRequest, role: str = manage_role) -> dict[str, Any]:
         return agent.rebaseline_drift(actor=role, reason=body.reason)
 
     @app.get("/v1/groups", response_model=schemas.GroupsResponse, tags=["status"])
-    def groups(key: str | None = Query(None, max_length=64), role: str = read_role) -> dict[str, Any]:
-        return agent.group_figures(key)
+    async def groups(key: str | None = Query(None, max_length=64), role: str = read_role) -> dict[str, Any]:
+        return await readers.run(agent.group_figures, key)
 
     @app.get("/v1/queue", response_model=schemas.QueueResponse, tags=["labels"])
-    def queue(limit: int = Query(20, ge=1, le=500), role: str = Depends(role_with("queue"))) -> Any:
-        return {"items": [queue_entry(q) for q in agent.queue(limit)]}
+    async def queue(limit: int = Query(20, ge=1, le=500), role: str = Depends(role_with("queue"))) -> Any:
+        return await readers.run(lambda: {"items": [queue_entry(q) for q in agent.queue(limit)]})
 
     # Gate reports: a group too small to judge has no harm figures, and its keys stay out (exclude_unset).
     @app.get(
@@ -157,12 +170,14 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
         response_model_exclude_unset=True,
         tags=["status"],
     )
-    def status(role: str = read_role) -> dict[str, Any]:
-        return {"role": role, **agent.status()}
+    async def status(role: str = read_role) -> dict[str, Any]:
+        return {"role": role, **(await readers.run(agent.status))}
 
     @app.get("/v1/models", response_model=schemas.ModelsResponse, tags=["models"])
-    def models(role: str = read_role) -> dict[str, Any]:
-        return {"models": agent.models(), "history": agent.store.production_history()}
+    async def models(role: str = read_role) -> dict[str, Any]:
+        return await readers.run(
+            lambda: {"models": agent.models(), "history": agent.store.production_history()}
+        )
 
     @app.post("/v1/models/install", response_model=schemas.InstallResponse, tags=["models"])
     def install(body: schemas.InstallRequest, role: str = manage_role) -> dict[str, Any]:
@@ -186,44 +201,39 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
         return {"job": agent.training.start(mode=body.mode, actor=role, seed=body.seed).to_json()}
 
     @app.get("/v1/train", response_model=schemas.TrainingResponse, tags=["models"])
-    def training(role: str = read_role) -> dict[str, Any]:
+    async def training(role: str = read_role) -> dict[str, Any]:
         job = agent.training.current
         return {"job": job.to_json() if job else None}
 
     @app.get(
         "/v1/gates", response_model=schemas.GatesResponse, response_model_exclude_unset=True, tags=["models"]
     )
-    def gates(role: str = read_role) -> dict[str, Any]:
-        report = agent.gate_report()
-        return {"gates": report.to_json() if report else None, "decisions": agent.store.decisions(limit=50)}
+    async def gates(role: str = read_role) -> dict[str, Any]:
+        return await readers.run(gate_view, agent)
 
     @app.get("/v1/kpis", response_model=schemas.KpisResponse, tags=["status"])
-    def kpis(days: int = Query(30, ge=1, le=3650), role: str = read_role) -> dict[str, Any]:
-        return {"summary": agent.store.kpi_summary(), "daily": agent.store.kpi_daily(days)}
+    async def kpis(days: int = Query(30, ge=1, le=3650), role: str = read_role) -> dict[str, Any]:
+        return await readers.run(
+            lambda: {"summary": agent.store.kpi_summary(), "daily": agent.store.kpi_daily(days)}
+        )
 
     @app.get("/v1/report", response_model=schemas.ReportResponse, tags=["status"])
-    def report(days: int = Query(30, ge=1, le=3650), role: str = read_role) -> dict[str, Any]:
-        from edge_agent.report import build_report
-        from edge_agent.store import SiteStore
-
-        # Its own read-only connection: a month of figures never holds the lock the answers are written under.
-        with SiteStore.read_only(agent.store.path) as store:
-            return build_report(store, agent.config.costs, days=days, site=agent.config.site)
+    async def report(days: int = Query(30, ge=1, le=3650), role: str = read_role) -> dict[str, Any]:
+        return await readers.run(report_view, agent, days)
 
     @app.get("/v1/federation", response_model=schemas.FederationResponse, tags=["privacy"])
-    def federation(role: str = read_role) -> dict[str, Any]:
+    async def federation(role: str = read_role) -> dict[str, Any]:
         from edge_agent.federation.state import federation_state
 
-        return federation_state(agent.site, agent.store)
+        return await readers.run(federation_state, agent.site, agent.store)
 
     @app.get("/v1/egress", response_model=schemas.ChainResponse, tags=["privacy"])
-    def egress(page: tuple[int, int] = Depends(_page), role: str = read_role) -> Any:
-        entries = agent.store.egress(limit=page[0], offset=page[1])
-        return _chain_page(agent, "egress", entries) | {"totals": agent.store.egress_totals()}
+    async def egress(page: tuple[int, int] = Depends(_page), role: str = read_role) -> Any:
+        return await readers.run(egress_view, agent, *page)
 
     @app.get("/v1/audit", response_model=schemas.ChainResponse, tags=["privacy"])
-    def audit(page: tuple[int, int] = Depends(_page), role: str = read_role) -> Any:
-        return _chain_page(agent, "audit", agent.store.audit(limit=page[0], offset=page[1]))
+    async def audit(page: tuple[int, int] = Depends(_page), role: str = read_role) -> Any:
+        return await readers.run(audit_view, agent, *page)
 
     return app
 
@@ -283,7 +293,30 @@ def _base64(text: str) -> bytes:
         raise InputFileError("'image' is not valid base64") from exc
 
 
-def _page(
+def gate_view(agent: Agent) -> dict[str, Any]:
+    report = agent.gate_report()
+    return {"gates": report.to_json() if report else None, "decisions": agent.store.decisions(limit=50)}
+
+
+def report_view(agent: Agent, days: int) -> dict[str, Any]:
+    from edge_agent.report import build_report
+    from edge_agent.store import SiteStore
+
+    # Its own read-only connection: a month of figures never holds the lock the answers are written under.
+    with SiteStore.read_only(agent.store.path) as store:
+        return build_report(store, agent.config.costs, days=days, site=agent.config.site)
+
+
+def egress_view(agent: Agent, limit: int, offset: int) -> dict[str, Any]:
+    entries = agent.store.egress(limit=limit, offset=offset)
+    return _chain_page(agent, "egress", entries) | {"totals": agent.store.egress_totals()}
+
+
+def audit_view(agent: Agent, limit: int, offset: int) -> dict[str, Any]:
+    return _chain_page(agent, "audit", agent.store.audit(limit=limit, offset=offset))
+
+
+async def _page(
     limit: int = Query(100, ge=1, le=5000), offset: int = Query(0, ge=0, le=1_000_000_000)
 ) -> tuple[int, int]:
     return limit, offset

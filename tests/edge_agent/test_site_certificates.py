@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from edge_agent.agent import Agent
-from edge_agent.config import load_agent_config
+from edge_agent.config import ApiConfig, load_agent_config
 from edge_agent.site import SiteFolder
 from genba import env
 from genba.certificates import check_certificate
@@ -86,14 +86,21 @@ def write_expiring_kit(site: SiteFolder, client_days: int, ca_days: float) -> No
 
 
 def test_the_agents_status_warns_of_an_expiring_certificate_and_states_an_expired_one(
-    make_site: Callable[..., SiteFolder], agent_process: Callable[[SiteFolder], Any]
+    make_site: Callable[..., SiteFolder],
+    agent_process: Callable[[SiteFolder], Any],
+    waiter: Callable[..., Any],
 ) -> None:
     site = make_site()
     agent = agent_process(site)
     with agent.client("operator") as client:
         assert client.status().certificates == []  # a standalone site holds no kit certificates
         write_expiring_kit(site, client_days=12, ca_days=-2)
-        by_name = {c.name: c for c in client.status().certificates}
+        # Files changed behind the agent's back show once the polled status is older than its max-age.
+        by_name = waiter(
+            lambda: {c.name: c for c in client.status().certificates},
+            timeout=ApiConfig().view_max_age_s + 3.0,
+            what="the new certificates in the status",
+        )
     client_certificate = by_name["the site's TLS client certificate"]
     assert client_certificate.state == "expiring" and 11.9 < (client_certificate.days_left or 0) <= 12.1
     assert "in 12 days; ask IT for a new site kit" in client_certificate.message

@@ -4,11 +4,13 @@ for the operator in English and Japanese; the agent's real status is what the wi
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from edge_agent.config import ApiConfig
 from edge_agent.site import SiteFolder
 from server import pki
 
@@ -37,8 +39,12 @@ def test_an_expiring_and_an_expired_certificate_show_in_the_banner(
     assert window.banner.property("state") == "up" and "certificate" not in window.banner.text()
 
     _write_kit_certificates(served_site.site, client_days=12, ca_days=-3)
-    window.refresh()
-    settle(window)
+    # Files changed behind the agent's back show once the polled status is older than its max-age.
+    deadline = time.monotonic() + ApiConfig().view_max_age_s + 3.0
+    while window.banner.property("state") != "warn" and time.monotonic() < deadline:
+        qtbot.wait(250)
+        window.refresh()
+        settle(window)
     lines = window.banner.text().split("\n")
     assert window.banner.property("state") == "warn"
     assert "site-a" in lines[0]  # the usual line stays first

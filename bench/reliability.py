@@ -125,7 +125,11 @@ def _faults(loops: int, soaked: dict[str, Any], out: Path) -> dict[str, Any]:
     injected = kills + sum(run["ran"] for run in runs)
     survived = soak_survived + sum(run["passed"] for run in runs)
     failed = sorted({name for run in runs for name in run["failed"]})
-    return {"injected": injected, "survived": survived, "soak_kills": kills, "loops": loops, "failed": failed}
+    why = {name: reason for run in runs for name, reason in run["why"].items()}
+    return {
+        "injected": injected, "survived": survived, "soak_kills": kills, "loops": loops, "failed": failed,
+        "why": why,
+    }  # fmt: skip
 
 
 def _power_cut_safe(short: bool, soaked: dict[str, Any], out: Path) -> tuple[bool, dict[str, Any]]:
@@ -165,17 +169,22 @@ def _pytest(selection: list[str], report: Path) -> dict[str, Any]:
 
 
 def _junit(report: Path) -> dict[str, Any]:
-    ran, passed, failed = 0, 0, []
+    """How many ran and passed; each failure's name, and the first line of why (its message)."""
+    ran, passed, failed, why = 0, 0, [], {}
     for case in ElementTree.parse(report).getroot().iter("testcase"):
-        outcome = {child.tag for child in case}
+        outcome = {child.tag: child for child in case}
         if "skipped" in outcome:
             continue
         ran += 1
-        if outcome & {"failure", "error"}:
-            failed.append(f"{case.get('classname')}::{case.get('name')}")
-        else:
+        problem = outcome.get("failure", outcome.get("error"))
+        if problem is None:
             passed += 1
-    return {"ran": ran, "passed": passed, "failed": failed}
+            continue
+        name = f"{case.get('classname')}::{case.get('name')}"
+        failed.append(name)
+        message = (problem.get("message") or "").strip()
+        why[name] = message.splitlines()[0][:300] if message else ""
+    return {"ran": ran, "passed": passed, "failed": failed, "why": why}
 
 
 def _json_of(command: list[str], what: str) -> dict[str, Any]:

@@ -14,6 +14,10 @@ answered inputs for the labelling queue to rank.
 * ``details.paced``: the same with the poller going over every endpoint once a second, as an app
   refreshing all its views would.
 
+The agent answers polled views from a cache at most ``api.view_max_age_s`` old and paces each
+role's polling (``api.polled_views_per_second``), both at their defaults here: the back-to-back
+poller is the agent's defence measured, and ``details.polls_answered`` says how many views it got.
+
 Rounds alternate the modes (alone, back to back, paced) so that all see the same machine, after a
 warm-up; the p99 of each mode is over all its rounds' requests, each round's p99 is beside it.
 ``--before FILE`` shows an earlier run's figures (another commit's agent) beside this one's.

@@ -18,6 +18,7 @@ where that group exists, as ``genba agent init`` sets it.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import gzip
 import io
@@ -34,6 +35,7 @@ from typing import Any, Final
 
 from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
+from edge_agent.store.schema import missing_parts
 from genba.bundle import sha256_file
 from genba.errors import StoreError, UsageError, shown
 
@@ -306,6 +308,17 @@ def _open_archive(source: Path) -> tarfile.TarFile:
         raise UsageError(f"{source} is not a readable backup archive: {_reason(exc)}") from exc
 
 
+def _require_whole_schema(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        missing = missing_parts(conn)
+    if missing:
+        named = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise StoreError(
+            f"the restored store lacks {named} of this Genba's schema; it is not a whole site store, "
+            "use another backup"
+        )
+
+
 def _restore_group(path: Path, group: str | None) -> None:
     if not group:
         return
@@ -327,6 +340,7 @@ def _verify_store(path: Path) -> dict[str, Any]:
     if integrity != ["ok"]:
         raise StoreError(f"the restored store fails its integrity check: {_problems(integrity)}")
     with SiteStore(path) as store:  # a store from an older release is migrated, a newer one refused
+        _require_whole_schema(path)
         chains = store.verify_chains(full=True)
     broken = {name: report.first_bad_seq for name, report in chains.items() if not report.ok}
     if broken:

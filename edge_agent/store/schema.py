@@ -8,6 +8,7 @@ Never edit a released migration: append a new one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -418,3 +419,39 @@ def split_statements(sql: str) -> Iterator[str]:
 
 def _only_comments(text: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
+
+
+def missing_parts(conn: sqlite3.Connection) -> list[str]:
+    """The tables and columns this Genba's schema has that the store behind ``conn`` lacks.
+
+    ``PRAGMA integrity_check`` passes a store with a table dropped; a restored backup is held to
+    the schema itself, compared with one made afresh by the migrations.
+    """
+    found = _tables(conn)
+    missing: list[str] = []
+    for table, columns in _expected_tables().items():
+        if table not in found:
+            missing.append(f"table {table}")
+        else:
+            missing += [f"column {table}.{column}" for column in sorted(columns - found[table])]
+    return missing
+
+
+@functools.cache
+def _expected_tables() -> dict[str, frozenset[str]]:
+    with contextlib.closing(sqlite3.connect(":memory:", isolation_level=None)) as fresh:
+        apply_migrations(fresh, Path(":memory:"))
+        return _tables(fresh)
+
+
+def _tables(conn: sqlite3.Connection) -> dict[str, frozenset[str]]:
+    names = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    return {
+        name: frozenset(row[1] for row in conn.execute("SELECT * FROM pragma_table_info(?)", (name,)))
+        for name in names
+    }

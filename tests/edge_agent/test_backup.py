@@ -135,3 +135,37 @@ def test_restore_refuses_a_damaged_backup_and_a_folder_in_use(
     code, _, error = _run(capsys, "agent", "restore", str(damaged), "--data", str(tmp_path / "new"))
     assert code == 6 and "does not match its hash" in error, error
     assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ("DROP TABLE holdout_epochs", "table holdout_epochs"),
+        ("ALTER TABLE drift_checks DROP COLUMN alarm", "column drift_checks.alarm"),
+    ],
+)
+def test_restore_refuses_a_store_missing_part_of_the_schema(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, keypair: tuple[Path, Path], damage: str, named: str
+) -> None:
+    """SQLite's integrity check passes a store with a table or column gone; the restore does not."""
+    data = tmp_path / "site"
+    assert main(["agent", "init", "--data", str(data), "--trust", str(keypair[1])]) == 0
+    store = SiteFolder(data).store_file
+    with SiteStore(store):
+        pass  # the store made by this Genba, then damaged behind its back
+    conn = sqlite3.connect(store)
+    try:
+        conn.execute(damage)
+        conn.commit()
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        conn.close()
+    archive = tmp_path / "site.tar"
+    assert main(["agent", "backup", "--data", str(data), "--out", str(archive)]) == 0
+    capsys.readouterr()
+
+    target = tmp_path / "restored"
+    code, _, error = _run(capsys, "agent", "restore", str(archive), "--data", str(target))
+    assert code == 6 and f"lacks {named}" in error and error.count("\n") == 1, error
+    assert not target.exists() or not any(target.iterdir())
+    assert not list(tmp_path.glob(".restored.restore-*"))  # no staging folder left behind

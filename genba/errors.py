@@ -170,6 +170,16 @@ class AgentUnavailableError(AgentError):
     status = 503
 
 
+class ExplanationsBusyError(AgentUnavailableError):
+    """As many explanations are being computed or waiting as the agent takes at once."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the agent is already computing or holding {limit} explanations (one at a time, so the line's "
+            "predictions keep their cores); ask again in a moment"
+        )
+
+
 class NoModelError(AgentUnavailableError):
     """No production model is installed at this site yet."""
 

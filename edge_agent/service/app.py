@@ -28,7 +28,7 @@ from edge_agent.labelling import queue_entry, stored_image
 from edge_agent.service import schemas
 from edge_agent.service.auth import TokenRegistry, authorize
 from edge_agent.service.limits import BodySizeLimit
-from edge_agent.service.readers import Readers
+from edge_agent.service.readers import ExplanationSlots, Readers
 from edge_agent.service.view_cache import ViewCache
 from edge_agent.store import ChainEntry
 from genba.errors import (
@@ -42,6 +42,10 @@ from genba.errors import (
     located,
 )
 from genba.versions import ModelVersion
+
+#: Explanations being computed (one) or waiting for it; one more is refused with 503. Each occludes
+#: its input 64 times on the production model: many at once would take the line's cores and memory.
+EXPLANATIONS_AT_ONCE = 2
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
@@ -69,7 +73,9 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     )
     _install_error_handlers(app)
     readers = Readers()
-    app.router.on_shutdown.append(readers.close)
+    explainer = Readers(threads=1)  # one explanation at a time, at the readers' low priority
+    explanation_slot = app.state.explanations = ExplanationSlots(EXPLANATIONS_AT_ONCE)
+    app.router.on_shutdown.extend([readers.close, explainer.close])
 
     def role_with(permission: str) -> Callable[..., Awaitable[str]]:
         async def dependency(authorization: str | None = Header(None)) -> str:
@@ -126,10 +132,11 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
     @app.get(
         "/v1/inputs/{input_id}/explanation", response_model=schemas.ExplanationResponse, tags=["predict"]
     )
-    def explanation(
+    async def explanation(
         input_id: int = PathParameter(ge=1, le=2**62), role: str = Depends(role_with("explain"))
     ) -> Any:
-        return agent.explain(input_id)
+        with explanation_slot():
+            return await explainer.run(agent.explain, input_id)
 
     @app.get(
         "/v1/inputs/{input_id}/image",

@@ -20,9 +20,11 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final, TypeVar
+
+from genba.errors import ExplanationsBusyError
 
 T = TypeVar("T")
 
@@ -43,6 +45,26 @@ class Readers:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ExplanationSlots:
+    """At most ``limit`` explanations in the agent at once (computing or waiting for their
+    thread); one more is refused at once with :class:`ExplanationsBusyError` (503). Used from the
+    event loop only, so a plain counter is enough."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self.taken >= self.limit:
+            raise ExplanationsBusyError(self.limit)
+        self.taken += 1
+        try:
+            yield
+        finally:
+            self.taken -= 1
 
 
 def lower_priority() -> None:

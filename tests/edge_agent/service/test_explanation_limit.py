@@ -8,59 +8,52 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from edge_agent.agent import Agent
 from edge_agent.service.app import EXPLANATIONS_AT_ONCE
 from edge_agent.service.readers import READER_NICENESS
-from edge_agent.site import SiteFolder
 
 
 def test_explanations_beyond_the_limit_are_refused_and_the_others_run_one_at_a_time(
-    make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]
+    agent_serving_v1: Agent,
 ) -> None:
     from fastapi.testclient import TestClient
 
     from edge_agent.service.app import create_app
     from edge_agent.service.auth import TokenRegistry
 
-    settings = {"runtime": {"provider": "cpu", "intra_op_threads": 1}, "gates": {"auto_advance": False}}
-    with Agent.open(make_site(settings=settings)) as agent:
-        agent.install(bundle_versions[1], actor="supervisor")
-        headers = {"Authorization": f"Bearer {agent.site.read_token('supervisor')}"}
-        release = threading.Event()
-        running: list[int] = []
-        most_at_once, niceness = 0, set()
-        real_explain = agent.explain
+    agent = agent_serving_v1
+    headers = {"Authorization": f"Bearer {agent.site.read_token('supervisor')}"}
+    release = threading.Event()
+    running: list[int] = []
+    most_at_once, niceness = 0, set()
+    real_explain = agent.explain
 
-        def held_explain(input_id: int) -> Any:  # the real explanation, held until the test lets it go
-            nonlocal most_at_once
-            running.append(input_id)
-            most_at_once = max(most_at_once, len(running))
-            niceness.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-            release.wait(30)
-            try:
-                return real_explain(input_id)
-            finally:
-                running.remove(input_id)
+    def held_explain(input_id: int) -> Any:  # the real explanation, held until the test lets it go
+        nonlocal most_at_once
+        running.append(input_id)
+        most_at_once = max(most_at_once, len(running))
+        niceness.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        release.wait(30)
+        try:
+            return real_explain(input_id)
+        finally:
+            running.remove(input_id)
 
-        agent.explain = held_explain  # type: ignore[method-assign]
-        with TestClient(create_app(agent, TokenRegistry.from_site(agent.site), agent.config.api)) as client:
-            texts = [f"dent near the flange {n}" for n in range(EXPLANATIONS_AT_ONCE + 1)]
-            ids = [
-                client.post("/v1/predict", json={"text": t}, headers=headers).json()["input_id"]
-                for t in texts
-            ]
-            path = "/v1/inputs/{}/explanation"
-            with ThreadPoolExecutor(EXPLANATIONS_AT_ONCE) as pool:
-                held = [pool.submit(client.get, path.format(i), headers=headers) for i in ids[:-1]]
-                _wait(
-                    lambda: len(running) == 1 and client.app.state.explanations.taken == EXPLANATIONS_AT_ONCE
-                )
-                refused = client.get(path.format(ids[-1]), headers=headers)
-                release.set()
-                answers = [future.result(timeout=60) for future in held]
+    agent.explain = held_explain  # type: ignore[method-assign]
+    with TestClient(create_app(agent, TokenRegistry.from_site(agent.site), agent.config.api)) as client:
+        texts = [f"dent near the flange {n}" for n in range(EXPLANATIONS_AT_ONCE + 1)]
+        ids = [
+            client.post("/v1/predict", json={"text": t}, headers=headers).json()["input_id"] for t in texts
+        ]
+        path = "/v1/inputs/{}/explanation"
+        with ThreadPoolExecutor(EXPLANATIONS_AT_ONCE) as pool:
+            held = [pool.submit(client.get, path.format(i), headers=headers) for i in ids[:-1]]
+            _wait(lambda: len(running) == 1 and client.app.state.explanations.taken == EXPLANATIONS_AT_ONCE)
+            refused = client.get(path.format(ids[-1]), headers=headers)
+            release.set()
+            answers = [future.result(timeout=60) for future in held]
 
     assert refused.status_code == 503
     error = refused.json()["error"]

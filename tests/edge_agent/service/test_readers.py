@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from edge_agent.agent import Agent
 from edge_agent.service.readers import READER_NICENESS
-from edge_agent.site import SiteFolder
 
 POLLED = ("/v1/status", "/v1/gates", "/v1/queue", "/v1/kpis", "/v1/report", "/v1/drift", "/v1/groups")
 POLLED += ("/v1/models", "/v1/federation", "/v1/audit", "/v1/egress")
@@ -21,36 +18,32 @@ POLLED += ("/v1/models", "/v1/federation", "/v1/audit", "/v1/egress")
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is Linux's")
 def test_views_are_computed_on_lower_priority_threads_and_predictions_are_not(
-    make_site: Callable[..., SiteFolder], bundle_versions: dict[int, Path]
+    agent_serving_v1: Agent,
 ) -> None:
     from fastapi.testclient import TestClient
 
     from edge_agent.service.app import create_app
     from edge_agent.service.auth import TokenRegistry
 
-    settings = {"runtime": {"provider": "cpu", "intra_op_threads": 1}, "gates": {"auto_advance": False}}
-    with Agent.open(make_site(settings=settings)) as agent:
-        agent.install(bundle_versions[1], actor="supervisor")
-        headers = {"Authorization": f"Bearer {agent.site.read_token('supervisor')}"}
-        seen: dict[str, set[str]] = {}
-        original = agent.store.kpi_summary
+    agent = agent_serving_v1
+    headers = {"Authorization": f"Bearer {agent.site.read_token('supervisor')}"}
+    seen: dict[str, set[str]] = {}
+    original = agent.store.kpi_summary
 
-        def kpi_summary() -> object:
-            seen.setdefault("kpis", set()).add(threading.current_thread().name)
-            return original()
+    def kpi_summary() -> object:
+        seen.setdefault("kpis", set()).add(threading.current_thread().name)
+        return original()
 
-        agent.store.kpi_summary = kpi_summary  # type: ignore[method-assign]
-        with TestClient(create_app(agent, TokenRegistry.from_site(agent.site), agent.config.api)) as client:
-            assert client.post(
-                "/v1/predict", json={"text": "dent near the flange"}, headers=headers
-            ).is_success
-            for path in POLLED:
-                assert client.get(path, headers=headers).status_code == 200, path
-            readers = [t for t in threading.enumerate() if t.name.startswith("genba-reader")]
-            assert readers and seen["kpis"] <= {t.name for t in readers}
-            assert {_niceness(t) for t in readers} == {READER_NICENESS}
-            batcher = [t for t in threading.enumerate() if t.name.startswith("genba-batch")]
-            assert batcher and {_niceness(t) for t in batcher} == {_niceness(threading.main_thread())}
+    agent.store.kpi_summary = kpi_summary  # type: ignore[method-assign]
+    with TestClient(create_app(agent, TokenRegistry.from_site(agent.site), agent.config.api)) as client:
+        assert client.post("/v1/predict", json={"text": "dent near the flange"}, headers=headers).is_success
+        for path in POLLED:
+            assert client.get(path, headers=headers).status_code == 200, path
+        readers = [t for t in threading.enumerate() if t.name.startswith("genba-reader")]
+        assert readers and seen["kpis"] <= {t.name for t in readers}
+        assert {_niceness(t) for t in readers} == {READER_NICENESS}
+        batcher = [t for t in threading.enumerate() if t.name.startswith("genba-batch")]
+        assert batcher and {_niceness(t) for t in batcher} == {_niceness(threading.main_thread())}
 
 
 def _niceness(thread: threading.Thread) -> int:

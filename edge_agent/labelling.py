@@ -29,6 +29,9 @@ Focus = tuple[tuple[int, int], int]
 
 #: Inputs whose ranking vectors are kept: more than the largest pool a queue ranks (4 x 500).
 KEPT_VECTORS: Final = 8192
+#: Inputs the model runs over at once when the queue ranks what serving has not seen (serving's
+#: own largest batch, ``[batching] max_batch_size``, by default).
+RANKING_BATCH: Final = 32
 
 
 class RankingVectors:
@@ -118,13 +121,16 @@ def _pool_vectors(
     from edge_agent.answers import decode_payload
 
     known = vectors.get(production.model_id, [item.input_id for item in pool])
-    missing = [item for item in pool if item.input_id not in known]
-    if missing:
-        values = [decode_payload(item.kind, item.payload) for item in missing]
+    # Shortest first, a bounded batch at a time: one run over a 2,000-item pool would grow ONNX
+    # Runtime's arena to that batch's size (gigabytes for a text model) and keep it for good.
+    missing = sorted((i for i in pool if i.input_id not in known), key=lambda i: (len(i.payload), i.input_id))
+    for offset in range(0, len(missing), RANKING_BATCH):
+        batch = missing[offset : offset + RANKING_BATCH]
+        values = [decode_payload(item.kind, item.payload) for item in batch]
         probabilities, embedding, _ = production.model.predict_arrays(values)
         if probabilities is None or embedding is None:
             return None
-        ids = [item.input_id for item in missing]
+        ids = [item.input_id for item in batch]
         known.update({i: (probabilities[row], embedding[row]) for row, i in enumerate(ids)})
         vectors.put(production.model_id, ids, probabilities, embedding)
     rows = [known[item.input_id] for item in pool]

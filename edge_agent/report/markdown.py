@@ -98,8 +98,9 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     return [cells(header), "|" + "---|" * len(header), *listed, ""]
 
 
-def render_markdown(report: Mapping[str, Any], images: Mapping[str, str]) -> str:
-    """``images``: plot name → file name relative to the Markdown file."""
+def render_markdown(report: Mapping[str, Any], images: Mapping[str, str], no_plots: str | None = None) -> str:
+    """``images``: plot name → file name relative to the Markdown file; a plot missing from it is
+    left out. ``no_plots``: why there are none (said once, under the headline)."""
     window = report["window"]
     lines = [
         f"# Genba KPI report{' — ' + report['site'] if report['site'] else ''}",
@@ -113,19 +114,27 @@ def render_markdown(report: Mapping[str, Any], images: Mapping[str, str]) -> str
         "## Headline",
         "",
         *table(("Figure", "Value", "Basis"), headline(report)),
+        *([f"Plots: none in this report ({no_plots}).", ""] if no_plots else []),
     ]
-    lines += _quality(report, images["quality"]) + _latency(report, images["latency"])
-    lines += _effort(report, images["effort"]) + _lead_time(report) + _drift(report, images["drift"])
+    lines += _quality(report, _picture(images, "quality", "Accuracy, acceptance and agreement"))
+    lines += _latency(report, _picture(images, "latency", "Latency p50 and p95"))
+    lines += _effort(report, _picture(images, "effort", "Labels per day and seconds per label"))
+    lines += _lead_time(report) + _drift(report, _picture(images, "drift", "Drift checks per day"))
     lines += _costs(report) + ["## Definitions", ""]
     lines += [f"- **{name}**: {text}" for name, text in report["definitions"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _picture(images: Mapping[str, str], name: str, title: str) -> list[str]:
+    """The Markdown lines of plot ``name``: its image and a blank line, or nothing without it."""
+    return [f"![{title}]({images[name]})", ""] if name in images else []
 
 
 def _reasons(*figures: Mapping[str, Any]) -> str:
     return "; ".join(f["reason"] for f in figures if f["reason"]) or ""
 
 
-def _quality(report: Mapping[str, Any], image: str) -> list[str]:
+def _quality(report: Mapping[str, Any], image: list[str]) -> list[str]:
     days = zip(
         report["accuracy"]["daily"], report["acceptance"]["daily"], report["agreement"]["daily"], strict=True
     )
@@ -146,13 +155,12 @@ def _quality(report: Mapping[str, Any], image: str) -> list[str]:
     return [
         "## Accuracy, acceptance and agreement",
         "",
-        f"![Accuracy, acceptance and agreement]({image})",
-        "",
+        *image,
         *table(header, rows),
     ]
 
 
-def _latency(report: Mapping[str, Any], image: str) -> list[str]:
+def _latency(report: Mapping[str, Any], image: list[str]) -> list[str]:
     rows = [
         (d["day"], d["answers"], number(d["p50_ms"]), number(d["p95_ms"]), d["reason"] or "")
         for d in report["latency"]["daily"]
@@ -161,13 +169,12 @@ def _latency(report: Mapping[str, Any], image: str) -> list[str]:
     return [
         "## Latency of production answers",
         "",
-        f"![Latency p50 and p95]({image})",
-        "",
+        *image,
         *table(("Day", "Answers", "p50 ms", "p95 ms", "Reason"), rows),
     ]
 
 
-def _effort(report: Mapping[str, Any], image: str) -> list[str]:
+def _effort(report: Mapping[str, Any], image: list[str]) -> list[str]:
     rows = [
         (
             d["day"],
@@ -184,8 +191,7 @@ def _effort(report: Mapping[str, Any], image: str) -> list[str]:
     return [
         "## Operator effort",
         "",
-        f"![Labels per day and seconds per label]({image})",
-        "",
+        *image,
         *table(header, rows),
     ]
 
@@ -208,7 +214,7 @@ def _lead_time(report: Mapping[str, Any]) -> list[str]:
     return ["## Lead time to production", "", summary, "", *table(header, rows)]
 
 
-def _drift(report: Mapping[str, Any], image: str) -> list[str]:
+def _drift(report: Mapping[str, Any], image: list[str]) -> list[str]:
     drift = report["drift"]
     rows = [
         (
@@ -224,8 +230,7 @@ def _drift(report: Mapping[str, Any], image: str) -> list[str]:
     lines = [
         "## Drift events",
         "",
-        f"![Drift checks per day]({image})",
-        "",
+        *image,
         f"{total['checks']} windows checked: {total['warning']} warning, {total['drift']} drift.",
         "",
     ]

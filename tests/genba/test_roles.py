@@ -81,10 +81,10 @@ def test_a_command_without_its_role_names_the_extra(
     assert not any(tmp_path.iterdir()), "nothing is written before the check"
 
 
-#: What a machine with only the site role lacks (the packages of site-learn, gui, it and simulation).
+#: What a machine with only the site role lacks (the packages of the other roles).
 NOT_IN_SITE = [
     module
-    for extra in ("site-learn", "gui", "it", "simulation")
+    for extra in ("site-plots", "site-learn", "gui", "it", "simulation")
     for module in EXTRA_MODULES[extra]
     if module not in modules_of("site")
 ] + ["safetensors", "optimum_onnx"]
@@ -97,7 +97,7 @@ def test_the_site_role_inits_installs_serves_and_predicts_without_torch_flower_o
     from edge_agent.site import SiteFolder
     from genba import env
 
-    assert {"torch", "flwr", "PySide6", "ray", "transformers"} <= set(NOT_IN_SITE)
+    assert {"torch", "flwr", "PySide6", "ray", "transformers", "onnx", "matplotlib"} <= set(NOT_IN_SITE)
     data = tmp_path / "site"
     done = run_without(
         NOT_IN_SITE, "agent", "init", "--data", str(data), "--trust", str(keypair[1]), cwd=tmp_path
@@ -120,6 +120,14 @@ def test_the_site_role_inits_installs_serves_and_predicts_without_torch_flower_o
         assert answer.label
         done = run_without(NOT_IN_SITE, "agent", "status", "--data", str(data), cwd=tmp_path)
         assert done.returncode == 0, done.stderr
+        # the KPI report without matplotlib (the site-plots extra): its tables, and why no plots
+        done = run_without(NOT_IN_SITE, "agent", "report", "--data", str(data), "--out", "kpi", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert sorted(p.name for p in (tmp_path / "kpi").iterdir()) == ["report.json", "report.md"]
+        markdown = (tmp_path / "kpi" / "report.md").read_text(encoding="utf-8")
+        assert "## Latency of production answers" in markdown and "![" not in markdown
+        assert "matplotlib is not installed on this PC" in markdown and "genba[site-plots]" in markdown
+        assert done.stdout.strip().splitlines()[-1].startswith("No plots: matplotlib is not installed")
         # the learning commands of the same install name the extra they need
         done = run_without(NOT_IN_SITE, "agent", "train", "--data", str(data), cwd=tmp_path)
         assert done.returncode == 8

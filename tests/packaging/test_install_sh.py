@@ -88,6 +88,8 @@ def test_install_lands_in_the_prefix_and_nowhere_else(base_wheelhouse: Path, tmp
     assert before["python"] == sorted(p.name for p in (base_site / "site-packages").iterdir())
     assert _tree(tmp_path / "home") == {} and _tree(tmp_path / "tmpdir") == {}  # no cache, no log left
     assert not (prefix / ".genba-install-incomplete").exists()
+    # no installer is left in the prefix: nothing adds packages to it later (an upgrade is a new prefix)
+    assert not list(prefix.glob("bin/pip*")) and not list(prefix.glob("lib/python*/site-packages/pip"))
     probe = (
         "import genba, sys, cryptography, tomli_w; print(sys.prefix, genba.__file__, cryptography.__file__)"
     )

@@ -10,7 +10,8 @@ seconds, installed size, and what each command answered.
 
 ``site`` and ``site-learn``: from the prefix alone, ``agent init`` a site, ``agent install`` the
 default bundle (exported once by this environment), ``agent serve`` it and ask the local API for
-a prediction with the prefix's own client; in ``site``, ``genba agent train`` must name the
+a prediction with the prefix's own client, and write a KPI report (in ``site``, without plots:
+no matplotlib); in ``site``, ``genba agent train`` must name the
 ``site-learn`` extra and torch must be absent. ``gui``: the operator app offscreen with
 ``--check`` against a site folder where no agent serves, which must say so in one line.
 ``--also-python`` installs each wheelhouse again with that interpreter (when it was built for
@@ -111,6 +112,9 @@ def _site_commands(role: str, prefix: Path, work: Path) -> dict[str, Any]:
         "agent install (default bundle)": _run([genba, "agent", "install", "--data", str(site), str(bundle)]),
         "agent serve + predict through the API": _serve_and_predict(prefix, site),
         "agent status": _run([genba, "agent", "status", "--data", str(site)]),
+        "agent report": _run(
+            [genba, "agent", "report", "--data", str(site), "--out", str(work / f"kpi-{role}")]
+        ),
     }
     if role == "site":
         steps["agent train (needs site-learn)"] = _run([genba, "agent", "train", "--data", str(site)])

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import sys
@@ -74,6 +75,23 @@ def _write_wheel(path: Path, members: list[tuple[str, bytes]], record: str) -> N
 
 def _record_digest(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def role_distributions(role: str) -> list[str]:
+    """Every distribution ``role`` resolves to in this environment (Genba's own wheel aside), by
+    bench/role_sizes.py's resolver: pyproject's extras followed through the installed metadata."""
+    import tomllib
+
+    spec = importlib.util.spec_from_file_location("role_sizes", PROJECT / "bench" / "role_sizes.py")
+    assert spec is not None and spec.loader is not None
+    role_sizes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(role_sizes)
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    found = role_sizes.resolve(extras[role], extras, project["dependencies"])
+    missing = [name for name in found if name.endswith("(not installed)")]
+    assert not missing, f"the {role} role needs distributions this environment lacks: {missing}"
+    return sorted(found)
 
 
 @pytest.fixture(scope="session")

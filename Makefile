@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.genba-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint bench clean venv fonts nginx wheelhouse usb-kit test-tools reliability gui-app
+.PHONY: demo test lint bench clean venv fonts nginx wheelhouse usb-kit test-tools reliability gui-app gui-app-smoke
 
 venv: $(STAMP)
 
@@ -72,6 +72,11 @@ gui-app: $(GUI_STAMP)
 	rm -rf dist/genba-gui
 	$(GUI_VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/gui-app packaging/gui/genba-gui.spec
 	$(GUI_VENV)/bin/python packaging/gui/check_app.py dist/genba-gui
+
+# CI's smoke check of the desktop program: built as above, then started offscreen with --check
+# against a real agent serving the default bundle (bench/gui_app.py --smoke).
+gui-app-smoke: gui-app $(STAMP)
+	$(BIN)/python bench/gui_app.py --smoke
 
 # The offline kit (docs/INSTALL.md): a role's wheels pinned by sha256, for Linux x86_64 and CPython
 # 3.11 and 3.12; needs the package index. Roles with torch take its CPU build from TORCH_SOURCE.

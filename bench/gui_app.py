@@ -11,6 +11,9 @@ review queue loaded). The same check from the source install (``python -m genba 
 runs beside it, as the reference.
 
     .venv/bin/python bench/gui_app.py [--build] [--app dist/genba-gui] [--runs 5]
+
+``--smoke`` (``make gui-app-smoke``, run by CI after ``make test``): one timed run, nothing written
+to docs/bench, and a non-zero exit unless the built app's check passed.
 """
 
 from __future__ import annotations
@@ -34,13 +37,16 @@ WINDOW_SHOWN = "genba gui: window shown"
 REPORTS = [f"report {n}: scratch on the housing near part {n}, surface dull" for n in range(12)]
 
 
-def main() -> int:
+def main() -> int | str:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--build", action="store_true", help="run 'make gui-app' first (timed)")
     parser.add_argument("--app", type=Path, default=ROOT / "dist" / "genba-gui")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("bench-out/gui_app"))
+    parser.add_argument("--smoke", action="store_true", help="CI's check: one run, docs/bench untouched")
     args = parser.parse_args()
+    if args.smoke:
+        args.runs = 1
     build_s = _build() if args.build else None
     binary = args.app / "genba-gui"
     if not binary.is_file():
@@ -57,6 +63,9 @@ def main() -> int:
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gui_app.json").write_text(text + "\n", encoding="utf-8")
+    if args.smoke:
+        passed = figures["forbidden_absent"] and "check passed" in figures["check_line"]
+        return 0 if passed else f"the built app's smoke check failed: {figures['check_line']}"
     (DOCS / "gui_app.json").write_text(text + "\n", encoding="utf-8")
     return 0
 

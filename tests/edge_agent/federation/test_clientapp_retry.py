@@ -29,8 +29,8 @@ def _serve(listener: socket.socket, served: list[int]) -> None:
             return
         with connection:
             connection.recv(65536)
+            served.append(1)  # counted before the answer leaves: a client that has it sees the count
             connection.sendall(RESPONSE)
-            served.append(1)
             connection.recv(65536)  # the next request on the same connection: reset, unanswered
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 

@@ -319,8 +319,7 @@ class CountedTLS:
                 wants_input = True
             pending = self._outgoing.read()
             if pending:
-                self.sock.sendall(pending)
-                self.tally.sent(len(pending))
+                self._send(pending)
             if not wants_input:
                 return result
             data = self.sock.recv(_READ_SIZE)
@@ -329,6 +328,15 @@ class CountedTLS:
                 self._incoming.write(data)
             else:
                 self._incoming.write_eof()
+
+    def _send(self, data: bytes) -> None:
+        """Send ``data``, counting each part the socket took as it goes: a send that fails halfway
+        (the connection reset under it) still counts what left, as anyone on the path saw it."""
+        view = memoryview(data)
+        while view:
+            taken = self.sock.send(view)
+            self.tally.sent(taken)
+            view = view[taken:]
 
     def _readable(self) -> bool:
         """Whether the idle connection has something to read (the server closed it): httpcore drops it."""

@@ -183,12 +183,15 @@ def test_four_sites_train_under_secagg_one_leaves_mid_run_and_the_global_model_r
         entries = _ledger_entries(site)
         new_entries = entries[: len(entries) - size]  # newest first
         after = [entry.fields["kind"] for entry in new_entries]
-        # A refusal whose run ended before the SuperLink took it is marked not_delivered beside it.
-        marked = [e.fields["details"]["kind"] for e in new_entries if e.fields["kind"] == "not_delivered"]
+        # A reply whose run ended before the SuperLink took it is marked not_delivered beside it: for
+        # the rogue run only refusals, for the publish and rollback deliveries only their receipts.
+        marks = [e.fields["details"] for e in new_entries if e.fields["kind"] == "not_delivered"]
+        rogue = [m["kind"] for m in marks if m["run"] == str(refused["run"])]
         refused_replies = after.count("error")
-        assert refused_replies > 0 and len(marked) <= refused_replies and set(marked) <= {"error"}
+        assert refused_replies > 0 and len(rogue) <= refused_replies and set(rogue) <= {"error"}
+        assert {m["kind"] for m in marks if m["run"] != str(refused["run"])} <= {"bundle_receipt"}
         assert sorted(after, reverse=True) == (
-            ["not_delivered"] * len(marked) + ["error"] * refused_replies + ["bundle_receipt"] * 2
+            ["not_delivered"] * len(marks) + ["error"] * refused_replies + ["bundle_receipt"] * 2
         )
         with SiteStore.read_only(site.store_file) as store:
             refusals = [e for e in store.audit(limit=1000) if e.fields["event"] == "federated_app_refused"]

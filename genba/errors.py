@@ -273,6 +273,11 @@ class OverloadedError(ServingError):
         self.waiting = waiting
 
 
+def install_command(extra: str) -> str:
+    """How to install Genba's ``extra`` (a role) into the environment Genba runs in."""
+    return f"pip install 'genba[{extra}]'"
+
+
 class MissingExtraError(GenbaError):
     """A command whose role (a pyproject extra) is not installed on this machine. Exit code 8.
 
@@ -283,7 +288,7 @@ class MissingExtraError(GenbaError):
 
     def __init__(self, command: str, extra: str, missing: list[str]) -> None:
         super().__init__(
-            f"{command} needs the {extra} extra: pip install 'genba[{extra}]'"
+            f"{command} needs the {extra} extra: {install_command(extra)}"
             f" (not installed: {', '.join(missing)})"
         )
         self.command = command

@@ -10,10 +10,7 @@ from typing import Any
 
 from edge_agent.report.markdown import headline, render_markdown
 from edge_agent.report.plots import PLOTS, draw
-from genba.errors import OutputPathError
-
-#: How a site installs the plots' library (docs/INSTALL.md: the roles).
-PLOTS_HINT = "pip install 'genba[site-plots]'"
+from genba.errors import OutputPathError, install_command
 
 
 def write_report(report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
@@ -45,7 +42,8 @@ def why_no_plots() -> str | None:
 
     if installed("matplotlib"):
         return None
-    return f"matplotlib is not installed on this PC; install Genba's site-plots extra for them: {PLOTS_HINT}"
+    hint = install_command("site-plots")
+    return f"matplotlib is not installed on this PC; install Genba's site-plots extra for them: {hint}"
 
 
 def _plot(name: str, report: Mapping[str, Any]) -> Callable[[Path], object]:

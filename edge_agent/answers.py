@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -109,6 +109,22 @@ def model_answers(
         )
         for row in range(count)
     ]
+
+
+class StoredInput(Protocol):
+    @property
+    def input_id(self) -> int: ...
+    @property
+    def payload(self) -> bytes: ...
+
+
+S = TypeVar("S", bound=StoredInput)
+
+
+def shortest_first(items: Iterable[S]) -> list[S]:
+    """Stored inputs by length, then id: batched in this order, similar lengths pad less, and the
+    same inputs always batch the same way."""
+    return sorted(items, key=lambda item: (len(item.payload), item.input_id))
 
 
 def decode_payload(kind: str, payload: bytes, name: str = "the image") -> Any:

@@ -118,12 +118,12 @@ def _pool_vectors(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Probabilities and embeddings of the pool, in its order; the model runs only over the inputs
     ``vectors`` lacks (and they are kept for the next time)."""
-    from edge_agent.answers import decode_payload
+    from edge_agent.answers import decode_payload, shortest_first
 
     known = vectors.get(production.model_id, [item.input_id for item in pool])
     # Shortest first, a bounded batch at a time: one run over a 2,000-item pool would grow ONNX
     # Runtime's arena to that batch's size (gigabytes for a text model) and keep it for good.
-    missing = sorted((i for i in pool if i.input_id not in known), key=lambda i: (len(i.payload), i.input_id))
+    missing = shortest_first(item for item in pool if item.input_id not in known)
     for offset in range(0, len(missing), RANKING_BATCH):
         batch = missing[offset : offset + RANKING_BATCH]
         values = [decode_payload(item.kind, item.payload) for item in batch]

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge_agent.answers import decode_payload
+from edge_agent.answers import decode_payload, shortest_first
 from edge_agent.store import LabelledInput, canonical_json
 from genba.bundle import Manifest
 from genba.errors import BundleFormatError
@@ -90,10 +90,7 @@ def cached_embeddings(
     start = time.perf_counter()
     ids = [item.input_id for item in items]
     found = cache.get_embeddings(model_key, ids)
-    # Similar lengths together pad less; ids break ties so the same labels batch the same way.
-    missing = sorted(
-        (i for i in items if i.input_id not in found), key=lambda i: (len(i.payload), i.input_id)
-    )
+    missing = shortest_first(item for item in items if item.input_id not in found)
     for offset in range(0, len(missing), batch_size):
         batch = missing[offset : offset + batch_size]
         vectors = _embed(model, [decode(item.kind, item.payload) for item in batch])

@@ -56,16 +56,20 @@ class LastKBench:
         *,
         k: int | None = None,
         export: bool = False,
+        mode: str = "last-k",
     ) -> dict[str, Any]:
+        """One fine-tuning run (``last-k``, or ``contrastive``: SetFit pairs, then a head)."""
+        from edge_agent.training.contrastive import fine_tune_contrastive
         from edge_agent.training.last_k import fine_tune
 
         source = self._source()
         config = self.config if k is None else replace(self.config, last_k=k)
-        tuned = fine_tune(source, self.encode, list(texts), targets, prior, config, seed=seed)
+        tune = fine_tune_contrastive if mode == "contrastive" else fine_tune
+        tuned = tune(source, self.encode, list(texts), targets, prior, config, seed=seed)
         self.train_seconds.append(tuned.report["seconds"])
         result = {
             "torch_acc": self._torch_accuracy(source, tuned.head, eval_texts, eval_targets),
-            "best_epoch": tuned.report["best_epoch"],
+            "best_epoch": tuned.report.get("best_epoch"),
             "train_s": tuned.report["seconds"],
         }
         if export:
@@ -79,6 +83,10 @@ class LastKBench:
         path = pretrained_model_dir()
         model = load_sentence_model(path)
         return SourceModel(path, model, transformer_blocks(model, path), None, float("nan"))
+
+    def default_accuracy(self, prior: Any, texts: Sequence[str], targets: np.ndarray) -> float:
+        """IT's head on the untouched source model (torch): the baseline every run is measured against."""
+        return self._torch_accuracy(self._source(), prior, texts, targets)
 
     def _torch_accuracy(self, source: Any, head: Any, texts: Sequence[str], targets: np.ndarray) -> float:
         import torch

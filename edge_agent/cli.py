@@ -89,16 +89,20 @@ def register(subparsers: Any) -> None:
 
 
 def _register_learning(actions: Any) -> None:
+    from edge_agent.config import TRAINING_MODES
+
     train = actions.add_parser(
         "train", help="fine-tune on the site's labels; the result enters shadow (supervisor)"
     )
     _data(train)
     train.add_argument(
         "--mode",
-        choices=("head", "last-k"),
+        choices=TRAINING_MODES,
         default="head",
         help="head: a new head on cached embeddings (seconds); "
-        "last-k: the top blocks fine-tuned too, then re-exported (minutes)",
+        "last-k: the top blocks fine-tuned with the head, then re-exported (minutes); "
+        "contrastive: the top blocks taught the classes from pairs of labels (SetFit), then a head, "
+        "re-exported (minutes; pays most with a few labels per class)",
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-wait", action="store_true", help="return once the job has started")

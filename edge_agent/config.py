@@ -24,6 +24,9 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 DECISIONS = ("non-inferiority", "superiority")
 #: Which held-out labels the gates judge on: the audit sample's (unbiased) or all.
 EVIDENCE = ("disagreement", "audit", "all")
+#: Site training modes (``genba agent train --mode``); the last two change the encoder and re-export it.
+TRAINING_MODES = ("head", "last-k", "contrastive")
+ENCODER_MODES = ("last-k", "contrastive")
 
 
 @dataclass(frozen=True)
@@ -208,9 +211,17 @@ class TrainingConfig:
     max_epochs: int = 12
     patience: int = 3
     validation_fraction: float = 0.2
+    #: ``contrastive``: SetFit's pair passes over the labels, the most pairs trained, their step size.
+    contrastive_iterations: int = 20
+    contrastive_max_pairs: int = 2000
+    contrastive_learning_rate: float = 2e-5
 
     def __post_init__(self) -> None:
         problems = []
+        if self.contrastive_iterations < 1 or self.contrastive_max_pairs < 1:
+            problems.append("training.contrastive_iterations and contrastive_max_pairs must be >= 1")
+        if not 0.0 < self.contrastive_learning_rate < 1.0:
+            problems.append("training.contrastive_learning_rate must be between 0 and 1")
         if self.last_k < 1:
             problems.append("training.last_k must be >= 1")
         if not 0.0 < self.learning_rate < 1.0:
@@ -270,8 +281,8 @@ class DriftConfig:
             problems.append("drift.projections must be between 0 and 64")
         if self.request_labels < 0:
             problems.append("drift.request_labels must be >= 0")
-        if self.train_mode not in ("head", "last-k"):
-            problems.append("drift.train_mode must be 'head' or 'last-k'")
+        if self.train_mode not in TRAINING_MODES:
+            problems.append(f"drift.train_mode must be one of {', '.join(TRAINING_MODES)}")
         if problems:
             raise ConfigError(problems)
 
@@ -516,6 +527,9 @@ batch_size = 16
 max_epochs = 12              # early stopping on a validation split of the training labels
 patience = 3
 validation_fraction = 0.2
+contrastive_iterations = 20  # contrastive: SetFit passes, each pairs every label with its class and another
+contrastive_max_pairs = 2000 # contrastive: at most this many pairs (one epoch over them)
+contrastive_learning_rate = 2e-5
 
 [drift]
 enabled = true

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from edge_agent.config import TRAINING_MODES
 from genba import env
 from genba.errors import GenbaError, RolloutError, UsageError
 
@@ -38,7 +39,7 @@ class Install(Protocol):
 
 log = logging.getLogger(__name__)
 
-MODES = ("head", "last-k")
+MODES = TRAINING_MODES
 
 
 @dataclass

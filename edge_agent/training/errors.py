@@ -55,7 +55,19 @@ class NoProductionModelError(TrainingError):
 
 class TrainingModeError(TrainingError):
     def __init__(self, mode: str) -> None:
-        super().__init__(f"training mode must be 'head' or 'last-k', not {mode!r}")
+        from edge_agent.config import TRAINING_MODES
+
+        super().__init__(f"training mode must be one of {', '.join(TRAINING_MODES)}, not {mode!r}")
+
+
+class TooFewPairsError(TrainingError):
+    def __init__(self, counts: dict[int, int], per_class: int) -> None:
+        having = sum(1 for n in counts.values() if n >= per_class)
+        super().__init__(
+            f"contrastive training needs {per_class} or more training labels in each of 2 or more classes "
+            f"({having} class{'es' if having != 1 else ''} have that many): label more items, "
+            "or use --mode head"
+        )
 
 
 class SourceModelMissingError(TrainingError):
@@ -68,7 +80,9 @@ class SourceModelMissingError(TrainingError):
 
 class UnsupportedSourceError(TrainingError):
     def __init__(self, path: Path, why: str) -> None:
-        super().__init__(f"last-k training cannot fine-tune {path}: {why}; use --mode head for this model")
+        super().__init__(
+            f"training the encoder cannot fine-tune {path}: {why}; use --mode head for this model"
+        )
 
 
 class SourceMismatchError(TrainingError):

@@ -72,7 +72,7 @@ def fine_tune(
     train, validation = stratified_split(targets, config.validation_fraction, seed)
     if len(np.unique(targets[train])) < 2:
         train, validation = np.arange(len(targets)), np.array([], dtype=np.int64)
-    k = _unfreeze_top(source, config.last_k)
+    k = unfreeze_top(source, config.last_k)
     model = source.model.to(device)
     head = starting_head(prior.weight.shape[1], prior.num_labels, seed, prior).to(device)
     run = _Run(source, encode, texts, targets, head, device)
@@ -221,7 +221,7 @@ class _Run:
         return round(correct / len(positions), 6), round(total_loss / len(positions), 6)
 
 
-def _unfreeze_top(source: SourceModel, k: int) -> int:
+def unfreeze_top(source: SourceModel, k: int) -> int:
     for parameter in source.model.parameters():
         parameter.requires_grad_(False)
     k = min(k, len(source.blocks))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.answers import decode_payload
-from edge_agent.config import AgentConfig, load_agent_config
+from edge_agent.config import TRAINING_MODES, AgentConfig, load_agent_config
 from edge_agent.library import ModelLibrary
 from edge_agent.site import SiteFolder
 from edge_agent.store import LabelledInput, ModelRow, SiteStore
@@ -32,7 +32,7 @@ from genba.runtime.config import ProviderPolicy
 from genba.runtime.model import BundleModel
 from genba.versions import ModelVersion, next_site_revision
 
-MODES = ("head", "last-k")
+MODES = TRAINING_MODES
 _PROBE_SIZE = 16
 
 
@@ -52,6 +52,8 @@ def train_candidate(
     ``head``: a new head fitted on cached backbone embeddings, written as a head swap.
     ``last-k``: the top blocks of the source torch model fine-tuned with the head, then
     re-exported with the parent's precision through the export gates.
+    ``contrastive``: the top blocks taught the classes from pairs of training labels (SetFit),
+    a head fitted on the tuned embeddings, then re-exported as ``last-k`` is.
     ``signing_key`` defaults to the site's own key (``DATA/keys/site-sign.pem``); ``provider``
     (auto, gpu, cpu) overrides the site's runtime setting. Returns a JSON-able summary: the
     bundle, its version, its parent and the training report.
@@ -106,8 +108,8 @@ def train_candidate(
             probe=embedded.vectors[:_PROBE_SIZE],
         )
     else:
-        manifest, report = _train_last_k(
-            site, config, parent, model, data, prior, out, key_path, origin, seed, version
+        manifest, report = _train_encoder(
+            mode, site, config, parent, model, data, prior, out, key_path, origin, seed, version
         )
     report["seconds"] = round(time.perf_counter() - started, 3)
     return {
@@ -121,7 +123,8 @@ def train_candidate(
     }
 
 
-def _train_last_k(
+def _train_encoder(
+    mode: str,
     site: SiteFolder,
     config: AgentConfig,
     parent: VerifiedBundle,
@@ -134,16 +137,21 @@ def _train_last_k(
     seed: int,
     version: ModelVersion,
 ) -> tuple[Manifest, dict[str, Any]]:
+    """``last-k`` or ``contrastive``: fine-tune the source model's top blocks, re-export, sign."""
+    from edge_agent.training.contrastive import contrastive_pairs, fine_tune_contrastive
     from edge_agent.training.last_k import fine_tune, training_device
     from edge_agent.training.reexport import write_last_k_candidate
     from edge_agent.training.source import load_source
 
     if prior is None or data.items[0].kind != "text":
-        raise UnsupportedSourceError(parent.path, "last-k training needs a text model with a head graph")
+        raise UnsupportedSourceError(parent.path, f"{mode} training needs a text model with a head graph")
+    if mode == "contrastive":  # refused before the source model loads: nothing is written
+        contrastive_pairs(data.label_indices, 1, 1, seed)
     texts = [str(decode_payload(item.kind, item.payload)) for item in data.items]
     device = training_device(model.config.provider)
     source = load_source(site, config.training, parent, model, texts[: _PROBE_SIZE * 2])
-    tuned = fine_tune(
+    tune = fine_tune_contrastive if mode == "contrastive" else fine_tune
+    tuned = tune(
         source,
         model.preprocessor.encode,
         texts,
@@ -155,11 +163,11 @@ def _train_last_k(
     )
     report = _report(
         data,
-        "last-k",
+        mode,
         model.provider,
         seed,
         variant=model.variant,
-        last_k=tuned.report,
+        **{mode.replace("-", "_"): tuned.report},
         source={
             "path": str(source.path),
             "site_weights": bool(source.site_weights),

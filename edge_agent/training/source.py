@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.config import TrainingConfig
+from edge_agent.config import ENCODER_MODES, TrainingConfig
 from edge_agent.site import SiteFolder
 from edge_agent.training.errors import (
     SiteWeightsMissingError,
@@ -123,7 +123,7 @@ def _apply_site_weights(site: SiteFolder, model: Any, parent: VerifiedBundle) ->
     path = weights_file(site, backbone_sha256(parent))
     if not path.is_file():
         source = parent.manifest.lineage.source or {}
-        if source.get("kind") == "site-training" and source.get("mode") == "last-k":
+        if source.get("kind") == "site-training" and source.get("mode") in ENCODER_MODES:
             model_info = parent.manifest.model
             raise SiteWeightsMissingError(str(model_info.name), model_info.version, path)
         return None

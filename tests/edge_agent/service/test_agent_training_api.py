@@ -52,6 +52,15 @@ def test_training_through_the_api_puts_a_site_signed_candidate_in_shadow(
         assert failed.state == "failed" and failed.mode == "last-k"
         assert "does not compute the production backbone" in failed.message
         assert "\n" not in failed.message and client.status().candidate.version_label == "1.1"
+        # contrastive is asked for the same way, and refused by the same check on its source model.
+        client.train("contrastive")
+        refused = waiter(lambda: getattr(client.training(), "state", None) != "running" and client.training(),
+                         timeout=180, what="the contrastive job")  # fmt: skip
+        assert refused.state == "failed" and refused.mode == "contrastive"
+        assert "does not compute the production backbone" in refused.message and "\n" not in refused.message
+        assert client.status().candidate.version_label == "1.1"
+    # Three training jobs ran, and torch never loaded into the agent that serves: each ran in a child.
+    assert "libtorch" not in Path(f"/proc/{agent.process.pid}/maps").read_text()
     candidate = status.candidate
     assert (candidate.version, candidate.revision, candidate.stage) == (1, 1, "shadow")
     assert candidate.signer_key_id != status.production.signer_key_id  # the site's key, not IT's

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 from edge_agent.agent import Agent
-from edge_agent.answers import Item
 from edge_agent.site import SiteFolder
-from edge_agent.store import SiteStore
 from edge_agent.training import train_candidate
 from edge_agent.training.errors import (
     SiteWeightsMissingError,
@@ -20,120 +18,20 @@ from edge_agent.training.errors import (
     SourceModelMissingError,
     UnsupportedSourceError,
 )
-from edge_agent.training.source import WEIGHTS_SUFFIX, load_sentence_model
+from edge_agent.training.source import WEIGHTS_SUFFIX
 from genba import keys
 from genba.bundle import verify_directory
 from genba.errors import ConfigError, GenbaError, ProviderUnavailableError
-from genba.runtime.config import RuntimeConfig
-from genba.runtime.model import BundleModel
-
-LABELS = ("ok", "scratch", "dent")
-PHRASES = {"scratch": "scratch on the {}", "dent": "dent near the {}", "ok": "good {} part ok"}
-PLACES = ("housing", "bracket", "rim", "flange", "gasket", "clip")
-TRAIN = [(PHRASES[label].format(place), label, "train") for label in LABELS for place in PLACES]
-HOLDOUT = [
-    (PHRASES[label].format(place), label, "holdout") for label in LABELS for place in ("screw", "line")
-]
-FAST = {"last_k": 1, "max_epochs": 4, "patience": 2, "learning_rate": 1e-3, "batch_size": 8}
-
-
-@pytest.fixture(scope="module")
-def sentence_dir(tiny_sentence: Path) -> Path:
-    return tiny_sentence
-
-
-@pytest.fixture(scope="module")
-def sentence_bundle(
-    sentence_dir: Path, keypair: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """The tiny sentence model with a random 3-label head, exported fp32 and signed by IT."""
-    from export import ExportConfig, export_model
-    from export.graphs import HeadWeights
-
-    rng = np.random.default_rng(0)
-    head = HeadWeights(rng.normal(0, 0.5, (3, 32)).astype(np.float32), np.zeros(3, dtype=np.float32))
-    config = ExportConfig(
-        model_dir=sentence_dir,
-        task="text-classification",
-        out=tmp_path_factory.mktemp("st-bundle") / "bundle",
-        labels=LABELS,
-        precision="fp32",
-        signing_key=keypair[0],
-        name="tiny-st",
-    )
-    return export_model(config, head=head).bundle
-
-
-@pytest.fixture
-def st_site(
-    make_site: Callable[..., SiteFolder], sentence_bundle: Path, sentence_dir: Path, agent_harness: Any
-) -> Callable[..., SiteFolder]:
-    def build(**training: Any) -> SiteFolder:
-        site = make_site("site-a")
-        agent_harness.write_settings(
-            site, {"training": {"source_model": str(sentence_dir), **FAST, **training}}
-        )
-        with Agent.open(site) as agent:
-            agent.install(sentence_bundle, actor="supervisor")
-            label_texts(agent, [*TRAIN, *HOLDOUT])
-        return site
-
-    return build
-
-
-def label_texts(agent: Agent, labelled: Sequence[tuple[str, str, str]]) -> None:
-    answers = agent.predict([Item(kind="text", value=text, raw=text.encode()) for text, _, _ in labelled])
-    for answer, (_, label, split) in zip(answers, labelled, strict=True):
-        agent.store.add_label(answer.input_id, label, actor="operator", split=split)
 
 
 def last_k(site: SiteFolder, out: Path, **options: Any) -> dict[str, Any]:
     return train_candidate(site.root, mode="last-k", out=out, seed=0, provider="cpu", **options)
 
 
-def production_dir(site: SiteFolder) -> Path:
-    with SiteStore.read_only(site.store_file) as store:
-        production = store.slots().production
-        assert production is not None
-        return site.models_dir / store.get_model(production.model_id).path
-
-
-def leftovers(site: SiteFolder) -> list[str]:
-    """Anything in the training folder but kept weights (no scratch model, no staged file)."""
-    if not site.training_dir.exists():
-        return []
-    return sorted(
-        str(p.relative_to(site.training_dir))
-        for p in site.training_dir.rglob("*")
-        if not (p.is_dir() and p.name == "weights")
-        and not (p.parent.name == "weights" and p.suffix == WEIGHTS_SUFFIX and not p.name.startswith("."))
-    )
-
-
-def embeddings(bundle: Path, texts: list[str]) -> np.ndarray:
-    model = BundleModel(verify_directory(bundle, None), RuntimeConfig(provider="cpu", intra_op_threads=1))
-    return np.asarray(model.run(texts)["embedding"])
-
-
-def torch_embeddings(source: Path, weights: Path | None, bundle: Path, texts: list[str]) -> np.ndarray:
-    import torch
-    from safetensors.torch import load_file
-
-    model = load_sentence_model(source)
-    if weights is not None:
-        model.load_state_dict(load_file(str(weights)), strict=False)
-    feeds = BundleModel(verify_directory(bundle, None), RuntimeConfig(provider="cpu")).preprocessor.encode(
-        texts
-    )
-    with torch.inference_mode():
-        return model({k: torch.from_numpy(v) for k, v in feeds.items()})["sentence_embedding"].numpy()
-
-
 def test_last_k_fine_tunes_the_top_block_and_re_exports_a_site_signed_candidate(
-    st_site: Callable[..., SiteFolder], sentence_dir: Path, tmp_path: Path
-) -> None:
+    st_site: Callable[..., SiteFolder], sentence_dir: Path, tmp_path: Path, sentence_site: Any) -> None:
     site = st_site()
-    parent_dir = production_dir(site)
+    parent_dir = sentence_site.production_dir(site)
     parent = verify_directory(parent_dir, None).manifest.to_json()  # as written
     result = last_k(site, tmp_path / "candidate")
 
@@ -177,15 +75,17 @@ def test_last_k_fine_tunes_the_top_block_and_re_exports_a_site_signed_candidate(
     names = set(load_file(str(weights)))
     assert names and all(".encoder.layer.1." in name for name in names)
     assert weights.stat().st_mode & 0o077 == 0
-    assert leftovers(site) == []
+    assert sentence_site.leftovers(site) == []
 
     # What serves is what was trained: the candidate's embedding is the source plus those weights.
     texts = ["scratch on the rim", "good clip part ok", "dent near the line"]
-    served = embeddings(tmp_path / "candidate", texts)
+    served = sentence_site.embeddings(tmp_path / "candidate", texts)
     np.testing.assert_allclose(
-        served, torch_embeddings(sentence_dir, weights, tmp_path / "candidate", texts), atol=1e-4
+        served,
+        sentence_site.torch_embeddings(sentence_dir, weights, tmp_path / "candidate", texts),
+        atol=1e-4,
     )
-    assert not np.allclose(served, embeddings(parent_dir, texts), atol=1e-3)
+    assert not np.allclose(served, sentence_site.embeddings(parent_dir, texts), atol=1e-3)
 
     with Agent.open(site) as agent:
         installed = agent.install(tmp_path / "candidate", actor="supervisor")
@@ -194,8 +94,7 @@ def test_last_k_fine_tunes_the_top_block_and_re_exports_a_site_signed_candidate(
 
 
 def test_a_second_round_starts_from_the_sites_own_weights_and_refuses_when_they_are_gone(
-    st_site: Callable[..., SiteFolder], tmp_path: Path
-) -> None:
+    st_site: Callable[..., SiteFolder], tmp_path: Path, sentence_site: Any) -> None:
     site = st_site()
     last_k(site, tmp_path / "first")
     with Agent.open(site, serving=False) as agent:
@@ -212,7 +111,7 @@ def test_a_second_round_starts_from_the_sites_own_weights_and_refuses_when_they_
         last_k(site, tmp_path / "third")
     message = str(caught.value)
     assert "v1.1 was fine-tuned at this site" in message and "head mode" in message and "\n" not in message
-    assert not (tmp_path / "third").exists() and leftovers(site) == []
+    assert not (tmp_path / "third").exists() and sentence_site.leftovers(site) == []
 
 
 def test_a_source_that_is_not_the_production_backbone_is_refused_and_nothing_is_written(
@@ -220,8 +119,7 @@ def test_a_source_that_is_not_the_production_backbone_is_refused_and_nothing_is_
     tmp_path: Path,
     tiny_encoder: Path,
     tiny_model_builders: Any,
-    agent_harness: Any,
-) -> None:
+    agent_harness: Any, sentence_site: Any) -> None:
     other = tiny_model_builders.tiny_sentence_encoder(tmp_path / "other-st", seed=1)
     cases: list[tuple[dict[str, Any], type[GenbaError], str]] = [
         ({"source_model": str(other)}, SourceMismatchError, "does not compute the production backbone"),
@@ -237,7 +135,7 @@ def test_a_source_that_is_not_the_production_backbone_is_refused_and_nothing_is_
         message = str(caught.value)
         assert words in message
         assert "\n" not in message and caught.value.exit_code == 2
-        assert not (tmp_path / "candidate").exists() and leftovers(site) == []
+        assert not (tmp_path / "candidate").exists() and sentence_site.leftovers(site) == []
         assert not list(site.training_dir.glob("weights/*"))
 
 

@@ -102,7 +102,8 @@ def _register_learning(actions: Any) -> None:
         help="head: a new head on cached embeddings (seconds); "
         "last-k: the top blocks fine-tuned with the head, then re-exported (minutes); "
         "contrastive: the top blocks taught the classes from pairs of labels (SetFit), then a head, "
-        "re-exported (minutes; pays most with a few labels per class)",
+        "re-exported (minutes); auto: each mode tried on a validation split of the labels, the one "
+        "that beats production trained (nothing if none does)",
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-wait", action="store_true", help="return once the job has started")

@@ -24,8 +24,9 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 DECISIONS = ("non-inferiority", "superiority")
 #: Which held-out labels the gates judge on: the audit sample's (unbiased) or all.
 EVIDENCE = ("disagreement", "audit", "all")
-#: Site training modes (``genba agent train --mode``); the last two change the encoder and re-export it.
-TRAINING_MODES = ("head", "last-k", "contrastive")
+#: Site training modes (``genba agent train --mode``): ``auto`` tries the others on a validation split
+#: and trains the winner; last-k and contrastive change the encoder and re-export it.
+TRAINING_MODES = ("head", "last-k", "contrastive", "auto")
 ENCODER_MODES = ("last-k", "contrastive")
 
 

@@ -70,6 +70,14 @@ class TooFewPairsError(TrainingError):
         )
 
 
+class AutoDeclinedError(TrainingError):
+    def __init__(self, validation: int, production: int, best: str, right: int) -> None:
+        super().__init__(
+            f"--mode auto trained nothing: on {validation} validation labels no mode beat production "
+            f"({production} right; best {best}, {right}): label more items, or name a mode with --mode"
+        )
+
+
 class SourceModelMissingError(TrainingError):
     def __init__(self, path: Path) -> None:
         super().__init__(

@@ -19,6 +19,7 @@ from edge_agent.config import TRAINING_MODES, AgentConfig, load_agent_config
 from edge_agent.library import ModelLibrary
 from edge_agent.site import SiteFolder
 from edge_agent.store import LabelledInput, ModelRow, SiteStore
+from edge_agent.training.auto import AutoChoice
 from edge_agent.training.candidate import CandidateSource, head_file, parent_reference, write_head_candidate
 from edge_agent.training.data import TrainingSet, read_training_labels, training_set
 from edge_agent.training.embeddings import DEFAULT_BATCH_SIZE, Embedded, backbone_key, cached_embeddings
@@ -78,13 +79,13 @@ def train_candidate(
     prior = _parent_head(parent.path / head_file(parent.manifest))  # one-graph models refused here
     data = training_set(items, parent.manifest.labels or (), parent.manifest.input.kind)
     model = BundleModel(parent, runtime)
+    chosen: dict[str, Any] = {}
+    if mode == "auto":
+        choice = _choose_mode(site, config, parent, model, data, prior, seed, head_config, batch_size)
+        mode, chosen = choice.mode, {"auto": choice.report}
     origin = CandidateSource(site=config.site, labels=len(data), seed=seed, mode=mode)
     if mode == "head":
-        with SiteStore(site.store_file) as store:
-            store.drop_pruned_embeddings()
-            embedded = cached_embeddings(
-                store, model, backbone_key(parent.manifest, model.variant), data.items, batch_size=batch_size
-            )
+        embedded = _embedded(site, parent, model, data, batch_size)
         fit = fit_head(
             embedded.vectors, data.label_indices, len(data.labels), seed=seed, config=head_config, prior=prior
         )
@@ -96,6 +97,7 @@ def train_candidate(
             variant=model.variant,
             head=fit.report,
             **_embedding_report(embedded),
+            **chosen,
         )
         manifest = write_head_candidate(
             parent,
@@ -109,7 +111,7 @@ def train_candidate(
         )
     else:
         manifest, report = _train_encoder(
-            mode, site, config, parent, model, data, prior, out, key_path, origin, seed, version
+            mode, site, config, parent, model, data, prior, out, key_path, origin, seed, version, chosen
         )
     report["seconds"] = round(time.perf_counter() - started, 3)
     return {
@@ -136,6 +138,7 @@ def _train_encoder(
     origin: CandidateSource,
     seed: int,
     version: ModelVersion,
+    extra: dict[str, Any],
 ) -> tuple[Manifest, dict[str, Any]]:
     """``last-k`` or ``contrastive``: fine-tune the source model's top blocks, re-export, sign."""
     from edge_agent.training.contrastive import contrastive_pairs, fine_tune_contrastive
@@ -173,6 +176,7 @@ def _train_encoder(
             "site_weights": bool(source.site_weights),
             "mean_cosine": source.mean_cosine,
         },
+        **extra,
     )
     manifest = write_last_k_candidate(
         site, parent, source, tuned, out, key_path, texts=texts, origin=origin, version=version,
@@ -180,6 +184,56 @@ def _train_encoder(
         threads=model.config.intra_op_threads,
     )  # fmt: skip
     return manifest, report
+
+
+def _embedded(
+    site: SiteFolder, parent: VerifiedBundle, model: BundleModel, data: TrainingSet, batch_size: int
+) -> Embedded:
+    """Production's embeddings of the training items, from the site's cache where it has them."""
+    with SiteStore(site.store_file) as store:
+        store.drop_pruned_embeddings()
+        return cached_embeddings(
+            store, model, backbone_key(parent.manifest, model.variant), data.items, batch_size=batch_size
+        )
+
+
+def _choose_mode(
+    site: SiteFolder,
+    config: AgentConfig,
+    parent: VerifiedBundle,
+    model: BundleModel,
+    data: TrainingSet,
+    prior: HeadWeights | None,
+    seed: int,
+    head_config: HeadTrainingConfig | None,
+    batch_size: int,
+) -> AutoChoice:
+    """``auto``: each mode this model allows, tried on a validation split (``edge_agent.training.auto``)."""
+    from edge_agent.training.auto import AutoInputs, choose_mode
+    from edge_agent.training.errors import TrainingError
+    from edge_agent.training.last_k import training_device
+    from edge_agent.training.source import load_source
+
+    if prior is None:
+        raise UnsupportedSourceError(parent.path, "training needs a model with a head graph")
+    vectors = _embedded(site, parent, model, data, batch_size).vectors
+    inputs = AutoInputs(targets=data.label_indices, parent=prior, vectors=vectors)
+    if data.items[0].kind == "text":
+        texts = [str(decode_payload(item.kind, item.payload)) for item in data.items]
+        probe = texts[: _PROBE_SIZE * 2]
+        try:  # the source model is checked once here; each trial then loads a fresh copy
+            load_source(site, config.training, parent, model, probe)
+        except TrainingError as error:
+            inputs = dataclasses.replace(inputs, encoder_unavailable=str(error))
+        else:
+            inputs = dataclasses.replace(
+                inputs,
+                texts=texts,
+                new_source=lambda: load_source(site, config.training, parent, model, probe),
+                encode=model.preprocessor.encode,
+                device=training_device(model.config.provider),
+            )
+    return choose_mode(inputs, config.training, seed, head_config)
 
 
 def _parent_head(path: Path) -> HeadWeights | None:

@@ -180,7 +180,7 @@ def test_features_are_scores_and_fixed_projections_and_no_text_is_stored(agent: 
     [
         ({"window_items": 5}, "drift.window_items must be >= 20"),
         ({"alpha": 0.2, "warning_alpha": 0.1}, "0 < alpha <= warning_alpha < 1"),
-        ({"train_mode": "full"}, "drift.train_mode must be one of head, last-k, contrastive"),
+        ({"train_mode": "full"}, "drift.train_mode must be one of head, last-k, contrastive, auto"),
     ],
 )
 def test_bad_drift_settings_are_refused_with_what_to_change(

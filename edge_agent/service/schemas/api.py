@@ -275,7 +275,7 @@ class RollbackRequest(Strict):
 
 
 class TrainRequest(Strict):
-    mode: Literal["head", "last-k", "contrastive"] = "head"
+    mode: Literal["head", "last-k", "contrastive", "auto"] = "head"
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0
 
 

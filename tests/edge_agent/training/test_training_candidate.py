@@ -273,7 +273,7 @@ def test_a_site_without_production_or_with_a_bad_mode_says_what_to_do(
     _assert_one_line(caught.value, "no production model is installed at this site")
     with pytest.raises(NoProductionModelError):
         train_candidate(bare.root, mode="last-k", out=tmp_path / "candidate", signing_key=signing_key)
-    with pytest.raises(TrainingModeError, match="must be one of head, last-k, contrastive, not 'tail'"):
+    with pytest.raises(TrainingModeError, match="must be one of head, last-k, contrastive, auto, not 'tail'"):
         train_candidate(bare.root, mode="tail", out=tmp_path / "candidate", signing_key=signing_key)
     assert not (tmp_path / "candidate").exists()
 

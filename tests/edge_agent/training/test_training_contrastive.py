@@ -137,5 +137,5 @@ def test_contrastive_settings_are_checked_with_the_rest_of_agent_toml() -> None:
     problems = caught.value.problems
     assert "training.contrastive_iterations and contrastive_max_pairs must be >= 1" in problems
     assert "training.contrastive_learning_rate must be between 0 and 1" in problems
-    assert "drift.train_mode must be one of head, last-k, contrastive" in problems
+    assert "drift.train_mode must be one of head, last-k, contrastive, auto" in problems
     assert config_from_mapping({"drift": {"train_mode": "contrastive"}}).drift.train_mode == "contrastive"

@@ -1,0 +1,83 @@
+"""--mode auto: each mode tried on labels it never trained on; the winner trains, or nothing does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge_agent.config import TrainingConfig
+from edge_agent.site import SiteFolder
+from edge_agent.training import train_candidate
+from edge_agent.training.auto import AutoInputs, choose_mode
+from edge_agent.training.errors import AutoDeclinedError
+from export.graphs import HeadWeights
+from genba import keys
+from genba.bundle import verify_directory
+
+CONTRASTIVE = {"contrastive_learning_rate": 1e-3, "contrastive_iterations": 5, "contrastive_max_pairs": 200}
+
+
+def _clusters(per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three well-separated classes in 8 dimensions: (vectors, targets, class centres)."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(3, 8, dtype=np.float32) * 4
+    targets = np.repeat(np.arange(3), per_class)
+    vectors = centres[targets] + rng.normal(0, 0.3, (len(targets), 8)).astype(np.float32)
+    return vectors, targets, centres
+
+
+def test_a_head_that_beats_production_on_the_validation_labels_is_chosen_and_says_why() -> None:
+    vectors, targets, centres = _clusters(10)
+    wrong = HeadWeights(np.roll(centres, 1, axis=0), np.zeros(3, dtype=np.float32))  # every answer wrong
+    choice = choose_mode(AutoInputs(targets=targets, parent=wrong, vectors=vectors), TrainingConfig())
+    report = choice.report
+    assert choice.mode == "head" and report["chosen"] == "head"
+    assert report["validation_size"] == 6 and report["production_right"] == 0
+    assert report["modes"]["head"]["right"] == 6
+    assert "only head trains this model" in report["modes"]["last-k"]["skipped"]
+    assert report["why"] == "head answered 6 of 6 validation labels right, production 0"
+
+
+def test_no_mode_better_than_production_trains_nothing_in_one_line() -> None:
+    vectors, targets, centres = _clusters(10)
+    perfect = HeadWeights(centres.copy(), np.zeros(3, dtype=np.float32))
+    with pytest.raises(AutoDeclinedError) as caught:
+        choose_mode(AutoInputs(targets=targets, parent=perfect, vectors=vectors), TrainingConfig())
+    message = str(caught.value)
+    assert "no mode beat production (6 right; best head, 6)" in message
+    assert "label more items" in message and "\n" not in message and caught.value.exit_code == 2
+
+
+def test_too_few_labels_to_hold_out_choose_the_head_closest_to_production() -> None:
+    vectors, targets, centres = _clusters(2)
+    choice = choose_mode(
+        AutoInputs(targets=targets, parent=HeadWeights(centres, np.zeros(3, np.float32)), vectors=vectors),
+        TrainingConfig(),
+    )
+    assert choice.mode == "head" and choice.report["validation_size"] == 0
+    assert "too few labels to hold any out" in choice.report["why"]
+
+
+def test_auto_tries_every_mode_on_the_site_and_its_winner_is_the_signed_candidate(
+    st_site: Callable[..., SiteFolder], tmp_path: Path
+) -> None:
+    site = st_site(**CONTRASTIVE)
+    result = train_candidate(site.root, mode="auto", out=tmp_path / "candidate", seed=0, provider="cpu")
+
+    site_key = keys.load_public_key(site.site_key_file.with_name("site-sign.pem.pub"))
+    manifest = verify_directory(tmp_path / "candidate", [site_key]).manifest.to_json()
+    report = manifest["validation"]["site_training"]
+    auto: dict[str, Any] = report["auto"]
+    scores = {mode: trial["right"] for mode, trial in auto["modes"].items()}
+    assert set(scores) == {"head", "last-k", "contrastive"}  # the text model allows all three
+    chosen = auto["chosen"]
+    assert scores[chosen] == max(scores.values()) and scores[chosen] > auto["production_right"]
+    order = ["head", "last-k", "contrastive"]
+    assert all(scores[m] < scores[chosen] for m in order[: order.index(chosen)])  # ties: the quicker
+    # The candidate is the winner's, trained on every label: its lineage names that mode, not "auto".
+    assert manifest["lineage"]["source"]["mode"] == chosen == report["mode"] == result["report"]["mode"]
+    assert manifest["lineage"]["source"]["labels"] == 18 == auto["validation_size"] + auto["train_size"]

@@ -105,6 +105,13 @@ def _register_learning(actions: Any) -> None:
         "re-exported (minutes); auto: each mode tried on a validation split of the labels, the one "
         "that beats production trained (nothing if none does)",
     )
+    train.add_argument(
+        "--unlabelled",
+        choices=("off", "adapt", "pseudo"),
+        default="off",
+        help="the site's unlabelled reports: adapt (last-k, contrastive, auto): the encoder adapts to "
+        "them first (SimCSE); pseudo (head): production's sure answers count as half labels",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-wait", action="store_true", help="return once the job has started")
     train.set_defaults(handler=_train)
@@ -303,7 +310,7 @@ def _train(args: argparse.Namespace) -> int:
 def _train_online(client: Any, args: argparse.Namespace) -> Any:
     import time
 
-    job = client.train(args.mode, args.seed)
+    job = client.train(args.mode, args.seed, args.unlabelled)
     while not args.no_wait and job.state == "running":
         time.sleep(1.0)
         job = client.training() or job
@@ -329,6 +336,7 @@ def _train_offline(agent: Any, args: argparse.Namespace) -> Any:
         seed=args.seed,
         actor="supervisor",
         label=label,
+        unlabelled=args.unlabelled,
     )
 
 

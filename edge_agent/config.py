@@ -216,9 +216,21 @@ class TrainingConfig:
     contrastive_iterations: int = 20
     contrastive_max_pairs: int = 2000
     contrastive_learning_rate: float = 2e-5
+    #: ``--unlabelled adapt``: at most this many unlabelled texts, in batches of this size, this step.
+    adapt_max_texts: int = 2000
+    adapt_batch_size: int = 32
+    adapt_learning_rate: float = 3e-5
+    #: ``--unlabelled pseudo`` (head mode): production's answers at or above this score become labels.
+    pseudo_threshold: float = 0.9
 
     def __post_init__(self) -> None:
         problems = []
+        if self.adapt_max_texts < 1 or self.adapt_batch_size < 2:
+            problems.append("training.adapt_max_texts must be >= 1 and adapt_batch_size >= 2")
+        if not 0.0 < self.adapt_learning_rate < 1.0:
+            problems.append("training.adapt_learning_rate must be between 0 and 1")
+        if not 0.0 < self.pseudo_threshold <= 1.0:
+            problems.append("training.pseudo_threshold must be > 0 and <= 1")
         if self.contrastive_iterations < 1 or self.contrastive_max_pairs < 1:
             problems.append("training.contrastive_iterations and contrastive_max_pairs must be >= 1")
         if not 0.0 < self.contrastive_learning_rate < 1.0:
@@ -531,6 +543,10 @@ validation_fraction = 0.2
 contrastive_iterations = 20  # contrastive: SetFit passes, each pairs every label with its class and another
 contrastive_max_pairs = 2000 # contrastive: at most this many pairs (one epoch over them)
 contrastive_learning_rate = 2e-5
+adapt_max_texts = 2000       # --unlabelled adapt: the newest unlabelled training-split texts used
+adapt_batch_size = 32
+adapt_learning_rate = 3e-5
+pseudo_threshold = 0.9       # --unlabelled pseudo: production's answers this sure become labels
 
 [drift]
 enabled = true

@@ -48,6 +48,7 @@ class TrainingJob:
     mode: str
     actor: str
     seed: int
+    unlabelled: str = "off"  # off | adapt | pseudo (edge_agent.training.adapt)
     state: str = "running"  # running | succeeded | failed
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
@@ -58,10 +59,13 @@ class TrainingJob:
         return asdict(self)
 
 
-def training_command(data: Path, mode: str, out: Path, signing_key: Path, seed: int) -> list[str]:
+def training_command(
+    data: Path, mode: str, out: Path, signing_key: Path, seed: int, unlabelled: str = "off"
+) -> list[str]:
     return [
         sys.executable, "-m", "edge_agent.training", "--data", str(data), "--mode", mode,
         "--out", str(out), "--signing-key", str(signing_key), "--seed", str(seed),
+        "--unlabelled", unlabelled,
     ]  # fmt: skip
 
 
@@ -72,6 +76,7 @@ def run_training(
     signing_key: Path,
     seed: int,
     started: Callable[[subprocess.Popen[str]], None] | None = None,
+    unlabelled: str = "off",
 ) -> dict[str, Any]:
     """Run the training process to completion; its result, or its one-line error as a GenbaError.
 
@@ -80,7 +85,7 @@ def run_training(
     if mode not in MODES:
         raise UsageError(f"training mode {mode!r} is not available; use one of {', '.join(MODES)}")
     child = subprocess.Popen(
-        training_command(data, mode, out, signing_key, seed),
+        training_command(data, mode, out, signing_key, seed, unlabelled),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.child_environment(),
     )  # fmt: skip
     if started is not None:
@@ -110,15 +115,18 @@ class TrainingJobs:
         self._lock = threading.Lock()
         self._child: subprocess.Popen[str] | None = None
 
-    def start(self, *, mode: str, actor: str, seed: int = 0) -> TrainingJob:
+    def start(self, *, mode: str, actor: str, seed: int = 0, unlabelled: str = "off") -> TrainingJob:
         if mode not in MODES:
             raise UsageError(f"training mode {mode!r} is not available; use one of {', '.join(MODES)}")
         with self._lock:
             if self.current is not None and self.current.state == "running":
                 raise RolloutError(f"training job {self.current.id} is still running; wait for it to finish")
-            job = TrainingJob(id=time.strftime("%Y%m%d-%H%M%S"), mode=mode, actor=actor, seed=seed)
+            job = TrainingJob(
+                id=time.strftime("%Y%m%d-%H%M%S"), mode=mode, actor=actor, seed=seed, unlabelled=unlabelled
+            )
             self.current = job
-        self.store.append_audit("train_started", actor, {"job": job.id, "mode": mode, "seed": seed})
+        details = {"job": job.id, "mode": mode, "seed": seed, "unlabelled": unlabelled}
+        self.store.append_audit("train_started", actor, details)
         threading.Thread(target=self._run, args=(job,), name="genba-training", daemon=True).start()
         return job
 
@@ -151,6 +159,7 @@ class TrainingJobs:
         return train_and_install(
             self.site, self.store, self.install,
             mode=job.mode, seed=job.seed, actor=job.actor, label=job.id, started=self._adopt,
+            unlabelled=job.unlabelled,
         )  # fmt: skip
 
 
@@ -164,6 +173,7 @@ def train_and_install(
     actor: str,
     label: str,
     started: Callable[[subprocess.Popen[str]], None] | None = None,
+    unlabelled: str = "off",
 ) -> dict[str, Any]:
     """Train into a folder of the job's own and install from it; the folder goes however it ends.
 
@@ -177,7 +187,7 @@ def train_and_install(
     scratch = tempfile.TemporaryDirectory(prefix=f"{label}-{mode}-", dir=root, ignore_cleanup_errors=True)
     with scratch as folder:
         out = Path(folder) / "bundle"
-        result = run_training(site.root, mode, out, site.site_key_file, seed, started)
+        result = run_training(site.root, mode, out, site.site_key_file, seed, started, unlabelled)
         installed = install(out, actor=actor)["installed"]
     result["bundle"] = str(site.models_dir / store.get_model(installed["model_id"]).path)
     return {"training": result, "installed": installed}

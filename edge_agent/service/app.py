@@ -205,7 +205,8 @@ def create_app(agent: Agent, tokens: TokenRegistry, config: ApiConfig) -> FastAP
 
     @app.post("/v1/train", response_model=schemas.TrainingResponse, tags=["models"])
     def train(body: schemas.TrainRequest, role: str = manage_role) -> dict[str, Any]:
-        return {"job": agent.training.start(mode=body.mode, actor=role, seed=body.seed).to_json()}
+        job = agent.training.start(mode=body.mode, actor=role, seed=body.seed, unlabelled=body.unlabelled)
+        return {"job": job.to_json()}
 
     @app.get("/v1/train", response_model=schemas.TrainingResponse, tags=["models"])
     async def training(role: str = read_role) -> dict[str, Any]:

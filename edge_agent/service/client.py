@@ -151,8 +151,8 @@ class AgentClient:
         body = {"version": version}
         return self._get(schemas.RollbackResponse, "POST", "/v1/models/rollback", json=body, timeout=300.0)
 
-    def train(self, mode: str = "head", seed: int = 0) -> TrainingJob:
-        body = {"mode": mode, "seed": seed}
+    def train(self, mode: str = "head", seed: int = 0, unlabelled: str = "off") -> TrainingJob:
+        body = {"mode": mode, "seed": seed, "unlabelled": unlabelled}
         job = self._get(schemas.TrainingResponse, "POST", "/v1/train", json=body).job
         if job is None:  # the agent always answers a started job; None would be a broken agent
             raise AgentError("the agent started no training job")

@@ -321,6 +321,18 @@ def _last_id(cursor: sqlite3.Cursor) -> int:
     return row_id
 
 
+def unlabelled_payloads(conn: sqlite3.Connection, kind: str, limit: int) -> list[bytes]:
+    """Distinct payloads of ``kind`` that no input carrying them was ever labelled with, newest first
+    (pruned payloads left out)."""
+    rows = conn.execute(
+        "SELECT i.payload FROM inputs AS i WHERE i.kind = ? AND i.pruned_at IS NULL "
+        "AND i.payload_sha256 NOT IN (SELECT j.payload_sha256 FROM inputs AS j JOIN labels AS l "
+        "ON l.input_id = j.id) GROUP BY i.payload_sha256 ORDER BY max(i.id) DESC LIMIT ?",
+        (kind, limit),
+    ).fetchall()
+    return [bytes(row[0]) for row in rows]
+
+
 def labelled_between(conn: sqlite3.Connection, first: int, last: int) -> int:
     """Inputs with an operator label whose served answer has a prediction id in ``[first, last]``."""
     count: int = conn.execute(

@@ -274,6 +274,11 @@ class SiteStore:
         with self._db.read() as conn:
             return input_rows.uncertain_unlabelled(conn, limit, answered_between)
 
+    def unlabelled_payloads(self, kind: str, limit: int) -> list[bytes]:
+        """Distinct payloads of ``kind`` never labelled, newest first: site training's unlabelled data."""
+        with self._db.read() as conn:
+            return input_rows.unlabelled_payloads(conn, kind, limit)
+
     def labelled_between(self, first_prediction: int, last_prediction: int) -> int:
         with self._db.read() as conn:
             return input_rows.labelled_between(conn, first_prediction, last_prediction)

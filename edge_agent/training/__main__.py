@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="where to write the candidate bundle")
     parser.add_argument("--seed", type=int, default=0, help="seed for the validation split and the fit")
     parser.add_argument(
+        "--unlabelled", choices=("off", "adapt", "pseudo"), default="off", help="use unlabelled reports"
+    )
+    parser.add_argument(
         "--signing-key", type=Path, default=None, help="Ed25519 PEM (default: the site's keys/site-sign.pem)"
     )
     parser.add_argument(
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             signing_key=args.signing_key,
             seed=args.seed,
             provider=args.provider,
+            unlabelled=args.unlabelled,
         )
     except GenbaError as error:
         print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr)

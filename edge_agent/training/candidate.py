@@ -31,15 +31,21 @@ class CandidateSource:
     labels: int
     seed: int
     mode: str = "head"
+    #: What the site's unlabelled reports did (``--unlabelled``): method, how many, how long.
+    unlabelled: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        lineage = {
             "kind": "site-training",
             "site": self.site,
             "mode": self.mode,
             "labels": self.labels,
             "seed": self.seed,
         }
+        if self.unlabelled is not None:
+            keep = ("method", "texts", "characters", "pseudo_labels", "seconds")
+            lineage["unlabelled"] = {k: self.unlabelled[k] for k in keep if k in self.unlabelled}
+        return lineage
 
 
 def write_head_candidate(

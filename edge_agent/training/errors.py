@@ -70,6 +70,10 @@ class TooFewPairsError(TrainingError):
         )
 
 
+class UnlabelledOptionError(TrainingError):
+    """``--unlabelled`` asked for what this mode, model or store cannot do."""
+
+
 class AutoDeclinedError(TrainingError):
     def __init__(self, validation: int, production: int, best: str, right: int) -> None:
         super().__init__(

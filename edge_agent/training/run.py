@@ -47,6 +47,7 @@ def train_candidate(
     provider: ProviderPolicy | None = None,
     head_config: HeadTrainingConfig | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    unlabelled: str = "off",
 ) -> dict[str, Any]:
     """Train a candidate from the site's production model and training labels; write it at ``out``.
 
@@ -55,6 +56,9 @@ def train_candidate(
     re-exported with the parent's precision through the export gates.
     ``contrastive``: the top blocks taught the classes from pairs of training labels (SetFit),
     a head fitted on the tuned embeddings, then re-exported as ``last-k`` is.
+    ``unlabelled`` (``edge_agent.training.adapt``): ``adapt`` adapts the encoder to the site's
+    unlabelled reports before an encoder mode trains; ``pseudo`` adds production's sure answers on
+    them to head mode's labels; ``off`` leaves them out.
     ``signing_key`` defaults to the site's own key (``DATA/keys/site-sign.pem``); ``provider``
     (auto, gpu, cpu) overrides the site's runtime setting. Returns a JSON-able summary: the
     bundle, its version, its parent and the training report.
@@ -62,6 +66,7 @@ def train_candidate(
     started = time.perf_counter()
     if mode not in MODES:
         raise TrainingModeError(mode)
+    check_unlabelled(mode, unlabelled)
     site = SiteFolder(Path(data_dir)).require_initialized()
     config = load_agent_config(site.config_file)
     runtime = dataclasses.replace(
@@ -79,16 +84,28 @@ def train_candidate(
     prior = _parent_head(parent.path / head_file(parent.manifest))  # one-graph models refused here
     data = training_set(items, parent.manifest.labels or (), parent.manifest.input.kind)
     model = BundleModel(parent, runtime)
-    chosen: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    texts = _unlabelled_texts(site, config, data, unlabelled)
     if mode == "auto":
-        choice = _choose_mode(site, config, parent, model, data, prior, seed, head_config, batch_size)
-        mode, chosen = choice.mode, {"auto": choice.report}
+        choice = _choose_mode(site, config, parent, model, data, prior, seed, head_config, batch_size, texts)
+        mode, extra = choice.mode, {"auto": choice.report}
     origin = CandidateSource(site=config.site, labels=len(data), seed=seed, mode=mode)
     if mode == "head":
         embedded = _embedded(site, parent, model, data, batch_size)
-        fit = fit_head(
-            embedded.vectors, data.label_indices, len(data.labels), seed=seed, config=head_config, prior=prior
-        )
+        if unlabelled == "pseudo":
+            fit, used = _fit_with_pseudo_labels(
+                model, embedded, data, texts, prior, config, seed, head_config
+            )
+            origin, extra = dataclasses.replace(origin, unlabelled=used), {**extra, "unlabelled": used}
+        else:
+            fit = fit_head(
+                embedded.vectors,
+                data.label_indices,
+                len(data.labels),
+                seed=seed,
+                config=head_config,
+                prior=prior,
+            )
         report = _report(
             data,
             mode,
@@ -97,7 +114,7 @@ def train_candidate(
             variant=model.variant,
             head=fit.report,
             **_embedding_report(embedded),
-            **chosen,
+            **extra,
         )
         manifest = write_head_candidate(
             parent,
@@ -111,7 +128,7 @@ def train_candidate(
         )
     else:
         manifest, report = _train_encoder(
-            mode, site, config, parent, model, data, prior, out, key_path, origin, seed, version, chosen
+            mode, site, config, parent, model, data, prior, out, key_path, origin, seed, version, extra, texts
         )
     report["seconds"] = round(time.perf_counter() - started, 3)
     return {
@@ -139,8 +156,10 @@ def _train_encoder(
     seed: int,
     version: ModelVersion,
     extra: dict[str, Any],
+    unlabelled: list[str] | None,
 ) -> tuple[Manifest, dict[str, Any]]:
     """``last-k`` or ``contrastive``: fine-tune the source model's top blocks, re-export, sign."""
+    from edge_agent.training.adapt import adapt_encoder
     from edge_agent.training.contrastive import contrastive_pairs, fine_tune_contrastive
     from edge_agent.training.last_k import fine_tune, training_device
     from edge_agent.training.reexport import write_last_k_candidate
@@ -153,6 +172,10 @@ def _train_encoder(
     texts = [str(decode_payload(item.kind, item.payload)) for item in data.items]
     device = training_device(model.config.provider)
     source = load_source(site, config.training, parent, model, texts[: _PROBE_SIZE * 2])
+    if unlabelled is not None:  # --unlabelled adapt: the encoder learns the site's language first
+        encode = model.preprocessor.encode
+        adapted = adapt_encoder(source, encode, unlabelled, config.training, seed=seed, device=device)
+        origin, extra = dataclasses.replace(origin, unlabelled=adapted), {**extra, "unlabelled": adapted}
     tune = fine_tune_contrastive if mode == "contrastive" else fine_tune
     tuned = tune(
         source,
@@ -186,6 +209,95 @@ def _train_encoder(
     return manifest, report
 
 
+def check_unlabelled(mode: str, unlabelled: str) -> None:
+    """What ``--unlabelled`` goes with: adapt changes an encoder, pseudo adds labels to a head."""
+    from edge_agent.training.adapt import UNLABELLED
+    from edge_agent.training.errors import UnlabelledOptionError
+
+    if unlabelled not in UNLABELLED:
+        raise UnlabelledOptionError(
+            f"--unlabelled must be one of {', '.join(UNLABELLED)}, not {unlabelled!r}"
+        )
+    if unlabelled == "adapt" and mode == "head":
+        raise UnlabelledOptionError(
+            "--unlabelled adapt adapts the encoder, which head mode keeps: use it with --mode last-k, "
+            "contrastive or auto"
+        )
+    if unlabelled == "pseudo" and mode != "head":
+        raise UnlabelledOptionError("--unlabelled pseudo adds labels to head mode: use it with --mode head")
+
+
+def _unlabelled_texts(
+    site: SiteFolder, config: AgentConfig, data: TrainingSet, unlabelled: str
+) -> list[str] | None:
+    """The unlabelled reports ``adapt`` or ``pseudo`` learns from (None when ``off``); none is an error."""
+    if unlabelled == "off":
+        return None
+    from edge_agent.training.adapt import unlabelled_texts
+    from edge_agent.training.errors import UnlabelledOptionError
+
+    if data.items[0].kind != "text":
+        raise UnlabelledOptionError(
+            f"--unlabelled {unlabelled} learns from text reports; this model reads images"
+        )
+    with SiteStore.read_only(site.store_file) as store:
+        texts = unlabelled_texts(
+            store, config.site, config.store.holdout_fraction, config.training.adapt_max_texts
+        )
+    if not texts:
+        raise UnlabelledOptionError(
+            f"--unlabelled {unlabelled}: the store holds no unlabelled reports in the training split yet; "
+            "serve some first, or train with --unlabelled off"
+        )
+    return texts
+
+
+def _fit_with_pseudo_labels(
+    model: BundleModel,
+    embedded: Embedded,
+    data: TrainingSet,
+    texts: list[str] | None,
+    prior: HeadWeights | None,
+    config: AgentConfig,
+    seed: int,
+    head_config: HeadTrainingConfig | None,
+) -> tuple[Any, dict[str, Any]]:
+    """Head mode with production's answers on the unlabelled reports at or above the threshold as
+    half-weighted labels (``edge_agent.training.pseudo``); the fit and what was used."""
+    import numpy as np
+
+    from edge_agent.training.pseudo import (
+        DEFAULT_PSEUDO_WEIGHT,
+        confident_pseudo_labels,
+        fit_head_with_pseudo_labels,
+    )
+
+    started = time.perf_counter()
+    assert texts is not None
+    scores, vectors = [], []
+    for start in range(0, len(texts), 64):
+        probabilities, embedding, _ = model.predict_arrays(texts[start : start + 64])
+        assert probabilities is not None and embedding is not None  # a head-swappable bundle answers both
+        scores.append(probabilities)
+        vectors.append(embedding)
+    threshold = config.training.pseudo_threshold
+    rows, pseudo_labels = confident_pseudo_labels(np.concatenate(scores), threshold)
+    fit = fit_head_with_pseudo_labels(
+        embedded.vectors, data.label_indices, np.concatenate(vectors)[rows], pseudo_labels, len(data.labels),
+        seed=seed, config=head_config, prior=prior,
+    )  # fmt: skip
+    used = {
+        "method": "pseudo",
+        "texts": len(texts),
+        "characters": int(sum(len(t) for t in texts)),
+        "pseudo_labels": int(len(rows)),
+        "threshold": threshold,
+        "weight": DEFAULT_PSEUDO_WEIGHT,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return fit, used
+
+
 def _embedded(
     site: SiteFolder, parent: VerifiedBundle, model: BundleModel, data: TrainingSet, batch_size: int
 ) -> Embedded:
@@ -207,8 +319,10 @@ def _choose_mode(
     seed: int,
     head_config: HeadTrainingConfig | None,
     batch_size: int,
+    unlabelled: list[str] | None = None,
 ) -> AutoChoice:
     """``auto``: each mode this model allows, tried on a validation split (``edge_agent.training.auto``)."""
+    from edge_agent.training.adapt import adapt_encoder
     from edge_agent.training.auto import AutoInputs, choose_mode
     from edge_agent.training.errors import TrainingError
     from edge_agent.training.last_k import training_device
@@ -221,17 +335,23 @@ def _choose_mode(
     if data.items[0].kind == "text":
         texts = [str(decode_payload(item.kind, item.payload)) for item in data.items]
         probe = texts[: _PROBE_SIZE * 2]
-        try:  # the source model is checked once here; each trial then loads a fresh copy
+        device = training_device(model.config.provider)
+
+        def new_source() -> Any:  # a fresh copy per trial, adapted first under --unlabelled adapt
+            source = load_source(site, config.training, parent, model, probe)
+            if unlabelled is not None:
+                adapt_encoder(
+                    source, model.preprocessor.encode, unlabelled, config.training, seed=seed, device=device
+                )
+            return source
+
+        try:  # the source model is checked once here
             load_source(site, config.training, parent, model, probe)
         except TrainingError as error:
             inputs = dataclasses.replace(inputs, encoder_unavailable=str(error))
         else:
             inputs = dataclasses.replace(
-                inputs,
-                texts=texts,
-                new_source=lambda: load_source(site, config.training, parent, model, probe),
-                encode=model.preprocessor.encode,
-                device=training_device(model.config.provider),
+                inputs, texts=texts, new_source=new_source, encode=model.preprocessor.encode, device=device
             )
     return choose_mode(inputs, config.training, seed, head_config)
 

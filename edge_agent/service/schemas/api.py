@@ -180,6 +180,7 @@ class TrainingJobOut(BaseModel):
     mode: str
     actor: str
     seed: int
+    unlabelled: str = "off"
     state: Literal["running", "succeeded", "failed"]
     started_at: float
     finished_at: float | None
@@ -277,6 +278,7 @@ class RollbackRequest(Strict):
 class TrainRequest(Strict):
     mode: Literal["head", "last-k", "contrastive", "auto"] = "head"
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0
+    unlabelled: Literal["off", "adapt", "pseudo"] = "off"
 
 
 class ChainEntryOut(BaseModel):

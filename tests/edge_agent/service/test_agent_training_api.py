@@ -59,7 +59,13 @@ def test_training_through_the_api_puts_a_site_signed_candidate_in_shadow(
         assert refused.state == "failed" and refused.mode == "contrastive"
         assert "does not compute the production backbone" in refused.message and "\n" not in refused.message
         assert client.status().candidate.version_label == "1.1"
-    # Three training jobs ran, and torch never loaded into the agent that serves: each ran in a child.
+        # --unlabelled travels with the job: adapt with head mode is refused by the training process.
+        client.train("head", unlabelled="adapt")
+        refused = waiter(lambda: getattr(client.training(), "state", None) != "running" and client.training(),
+                         timeout=180, what="the head job with --unlabelled adapt")  # fmt: skip
+        assert refused.state == "failed" and refused.unlabelled == "adapt"
+        assert "adapts the encoder, which head mode keeps" in refused.message
+    # Four training jobs ran, and torch never loaded into the agent that serves: each ran in a child.
     assert "libtorch" not in Path(f"/proc/{agent.process.pid}/maps").read_text()
     candidate = status.candidate
     assert (candidate.version, candidate.revision, candidate.stage) == (1, 1, "shadow")

@@ -1,12 +1,20 @@
-"""Benchmark: site training modes side by side on the same few labels (last-k and contrastive).
+"""Benchmark: site training modes side by side on the same few labels (head, last-k, contrastive, auto).
 
 For every site and seed of the synthetic shop-floor data (``export.datasets``, the generator
 ``bench/few_labels.py`` uses): N labels per class drawn at random (``sample_per_class``), the
 same draw for every mode; each mode fine-tunes the packaged MiniLM from IT's default head with
 agent.toml's defaults and is scored (torch) on the site's evaluation split, as is IT's head on the
-untouched model (``default``). ``train_s``: seconds of the fine-tuning itself, 2 threads.
+untouched model (``default``). ``head`` fits on the served int8 backbone's embeddings.
+``auto`` is ``edge_agent.training.auto.choose_mode`` on the same labels: its winner's accuracy
+(the same run as that mode's), or IT's head when it declines (nothing trained, production keeps
+serving). ``train_s``: seconds of the training itself, 2 threads (auto: its trials plus the winner).
 
-* ``gain_pts_at_N``: the best mode's mean accuracy over IT's default head, in points.
+``last-k+adapt``: last-k after ``--unlabelled adapt`` on the site's unlabelled pool (the training
+pool less the sampled labels, at most ``adapt_max_texts``).
+
+* ``gain_pts_at_N``: auto's mean accuracy over IT's default head, in points.
+* ``unlabelled_gain_pts_at_N``: last-k+adapt over last-k, same labels.
+* ``best_mode_gain_pts_at_N``: the best single mode's, in hindsight.
 * ``by_mode``: mean accuracy per mode and N, and ``train_s_median`` per mode.
 
     .venv/bin/python bench/few_labels_modes.py [--per-class 5 10 20] [--seeds 1] [--out DIR]
@@ -26,7 +34,7 @@ import numpy as np
 
 from genba import env as _env  # noqa: F401  (telemetry off before onnxruntime loads)
 
-MODES = ("last-k", "contrastive")
+MODES = ("head", "last-k", "contrastive", "auto", "last-k+adapt")
 THREADS = 2
 
 
@@ -40,6 +48,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--per-class", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES[:4]))
     parser.add_argument("--out", type=Path, default=Path("bench-out/few_labels_modes"))
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
@@ -55,16 +64,31 @@ def main() -> int:
             eval_texts = [r.text for r in split.eval]
             eval_targets = np.array([LABELS.index(r.label) for r in split.eval])
             default = bench.default_accuracy(prior, eval_texts, eval_targets)
+            eval_vectors = _served_embeddings(bench, eval_texts)
             for per_class in args.per_class:
                 sample = sample_per_class(split.train, per_class, seed=seed)
                 texts = [r.text for r in sample]
                 targets = np.array([LABELS.index(r.label) for r in sample])
-                for mode in MODES:
+                vectors = _served_embeddings(bench, texts)
+                mine: dict[str, dict[str, Any]] = {}
+                for mode in args.modes:
                     print(f"… {site} seed {seed} {per_class}/class {mode}", file=sys.stderr)
-                    result = bench.run(texts, targets, eval_texts, eval_targets, prior, seed, mode=mode)
+                    if mode == "head":
+                        mine[mode] = _head_run(vectors, targets, eval_vectors, eval_targets, prior, seed)
+                    elif mode == "auto":
+                        mine[mode] = _auto_run(bench, texts, targets, vectors, prior, seed, mine, default)
+                    elif mode == "last-k+adapt":
+                        pool = [r.text for r in split.train if r.text not in set(texts)]
+                        unlabelled = pool[: bench.config.adapt_max_texts]
+                        mine[mode] = bench.run(texts, targets, eval_texts, eval_targets, prior, seed,
+                                               unlabelled=unlabelled)  # fmt: skip
+                    else:
+                        mine[mode] = bench.run(
+                            texts, targets, eval_texts, eval_targets, prior, seed, mode=mode
+                        )
                     runs.append({"site": site, "seed": seed, "per_class": per_class, "mode": mode,
-                                 "default": default, **result})  # fmt: skip
-    document = _summary(runs, args.per_class)
+                                 "default": default, **mine[mode]})  # fmt: skip
+    document = _summary(runs, args.per_class, args.modes)
     seconds = round(time.perf_counter() - started, 1)
     document.update({"generator_version": GENERATOR_VERSION, "seeds": args.seeds, "sites": list(SITES),
                      "threads": THREADS, "seconds": seconds, "runs": runs})  # fmt: skip
@@ -73,14 +97,71 @@ def main() -> int:
     return 0
 
 
-def _summary(runs: list[dict[str, Any]], grid: list[int]) -> dict[str, Any]:
+def _served_embeddings(bench: Any, texts: list[str]) -> np.ndarray:
+    """The served (int8) backbone's embeddings: what head mode and auto's head trial fit on."""
+    from genba.runtime.model import BundleModel
+
+    model = BundleModel(bench.parent, bench.runtime)
+    rows = []
+    for start in range(0, len(texts), 64):
+        _, embedding, _ = model.predict_arrays(texts[start : start + 64])
+        rows.append(embedding)
+    return np.concatenate(rows).astype(np.float32)
+
+
+def _head_run(
+    vectors: np.ndarray,
+    targets: np.ndarray,
+    eval_vectors: np.ndarray,
+    eval_targets: np.ndarray,
+    prior: Any,
+    seed: int,
+) -> dict[str, Any]:
+    from edge_agent.training.head import fit_head, score_head
+
+    started = time.perf_counter()
+    fit = fit_head(vectors, targets, prior.num_labels, seed=seed, prior=prior)
+    accuracy, _ = score_head(fit.weights, eval_vectors, eval_targets)
+    return {"torch_acc": accuracy, "train_s": round(time.perf_counter() - started, 3)}
+
+
+def _auto_run(
+    bench: Any,
+    texts: list[str],
+    targets: np.ndarray,
+    vectors: np.ndarray,
+    prior: Any,
+    seed: int,
+    done: dict[str, dict[str, Any]],
+    default: float,
+) -> dict[str, Any]:
+    """auto's choice on these labels; its accuracy is the chosen mode's run (IT's head if it declines)."""
+    import torch
+
+    from edge_agent.training.auto import AutoInputs, choose_mode
+    from edge_agent.training.errors import AutoDeclinedError
+
+    inputs = AutoInputs(targets=targets, parent=prior, vectors=vectors, texts=texts, new_source=bench._source,
+                        encode=bench.encode, device=torch.device("cpu"))  # fmt: skip
+    started = time.perf_counter()
+    try:
+        choice = choose_mode(inputs, bench.config, seed)
+    except AutoDeclinedError as declined:
+        seconds = round(time.perf_counter() - started, 3)
+        return {"torch_acc": default, "train_s": seconds, "chosen": None, "why": str(declined)}
+    seconds = time.perf_counter() - started + done[choice.mode]["train_s"]
+    return {"torch_acc": done[choice.mode]["torch_acc"], "train_s": round(seconds, 3), "chosen": choice.mode,
+            "why": choice.report["why"]}  # fmt: skip
+
+
+def _summary(runs: list[dict[str, Any]], grid: list[int], modes: list[str]) -> dict[str, Any]:
     def mean_pts(values: list[float]) -> float:
         return round(100 * statistics.mean(values), 2)
 
     defaults = {(r["site"], r["seed"]): r["default"] for r in runs}
     default = mean_pts(list(defaults.values()))
     by_mode: dict[str, Any] = {}
-    for mode in MODES:
+    for mode in modes:
         mine = [r for r in runs if r["mode"] == mode]
         by_mode[mode] = {
             "accuracy": {
@@ -91,9 +172,22 @@ def _summary(runs: list[dict[str, Any]], grid: list[int]) -> dict[str, Any]:
                 for n in grid
             },
         }
-    best = {n: max(by_mode[m]["accuracy"][str(n)] for m in MODES) for n in grid}
-    gains = {f"gain_pts_at_{n}": round(best[n] - default, 2) for n in grid}
-    return {**gains, "default": default, "by_mode": by_mode}
+    summary: dict[str, Any] = {}
+    if "auto" in modes:
+        summary |= {f"gain_pts_at_{n}": round(by_mode["auto"]["accuracy"][str(n)] - default, 2) for n in grid}
+        autos = [r for r in runs if r["mode"] == "auto"]
+        summary["auto_chose"] = {str(n): [r["chosen"] for r in autos if r["per_class"] == n] for n in grid}
+    single = [m for m in modes if m != "auto"]
+    best = {n: max(by_mode[m]["accuracy"][str(n)] for m in single) for n in grid}
+    summary |= {f"best_mode_gain_pts_at_{n}": round(best[n] - default, 2) for n in grid}
+    if {"last-k", "last-k+adapt"} <= set(modes):
+        summary |= {
+            f"unlabelled_gain_pts_at_{n}": round(
+                by_mode["last-k+adapt"]["accuracy"][str(n)] - by_mode["last-k"]["accuracy"][str(n)], 2
+            )
+            for n in grid
+        }
+    return {**summary, "default": default, "by_mode": by_mode}
 
 
 if __name__ == "__main__":

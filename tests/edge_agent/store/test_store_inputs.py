@@ -183,6 +183,24 @@ def test_the_queue_offers_the_least_sure_unlabelled_inputs_first(
     assert len(store.uncertain_unlabelled(limit=2)) == 2
 
 
+def test_unlabelled_payloads_are_distinct_never_labelled_contents_newest_first(
+    store: SiteStore, clock: Clock
+) -> None:
+    names = ["old", "twin", "labelled", "twin", "new", "labelled", "stale"]
+    ids = []
+    for name in names:
+        clock.advance(60)
+        [(input_id, _)] = store.record_served([_text(name)], [[]])
+        ids.append(input_id)
+    store.add_label(ids[2], "dent", actor="operator", split="train")  # its twin at ids[5] goes too
+    assert store.unlabelled_payloads("text", 10) == [b"stale", b"new", b"twin", b"old"]
+    assert store.unlabelled_payloads("text", 2) == [b"stale", b"new"]
+    assert store.unlabelled_payloads("image", 10) == []
+    clock.advance(100 * 86400)
+    store.prune(keep_days=1)  # retention blanks unlabelled payloads: nothing is left to learn from
+    assert store.unlabelled_payloads("text", 10) == []
+
+
 def test_concurrent_writers_in_threads_share_the_store_safely(
     store: SiteStore, store_path: Path, add_model: AddModel, answer: Answer
 ) -> None:

@@ -105,6 +105,7 @@ def _served_embeddings(bench: Any, texts: list[str]) -> np.ndarray:
     rows = []
     for start in range(0, len(texts), 64):
         _, embedding, _ = model.predict_arrays(texts[start : start + 64])
+        assert embedding is not None, "the default bundle is backbone + head"
         rows.append(embedding)
     return np.concatenate(rows).astype(np.float32)
 

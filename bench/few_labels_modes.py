@@ -49,8 +49,12 @@ def main() -> int:
     parser.add_argument("--per-class", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES[:4]))
+    parser.add_argument("--plot", type=Path, help="only draw the plot of an earlier run's JSON, beside it")
     parser.add_argument("--out", type=Path, default=Path("bench-out/few_labels_modes"))
     args = parser.parse_args()
+    if args.plot is not None:
+        plot(json.loads(args.plot.read_text(encoding="utf-8")), args.plot.with_suffix(".png"))
+        return 0
     torch.set_num_threads(THREADS)
     args.out.mkdir(parents=True, exist_ok=True)
     bundle, trust = _bundle(args.out)
@@ -93,6 +97,7 @@ def main() -> int:
     document.update({"generator_version": GENERATOR_VERSION, "seeds": args.seeds, "sites": list(SITES),
                      "threads": THREADS, "seconds": seconds, "runs": runs})  # fmt: skip
     (args.out / "few_labels_modes.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    plot(document, args.out / "few_labels_modes.png")
     print(json.dumps({k: v for k, v in document.items() if k != "runs"}, indent=2))
     return 0
 
@@ -189,6 +194,51 @@ def _summary(runs: list[dict[str, Any]], grid: list[int], modes: list[str]) -> d
             for n in grid
         }
     return {**summary, "default": default, "by_mode": by_mode}
+
+
+COLOURS = {"head": (31, 119, 180), "last-k": (44, 160, 44), "contrastive": (148, 103, 189),
+           "auto": (214, 39, 40), "last-k+adapt": (255, 127, 14)}  # fmt: skip
+
+
+def plot(document: dict[str, Any], path: Path) -> None:
+    """Accuracy against labels per class, one line per mode, IT's head dashed."""
+    from PIL import Image, ImageDraw
+
+    width, height, left, right, top, bottom = 900, 560, 80, 190, 50, 70
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    series = {
+        mode: {int(n): v for n, v in figures["accuracy"].items()}
+        for mode, figures in document["by_mode"].items()
+    }
+    values = [v for points in series.values() for v in points.values()] + [document["default"]]
+    y_low, y_high = 5 * int(min(values) // 5), 5 * (int(max(values) // 5) + 1)
+    x_high = max(n for points in series.values() for n in points) + 2
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (left + (width - left - right) * x / x_high,
+                top + (height - top - bottom) * (1 - (y - y_low) / (y_high - y_low)))  # fmt: skip
+
+    draw.rectangle([at(0, y_high), at(x_high, y_low)], outline="black")
+    for y in range(y_low, y_high + 1, 5):
+        draw.line([at(0, y), at(x_high, y)], fill=(225, 225, 225))
+        draw.text((left - 30, at(0, y)[1] - 6), f"{y}", fill="black")
+    for x in sorted({n for points in series.values() for n in points}):
+        draw.text((at(x, y_low)[0] - 6, at(x, y_low)[1] + 8), f"{x}", fill="black")
+    draw.text((width // 2 - 140, height - 30), "training labels per class", fill="black")
+    draw.text((10, top - 35), "accuracy on the site evaluation splits, % (mean over sites)", fill="black")
+    for x in range(0, int(x_high), 2):
+        draw.line([at(x, document["default"]), at(x + 1, document["default"])], fill="black")
+    draw.text((width - right + 10, at(0, document["default"])[1] - 6), "IT's head", fill="black")
+    for row, (mode, points) in enumerate(series.items()):
+        colour = COLOURS.get(mode, (0, 0, 0))
+        xy = [at(n, v) for n, v in sorted(points.items())]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=3)
+        for px, py in xy:
+            draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour)
+        draw.text((width - right + 10, top + 20 * row), mode, fill=colour)
+    image.save(path)
 
 
 if __name__ == "__main__":

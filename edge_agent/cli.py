@@ -89,7 +89,7 @@ def register(subparsers: Any) -> None:
 
 
 def _register_learning(actions: Any) -> None:
-    from edge_agent.config import TRAINING_MODES
+    from edge_agent.training_modes import TRAINING_MODES, UNLABELLED
 
     train = actions.add_parser(
         "train", help="fine-tune on the site's labels; the result enters shadow (supervisor)"
@@ -107,7 +107,7 @@ def _register_learning(actions: Any) -> None:
     )
     train.add_argument(
         "--unlabelled",
-        choices=("off", "adapt", "pseudo"),
+        choices=UNLABELLED,
         default="off",
         help="the site's unlabelled reports: adapt (last-k, contrastive, auto): the encoder adapts to "
         "them first (SimCSE); pseudo (head): production's sure answers count as half labels",

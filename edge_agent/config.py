@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from edge_agent.serving import BatchingConfig
 from edge_agent.split import DEFAULT_HOLDOUT_REUSE_LIMIT
 from edge_agent.store.connection import DEFAULT_DURABILITY, SYNCHRONOUS_BY_DURABILITY
+from edge_agent.training_modes import TRAINING_MODES
 from genba.errors import ConfigError, shown
 from genba.names import is_site_name
 from genba.runtime.config import RuntimeConfig
@@ -24,10 +25,6 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 DECISIONS = ("non-inferiority", "superiority")
 #: Which held-out labels the gates judge on: the audit sample's (unbiased) or all.
 EVIDENCE = ("disagreement", "audit", "all")
-#: Site training modes (``genba agent train --mode``): ``auto`` tries the others on a validation split
-#: and trains the winner; last-k and contrastive change the encoder and re-export it.
-TRAINING_MODES = ("head", "last-k", "contrastive", "auto")
-ENCODER_MODES = ("last-k", "contrastive")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from edge_agent.config import TRAINING_MODES
+from edge_agent.training_modes import TRAINING_MODES
 from genba import env
 from genba.errors import GenbaError, RolloutError, UsageError
 

@@ -19,16 +19,14 @@ PROG = "python -m edge_agent.training"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edge_agent.config import TRAINING_MODES
+    from edge_agent.training_modes import TRAINING_MODES, UNLABELLED
 
     parser = OneLineParser(prog=PROG, description="Train a candidate bundle from the site's training labels.")
     parser.add_argument("--data", type=Path, required=True, help="the site folder (agent.toml, store.db)")
     parser.add_argument("--mode", required=True, choices=TRAINING_MODES, help="what to train")
     parser.add_argument("--out", type=Path, required=True, help="where to write the candidate bundle")
     parser.add_argument("--seed", type=int, default=0, help="seed for the validation split and the fit")
-    parser.add_argument(
-        "--unlabelled", choices=("off", "adapt", "pseudo"), default="off", help="use unlabelled reports"
-    )
+    parser.add_argument("--unlabelled", choices=UNLABELLED, default="off", help="use unlabelled reports")
     parser.add_argument(
         "--signing-key", type=Path, default=None, help="Ed25519 PEM (default: the site's keys/site-sign.pem)"
     )

@@ -27,8 +27,6 @@ from edge_agent.config import TrainingConfig
 from edge_agent.training.last_k import Encode, unfreeze_top
 from edge_agent.training.source import SourceModel
 
-UNLABELLED = ("off", "adapt", "pseudo")
-
 
 def unlabelled_texts(store: Any, site_name: str, holdout_fraction: float, limit: int) -> list[str]:
     """The site's unlabelled training-split texts, newest first, at most ``limit``."""

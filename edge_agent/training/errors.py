@@ -55,7 +55,7 @@ class NoProductionModelError(TrainingError):
 
 class TrainingModeError(TrainingError):
     def __init__(self, mode: str) -> None:
-        from edge_agent.config import TRAINING_MODES
+        from edge_agent.training_modes import TRAINING_MODES
 
         super().__init__(f"training mode must be one of {', '.join(TRAINING_MODES)}, not {mode!r}")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.answers import decode_payload
-from edge_agent.config import TRAINING_MODES, AgentConfig, load_agent_config
+from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.library import ModelLibrary
 from edge_agent.site import SiteFolder
 from edge_agent.store import LabelledInput, ModelRow, SiteStore
@@ -25,6 +25,7 @@ from edge_agent.training.data import TrainingSet, read_training_labels, training
 from edge_agent.training.embeddings import DEFAULT_BATCH_SIZE, Embedded, backbone_key, cached_embeddings
 from edge_agent.training.errors import NoProductionModelError, TrainingModeError, UnsupportedSourceError
 from edge_agent.training.head import HeadTrainingConfig, fit_head
+from edge_agent.training_modes import TRAINING_MODES
 from export.graphs import HeadWeights
 from genba import keys
 from genba.bundle import MANIFEST_NAME, Manifest, VerifiedBundle, verify_directory
@@ -211,8 +212,8 @@ def _train_encoder(
 
 def check_unlabelled(mode: str, unlabelled: str) -> None:
     """What ``--unlabelled`` goes with: adapt changes an encoder, pseudo adds labels to a head."""
-    from edge_agent.training.adapt import UNLABELLED
     from edge_agent.training.errors import UnlabelledOptionError
+    from edge_agent.training_modes import UNLABELLED
 
     if unlabelled not in UNLABELLED:
         raise UnlabelledOptionError(

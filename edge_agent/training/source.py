@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.config import ENCODER_MODES, TrainingConfig
+from edge_agent.config import TrainingConfig
 from edge_agent.site import SiteFolder
 from edge_agent.training.errors import (
     SiteWeightsMissingError,
@@ -25,6 +25,7 @@ from edge_agent.training.errors import (
     SourceModelMissingError,
     UnsupportedSourceError,
 )
+from edge_agent.training_modes import ENCODER_MODES
 from genba.bundle import VerifiedBundle
 from genba.errors import GenbaError, IntegrityError
 from genba.runtime.model import BundleModel

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.config import TrainingConfig
-from edge_agent.training.last_k import Encode, unfreeze_top
+from edge_agent.training.last_k import Encode, freeze_trained, unfreeze_top
 from edge_agent.training.source import SourceModel
 
 
@@ -71,15 +71,13 @@ def adapt_encoder(
         batch = [texts[i] for i in order[start : start + config.adapt_batch_size]]
         if len(batch) < 2:  # one text has no other to be told apart from
             continue
-        features = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in encode(batch).items()}
+        features = source.tensors(encode(batch), device)
         loss = loss_fn([features, features], torch.zeros(len(batch), device=device))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
+    freeze_trained(model)  # the supervised step unfreezes what it trains
     return {
         "method": "adapt",
         "recipe": "SimCSE (dropout views, sentence-transformers MultipleNegativesRankingLoss), one epoch",

@@ -112,12 +112,12 @@ def _trial(
         return {"right": right, "seconds": round(time.perf_counter() - started, 3)}
     if inputs.texts is None or inputs.new_source is None or inputs.encode is None:
         return {"skipped": inputs.encoder_unavailable}
-    from edge_agent.training.contrastive import contrastive_pairs, embed_texts, fine_tune_contrastive
+    from edge_agent.training.contrastive import embed_texts, fine_tune_contrastive, require_pairs
     from edge_agent.training.last_k import fine_tune
 
     if mode == "contrastive":
         try:
-            contrastive_pairs(targets[train], 1, 1, seed)
+            require_pairs(targets[train])
         except TooFewPairsError:
             return {"skipped": "fewer than 2 labels in 2 classes once the validation labels are put aside"}
     source = inputs.new_source()

@@ -29,7 +29,7 @@ import numpy as np
 from edge_agent.config import TrainingConfig
 from edge_agent.training.errors import TooFewPairsError
 from edge_agent.training.head import HeadTrainingConfig, fit_head
-from edge_agent.training.last_k import Encode, FineTuned, unfreeze_top
+from edge_agent.training.last_k import Encode, FineTuned, freeze_trained, unfreeze_top
 from edge_agent.training.source import SourceModel
 from export.graphs import HeadWeights
 
@@ -47,9 +47,7 @@ def contrastive_pairs(label_indices: np.ndarray, iterations: int, max_pairs: int
     the one other text they have, if any.
     """
     labels = np.asarray(label_indices, dtype=np.int64)
-    counts = np.bincount(labels)
-    if int((counts >= MIN_PER_CLASS).sum()) < 2:
-        raise TooFewPairsError({int(c): int(n) for c, n in enumerate(counts) if n}, MIN_PER_CLASS)
+    require_pairs(labels)
     rng = np.random.default_rng(seed)
     members = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
     rows: list[tuple[int, int, int]] = []
@@ -65,6 +63,13 @@ def contrastive_pairs(label_indices: np.ndarray, iterations: int, max_pairs: int
     if len(pairs) > max_pairs:  # evenly over the passes: the first max_pairs of a shuffled order
         pairs = pairs[np.sort(rng.permutation(len(pairs))[:max_pairs])]
     return pairs
+
+
+def require_pairs(label_indices: np.ndarray) -> None:
+    """Raise :class:`TooFewPairsError` unless two or more classes each hold ``MIN_PER_CLASS`` labels."""
+    counts = np.bincount(np.asarray(label_indices, dtype=np.int64))
+    if int((counts >= MIN_PER_CLASS).sum()) < 2:
+        raise TooFewPairsError({int(c): int(n) for c, n in enumerate(counts) if n}, MIN_PER_CLASS)
 
 
 def fine_tune_contrastive(
@@ -88,12 +93,7 @@ def fine_tune_contrastive(
     k = unfreeze_top(source, config.last_k)
     model = source.model.to(device)
     losses = _train_pairs(source, encode, texts, pairs, config, seed, device)
-    model.eval()
-    trained = {
-        name: p.detach().cpu().clone().contiguous() for name, p in model.named_parameters() if p.requires_grad
-    }
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
+    trained = freeze_trained(model)
     body_s = time.perf_counter() - started
     vectors = embed_texts(source, encode, texts, device)
     fit = fit_head(vectors, targets, prior.num_labels, seed=seed, config=head_config, prior=prior)
@@ -137,7 +137,7 @@ def _train_pairs(
     losses = []
     for start in range(0, len(pairs), config.batch_size):
         batch = pairs[start : start + config.batch_size]
-        features = [_features(encode, [texts[i] for i in batch[:, side]], device) for side in (0, 1)]
+        features = [source.tensors(encode([texts[i] for i in batch[:, side]]), device) for side in (0, 1)]
         loss = loss_fn(features, torch.from_numpy(batch[:, 2]).float().to(device))
         optimizer.zero_grad()
         loss.backward()
@@ -156,12 +156,3 @@ def embed_texts(source: SourceModel, encode: Encode, texts: Sequence[str], devic
         for start in range(0, len(texts), _EMBED_BATCH):
             rows.append(source.embed(encode(list(texts[start : start + _EMBED_BATCH])), device).cpu().numpy())
     return np.concatenate(rows).astype(np.float32)
-
-
-def _features(encode: Encode, texts: Sequence[str], device: Any) -> dict[str, Any]:
-    import torch
-
-    return {
-        name: torch.from_numpy(np.ascontiguousarray(value)).to(device)
-        for name, value in encode(list(texts)).items()
-    }

@@ -87,12 +87,7 @@ def fine_tune(
         epochs = min(FALLBACK_EPOCHS, config.max_epochs)
     everything = np.arange(len(targets))
     final_loss = run.train(everything, epochs, config, seed)
-    model.eval()
-    trained = {
-        name: p.detach().cpu().clone().contiguous() for name, p in model.named_parameters() if p.requires_grad
-    }
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
+    trained = freeze_trained(model)
     weights = HeadWeights(
         head.weight.detach().cpu().numpy().astype(np.float32),
         head.bias.detach().cpu().numpy().astype(np.float32),
@@ -229,6 +224,17 @@ def unfreeze_top(source: SourceModel, k: int) -> int:
         for parameter in block.parameters():
             parameter.requires_grad_(True)
     return k
+
+
+def freeze_trained(model: Any) -> dict[str, Any]:
+    """End training: the parameters that were trained, on the CPU, then the model in eval mode, frozen."""
+    model.eval()
+    trained = {
+        name: p.detach().cpu().clone().contiguous() for name, p in model.named_parameters() if p.requires_grad
+    }
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return trained
 
 
 def _snapshot(model: Any, head: Any) -> dict[str, Any]:

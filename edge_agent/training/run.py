@@ -87,12 +87,15 @@ def train_candidate(
     model = BundleModel(parent, runtime)
     extra: dict[str, Any] = {}
     texts = _unlabelled_texts(site, config, data, unlabelled)
+    embedded: Embedded | None = None
     if mode == "auto":
-        choice = _choose_mode(site, config, parent, model, data, prior, seed, head_config, batch_size, texts)
+        embedded = _embedded(site, parent, model, data, batch_size)
+        choice = _choose_mode(site, config, parent, model, data, prior, seed, head_config, embedded, texts)
         mode, extra = choice.mode, {"auto": choice.report}
     origin = CandidateSource(site=config.site, labels=len(data), seed=seed, mode=mode)
     if mode == "head":
-        embedded = _embedded(site, parent, model, data, batch_size)
+        if embedded is None:  # auto has them already
+            embedded = _embedded(site, parent, model, data, batch_size)
         if unlabelled == "pseudo":
             fit, used = _fit_with_pseudo_labels(
                 model, embedded, data, texts, prior, config, seed, head_config
@@ -161,7 +164,7 @@ def _train_encoder(
 ) -> tuple[Manifest, dict[str, Any]]:
     """``last-k`` or ``contrastive``: fine-tune the source model's top blocks, re-export, sign."""
     from edge_agent.training.adapt import adapt_encoder
-    from edge_agent.training.contrastive import contrastive_pairs, fine_tune_contrastive
+    from edge_agent.training.contrastive import fine_tune_contrastive, require_pairs
     from edge_agent.training.last_k import fine_tune, training_device
     from edge_agent.training.reexport import write_last_k_candidate
     from edge_agent.training.source import load_source
@@ -169,7 +172,7 @@ def _train_encoder(
     if prior is None or data.items[0].kind != "text":
         raise UnsupportedSourceError(parent.path, f"{mode} training needs a text model with a head graph")
     if mode == "contrastive":  # refused before the source model loads: nothing is written
-        contrastive_pairs(data.label_indices, 1, 1, seed)
+        require_pairs(data.label_indices)
     texts = [str(decode_payload(item.kind, item.payload)) for item in data.items]
     device = training_device(model.config.provider)
     source = load_source(site, config.training, parent, model, texts[: _PROBE_SIZE * 2])
@@ -319,7 +322,7 @@ def _choose_mode(
     prior: HeadWeights | None,
     seed: int,
     head_config: HeadTrainingConfig | None,
-    batch_size: int,
+    embedded: Embedded,
     unlabelled: list[str] | None = None,
 ) -> AutoChoice:
     """``auto``: each mode this model allows, tried on a validation split (``edge_agent.training.auto``)."""
@@ -331,15 +334,16 @@ def _choose_mode(
 
     if prior is None:
         raise UnsupportedSourceError(parent.path, "training needs a model with a head graph")
-    vectors = _embedded(site, parent, model, data, batch_size).vectors
-    inputs = AutoInputs(targets=data.label_indices, parent=prior, vectors=vectors)
+    inputs = AutoInputs(targets=data.label_indices, parent=prior, vectors=embedded.vectors)
     if data.items[0].kind == "text":
         texts = [str(decode_payload(item.kind, item.payload)) for item in data.items]
         probe = texts[: _PROBE_SIZE * 2]
         device = training_device(model.config.provider)
 
+        checked: list[Any] = []  # the copy loaded to check the source serves the first trial
+
         def new_source() -> Any:  # a fresh copy per trial, adapted first under --unlabelled adapt
-            source = load_source(site, config.training, parent, model, probe)
+            source = checked.pop() if checked else load_source(site, config.training, parent, model, probe)
             if unlabelled is not None:
                 adapt_encoder(
                     source, model.preprocessor.encode, unlabelled, config.training, seed=seed, device=device
@@ -347,7 +351,7 @@ def _choose_mode(
             return source
 
         try:  # the source model is checked once here
-            load_source(site, config.training, parent, model, probe)
+            checked.append(load_source(site, config.training, parent, model, probe))
         except TrainingError as error:
             inputs = dataclasses.replace(inputs, encoder_unavailable=str(error))
         else:

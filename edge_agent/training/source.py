@@ -46,10 +46,14 @@ class SourceModel:
 
     def embed(self, feeds: Mapping[str, np.ndarray], device: Any = None) -> Any:
         """The pooled embedding, as a torch tensor with autograd wherever parameters require it."""
+        return self.model(self.tensors(feeds, device))["sentence_embedding"]
+
+    @staticmethod
+    def tensors(feeds: Mapping[str, np.ndarray], device: Any = None) -> dict[str, Any]:
+        """The preprocessing's arrays as torch tensors on ``device``: what the model and its losses take."""
         import torch
 
-        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device or "cpu") for k, v in feeds.items()}
-        return self.model(tensors)["sentence_embedding"]
+        return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device or "cpu") for k, v in feeds.items()}
 
 
 def weights_dir(site: SiteFolder) -> Path:

@@ -52,9 +52,11 @@ def fit_weighted_linear_head(
     weighted mean over examples, so an example of weight 2 counts exactly as two copies of
     it would, and all-ones weights give ``fit_linear_head``'s objective and starting point.
 
-    With a ``prior`` (the parent's head) the fit starts from it and the L2 penalty pulls
-    toward it instead of toward zero: a site's few labels adjust what IT's head learned
-    rather than replace it.
+    With a ``prior`` (the parent's head) the fit starts from it and the L2 penalty pulls its
+    weights and its biases toward the prior's instead of toward zero: a site's few labels adjust
+    what IT's head learned rather than replace it. The biases carry how often IT saw each class;
+    left free, a handful of class-balanced site labels pull them toward "every class equally
+    likely" (bench/few_labels.py measures what that costs).
     """
     import torch
 
@@ -67,10 +69,14 @@ def fit_weighted_linear_head(
     normaliser = per_example.sum()
     linear = starting_head(features.shape[1], num_labels, seed, prior)
     anchor = linear.weight.detach().clone() if prior is not None else torch.zeros_like(linear.weight)
+    bias_anchor = linear.bias.detach().clone() if prior is not None else None
 
     def loss() -> torch.Tensor:
         losses = torch.nn.functional.cross_entropy(linear(features), targets, reduction="none")
-        return (per_example * losses).sum() / normaliser + l2 * (linear.weight - anchor).pow(2).sum()
+        value = (per_example * losses).sum() / normaliser + l2 * (linear.weight - anchor).pow(2).sum()
+        if bias_anchor is not None:
+            value = value + l2 * (linear.bias - bias_anchor).pow(2).sum()
+        return value
 
     return _minimise(linear, loss, max_iterations)
 

@@ -1,9 +1,13 @@
 """Fit a classification head on cached embeddings: class-balanced, L2-regularised softmax regression.
 
-The L2 strength is chosen on a validation split drawn from the TRAINING labels only
-(stratified, seeded): every value on the grid is fitted on the rest and scored there, the
-best by validation accuracy (then by validation loss) wins, and the head is refitted on all
-training labels with it. The same embeddings, labels and seed give the same head.
+The L2 strength is chosen by stratified, seeded k-fold cross-validation on the TRAINING labels
+only: every value on the grid is fitted on k-1 folds and scored on the one left out, so every
+label is scored once. Of the values whose accuracy is within one standard error of the best,
+the most regularised wins (the "one standard error" rule: with a few labels the best score is
+partly luck, and the stronger pull toward the parent, or toward zero, is the safer bet). The
+head is then refitted on all training labels with it. The same embeddings, labels and seed give
+the same head. Above ``cv_max_labels`` one stratified validation split stands in for the folds
+(it then holds enough labels on its own, and the fit costs one pass per grid value).
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ from genba.errors import ConfigError
 class HeadTrainingConfig:
     l2_grid: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
     #: With a parent head to start from, L2 pulls toward it: larger values keep more of IT's head.
-    anchored_l2_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+    anchored_l2_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
     max_iterations: int = 200
     validation_fraction: float = 0.2
+    #: Cross-validation folds (fewer when no class has that many labels).
+    folds: int = 5
+    #: Above this many labels, one validation split (``validation_fraction``) replaces the folds.
+    cv_max_labels: int = 500
     #: Used when the labels are too few to hold any out (each class needs two to lend one).
     default_l2: float = 1e-3
     anchored_default_l2: float = 1e-1
@@ -40,6 +48,10 @@ class HeadTrainingConfig:
             problems.append("max_iterations must be >= 1")
         if not 0.0 <= self.validation_fraction < 1.0:
             problems.append("validation_fraction must be >= 0 and < 1")
+        if self.folds < 2:
+            problems.append("folds must be >= 2")
+        if self.cv_max_labels < 0:
+            problems.append("cv_max_labels must be >= 0")
         if not (math.isfinite(self.default_l2) and self.default_l2 >= 0):
             problems.append("default_l2 must be a finite value >= 0")
         if problems:
@@ -75,7 +87,7 @@ def fit_head(
     config: HeadTrainingConfig | None = None,
     prior: HeadWeights | None = None,
 ) -> HeadFit:
-    """Choose L2 on a validation split of the training labels, then refit on all of them.
+    """Choose L2 by cross-validation on the training labels, then refit on all of them.
 
     ``prior``: the parent's head. The fit starts from it and is pulled toward it, so a
     handful of site labels refine IT's head instead of replacing it (measured in
@@ -85,35 +97,91 @@ def fit_head(
     start = time.perf_counter()
     features = np.ascontiguousarray(embeddings, dtype=np.float32)
     targets = np.asarray(label_indices, dtype=np.int64)
-    train, validation = stratified_split(targets, config.validation_fraction, seed)
+    folds = _folds(targets, config, seed)
+    grid_values = config.anchored_l2_grid if prior is not None else config.l2_grid
     grid: list[dict[str, Any]] = []
-    if len(validation) and len(np.unique(targets[train])) > 1:
-        for l2 in config.anchored_l2_grid if prior is not None else config.l2_grid:
-            head = _fit(features[train], targets[train], num_labels, seed, l2, config.max_iterations, prior)
-            accuracy, loss = score_head(head, features[validation], targets[validation])
-            grid.append({"l2": l2, "validation_accuracy": accuracy, "validation_loss": loss})
-        best = max(grid, key=lambda row: (row["validation_accuracy"], -row["validation_loss"]))
+    if folds:
+        for l2 in grid_values:
+            right, loss_sum, scored = 0.0, 0.0, 0
+            for train, validation in folds:
+                head = _fit(
+                    features[train], targets[train], num_labels, seed, l2, config.max_iterations, prior
+                )
+                accuracy, loss = score_head(head, features[validation], targets[validation])
+                right, loss_sum, scored = (
+                    right + accuracy * len(validation),
+                    loss_sum + loss * len(validation),
+                    scored + len(validation),
+                )
+            grid.append(
+                {
+                    "l2": l2,
+                    "validation_accuracy": round(right / scored, 6),
+                    "validation_loss": round(loss_sum / scored, 6),
+                }
+            )
+        scored = sum(len(validation) for _, validation in folds)
+        best = _one_standard_error(grid, scored)
         chosen_l2, validation_accuracy = float(best["l2"]), best["validation_accuracy"]
     else:
         chosen_l2 = config.default_l2 if prior is None else config.anchored_default_l2
         validation_accuracy = None
+        scored = 0
     weights = _fit(features, targets, num_labels, seed, chosen_l2, config.max_iterations, prior)
     report = {
         "examples": int(len(targets)),
-        "train_size": int(len(train)),
-        "validation_size": int(len(validation)) if grid else 0,
+        "folds": len(folds),
+        "validation_size": int(scored),
         "validation_accuracy": validation_accuracy,
         "chosen": {"l2": chosen_l2, "max_iterations": config.max_iterations},
-        "selection": "validation accuracy, then loss" if grid else "default (too few labels to hold out)",
+        "selection": _selection(len(folds)),
         "grid": grid,
         "refit_on": "all training labels",
         "anchored_to_parent": prior is not None,
         "train_accuracy": score_head(weights, features, targets)[0],
         "seed": seed,
-        "config": {**asdict(config), "l2_grid": list(config.l2_grid)},
+        "config": {**asdict(config), "l2_grid": list(grid_values)},
         "seconds": round(time.perf_counter() - start, 4),
     }
     return HeadFit(weights=weights, report=report)
+
+
+def _folds(targets: np.ndarray, config: HeadTrainingConfig, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, validation) positions per fold; none when the labels are too few to hold any out."""
+    if len(np.unique(targets)) < 2:
+        return []
+    if len(targets) > config.cv_max_labels:
+        train, validation = stratified_split(targets, config.validation_fraction, seed)
+        return [(train, validation)] if len(validation) else []
+    counts = np.bincount(targets)
+    k = min(config.folds, int(counts.max()))
+    if k < 2:
+        return []
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(targets), dtype=np.int64)
+    offset = 0
+    for label in np.unique(targets):
+        positions = np.flatnonzero(targets == label)
+        rng.shuffle(positions)
+        # Rotating the start spreads classes with fewer labels than folds over different folds.
+        fold_of[positions] = (offset + np.arange(len(positions))) % k
+        offset += len(positions)
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]
+
+
+def _one_standard_error(grid: list[dict[str, Any]], scored: int) -> dict[str, Any]:
+    """The most regularised grid value whose accuracy is within one standard error of the best."""
+    best = max(row["validation_accuracy"] for row in grid)
+    error = math.sqrt(best * (1.0 - best) / scored)
+    near = [row for row in grid if row["validation_accuracy"] >= best - error - 1e-12]
+    return max(near, key=lambda row: (row["l2"], row["validation_accuracy"], -row["validation_loss"]))
+
+
+def _selection(folds: int) -> str:
+    if folds == 0:
+        return "default (too few labels to hold out)"
+    how = "one validation split" if folds == 1 else f"{folds}-fold cross-validation"
+    return f"{how}: the most regularised L2 within one standard error of the best accuracy"
 
 
 def _fit(

@@ -22,7 +22,14 @@ from edge_agent.training.errors import (
     UnknownLabelsError,
     WrongInputKindError,
 )
-from edge_agent.training.head import HeadTrainingConfig, fit_head, stratified_split
+from edge_agent.training.head import (
+    HeadTrainingConfig,
+    _folds,
+    _one_standard_error,
+    fit_head,
+    score_head,
+    stratified_split,
+)
 from genba.bundle import Manifest
 from genba.errors import BundleFormatError, ConfigError, UsageError
 
@@ -113,32 +120,83 @@ def test_the_validation_split_is_stratified_seeded_and_leaves_every_class_in_tra
     assert len(others) > 1
 
 
-def test_the_fit_chooses_l2_on_validation_then_refits_on_all_labels() -> None:
+def test_the_fit_chooses_l2_by_cross_validation_then_refits_on_all_labels() -> None:
     features, targets = clusters(10)
     fit = fit_head(features, targets, 3, seed=1)
     report = fit.report
-    assert (report["train_size"], report["validation_size"], report["examples"]) == (24, 6, 30)
+    assert (report["folds"], report["validation_size"], report["examples"]) == (5, 30, 30)
     assert [row["l2"] for row in report["grid"]] == list(HeadTrainingConfig().l2_grid)
     assert report["chosen"]["l2"] in HeadTrainingConfig().l2_grid
-    assert report["validation_accuracy"] == max(row["validation_accuracy"] for row in report["grid"])
-    assert report["train_accuracy"] == 1.0  # well separated clusters
+    # Well separated clusters: every value scores 1.0, so the most regularised one is chosen.
+    assert all(row["validation_accuracy"] == 1.0 for row in report["grid"])
+    assert report["chosen"]["l2"] == max(HeadTrainingConfig().l2_grid)
+    assert report["train_accuracy"] == 1.0
     assert fit.weights.weight.shape == (3, 8) and fit.weights.bias.shape == (3,)
     again = fit_head(features, targets, 3, seed=1)
     assert np.array_equal(fit.weights.weight, again.weights.weight)
     assert np.array_equal(fit.weights.bias, again.weights.bias)
 
 
+def test_every_label_is_scored_once_across_the_folds_and_small_classes_spread() -> None:
+    targets = np.array([0] * 7 + [1] * 3 + [2] * 1)
+    folds = _folds(targets, HeadTrainingConfig(folds=5), seed=3)
+    assert len(folds) == 5
+    scored = np.concatenate([validation for _, validation in folds])
+    assert sorted(scored.tolist()) == list(range(len(targets)))
+    for train, validation in folds:
+        assert not set(train) & set(validation) and len(train) + len(validation) == len(targets)
+    # class 1's three labels sit in three different folds
+    assert len({f for f, (_, validation) in enumerate(folds) for i in validation if targets[i] == 1}) == 3
+    assert [v.tolist() for _, v in _folds(targets, HeadTrainingConfig(), seed=3)] == [
+        v.tolist() for _, v in folds
+    ]
+    # no class with two labels: nothing can be held out; past cv_max_labels one split stands in
+    assert _folds(np.array([0, 1, 2]), HeadTrainingConfig(), seed=0) == []
+    assert len(_folds(targets, HeadTrainingConfig(cv_max_labels=10), seed=0)) == 1
+
+
+def test_the_most_regularised_value_within_one_standard_error_of_the_best_wins() -> None:
+    grid = [
+        {"l2": 0.001, "validation_accuracy": 0.80, "validation_loss": 0.5},
+        {"l2": 0.1, "validation_accuracy": 0.76, "validation_loss": 0.6},
+        {"l2": 10.0, "validation_accuracy": 0.70, "validation_loss": 0.7},
+    ]
+    # one standard error of 0.80 on 50 labels is 0.057: 0.76 is within it, 0.70 is not
+    assert _one_standard_error(grid, 50)["l2"] == 0.1
+    # on 1,000 labels the error is 0.013: only the best is left
+    assert _one_standard_error(grid, 1000)["l2"] == 0.001
+
+
+def test_a_few_labels_pull_a_parent_head_only_as_far_as_they_show_it_wrong() -> None:
+    """The prior's biases say class 0 is common; five balanced labels a class must not erase that."""
+    from export.graphs import HeadWeights
+
+    features, targets = clusters(5, seed=2)
+    centers = np.stack([features[targets == c].mean(axis=0) for c in range(3)])
+    # nearest-centroid logits (c·x - |c|²/2), with class 0 made a little likelier
+    bias = -0.5 * (centers**2).sum(axis=1) + np.array([2.0, 0.0, 0.0])
+    prior = HeadWeights(centers.astype(np.float32), bias.astype(np.float32))
+    assert score_head(prior, features, targets)[0] == 1.0
+    fit = fit_head(features, targets, 3, seed=0, prior=prior)
+    assert fit.report["anchored_to_parent"] and fit.report["folds"] == 5
+    # the prior already answers these labels right, so the strongest pull wins and both
+    # weights and biases stay near the prior's
+    assert fit.report["chosen"]["l2"] == max(HeadTrainingConfig().anchored_l2_grid)
+    assert np.abs(fit.weights.bias - prior.bias).max() < 0.05
+    assert np.abs(fit.weights.weight - prior.weight).max() < 0.05
+
+
 def test_too_few_labels_to_hold_out_fit_with_the_default_l2() -> None:
     features, targets = clusters(1)
     fit = fit_head(features, targets, 3, seed=0, config=HeadTrainingConfig(default_l2=0.05))
     assert fit.report["validation_size"] == 0 and fit.report["validation_accuracy"] is None
-    assert fit.report["chosen"]["l2"] == 0.05 and fit.report["grid"] == []
+    assert fit.report["chosen"]["l2"] == 0.05 and fit.report["grid"] == [] and fit.report["folds"] == 0
 
 
 def test_a_head_config_reports_every_problem_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
-        HeadTrainingConfig(l2_grid=(), max_iterations=0, validation_fraction=1.0)
-    assert len(caught.value.problems) == 3
+        HeadTrainingConfig(l2_grid=(), max_iterations=0, validation_fraction=1.0, folds=1)
+    assert len(caught.value.problems) == 4
 
 
 # ---------------------------------------------------------------- the cache table
@@ -285,9 +343,12 @@ def test_a_parent_head_anchors_the_fit_by_its_l2_strength() -> None:
     kept = fit_weighted_linear_head(features, labels, np.ones(30), 3, l2=100.0, prior=prior)
     moved = fit_weighted_linear_head(features, labels, np.ones(30), 3, l2=1e-6, prior=prior)
     assert np.abs(kept.weight - prior.weight).max() < 0.05
+    assert np.abs(kept.bias - prior.bias).max() < 0.05  # the biases are anchored too
     assert np.abs(moved.weight - prior.weight).max() > 0.2
+    assert np.abs(moved.bias - prior.bias).max() > 0.2
     report = fit_head(features, labels, 3, prior=prior).report
-    assert report["anchored_to_parent"] is True and report["chosen"]["l2"] in (1e-3, 1e-2, 1e-1, 1.0)
+    assert report["anchored_to_parent"] is True
+    assert report["chosen"]["l2"] in HeadTrainingConfig().anchored_l2_grid
 
 
 def test_each_variant_has_its_own_cache_key_and_a_head_swap_keeps_both() -> None:

@@ -219,6 +219,8 @@ class TrainingConfig:
     adapt_learning_rate: float = 3e-5
     #: ``--unlabelled pseudo`` (head mode): production's answers at or above this score become labels.
     pseudo_threshold: float = 0.9
+    #: ``--mode auto``: the chance it may take of training a mode no better than production.
+    auto_alpha: float = 0.1
 
     def __post_init__(self) -> None:
         problems = []
@@ -228,6 +230,8 @@ class TrainingConfig:
             problems.append("training.adapt_learning_rate must be between 0 and 1")
         if not 0.0 < self.pseudo_threshold <= 1.0:
             problems.append("training.pseudo_threshold must be > 0 and <= 1")
+        if not 0.0 < self.auto_alpha < 1.0:
+            problems.append("training.auto_alpha must be between 0 and 1")
         if self.contrastive_iterations < 1 or self.contrastive_max_pairs < 1:
             problems.append("training.contrastive_iterations and contrastive_max_pairs must be >= 1")
         if not 0.0 < self.contrastive_learning_rate < 1.0:
@@ -544,6 +548,7 @@ adapt_max_texts = 2000       # --unlabelled adapt: the newest unlabelled trainin
 adapt_batch_size = 32
 adapt_learning_rate = 3e-5
 pseudo_threshold = 0.9       # --unlabelled pseudo: production's answers this sure become labels
+auto_alpha = 0.1             # --mode auto: chance it may take of training a mode no better than production
 
 [drift]
 enabled = true

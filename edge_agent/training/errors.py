@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from export.head_swap import NotHeadSwappableError  # noqa: F401  (site training raises it too)
 from genba.errors import UsageError
@@ -75,10 +76,25 @@ class UnlabelledOptionError(TrainingError):
 
 
 class AutoDeclinedError(TrainingError):
-    def __init__(self, validation: int, production: int, best: str, right: int) -> None:
-        super().__init__(
-            f"--mode auto trained nothing: on {validation} validation labels no mode beat production "
-            f"({production} right; best {best}, {right}): label more items, or name a mode with --mode"
+    """``--mode auto`` found no mode the labels show better than production; nothing was trained."""
+
+    @classmethod
+    def not_shown_better(
+        cls, validation: int, production: int, best: str, right: int, evidence: dict[str, Any]
+    ) -> AutoDeclinedError:
+        return cls(
+            f"--mode auto trained nothing: {validation} validation labels do not show any mode better "
+            f"than production ({production} right; best {best}, {right}; where only one was right, "
+            f"{best} {evidence['mode_only']} and production {evidence['production_only']}, "
+            f"p = {evidence['p_value']:.3g}, needs <= {evidence['level']:.3g}): label more items, "
+            "or name a mode with --mode"
+        )
+
+    @classmethod
+    def too_few(cls, labels: int) -> AutoDeclinedError:
+        return cls(
+            f"--mode auto trained nothing: {labels} labels leave none to judge a mode on (a class "
+            "needs 3 or more to lend one): label more items, or name a mode with --mode"
         )
 
 

@@ -39,7 +39,52 @@ def test_a_head_that_beats_production_on_the_validation_labels_is_chosen_and_say
     assert report["validation_size"] == 6 and report["production_right"] == 0
     assert report["modes"]["head"]["right"] == 6
     assert "only head trains this model" in report["modes"]["last-k"]["skipped"]
-    assert report["why"] == "head answered 6 of 6 validation labels right, production 0"
+    # 6 of 6 discordant pairs to head: p = 1/64, below 0.1 (one mode tried, no correction)
+    evidence = report["evidence"]
+    assert (evidence["mode_only"], evidence["production_only"], evidence["level"]) == (6, 0, 0.1)
+    assert evidence["p_value"] == round(1 / 64, 6) and evidence["better"] is True
+    assert report["why"] == (
+        "head answered 6 of 6 validation labels right, production 0: 6 to 0 where only one was right "
+        "(p = 0.0156 <= 0.1)"
+    )
+
+
+def test_a_mode_only_a_little_ahead_on_few_labels_is_declined_as_luck() -> None:
+    """Production calls every class-2 report something else. On 6 validation labels head wins
+    2 to 0 where only one is right (p = 0.25): declined. With 30 labels a class the same flaw
+    shows on 6 validation labels of class 2 (p = 1/64): head trains."""
+
+    def production(centres: np.ndarray) -> HeadWeights:
+        return HeadWeights(np.concatenate([centres[:2], -centres[2:]]), np.zeros(3, dtype=np.float32))
+
+    vectors, targets, centres = _clusters(10)
+    with pytest.raises(AutoDeclinedError) as caught:
+        choose_mode(
+            AutoInputs(targets=targets, parent=production(centres), vectors=vectors), TrainingConfig()
+        )
+    message = str(caught.value)
+    assert "(4 right; best head, 6; where only one was right, head 2 and production 0, p = 0.25" in message
+    assert "needs <= 0.1" in message and "\n" not in message and caught.value.exit_code == 2
+
+    vectors, targets, centres = _clusters(30)
+    choice = choose_mode(
+        AutoInputs(targets=targets, parent=production(centres), vectors=vectors), TrainingConfig()
+    )
+    assert choice.mode == "head" and choice.report["evidence"]["mode_only"] == 6
+
+
+def test_the_level_is_shared_among_the_modes_tried() -> None:
+    from edge_agent.training.auto import paired_evidence
+
+    mode = np.array([True] * 5 + [False] * 5)
+    production = np.zeros(10, dtype=bool)
+    # 5 to 0: p = 1/32 = 0.031; enough for one mode at 0.1, not for the best of three at 0.05
+    assert paired_evidence(mode, production, 0.1, tried=1)["better"] is True
+    assert paired_evidence(mode, production, 0.05, tried=3)["better"] is False
+    assert paired_evidence(mode, production, 0.05, tried=3)["level"] == round(0.05 / 3, 6)
+    # ties and losses are never better, whatever the level
+    assert paired_evidence(production, mode, 0.99, tried=1)["better"] is False
+    assert paired_evidence(mode, mode, 0.99, tried=1)["better"] is False
 
 
 def test_no_mode_better_than_production_trains_nothing_in_one_line() -> None:
@@ -48,24 +93,24 @@ def test_no_mode_better_than_production_trains_nothing_in_one_line() -> None:
     with pytest.raises(AutoDeclinedError) as caught:
         choose_mode(AutoInputs(targets=targets, parent=perfect, vectors=vectors), TrainingConfig())
     message = str(caught.value)
-    assert "no mode beat production (6 right; best head, 6)" in message
+    assert "6 validation labels do not show any mode better than production (6 right; best head, 6" in message
     assert "label more items" in message and "\n" not in message and caught.value.exit_code == 2
 
 
-def test_too_few_labels_to_hold_out_choose_the_head_closest_to_production() -> None:
+def test_too_few_labels_to_hold_out_train_nothing() -> None:
     vectors, targets, centres = _clusters(2)
-    choice = choose_mode(
-        AutoInputs(targets=targets, parent=HeadWeights(centres, np.zeros(3, np.float32)), vectors=vectors),
-        TrainingConfig(),
-    )
-    assert choice.mode == "head" and choice.report["validation_size"] == 0
-    assert "too few labels to hold any out" in choice.report["why"]
+    wrong = HeadWeights(np.roll(centres, 1, axis=0), np.zeros(3, dtype=np.float32))
+    with pytest.raises(AutoDeclinedError) as caught:
+        choose_mode(AutoInputs(targets=targets, parent=wrong, vectors=vectors), TrainingConfig())
+    assert "6 labels leave none to judge a mode on" in str(caught.value)
 
 
 def test_auto_tries_every_mode_on_the_site_and_its_winner_is_the_signed_candidate(
     st_site: Callable[..., SiteFolder], tmp_path: Path
 ) -> None:
-    site = st_site(**CONTRASTIVE)
+    # Half the 18 labels judge the modes: 9 validation labels can show a mode better than the
+    # random production head (a fifth, 3 labels, never could at the 0.1 level).
+    site = st_site(**CONTRASTIVE, validation_fraction=0.5)
     result = train_candidate(site.root, mode="auto", out=tmp_path / "candidate", seed=0, provider="cpu")
 
     site_key = keys.load_public_key(site.site_key_file.with_name("site-sign.pem.pub"))
@@ -76,6 +121,8 @@ def test_auto_tries_every_mode_on_the_site_and_its_winner_is_the_signed_candidat
     assert set(scores) == {"head", "last-k", "contrastive"}  # the text model allows all three
     chosen = auto["chosen"]
     assert scores[chosen] == max(scores.values()) and scores[chosen] > auto["production_right"]
+    evidence = auto["evidence"]
+    assert evidence["better"] and evidence["p_value"] <= evidence["level"] == round(0.1 / 3, 6)
     order = ["head", "last-k", "contrastive"]
     assert all(scores[m] < scores[chosen] for m in order[: order.index(chosen)])  # ties: the quicker
     # The candidate is the winner's, trained on every label: its lineage names that mode, not "auto".

@@ -27,6 +27,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,13 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES[:4]))
     parser.add_argument("--plot", type=Path, help="only draw the plot of an earlier run's JSON, beside it")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a [training] setting other than agent.toml's default (e.g. contrastive_max_pairs=1000)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-out/few_labels_modes"))
     args = parser.parse_args()
     if args.plot is not None:
@@ -59,6 +67,8 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     bundle, trust = _bundle(args.out)
     bench = LastKBench(bundle, trust, trust.with_suffix(""), THREADS)
+    settings = _settings(args.set)
+    bench.config = replace(bench.config, **settings)
     prior = _default_head(bundle)
     runs: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -95,11 +105,26 @@ def main() -> int:
     document = _summary(runs, args.per_class, args.modes)
     seconds = round(time.perf_counter() - started, 1)
     document.update({"generator_version": GENERATOR_VERSION, "seeds": args.seeds, "sites": list(SITES),
+                     "training_settings": settings,
                      "threads": THREADS, "seconds": seconds, "runs": runs})  # fmt: skip
     (args.out / "few_labels_modes.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     plot(document, args.out / "few_labels_modes.png")
     print(json.dumps({k: v for k, v in document.items() if k != "runs"}, indent=2))
     return 0
+
+
+def _settings(assignments: list[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` as [training] settings, each value typed like the default's."""
+    from edge_agent.config import TrainingConfig
+
+    defaults = TrainingConfig()
+    settings: dict[str, Any] = {}
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        if not hasattr(defaults, name):
+            raise SystemExit(f"--set {assignment}: no [training] setting is called {name!r}")
+        settings[name] = type(getattr(defaults, name))(value)
+    return settings
 
 
 def _served_embeddings(bench: Any, texts: list[str]) -> np.ndarray:

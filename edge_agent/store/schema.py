@@ -322,9 +322,19 @@ _V11: Final = """
 CREATE INDEX audit_log_event ON audit_log (event, seq);
 """
 
+# v12: production's answers by the latency their caller saw, for the all-time KPI summary's p50 and
+# p95 (``/v1/kpis``): walking the index to the rank needed replaces sorting every answer the site
+# ever served (bench/kpis_at_scale.py). It indexes ``kpi.INDEXED_CALLER_LATENCY`` (the latency
+# ``+ 0``) and only production rows, so only that query can use it: the report's and the daily
+# rollup's windows keep their time indexes (SQLite would otherwise walk it to avoid their sort).
+_V12: Final = """
+CREATE INDEX production_by_caller_latency ON predictions (coalesce(caller_latency_ms, latency_ms) + 0)
+    WHERE stage = 'production';
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
-    (10, _V10), (11, _V11),
+    (10, _V10), (11, _V11), (12, _V12),
 )  # fmt: skip
 #: Migrations that rebuild a table others refer to: SQLite's documented procedure turns foreign
 #: keys off around them (a pragma that cannot change inside a transaction) and checks them after.

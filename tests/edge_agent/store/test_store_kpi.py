@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
-from edge_agent.store import InputRecord, ModelRow, PredictionRecord, SiteStore
+from edge_agent.store import InputRecord, ModelRow, PredictionRecord, SiteStore, kpi, report_queries
 from genba.errors import UsageError
 
 DAY = 86400.0
@@ -137,3 +140,32 @@ def test_daily_kpis_cover_a_window_of_days(store: SiteStore, traffic: dict[str, 
     assert len(store.kpi_daily(days=45)) == 12
     with pytest.raises(UsageError, match="YYYY-MM-DD"):
         store.refresh_kpi_daily("01/01/2026")
+
+
+def _plans_of_ranked_reads(store_path: Path, read: Callable[[sqlite3.Connection], object]) -> list[str]:
+    """The query plan of every latency-ranked statement ``read`` runs (as SQLite would run it)."""
+    with closing(sqlite3.connect(store_path)) as conn:
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        read(conn)
+        conn.set_trace_callback(None)
+        ranked = [s for s in statements if "ORDER BY latency" in s]
+        assert ranked, "the read ranks no latencies"
+        return [" | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {s}")) for s in ranked]
+
+
+def test_the_all_time_latency_ranks_walk_an_index_and_windowed_ones_keep_the_time_indexes(
+    store: SiteStore, traffic: dict[str, Any], store_path: Path
+) -> None:
+    """All time, p50 and p95 must not sort every answer ever served; a day's window must not walk
+    every production answer by latency to find the day's (each would be slow on a year of answers)."""
+    for plan in _plans_of_ranked_reads(store_path, lambda conn: kpi.summary(conn, None)):
+        assert "production_by_caller_latency" in plan and "TEMP B-TREE" not in plan, plan
+    day = kpi.utc_day(traffic["start"])
+    windowed = [
+        *_plans_of_ranked_reads(store_path, lambda conn: kpi.summary(conn, traffic["start"] - 1)),
+        *_plans_of_ranked_reads(store_path, lambda conn: kpi.refresh_daily(conn, day)),
+        *_plans_of_ranked_reads(store_path, lambda conn: report_queries.figures(conn, [day])),
+    ]
+    assert windowed and not [plan for plan in windowed if "production_by_caller_latency" in plan]
+    assert kpi.summary(sqlite3.connect(store_path), None)["latency_ms_p95"] == pytest.approx(38.5)

@@ -56,7 +56,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a [training] setting other than agent.toml's default (e.g. contrastive_max_pairs=1000)",
+        help="a [training] setting other than agent.toml's default (e.g. contrastive_max_pairs=2000)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench-out/few_labels_modes"))
     args = parser.parse_args()

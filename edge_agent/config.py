@@ -211,7 +211,7 @@ class TrainingConfig:
     validation_fraction: float = 0.2
     #: ``contrastive``: SetFit's pair passes over the labels, the most pairs trained, their step size.
     contrastive_iterations: int = 20
-    contrastive_max_pairs: int = 2000
+    contrastive_max_pairs: int = 1000
     contrastive_learning_rate: float = 2e-5
     #: ``--unlabelled adapt``: at most this many unlabelled texts, in batches of this size, this step.
     adapt_max_texts: int = 2000
@@ -542,7 +542,7 @@ max_epochs = 12              # early stopping on a validation split of the train
 patience = 3
 validation_fraction = 0.2
 contrastive_iterations = 20  # contrastive: SetFit passes, each pairs every label with its class and another
-contrastive_max_pairs = 2000 # contrastive: at most this many pairs (one epoch over them)
+contrastive_max_pairs = 1000 # contrastive: at most this many pairs (one epoch over them)
 contrastive_learning_rate = 2e-5
 adapt_max_texts = 2000       # --unlabelled adapt: the newest unlabelled training-split texts used
 adapt_batch_size = 32

@@ -9,7 +9,7 @@
    for one epoch over the pairs with sentence-transformers' ``CosineSimilarityLoss`` (the cosine of
    the two pooled embeddings regressed on the target), AdamW at ``contrastive_learning_rate``.
 3. **A head on the new embeddings.** :func:`edge_agent.training.head.fit_head` fits the head on the
-   tuned encoder's embeddings of every training text: its L2 chosen on a validation split of the
+   tuned encoder's embeddings of every training text: its L2 chosen by cross-validation on the
    training labels, starting from (and pulled toward) the parent's head.
 
 The result is a :class:`~edge_agent.training.last_k.FineTuned`, re-exported through the same gates

@@ -35,7 +35,7 @@ import numpy as np
 
 from edge_agent.config import TrainingConfig
 from edge_agent.training.errors import AutoDeclinedError, TooFewPairsError
-from edge_agent.training.head import HeadTrainingConfig, fit_head, stratified_split
+from edge_agent.training.head import HeadTrainingConfig, answered_right, fit_head, stratified_split
 from export.graphs import HeadWeights
 
 #: Quickest first: a tie goes to the earlier mode.
@@ -75,19 +75,21 @@ def choose_mode(
     train, validation = stratified_split(targets, config.validation_fraction, seed)
     if not len(validation):
         raise AutoDeclinedError.too_few(len(targets))
-    production = _answered_right(inputs.parent, inputs.vectors[validation], targets[validation])
+    production = answered_right(inputs.parent, inputs.vectors[validation], targets[validation])
     scores: dict[str, Any] = {}
     right: dict[str, np.ndarray] = {}
     for mode in ORDER:
         scores[mode], answered = _trial(mode, inputs, train, validation, config, seed, head_config)
         if answered is not None:
             right[mode] = answered
-    best = max(right, key=lambda mode: (int(right[mode].sum()), -ORDER.index(mode)))
+    counts = {mode: int(answered.sum()) for mode, answered in right.items()}
+    production_right = int(production.sum())
+    best = max(counts, key=lambda mode: (counts[mode], -ORDER.index(mode)))
     evidence = paired_evidence(right[best], production, config.auto_alpha, tried=len(right))
     report = {
         "validation_size": int(len(validation)),
         "train_size": int(len(train)),
-        "production_right": int(production.sum()),
+        "production_right": production_right,
         "modes": scores,
         "best": best,
         "evidence": evidence,
@@ -95,12 +97,12 @@ def choose_mode(
     }
     if not evidence["better"]:
         raise AutoDeclinedError.not_shown_better(
-            len(validation), int(production.sum()), best, int(right[best].sum()), evidence
+            len(validation), production_right, best, counts[best], evidence
         )
-    tie = [int(r.sum()) for r in right.values()].count(int(right[best].sum())) > 1
+    tie = list(counts.values()).count(counts[best]) > 1
     why = (
-        f"{best} answered {int(right[best].sum())} of {len(validation)} validation labels right, "
-        f"production {int(production.sum())}: {evidence['mode_only']} to {evidence['production_only']} "
+        f"{best} answered {counts[best]} of {len(validation)} validation labels right, "
+        f"production {production_right}: {evidence['mode_only']} to {evidence['production_only']} "
         f"where only one was right (p = {evidence['p_value']:.3g} <= {evidence['level']:.3g})"
         f"{'; a tie goes to the quicker mode' if tie else ''}"
     )
@@ -147,7 +149,7 @@ def _trial(
     if mode == "head":
         vectors, prior = inputs.vectors, inputs.parent
         fit = fit_head(vectors[train], targets[train], num_labels, seed=seed, config=head_config, prior=prior)
-        answered = _answered_right(fit.weights, inputs.vectors[validation], targets[validation])
+        answered = answered_right(fit.weights, inputs.vectors[validation], targets[validation])
         return {"right": int(answered.sum()), "seconds": round(time.perf_counter() - started, 3)}, answered
     if inputs.texts is None or inputs.new_source is None or inputs.encode is None:
         return {"skipped": inputs.encoder_unavailable}, None
@@ -168,11 +170,5 @@ def _trial(
         source, inputs.encode, texts, targets[train], inputs.parent, config, seed=seed, device=inputs.device
     )
     vectors = embed_texts(source, inputs.encode, [inputs.texts[i] for i in validation], inputs.device)
-    answered = _answered_right(tuned.head, vectors, targets[validation])
+    answered = answered_right(tuned.head, vectors, targets[validation])
     return {"right": int(answered.sum()), "seconds": round(time.perf_counter() - started, 3)}, answered
-
-
-def _answered_right(head: HeadWeights, vectors: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Per label: does the head's top answer match it."""
-    logits = vectors.astype(np.float64) @ head.weight.T.astype(np.float64) + head.bias.astype(np.float64)
-    return np.asarray(np.argmax(logits, axis=1) == targets)

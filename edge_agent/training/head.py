@@ -100,19 +100,16 @@ def fit_head(
     folds = _folds(targets, config, seed)
     grid_values = config.anchored_l2_grid if prior is not None else config.l2_grid
     grid: list[dict[str, Any]] = []
+    scored = sum(len(validation) for _, validation in folds)
     if folds:
         for l2 in grid_values:
-            right, loss_sum, scored = 0.0, 0.0, 0
+            right, loss_sum = 0.0, 0.0
             for train, validation in folds:
                 head = _fit(
                     features[train], targets[train], num_labels, seed, l2, config.max_iterations, prior
                 )
                 accuracy, loss = score_head(head, features[validation], targets[validation])
-                right, loss_sum, scored = (
-                    right + accuracy * len(validation),
-                    loss_sum + loss * len(validation),
-                    scored + len(validation),
-                )
+                right, loss_sum = right + accuracy * len(validation), loss_sum + loss * len(validation)
             grid.append(
                 {
                     "l2": l2,
@@ -120,13 +117,11 @@ def fit_head(
                     "validation_loss": round(loss_sum / scored, 6),
                 }
             )
-        scored = sum(len(validation) for _, validation in folds)
         best = _one_standard_error(grid, scored)
         chosen_l2, validation_accuracy = float(best["l2"]), best["validation_accuracy"]
     else:
         chosen_l2 = config.default_l2 if prior is None else config.anchored_default_l2
         validation_accuracy = None
-        scored = 0
     weights = _fit(features, targets, num_labels, seed, chosen_l2, config.max_iterations, prior)
     report = {
         "examples": int(len(targets)),
@@ -207,9 +202,22 @@ def _fit(
 
 def score_head(head: HeadWeights, features: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of a head on labelled embeddings."""
-    logits = features.astype(np.float64) @ head.weight.T.astype(np.float64) + head.bias.astype(np.float64)
+    logits = head_logits(head, features)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     loss = float(-log_probabilities[np.arange(len(targets)), targets].mean())
-    accuracy = float((np.argmax(logits, axis=1) == targets).mean())
+    accuracy = float(answered_right(head, features, targets, logits).mean())
     return round(accuracy, 6), round(loss, 6)
+
+
+def answered_right(
+    head: HeadWeights, features: np.ndarray, targets: np.ndarray, logits: np.ndarray | None = None
+) -> np.ndarray:
+    """Per labelled embedding: is the head's top answer its label."""
+    logits = head_logits(head, features) if logits is None else logits
+    return np.asarray(np.argmax(logits, axis=1) == targets)
+
+
+def head_logits(head: HeadWeights, features: np.ndarray) -> np.ndarray:
+    """The head's logits in float64."""
+    return features.astype(np.float64) @ head.weight.T.astype(np.float64) + head.bias.astype(np.float64)

@@ -128,3 +128,15 @@ def test_auto_tries_every_mode_on_the_site_and_its_winner_is_the_signed_candidat
     # The candidate is the winner's, trained on every label: its lineage names that mode, not "auto".
     assert manifest["lineage"]["source"]["mode"] == chosen == report["mode"] == result["report"]["mode"]
     assert manifest["lineage"]["source"]["labels"] == 18 == auto["validation_size"] + auto["train_size"]
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, -0.1, 2.0])
+def test_an_auto_level_outside_zero_to_one_is_refused_with_the_others(alpha: float) -> None:
+    from edge_agent.config import config_from_mapping
+    from genba.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"training": {"auto_alpha": alpha, "last_k": 0}})
+    assert "training.auto_alpha must be between 0 and 1" in caught.value.problems
+    assert "training.last_k must be >= 1" in caught.value.problems
+    assert config_from_mapping({"training": {"auto_alpha": 0.05}}).training.auto_alpha == 0.05

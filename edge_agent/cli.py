@@ -102,8 +102,8 @@ def _register_learning(actions: Any) -> None:
         help="head: a new head on cached embeddings (seconds); "
         "last-k: the top blocks fine-tuned with the head, then re-exported (minutes); "
         "contrastive: the top blocks taught the classes from pairs of labels (SetFit), then a head, "
-        "re-exported (minutes); auto: each mode tried on a validation split of the labels, the best "
-        "trained if the split shows it better than production beyond luck (nothing otherwise)",
+        "re-exported (minutes); auto: head and last-k cross-validated on the labels, the best "
+        "trained if every label's answers show it better than production beyond luck (nothing otherwise)",
     )
     train.add_argument(
         "--unlabelled",

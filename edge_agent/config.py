@@ -25,6 +25,8 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 DECISIONS = ("non-inferiority", "superiority")
 #: Which held-out labels the gates judge on: the audit sample's (unbiased) or all.
 EVIDENCE = ("disagreement", "audit", "all")
+#: The modes ``--mode auto`` may try, quickest first (a tie goes to the earlier one).
+AUTO_MODES = ("head", "last-k", "contrastive")
 
 
 @dataclass(frozen=True)
@@ -219,8 +221,11 @@ class TrainingConfig:
     adapt_learning_rate: float = 3e-5
     #: ``--unlabelled pseudo`` (head mode): production's answers at or above this score become labels.
     pseudo_threshold: float = 0.9
-    #: ``--mode auto``: the chance it may take of training a mode no better than production.
+    #: ``--mode auto``: the chance it may take of training a mode no better than production, the
+    #: cross-validation folds that judge the modes, and the modes it tries.
     auto_alpha: float = 0.1
+    auto_folds: int = 5
+    auto_modes: tuple[str, ...] = ("head", "last-k")
 
     def __post_init__(self) -> None:
         problems = []
@@ -230,8 +235,13 @@ class TrainingConfig:
             problems.append("training.adapt_learning_rate must be between 0 and 1")
         if not 0.0 < self.pseudo_threshold <= 1.0:
             problems.append("training.pseudo_threshold must be > 0 and <= 1")
+        object.__setattr__(self, "auto_modes", tuple(self.auto_modes))
         if not 0.0 < self.auto_alpha < 1.0:
             problems.append("training.auto_alpha must be between 0 and 1")
+        if self.auto_folds < 2:
+            problems.append("training.auto_folds must be >= 2")
+        if not self.auto_modes or any(mode not in AUTO_MODES for mode in self.auto_modes):
+            problems.append(f"training.auto_modes must list one or more of {', '.join(AUTO_MODES)}")
         if self.contrastive_iterations < 1 or self.contrastive_max_pairs < 1:
             problems.append("training.contrastive_iterations and contrastive_max_pairs must be >= 1")
         if not 0.0 < self.contrastive_learning_rate < 1.0:
@@ -549,6 +559,8 @@ adapt_batch_size = 32
 adapt_learning_rate = 3e-5
 pseudo_threshold = 0.9       # --unlabelled pseudo: production's answers this sure become labels
 auto_alpha = 0.1             # --mode auto: chance it may take of training a mode no better than production
+auto_folds = 5               # --mode auto: each label judges the modes once, by a model not trained on it
+auto_modes = ["head", "last-k"]  # --mode auto: the modes it tries (add "contrastive": 6 fits more)
 
 [drift]
 enabled = true

@@ -3,7 +3,7 @@ in any role (the base install has no numpy) without importing what trains."""
 
 from __future__ import annotations
 
-#: ``genba agent train --mode``: ``auto`` tries the others on a validation split and trains the
+#: ``genba agent train --mode``: ``auto`` cross-validates the others on the labels and trains the
 #: winner; ``last-k`` and ``contrastive`` change the encoder and re-export it.
 TRAINING_MODES = ("head", "last-k", "contrastive", "auto")
 ENCODER_MODES = ("last-k", "contrastive")

@@ -80,11 +80,12 @@ class AutoDeclinedError(TrainingError):
 
     @classmethod
     def not_shown_better(
-        cls, validation: int, production: int, best: str, right: int, evidence: dict[str, Any]
+        cls, labels: int, folds: int, production: int, best: str, right: int, evidence: dict[str, Any]
     ) -> AutoDeclinedError:
         return cls(
-            f"--mode auto trained nothing: {validation} validation labels do not show any mode better "
-            f"than production ({production} right; best {best}, {right}; where only one was right, "
+            f"--mode auto trained nothing: {labels} labels in {folds}-fold cross-validation do not "
+            f"show any mode better than production ({production} right; best {best}, {right}; "
+            f"where only one was right, "
             f"{best} {evidence['mode_only']} and production {evidence['production_only']}, "
             f"p = {evidence['p_value']:.3g}, needs <= {evidence['level']:.3g}): label more items, "
             "or name a mode with --mode"
@@ -94,7 +95,7 @@ class AutoDeclinedError(TrainingError):
     def too_few(cls, labels: int) -> AutoDeclinedError:
         return cls(
             f"--mode auto trained nothing: {labels} labels leave none to judge a mode on (a class "
-            "needs 3 or more to lend one): label more items, or name a mode with --mode"
+            "needs 2 or more to lend one): label more items, or name a mode with --mode"
         )
 
 

@@ -148,8 +148,14 @@ def _folds(targets: np.ndarray, config: HeadTrainingConfig, seed: int) -> list[t
     if len(targets) > config.cv_max_labels:
         train, validation = stratified_split(targets, config.validation_fraction, seed)
         return [(train, validation)] if len(validation) else []
+    return stratified_folds(targets, config.folds, seed)
+
+
+def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, held-out) positions of ``folds`` seeded, stratified folds (fewer when no class has
+    that many labels; none when no class has two): every label is held out exactly once."""
     counts = np.bincount(targets)
-    k = min(config.folds, int(counts.max()))
+    k = min(folds, int(counts.max()))
     if k < 2:
         return []
     rng = np.random.default_rng(seed)

@@ -8,6 +8,7 @@ labels and the model happens before any embedding, cache write or file.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import time
@@ -325,7 +326,7 @@ def _choose_mode(
     embedded: Embedded,
     unlabelled: list[str] | None = None,
 ) -> AutoChoice:
-    """``auto``: each mode this model allows, tried on a validation split (``edge_agent.training.auto``)."""
+    """``auto``: each mode this model allows, cross-validated on the labels (``edge_agent.training.auto``)."""
     from edge_agent.training.adapt import adapt_encoder
     from edge_agent.training.auto import AutoInputs, choose_mode
     from edge_agent.training.errors import TrainingError
@@ -340,15 +341,22 @@ def _choose_mode(
         probe = texts[: _PROBE_SIZE * 2]
         device = training_device(model.config.provider)
 
-        checked: list[Any] = []  # the copy loaded to check the source serves the first trial
+        checked: list[Any] = []  # the copy loaded to check the source, adapted once when asked
 
-        def new_source() -> Any:  # a fresh copy per trial, adapted first under --unlabelled adapt
-            source = checked.pop() if checked else load_source(site, config.training, parent, model, probe)
-            if unlabelled is not None:
+        def new_source() -> Any:  # a fresh copy per fold of every trial
+            if unlabelled is not None and not adapted:
                 adapt_encoder(
-                    source, model.preprocessor.encode, unlabelled, config.training, seed=seed, device=device
+                    checked[0],
+                    model.preprocessor.encode,
+                    unlabelled,
+                    config.training,
+                    seed=seed,
+                    device=device,
                 )
-            return source
+                adapted.append(True)
+            return copy.deepcopy(checked[0])
+
+        adapted: list[bool] = []
 
         try:  # the source model is checked once here
             checked.append(load_source(site, config.training, parent, model, probe))

@@ -1,4 +1,4 @@
-"""--mode auto: each mode tried on labels it never trained on; the winner trains, or nothing does."""
+"""--mode auto: each mode cross-validated on labels it never saw; the winner trains, or nothing does."""
 
 from __future__ import annotations
 
@@ -30,47 +30,63 @@ def _clusters(per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
     return vectors, targets, centres
 
 
-def test_a_head_that_beats_production_on_the_validation_labels_is_chosen_and_says_why() -> None:
+def test_a_head_that_beats_production_on_labels_it_never_saw_is_chosen_and_says_why() -> None:
     vectors, targets, centres = _clusters(10)
     wrong = HeadWeights(np.roll(centres, 1, axis=0), np.zeros(3, dtype=np.float32))  # every answer wrong
     choice = choose_mode(AutoInputs(targets=targets, parent=wrong, vectors=vectors), TrainingConfig())
     report = choice.report
     assert choice.mode == "head" and report["chosen"] == "head"
-    assert report["validation_size"] == 6 and report["production_right"] == 0
-    assert report["modes"]["head"]["right"] == 6
+    # 5 folds of 30 labels: every label answered once, by a head fitted on the other 24
+    assert (report["folds"], report["scored"], report["production_right"]) == (5, 30, 0)
+    assert report["modes"]["head"]["right"] == 30
     assert "only head trains this model" in report["modes"]["last-k"]["skipped"]
-    # 6 of 6 discordant pairs to head: p = 1/64, below 0.1 (one mode tried, no correction)
+    assert report["modes"]["contrastive"] == {"skipped": "not in [training] auto_modes"}
+    # 30 of 30 discordant pairs to head; one mode tried, no correction
     evidence = report["evidence"]
-    assert (evidence["mode_only"], evidence["production_only"], evidence["level"]) == (6, 0, 0.1)
-    assert evidence["p_value"] == round(1 / 64, 6) and evidence["better"] is True
+    assert (evidence["mode_only"], evidence["production_only"], evidence["level"]) == (30, 0, 0.1)
+    assert evidence["better"] is True
     assert report["why"] == (
-        "head answered 6 of 6 validation labels right, production 0: 6 to 0 where only one was right "
-        "(p = 0.0156 <= 0.1)"
+        "head answered 30 of 30 labels right in 5-fold cross-validation, production 0: 30 to 0 where "
+        "only one was right (p = 9.31e-10 <= 0.1)"
     )
 
 
 def test_a_mode_only_a_little_ahead_on_few_labels_is_declined_as_luck() -> None:
-    """Production calls every class-2 report something else. On 6 validation labels head wins
-    2 to 0 where only one is right (p = 0.25): declined. With 30 labels a class the same flaw
-    shows on 6 validation labels of class 2 (p = 1/64): head trains."""
+    """Production calls every class-2 report something else. With 3 labels a class head fixes the
+    3 class-2 labels, 3 to 0 where only one is right (p = 0.125): declined. With 10 labels a class
+    the same flaw shows on 10 labels (p = 1/1024): head trains."""
 
     def production(centres: np.ndarray) -> HeadWeights:
         return HeadWeights(np.concatenate([centres[:2], -centres[2:]]), np.zeros(3, dtype=np.float32))
 
-    vectors, targets, centres = _clusters(10)
+    vectors, targets, centres = _clusters(3)
     with pytest.raises(AutoDeclinedError) as caught:
         choose_mode(
             AutoInputs(targets=targets, parent=production(centres), vectors=vectors), TrainingConfig()
         )
     message = str(caught.value)
-    assert "(4 right; best head, 6; where only one was right, head 2 and production 0, p = 0.25" in message
+    assert message.startswith("--mode auto trained nothing: 9 labels in 3-fold cross-validation do not")
+    assert "(6 right; best head, 9; where only one was right, head 3 and production 0, p = 0.125" in message
     assert "needs <= 0.1" in message and "\n" not in message and caught.value.exit_code == 2
 
-    vectors, targets, centres = _clusters(30)
+    vectors, targets, centres = _clusters(10)
     choice = choose_mode(
         AutoInputs(targets=targets, parent=production(centres), vectors=vectors), TrainingConfig()
     )
-    assert choice.mode == "head" and choice.report["evidence"]["mode_only"] == 6
+    assert choice.mode == "head" and choice.report["evidence"]["mode_only"] == 10
+
+
+def test_the_evidence_counts_every_label_not_a_fifth_of_them() -> None:
+    """The flaw above, 10 labels a class: one validation split of a fifth holds 2 class-2 labels
+    (p = 0.25, never enough); cross-validation answers all 10 of them."""
+    from edge_agent.training.head import stratified_split
+
+    vectors, targets, centres = _clusters(10)
+    _, held_out = stratified_split(targets, TrainingConfig().validation_fraction, seed=0)
+    assert int(np.sum(targets[held_out] == 2)) == 2
+    parent = HeadWeights(np.concatenate([centres[:2], -centres[2:]]), np.zeros(3, dtype=np.float32))
+    report = choose_mode(AutoInputs(targets=targets, parent=parent, vectors=vectors), TrainingConfig()).report
+    assert report["scored"] == 30 and report["evidence"]["mode_only"] == 10
 
 
 def test_the_level_is_shared_among_the_modes_tried() -> None:
@@ -93,24 +109,30 @@ def test_no_mode_better_than_production_trains_nothing_in_one_line() -> None:
     with pytest.raises(AutoDeclinedError) as caught:
         choose_mode(AutoInputs(targets=targets, parent=perfect, vectors=vectors), TrainingConfig())
     message = str(caught.value)
-    assert "6 validation labels do not show any mode better than production (6 right; best head, 6" in message
+    assert "30 labels in 5-fold cross-validation do not show any mode better than production " in message
+    assert "(30 right; best head, 30" in message
     assert "label more items" in message and "\n" not in message and caught.value.exit_code == 2
 
 
-def test_too_few_labels_to_hold_out_train_nothing() -> None:
+def test_one_label_a_class_leaves_none_to_judge_on_and_trains_nothing() -> None:
+    vectors, targets, centres = _clusters(1)
+    wrong = HeadWeights(np.roll(centres, 1, axis=0), np.zeros(3, dtype=np.float32))
+    with pytest.raises(AutoDeclinedError) as caught:
+        choose_mode(AutoInputs(targets=targets, parent=wrong, vectors=vectors), TrainingConfig())
+    assert "3 labels leave none to judge a mode on" in str(caught.value)
+    # two a class are enough for two folds: the labels are judged (here, too few to tell)
     vectors, targets, centres = _clusters(2)
     wrong = HeadWeights(np.roll(centres, 1, axis=0), np.zeros(3, dtype=np.float32))
     with pytest.raises(AutoDeclinedError) as caught:
         choose_mode(AutoInputs(targets=targets, parent=wrong, vectors=vectors), TrainingConfig())
-    assert "6 labels leave none to judge a mode on" in str(caught.value)
+    assert "6 labels in 2-fold cross-validation do not show any mode better" in str(caught.value)
 
 
 def test_auto_tries_every_mode_on_the_site_and_its_winner_is_the_signed_candidate(
     st_site: Callable[..., SiteFolder], tmp_path: Path
 ) -> None:
-    # Half the 18 labels judge the modes: 9 validation labels can show a mode better than the
-    # random production head (a fifth, 3 labels, never could at the 0.1 level).
-    site = st_site(**CONTRASTIVE, validation_fraction=0.5)
+    # Every mode, 3 folds of the 18 labels: each label judges the modes once.
+    site = st_site(**CONTRASTIVE, auto_folds=3, auto_modes=["head", "last-k", "contrastive"])
     result = train_candidate(site.root, mode="auto", out=tmp_path / "candidate", seed=0, provider="cpu")
 
     site_key = keys.load_public_key(site.site_key_file.with_name("site-sign.pem.pub"))
@@ -127,7 +149,7 @@ def test_auto_tries_every_mode_on_the_site_and_its_winner_is_the_signed_candidat
     assert all(scores[m] < scores[chosen] for m in order[: order.index(chosen)])  # ties: the quicker
     # The candidate is the winner's, trained on every label: its lineage names that mode, not "auto".
     assert manifest["lineage"]["source"]["mode"] == chosen == report["mode"] == result["report"]["mode"]
-    assert manifest["lineage"]["source"]["labels"] == 18 == auto["validation_size"] + auto["train_size"]
+    assert manifest["lineage"]["source"]["labels"] == 18 == auto["scored"] and auto["folds"] == 3
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0, -0.1, 2.0])
@@ -140,3 +162,35 @@ def test_an_auto_level_outside_zero_to_one_is_refused_with_the_others(alpha: flo
     assert "training.auto_alpha must be between 0 and 1" in caught.value.problems
     assert "training.last_k must be >= 1" in caught.value.problems
     assert config_from_mapping({"training": {"auto_alpha": 0.05}}).training.auto_alpha == 0.05
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"auto_folds": 1}, "training.auto_folds must be >= 2"),
+        ({"auto_modes": []}, "training.auto_modes must list one or more of head, last-k, contrastive"),
+        (
+            {"auto_modes": ["head", "pseudo"]},
+            "training.auto_modes must list one or more of head, last-k, contrastive",
+        ),
+    ],
+)
+def test_auto_folds_and_modes_are_checked(settings: dict[str, Any], problem: str) -> None:
+    from edge_agent.config import config_from_mapping
+    from genba.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"training": settings})
+    assert caught.value.problems == [problem]
+
+
+def test_auto_tries_head_and_last_k_unless_told_and_the_level_follows_the_modes_tried() -> None:
+    from edge_agent.config import config_from_mapping
+
+    training = config_from_mapping({}).training
+    assert (training.auto_modes, training.auto_folds) == (("head", "last-k"), 5)
+    told = config_from_mapping({"training": {"auto_modes": ["head"]}}).training
+    vectors, targets, centres = _clusters(10)
+    wrong = HeadWeights(np.roll(centres, 1, axis=0), np.zeros(3, dtype=np.float32))
+    report = choose_mode(AutoInputs(targets=targets, parent=wrong, vectors=vectors), told).report
+    assert report["modes"]["last-k"] == {"skipped": "not in [training] auto_modes"}

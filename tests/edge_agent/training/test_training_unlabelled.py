@@ -102,3 +102,37 @@ def test_unlabelled_options_that_cannot_apply_are_refused_in_one_line_and_nothin
         assert words in str(caught.value) and "\n" not in str(caught.value)
         assert caught.value.exit_code == 2 and not out.exists()
         assert not list(site.training_dir.glob("weights/*"))
+
+
+def test_auto_adapts_the_encoder_once_for_all_its_folds_and_the_winner_records_it(
+    st_site: Callable[..., SiteFolder], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge_agent.training import adapt
+
+    site = st_site(
+        auto_folds=3,
+        auto_modes=["last-k", "contrastive"],
+        contrastive_learning_rate=1e-3,
+        contrastive_iterations=5,
+        contrastive_max_pairs=200,
+    )
+    expected = _serve_unlabelled(site)
+    adapted: list[int] = []
+    real = adapt.adapt_encoder
+
+    def counted(source: Any, encode: Any, texts: Any, config: Any, **kwargs: Any) -> dict[str, Any]:
+        adapted.append(len(texts))
+        return real(source, encode, texts, config, **kwargs)
+
+    monkeypatch.setattr(adapt, "adapt_encoder", counted)
+    result = train_candidate(
+        site.root, mode="auto", out=tmp_path / "candidate", seed=0, provider="cpu", unlabelled="adapt"
+    )
+    auto = result["report"]["auto"]
+    assert auto["folds"] == 3 and auto["chosen"] in ("last-k", "contrastive")
+    # once for the six folds' trials of both modes (each starts from a copy), once more for the winner
+    assert adapted == [len(expected), len(expected)]
+    lineage = verify_directory(tmp_path / "candidate", None).manifest.to_json()["lineage"]["source"]
+    assert lineage["mode"] == auto["chosen"] and lineage["unlabelled"]["texts"] == len(expected)
+    written = _everything_written(site, tmp_path / "candidate")
+    assert not any(text.split("lot ")[1].encode() in written for text in UNLABELLED)

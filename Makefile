@@ -53,6 +53,7 @@ bench: $(STAMP) nginx
 	$(BIN)/python bench/federated.py --before docs/bench/federated.json   # the committed figures as 'before'
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/rollout_safety.py
+	$(BIN)/python bench/auto_choice.py
 	$(BIN)/python bench/gui_responsiveness.py
 	$(BIN)/python bench/gui_app.py --build   # builds the desktop app (make gui-app) first
 	$(BIN)/python bench/gpu_serving.py --provider cpu --out bench-out/gpu   # the GPU part: on the device (docs/bench/gpu_serving.json)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import time
 from pathlib import Path
@@ -341,30 +342,25 @@ def _choose_mode(
         probe = texts[: _PROBE_SIZE * 2]
         device = training_device(model.config.provider)
 
-        checked: list[Any] = []  # the copy loaded to check the source, adapted once when asked
-
-        def new_source() -> Any:  # a fresh copy per fold of every trial
-            if unlabelled is not None and not adapted:
-                adapt_encoder(
-                    checked[0],
-                    model.preprocessor.encode,
-                    unlabelled,
-                    config.training,
-                    seed=seed,
-                    device=device,
-                )
-                adapted.append(True)
-            return copy.deepcopy(checked[0])
-
-        adapted: list[bool] = []
-
         try:  # the source model is checked once here
-            checked.append(load_source(site, config.training, parent, model, probe))
+            checked = load_source(site, config.training, parent, model, probe)
         except TrainingError as error:
             inputs = dataclasses.replace(inputs, encoder_unavailable=str(error))
         else:
+
+            @functools.cache
+            def base() -> Any:  # adapted once, under --unlabelled adapt, when a trial first asks
+                if unlabelled is not None:
+                    encode = model.preprocessor.encode
+                    adapt_encoder(checked, encode, unlabelled, config.training, seed=seed, device=device)
+                return checked
+
             inputs = dataclasses.replace(
-                inputs, texts=texts, new_source=new_source, encode=model.preprocessor.encode, device=device
+                inputs,
+                texts=texts,
+                new_source=lambda: copy.deepcopy(base()),  # a fresh copy per fold of every trial
+                encode=model.preprocessor.encode,
+                device=device,
             )
     return choose_mode(inputs, config.training, seed, head_config)
 

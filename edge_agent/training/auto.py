@@ -92,6 +92,8 @@ def choose_mode(
         scores[mode], answered = _trial(mode, inputs, folds, config, seed, head_config)
         if answered is not None:
             right[mode] = answered
+    if not right:
+        raise AutoDeclinedError.none_can_train({mode: trial["skipped"] for mode, trial in scores.items()})
     counts = {mode: int(answered.sum()) for mode, answered in right.items()}
     production_right = int(production.sum())
     best = max(counts, key=lambda mode: (counts[mode], -ORDER.index(mode)))

@@ -92,6 +92,14 @@ class AutoDeclinedError(TrainingError):
         )
 
     @classmethod
+    def none_can_train(cls, skipped: dict[str, str]) -> AutoDeclinedError:
+        why = "; ".join(f"{mode}: {reason}" for mode, reason in skipped.items())
+        return cls(
+            f"--mode auto trained nothing: no mode it may try can train this model ({why}): "
+            "add head to [training] auto_modes in agent.toml, or name a mode with --mode"
+        )
+
+    @classmethod
     def too_few(cls, labels: int) -> AutoDeclinedError:
         return cls(
             f"--mode auto trained nothing: {labels} labels leave none to judge a mode on (a class "

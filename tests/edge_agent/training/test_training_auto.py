@@ -194,3 +194,18 @@ def test_auto_tries_head_and_last_k_unless_told_and_the_level_follows_the_modes_
     wrong = HeadWeights(np.roll(centres, 1, axis=0), np.zeros(3, dtype=np.float32))
     report = choose_mode(AutoInputs(targets=targets, parent=wrong, vectors=vectors), told).report
     assert report["modes"]["last-k"] == {"skipped": "not in [training] auto_modes"}
+
+
+def test_auto_modes_that_cannot_train_this_model_are_declined_in_one_line() -> None:
+    """An image site (head only) told to try only last-k: nothing to compare, a clear refusal."""
+    vectors, targets, centres = _clusters(10)
+    wrong = HeadWeights(np.roll(centres, 1, axis=0), np.zeros(3, dtype=np.float32))
+    with pytest.raises(AutoDeclinedError) as caught:
+        choose_mode(
+            AutoInputs(targets=targets, parent=wrong, vectors=vectors), TrainingConfig(auto_modes=("last-k",))
+        )
+    message = str(caught.value)
+    assert message.startswith("--mode auto trained nothing: no mode it may try can train this model (")
+    assert "head: not in [training] auto_modes; last-k: only head trains this model" in message
+    assert "add head to [training] auto_modes" in message and "\n" not in message
+    assert caught.value.exit_code == 2

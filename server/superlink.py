@@ -6,8 +6,9 @@ at start) with the kit's certificate, ``--enable-supernode-auth`` (only register
 may connect) and ``--disable-runtime-dependency-installation`` (it never runs ``uv sync``). The
 plant network reaches only its front (:mod:`server.front`: nginx with mutual TLS, the Fleet calls
 a SuperNode makes and nothing else) on the provisioned address and port. It runs through
-:mod:`server.superlink_launch` (messages' payloads in memory, run state in the database). Its
-database, log and ``FLWR_HOME`` (the ``flwr`` CLI's connection to it, over loopback) live in ``it/server/``;
+:mod:`server.superlink_launch` (its state in memory but for the sites' registrations, kept in
+``it/server/superlink-nodes.json``). That file, its log and ``FLWR_HOME`` (the ``flwr`` CLI's
+connection to it, over loopback) live in ``it/server/``;
 telemetry is off through :func:`genba.env.child_environment`.
 
 Sites are registered with ``flwr supernode register`` from ``it/sites.json``: every active site
@@ -74,7 +75,8 @@ class ServerFolder:
 
     @property
     def database(self) -> Path:
-        return self.root / "superlink.db"
+        """The SuperLink's sites' registrations (:mod:`server.link_state`; its other state is in memory)."""
+        return self.root / "superlink-nodes.json"
 
     @property
     def log(self) -> Path:

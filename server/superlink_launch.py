@@ -1,13 +1,15 @@
-"""``flower-superlink`` with its run state on disk and the messages' payloads in memory.
+"""``flower-superlink`` with its state in memory and the registered sites on disk.
 
-Flower 1.42 keeps both its link state (registered nodes, runs, message metadata) and its object
-store (every message's payload: model tensors, masked updates, key shares) in the one SQLite file
-given as ``--database``. Every payload a site or the ServerApp pushes is written into that file and
-read back from it, through SQLAlchemy, in the SuperLink's single Python process: in a federated
-round most of the SuperLink's CPU time went there (``bench/federated.py``). A payload lives only
-until its message is delivered, and a message in flight does not survive a restart of the
+Flower 1.42 keeps its link state (registered nodes, runs, message metadata, task tokens) and its
+object store (every message's payload: model tensors, masked updates, key shares) in the one SQLite
+file given as ``--database``, through SQLAlchemy, in the SuperLink's single Python process: in a
+federated round most of the SuperLink's CPU time went there (``bench/federated.py``), first writing
+payloads, then looking up nodes, runs and tokens on every request a site makes. A payload lives only
+until its message is delivered, and a run or message in flight does not survive a restart of the
 SuperLink either way, so Genba's SuperLink keeps the object store in memory (Flower's own
-``InMemoryObjectStore``) and the link state in the file, so that registered sites and runs are kept.
+``InMemoryObjectStore``) and the link state in memory too, but for the sites' registrations, which
+:mod:`server.link_state` keeps in the file given as ``--database`` so that a restarted SuperLink
+knows the sites (and the revoked ones) by the same node ids.
 
 Run as ``python -m server.superlink_launch`` with ``flower-superlink``'s arguments.
 """
@@ -32,6 +34,9 @@ def main() -> None:
     from genba import env  # noqa: F401  (telemetry off before Flower loads)
 
     keep_objects_in_memory()
+    from server.link_state import use_registry_link_state
+
+    use_registry_link_state()
     from flwr.superlink.cli.flower_superlink import flower_superlink
 
     flower_superlink()

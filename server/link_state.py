@@ -1,0 +1,93 @@
+"""The SuperLink's link state: Flower's in-memory one, with the registered sites kept on disk.
+
+Flower 1.42 offers its link state (registered nodes, runs, messages, task tokens) in SQLite through
+SQLAlchemy, or in memory. In SQLite it cost the SuperLink most of its CPU in a federated round
+(``bench/federated.py``): every Fleet request a site makes (a poll, each object pulled or pushed)
+looks its node up, checks its run's status and cleans expired tokens with SQL queries, on the 2 cores
+the SuperLink shares with the front, the ServerApp and the sites of a loopback federation.
+
+Of that state only the registrations must outlive a restart: a site's SuperNode keeps the node id it
+activated with, and a revoked site must stay unregistered. A run or a message in flight ends with the
+SuperLink either way (the ServerApp ends with it). :class:`RegistryLinkState` is Flower's
+``InMemoryLinkState`` whose registrations (node id, owner, public key, name, registered or
+unregistered) are written to a JSON file on each change and read back at start; everything else
+lives in memory. Loaded only by the SuperLink's own process (:mod:`server.superlink_launch`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from flwr.proto.node_pb2 import NodeInfo
+from flwr.server.superlink.linkstate.in_memory_linkstate import InMemoryLinkState
+from flwr.supercore.constant import NodeStatus
+from google.protobuf import json_format
+
+#: The fields of a registration that are kept; activity (online, heartbeats) starts afresh.
+KEPT = ("node_id", "owner_aid", "owner_name", "status", "registered_at", "unregistered_at",
+        "heartbeat_interval", "public_key", "location", "name")  # fmt: skip
+
+
+class RegistryLinkState(InMemoryLinkState):
+    """Flower's in-memory link state; node registrations persist in ``registry``."""
+
+    def __init__(self, registry: Path, federation_manager: Any, object_store: Any) -> None:
+        super().__init__(federation_manager, object_store)
+        self.registry = Path(registry)
+
+    def initialize(self) -> None:
+        """Read the registrations kept by an earlier run of the SuperLink (none on first start)."""
+        if not self.registry.is_file():
+            return
+        kept = json.loads(self.registry.read_text(encoding="utf-8"))
+        with self.lock:
+            for entry in kept["nodes"]:
+                node = json_format.ParseDict(entry, NodeInfo())
+                self.nodes[node.node_id] = node
+                self.node_public_key_to_node_id[node.public_key] = node.node_id
+                self.owner_to_node_ids.setdefault(node.owner_aid, set()).add(node.node_id)
+
+    def create_node(self, *args: Any, **kwargs: Any) -> int:
+        with self.lock:
+            node_id: int = super().create_node(*args, **kwargs)
+            if node_id:
+                self._write_registry()
+            return node_id
+
+    def delete_node(self, owner_aid: str, node_id: int) -> None:
+        with self.lock:
+            super().delete_node(owner_aid, node_id)
+            self._write_registry()
+
+    def _write_registry(self) -> None:
+        """Replace the registry file in one step: a crash leaves the old or the new one, whole."""
+        nodes = [_kept(node) for node in self.nodes.values()]
+        temporary = self.registry.with_name(self.registry.name + ".tmp")
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump({"nodes": nodes}, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.registry)
+
+
+def _kept(node: Any) -> dict[str, Any]:
+    """What a restart keeps of a node: its registration, as registered or unregistered (a site is
+    online again at its next heartbeat)."""
+    entry = json_format.MessageToDict(node, preserving_proto_field_name=True)
+    kept = {key: value for key, value in entry.items() if key in KEPT}
+    if kept["status"] != NodeStatus.UNREGISTERED:
+        kept["status"] = NodeStatus.REGISTERED
+    return kept
+
+
+def use_registry_link_state() -> None:
+    """Make the SuperLink's link state a :class:`RegistryLinkState` kept at ``--database``."""
+    from flwr.server.superlink.linkstate import linkstate_factory
+
+    def registry_backed(database: str, federation_manager: Any, object_store: Any) -> Any:
+        return RegistryLinkState(Path(database), federation_manager, object_store)
+
+    linkstate_factory.SqlLinkState = registry_backed  # type: ignore[assignment,misc]

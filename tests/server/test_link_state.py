@@ -1,0 +1,72 @@
+"""The SuperLink's link state: in memory, but a restart keeps the sites' registrations whole."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from server.link_state import KEPT, RegistryLinkState
+
+
+def _state(registry: Path) -> Any:
+    from flwr.supercore.object_store import ObjectStoreFactory
+    from flwr.superlink.federation.noop_federation_manager import NoOpFederationManager
+
+    state = RegistryLinkState(registry, NoOpFederationManager(), ObjectStoreFactory().store())
+    state.initialize()
+    return state
+
+
+def _public_key() -> bytes:
+    key = ec.generate_private_key(ec.SECP384R1()).public_key()
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _register(state: Any, name: str, key: bytes) -> int:
+    return int(state.create_node("it", "it", key, 10.0, name=name))
+
+
+def test_a_restarted_link_state_knows_the_registered_sites_by_their_ids_and_keeps_the_revoked_out(
+    tmp_path: Path,
+) -> None:
+    registry = tmp_path / "superlink-nodes.json"
+    keys = {name: _public_key() for name in ("site-a", "site-b", "site-c")}
+    first = _state(registry)
+    ids = {name: _register(first, name, key) for name, key in keys.items()}
+    assert first.activate_node(ids["site-a"], 10.0)  # online before the restart
+    first.delete_node("it", ids["site-b"])  # revoked
+
+    again = _state(registry)
+    assert {n: again.get_node_id_by_public_key(k) for n, k in keys.items()} == {
+        "site-a": ids["site-a"], "site-b": None, "site-c": ids["site-c"]
+    }  # fmt: skip
+    status = {node.name: node.status for node in again.get_node_info()}
+    # Nobody is online after a restart until it says so; the revoked site stays unregistered.
+    assert status == {"site-a": "registered", "site-b": "unregistered", "site-c": "registered"}
+    assert again.acknowledge_node_heartbeat(ids["site-a"], 10.0)
+    assert not again.acknowledge_node_heartbeat(ids["site-b"], 10.0)
+    assert {node.node_id for node in again.get_node_info(statuses=["online"])} == {ids["site-a"]}
+    with pytest.raises(ValueError, match="Public key already in use"):
+        _register(again, "site-b", keys["site-b"])  # a revoked key is not registered again
+
+
+def test_the_registry_holds_public_material_only_and_is_replaced_whole(tmp_path: Path) -> None:
+    registry = tmp_path / "superlink-nodes.json"
+    state = _state(registry)
+    key = _public_key()
+    node_id = _register(state, "site-a", key)
+    kept = json.loads(registry.read_text(encoding="utf-8"))["nodes"]
+    assert [(int(n["node_id"]), n["name"], n["status"]) for n in kept] == [(node_id, "site-a", "registered")]
+    assert set(kept[0]) <= set(KEPT)  # no activity, no run, nothing but the registration
+    assert os.listdir(tmp_path) == [registry.name]  # no temporary file left behind
+
+    # No runs or messages are kept: a restarted SuperLink starts with none.
+    run_id = state.create_run("fab", "1.0", "hash", {}, "none", None, "it", "flwr-serverapp")
+    assert run_id and [run.run_id for run in state.get_run_info()] == [run_id]
+    assert list(_state(registry).get_run_info()) == []

@@ -74,7 +74,7 @@ class LastKBench:
         tuned = tune(source, self.encode, list(texts), targets, prior, config, seed=seed)
         self.train_seconds.append(tuned.report["seconds"])
         result = {
-            "torch_acc": self._torch_accuracy(source, tuned.head, eval_texts, eval_targets),
+            "torch_acc": self.torch_accuracy(source, tuned.head, eval_texts, eval_targets),
             "best_epoch": tuned.report.get("best_epoch"),
             "train_s": round(tuned.report["seconds"] + adapt_s, 3),
         }
@@ -92,18 +92,22 @@ class LastKBench:
 
     def default_accuracy(self, prior: Any, texts: Sequence[str], targets: np.ndarray) -> float:
         """IT's head on the untouched source model (torch): the baseline every run is measured against."""
-        return self._torch_accuracy(self._source(), prior, texts, targets)
+        return self.torch_accuracy(self._source(), prior, texts, targets)
 
-    def _torch_accuracy(self, source: Any, head: Any, texts: Sequence[str], targets: np.ndarray) -> float:
+    def torch_accuracy(self, source: Any, head: Any, texts: Sequence[str], targets: np.ndarray) -> float:
+        return float((np.argmax(self.torch_logits(source, head, texts), axis=1) == targets).mean())
+
+    def torch_logits(self, source: Any, head: Any, texts: Sequence[str]) -> np.ndarray:
+        """The head's logits over ``source``'s embeddings of ``texts`` (torch, in batches of 64)."""
         import torch
 
         source.model.eval()
-        predictions = []
+        rows = []
         with torch.inference_mode():
             for start in range(0, len(texts), 64):
                 embedding = source.embed(self.encode(list(texts[start : start + 64]))).numpy()
-                predictions.append(np.argmax(embedding @ head.weight.T + head.bias, axis=1))
-        return float((np.concatenate(predictions) == targets).mean())
+                rows.append(embedding @ head.weight.T + head.bias)
+        return np.concatenate(rows)
 
     def _exported_accuracy(
         self,

@@ -90,7 +90,7 @@ def _teacher_then_student(
     source = bench._source()
     teacher = fine_tune(source, bench.encode, texts, targets, prior, bench.config, seed=seed)
     scores = _probabilities(bench, source, teacher.head, [r.text for r in pool])
-    teacher_acc = _accuracy(bench, source, teacher.head, *evaluation)
+    teacher_acc = bench.torch_accuracy(source, teacher.head, *evaluation)
     chosen = _surest_per_class(scores, args.threshold, args.per_class_cap)
     answers = scores.argmax(axis=1)
     right = answers[chosen] == np.array([labels.index(r.label) for r in pool])[chosen]
@@ -102,7 +102,7 @@ def _teacher_then_student(
     )  # fmt: skip
     return {
         "teacher_acc": teacher_acc,
-        "student_acc": _accuracy(bench, student_source, student.head, *evaluation),
+        "student_acc": bench.torch_accuracy(student_source, student.head, *evaluation),
         "pseudo_labels": int(len(chosen)),
         "pseudo_precision": round(float(right.mean()), 4) if len(chosen) else None,
         "teacher_s": round(teacher_s, 1),
@@ -120,20 +120,9 @@ def _surest_per_class(scores: np.ndarray, threshold: float, cap: int) -> np.ndar
 
 
 def _probabilities(bench: Any, source: Any, head: Any, texts: list[str]) -> np.ndarray:
-    import torch
-
-    source.model.eval()
-    rows = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), 64):
-            logits = source.embed(bench.encode(texts[start : start + 64])).numpy() @ head.weight.T + head.bias
-            logits = np.exp(logits - logits.max(axis=1, keepdims=True))
-            rows.append(logits / logits.sum(axis=1, keepdims=True))
-    return np.concatenate(rows)
-
-
-def _accuracy(bench: Any, source: Any, head: Any, texts: list[str], targets: np.ndarray) -> float:
-    return float((_probabilities(bench, source, head, texts).argmax(axis=1) == targets).mean())
+    logits = bench.torch_logits(source, head, texts)
+    logits = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return np.asarray(logits / logits.sum(axis=1, keepdims=True))
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -12,6 +12,10 @@ SuperLink either way (the ServerApp ends with it). :class:`RegistryLinkState` is
 ``InMemoryLinkState`` whose registrations (node id, owner, public key, name, registered or
 unregistered) are written to a JSON file on each change and read back at start; everything else
 lives in memory. Loaded only by the SuperLink's own process (:mod:`server.superlink_launch`).
+
+Earlier Genba releases kept the whole link state in ``superlink.db`` beside that file: on the first
+start without the file, the registrations are read from it (with Flower's own ``SqlLinkState``), so
+an upgraded server knows the sites by the node ids their running SuperNodes hold.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from flwr.server.superlink.linkstate.in_memory_linkstate import InMemoryLinkStat
 from flwr.supercore.constant import NodeStatus
 from google.protobuf import json_format
 
+#: Where earlier releases kept the SuperLink's whole state (SQLite), beside the registry file.
+EARLIER_DATABASE = "superlink.db"
 #: The fields of a registration that are kept; activity (online, heartbeats) starts afresh.
 KEPT = ("node_id", "owner_aid", "owner_name", "status", "registered_at", "unregistered_at",
         "heartbeat_interval", "public_key", "location", "name")  # fmt: skip
@@ -40,15 +46,23 @@ class RegistryLinkState(InMemoryLinkState):
 
     def initialize(self) -> None:
         """Read the registrations kept by an earlier run of the SuperLink (none on first start)."""
-        if not self.registry.is_file():
+        earlier = self.registry.with_name(EARLIER_DATABASE)
+        if self.registry.is_file():
+            kept = json.loads(self.registry.read_text(encoding="utf-8"))["nodes"]
+            nodes = [json_format.ParseDict(entry, NodeInfo()) for entry in kept]
+        elif earlier.is_file():
+            nodes = _registrations_in(earlier)
+        else:
             return
-        kept = json.loads(self.registry.read_text(encoding="utf-8"))
         with self.lock:
-            for entry in kept["nodes"]:
-                node = json_format.ParseDict(entry, NodeInfo())
+            for node in nodes:
+                if node.status != NodeStatus.UNREGISTERED:
+                    node.status = NodeStatus.REGISTERED  # online again at its next heartbeat
                 self.nodes[node.node_id] = node
                 self.node_public_key_to_node_id[node.public_key] = node.node_id
                 self.owner_to_node_ids.setdefault(node.owner_aid, set()).add(node.node_id)
+            if not self.registry.is_file():
+                self._write_registry()  # taken over from the earlier database, kept here from now on
 
     def create_node(self, *args: Any, **kwargs: Any) -> int:
         with self.lock:
@@ -71,6 +85,17 @@ class RegistryLinkState(InMemoryLinkState):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.registry)
+
+
+def _registrations_in(database: Path) -> list[Any]:
+    """The nodes an earlier release's SQLite link state holds, read with Flower's own code."""
+    from flwr.server.superlink.linkstate.sql_linkstate import SqlLinkState
+    from flwr.supercore.object_store import ObjectStoreFactory
+    from flwr.superlink.federation.noop_federation_manager import NoOpFederationManager
+
+    earlier = SqlLinkState(str(database), NoOpFederationManager(), ObjectStoreFactory().store())
+    earlier.initialize()
+    return list(earlier.get_node_info())
 
 
 def _kept(node: Any) -> dict[str, Any]:

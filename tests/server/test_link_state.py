@@ -70,3 +70,27 @@ def test_the_registry_holds_public_material_only_and_is_replaced_whole(tmp_path:
     run_id = state.create_run("fab", "1.0", "hash", {}, "none", None, "it", "flwr-serverapp")
     assert run_id and [run.run_id for run in state.get_run_info()] == [run_id]
     assert list(_state(registry).get_run_info()) == []
+
+
+def test_an_upgraded_server_takes_the_registrations_over_from_the_earlier_sqlite_state(
+    tmp_path: Path,
+) -> None:
+    from flwr.server.superlink.linkstate.sql_linkstate import SqlLinkState
+    from flwr.supercore.object_store import ObjectStoreFactory
+    from flwr.superlink.federation.noop_federation_manager import NoOpFederationManager
+
+    # What an earlier release's SuperLink left: Flower's SQLite link state in it/server/superlink.db.
+    store = ObjectStoreFactory().store()
+    earlier = SqlLinkState(str(tmp_path / "superlink.db"), NoOpFederationManager(), store)
+    earlier.initialize()
+    keys = {name: _public_key() for name in ("site-a", "site-b")}
+    ids = {name: _register(earlier, name, key) for name, key in keys.items()}
+    earlier.delete_node("it", ids["site-b"])
+
+    registry = tmp_path / "superlink-nodes.json"
+    upgraded = _state(registry)
+    assert upgraded.get_node_id_by_public_key(keys["site-a"]) == ids["site-a"]  # the id its SuperNode holds
+    assert upgraded.get_node_id_by_public_key(keys["site-b"]) is None  # revoked stays revoked
+    assert registry.is_file()  # kept in the registry from now on
+    earlier.delete_node("it", ids["site-a"])  # the old database no longer counts once taken over
+    assert _state(registry).get_node_id_by_public_key(keys["site-a"]) == ids["site-a"]

@@ -46,18 +46,14 @@ class RegistryLinkState(InMemoryLinkState):
 
     def initialize(self) -> None:
         """Read the registrations kept by an earlier run of the SuperLink (none on first start)."""
-        earlier = self.registry.with_name(EARLIER_DATABASE)
         if self.registry.is_file():
             kept = json.loads(self.registry.read_text(encoding="utf-8"))["nodes"]
-            nodes = [json_format.ParseDict(entry, NodeInfo()) for entry in kept]
-        elif earlier.is_file():
-            nodes = _registrations_in(earlier)
+        elif self.registry.with_name(EARLIER_DATABASE).is_file():
+            kept = [_kept(node) for node in _registrations_in(self.registry.with_name(EARLIER_DATABASE))]
         else:
             return
         with self.lock:
-            for node in nodes:
-                if node.status != NodeStatus.UNREGISTERED:
-                    node.status = NodeStatus.REGISTERED  # online again at its next heartbeat
+            for node in (json_format.ParseDict(entry, NodeInfo()) for entry in kept):
                 self.nodes[node.node_id] = node
                 self.node_public_key_to_node_id[node.public_key] = node.node_id
                 self.owner_to_node_ids.setdefault(node.owner_aid, set()).add(node.node_id)

@@ -16,25 +16,38 @@ lives in memory. Loaded only by the SuperLink's own process (:mod:`server.superl
 Earlier Genba releases kept the whole link state in ``superlink.db`` beside that file: on the first
 start without the file, the registrations are read from it (with Flower's own ``SqlLinkState``), so
 an upgraded server knows the sites by the node ids their running SuperNodes hold.
+
+A retried push is acknowledged: when the line drops after the SuperLink stored an object a site
+pushed but before its answer arrived, the site's SuperNode pushes it again. Flower answers that
+retry "not stored" (the object is no longer pending; after a reply's last object, its push session
+is gone), and the SuperNode then counts a reply the SuperLink holds whole as not delivered. The
+objects stored in the last :data:`OBJECT_PUSH_SESSION_TTL_SECONDS` are remembered by run, push
+session and object id, and a push of one of them in the same session is answered "stored".
 """
 
 from __future__ import annotations
 
 import json
-import os
+import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from flwr.proto.node_pb2 import NodeInfo
 from flwr.server.superlink.linkstate.in_memory_linkstate import InMemoryLinkState
-from flwr.supercore.constant import NodeStatus
+from flwr.supercore.constant import OBJECT_PUSH_SESSION_TTL_SECONDS, NodeStatus
 from google.protobuf import json_format
+
+from genba.files import write_json_atomically
 
 #: Where earlier releases kept the SuperLink's whole state (SQLite), beside the registry file.
 EARLIER_DATABASE = "superlink.db"
 #: The fields of a registration that are kept; activity (online, heartbeats) starts afresh.
 KEPT = ("node_id", "owner_aid", "owner_name", "status", "registered_at", "unregistered_at",
         "heartbeat_interval", "public_key", "location", "name")  # fmt: skip
+#: At most this many stored objects are remembered for acknowledging a retried push.
+REMEMBERED_OBJECTS = 100_000
 
 
 class RegistryLinkState(InMemoryLinkState):
@@ -43,6 +56,7 @@ class RegistryLinkState(InMemoryLinkState):
     def __init__(self, registry: Path, federation_manager: Any, object_store: Any) -> None:
         super().__init__(federation_manager, object_store)
         self.registry = Path(registry)
+        self._taken = TakenObjects()
 
     def initialize(self) -> None:
         """Read the registrations kept by an earlier run of the SuperLink (none on first start)."""
@@ -72,15 +86,46 @@ class RegistryLinkState(InMemoryLinkState):
             super().delete_node(owner_aid, node_id)
             self._write_registry()
 
+    def store_object(self, run_id: int, session_id: str, object_id: str, object_content: bytes) -> bool:
+        """Flower's store; a push of an object this session stored already is answered stored."""
+        pushed = (run_id, session_id, object_id)
+        if super().store_object(run_id, session_id, object_id, object_content):
+            self._taken.add(pushed)
+            return True
+        return self._taken.holds(pushed)
+
     def _write_registry(self) -> None:
         """Replace the registry file in one step: a crash leaves the old or the new one, whole."""
-        nodes = [_kept(node) for node in self.nodes.values()]
-        temporary = self.registry.with_name(self.registry.name + ".tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump({"nodes": nodes}, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.registry)
+        write_json_atomically(self.registry, {"nodes": [_kept(node) for node in self.nodes.values()]})
+
+
+class TakenObjects:
+    """The (run, push session, object id) of objects stored in the last push session TTL."""
+
+    def __init__(
+        self, ttl_s: float = OBJECT_PUSH_SESSION_TTL_SECONDS, limit: int = REMEMBERED_OBJECTS
+    ) -> None:
+        self.ttl_s, self.limit = ttl_s, limit
+        self._stored_at: OrderedDict[tuple[int, str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, pushed: tuple[int, str, str]) -> None:
+        with self._lock:
+            self._stored_at[pushed] = time.monotonic()
+            self._stored_at.move_to_end(pushed)
+            self._forget_old()
+
+    def holds(self, pushed: tuple[int, str, str]) -> bool:
+        with self._lock:
+            self._forget_old()
+            return pushed in self._stored_at
+
+    def _forget_old(self) -> None:
+        oldest = time.monotonic() - self.ttl_s
+        while self._stored_at and (
+            len(self._stored_at) > self.limit or next(iter(self._stored_at.values())) < oldest
+        ):
+            self._stored_at.popitem(last=False)
 
 
 def _registrations_in(database: Path) -> list[Any]:

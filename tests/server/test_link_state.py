@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,55 @@ def test_an_upgraded_server_takes_the_registrations_over_from_the_earlier_sqlite
     assert registry.is_file()  # kept in the registry from now on
     earlier.delete_node("it", ids["site-a"])  # the old database no longer counts once taken over
     assert _state(registry).get_node_id_by_public_key(keys["site-a"]) == ids["site-a"]
+
+
+def _reply_objects() -> tuple[Any, list[tuple[str, bytes]]]:
+    """A reply's object tree and its objects in the order a SuperNode pushes them (root last)."""
+    import numpy as np
+    from flwr.app import ArrayRecord, Message, Metadata, RecordDict
+    from flwr.supercore.inflatable.inflatable_object import (
+        get_all_nested_objects,
+        get_object_tree,
+        iterate_object_tree,
+    )
+
+    metadata = Metadata(run_id=1, message_id="", src_node_id=11, dst_node_id=1, reply_to_message_id="m1",
+                        group_id="1", created_at=0.0, ttl=600.0, message_type="train")  # fmt: skip
+    message = Message(RecordDict({"head": ArrayRecord([np.arange(6, dtype=np.float32)])}), metadata=metadata)
+    objects = get_all_nested_objects(message)
+    tree = get_object_tree(message)
+    return tree, [(t.object_id, objects[t.object_id].deflate()) for t in iterate_object_tree(tree)]
+
+
+def test_a_retried_push_of_an_object_the_superlink_already_took_is_acknowledged_not_refused(
+    tmp_path: Path,
+) -> None:
+    # The line drops after the SuperLink stored a reply's last object but before its answer reached
+    # the site: the site's SuperNode pushes the object again. The SuperLink holds the whole reply, so
+    # the retry must be answered "stored", not counted by the site as a reply that did not arrive.
+    state = _state(tmp_path / "superlink-nodes.json")
+    run_id = state.create_run("fab", "1.0", "hash", {}, "none", None, "it", "flwr-serverapp")
+    tree, objects = _reply_objects()
+    session = state.start_session(run_id)
+    assert set(state.preregister_object_tree(tree, session)) == {object_id for object_id, _ in objects}
+    for object_id, content in objects:
+        assert state.store_object(run_id, session, object_id, content)
+    last_id, last = objects[-1]
+    assert state.store_object(run_id, session, last_id, last)  # the retry after the lost answer
+    assert state.get_object(run_id, last_id) == last
+
+    # Nothing else is taken on that ground: another run, another session, an object never pushed.
+    assert not state.store_object(run_id + 1, session, last_id, last)
+    assert not state.store_object(run_id, "another-session", last_id, last)
+    assert not state.store_object(run_id, session, "0" * 64, b"never pushed")
+
+
+def test_stored_objects_are_remembered_for_a_push_session_ttl_and_up_to_a_limit() -> None:
+    from server.link_state import TakenObjects
+
+    taken = TakenObjects(ttl_s=0.2, limit=2)
+    for object_id in ("a", "b", "c"):
+        taken.add((1, "s", object_id))
+    assert [taken.holds((1, "s", i)) for i in ("a", "b", "c")] == [False, True, True]  # the oldest went
+    time.sleep(0.3)
+    assert not taken.holds((1, "s", "c"))  # a retry after the session's TTL is Flower's to refuse

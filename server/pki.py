@@ -23,8 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from genba import keys
 from genba.errors import KeyFileError, UsageError
+from genba.files import replace_atomically
 
 PRIVATE_MODE = 0o600
 CA_DAYS = 3650
@@ -238,17 +237,7 @@ def write_crl(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
         )
     crl = builder.sign(authority.key, hashes.SHA384())
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(crl.public_bytes(serialization.Encoding.PEM))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, crl.public_bytes(serialization.Encoding.PEM))
     return crl
 
 

@@ -36,6 +36,7 @@ from typing import Any
 from genba import keys
 from genba.enrolment import EnrolmentError, EnrolmentRequest
 from genba.errors import ConfigError, OutputPathError, UsageError
+from genba.files import write_json_atomically
 from server import pki
 
 DEFAULT_PORT = 9092
@@ -254,23 +255,25 @@ def revoke_site(root: Path, name: str, now: dt.datetime | None = None) -> dict[s
 
 
 def write_crl(
-    folder: ITFolder, registry: dict[str, dict[str, Any]] | None = None, now: dt.datetime | None = None
+    folder: ITFolder,
+    registry: dict[str, dict[str, Any]] | None = None,
+    now: dt.datetime | None = None,
+    days: int | None = None,
 ) -> Path:
-    """``it/crl.pem`` anew from ``registry`` (default: ``sites.json``): every revoked site's certificate."""
+    """``it/crl.pem`` anew from ``registry`` (default: ``sites.json``): every revoked site's certificate,
+    with its revocation time; valid ``days`` days, or (None) until the CA expires."""
     sites = folder.registry() if registry is None else registry
     revoked = [
         (int(certificate["serial"], 16), dt.datetime.fromisoformat(entry["revoked_at"]))
         for entry in sites.values()
         if entry["state"] == REVOKED and (certificate := entry.get("client_certificate"))
     ]
-    pki.write_crl(folder.authority(), revoked, folder.crl_file, now=now)
+    pki.write_crl(folder.authority(), revoked, folder.crl_file, now=now, days=days)
     return folder.crl_file
 
 
 def _write_registry(folder: ITFolder, sites: dict[str, Any]) -> None:
-    temporary = folder.registry_file.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps({"sites": sites}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temporary, folder.registry_file)
+    write_json_atomically(folder.registry_file, {"sites": sites})
 
 
 @contextmanager

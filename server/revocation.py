@@ -9,11 +9,8 @@ refuses every client once a CRL's next update has passed, so a running server re
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from server import pki
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from server.provision import ITFolder
@@ -23,36 +20,9 @@ CRL_DAYS = 7
 REFRESH_S = 24 * 3600.0
 
 
-def revoked_serials(registry: dict[str, dict[str, Any]]) -> list[int]:
-    """Serial numbers of the client certificates of every revoked site."""
-    serials = []
-    for entry in registry.values():
-        serial = entry.get("client_certificate", {}).get("serial")
-        if entry.get("state") == "revoked" and serial is not None:
-            serials.append(int(str(serial), 16) if isinstance(serial, str) else int(serial))
-    return sorted(serials)
-
-
 def write_revocation_list(folder: ITFolder, now: dt.datetime | None = None) -> Path:
-    """``it/crl.pem`` for the registry as it is now (atomically replaced)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    """``it/crl.pem`` for the registry as it is now, valid :data:`CRL_DAYS` days (atomically
+    replaced, its CRL number one above the last): the same list ``revoke-site`` writes."""
+    from server.provision import write_crl
 
-    now = now or dt.datetime.now(dt.UTC)
-    authority = pki.load_authority(folder.it / "ca.crt", folder.it / "ca.key")
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(authority.certificate.subject)
-        .last_update(now - dt.timedelta(minutes=5))
-        .next_update(now + dt.timedelta(days=CRL_DAYS))
-    )
-    for serial in revoked_serials(folder.registry()):
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
-        )
-    crl = builder.sign(authority.key, hashes.SHA256())
-    path = folder.it / "crl.pem"
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
-    os.replace(temporary, path)
-    return path
+    return write_crl(folder, now=now, days=CRL_DAYS)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from genba.errors import GenbaError
+from genba.files import write_json_atomically
 from genba.tools import console_tool, flower_environment, free_loopback_port
 from server import pki
 from server.front import Front, FrontConfig, last_log_line
@@ -95,9 +96,7 @@ class ServerFolder:
         return dict(json.loads(self.nodes_file.read_text(encoding="utf-8")))
 
     def write_nodes(self, nodes: dict[str, dict[str, Any]]) -> None:
-        temporary = self.nodes_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(nodes, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(temporary, self.nodes_file)
+        write_json_atomically(self.nodes_file, nodes)
 
 
 class SuperLink:

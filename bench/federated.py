@@ -1,16 +1,20 @@
 """Benchmark: what secure aggregation costs a federated round, and what a site uploads.
 
-Three provisioned sites run real SuperNodes against a real SuperLink (TLS, node auth) on
-loopback, each through a byte-counting proxy. The update is the size of a ``last-k`` update with
-k = 1: the top transformer block of the packaged all-MiniLM-L6-v2 plus a 384 x 8 head, sent as one
-float32 vector (``--layout tensors``: one array per tensor, 22 arrays: Flower moves each array as
-its own objects, one HTTP request per object per hop, so the layout changes the round time). One Flower
-run alternates rounds: odd rounds under SecAgg+, even rounds plain FedAvg, same sites (the
-SuperNodes are joined for a benchmark: they answer with the global tensors moved a little, each
-site its own way and in float32, and may send unmasked updates; ``genba agent join`` never allows
-that). Distinct updates matter: Flower's object store de-duplicates identical objects.
+Three provisioned sites run real SuperNodes against a real SuperLink (TLS, node auth) on loopback.
+The run is made twice: once counted, each site through a byte-counting proxy (a Python relay: it
+adds a hop and CPU to every request, so that run's rounds are slower and are reported apart,
+``counted_run``), then timed, the sites dialling the server's front as a plant's would. The update
+is the size of a ``last-k`` update with k = 1: the top transformer block of the packaged
+all-MiniLM-L6-v2 plus a 384 x 8 head, sent as one float32 vector (``--layout tensors``: one array
+per tensor, 22 arrays: Flower moves each array as its own objects, one HTTP request per object per
+hop, so the layout changes the round time). One Flower run alternates rounds: odd rounds under
+SecAgg+, even rounds plain FedAvg, same sites (the SuperNodes are joined for a benchmark: they
+answer with the global tensors moved a little, each site its own way and in float32, and may send
+unmasked updates; ``genba agent join`` never allows that). Distinct updates matter: Flower's object
+store de-duplicates identical objects.
 
-* ``secagg_round_ratio``: median fit-round wall time under SecAgg+ over plain FedAvg.
+* ``secagg_round_ratio``: median fit-round wall time under SecAgg+ over plain FedAvg, timed run;
+  ``counted_run`` has the counted run's round times and ratio.
 * ``upload_ratio``: bytes a site sends in a SecAgg+ round (its egress ledger: public keys, key
   shares, the masked update, unmask shares) over the fp32 size of the trainable tensors.
 * ``fixed_overhead_bytes``: a site's per-round SecAgg+ bytes beyond its masked update (keys and
@@ -51,6 +55,7 @@ from genba import env  # noqa: F401  (telemetry off before Flower loads)
 
 SITES = ("bench-a", "bench-b", "bench-c")
 HEAD_LABELS = 8
+TIMING = ("plain_round_s_median", "secagg_round_s_median", "secagg_round_ratio", "rounds")
 HEADLINE = ("plain_round_s_median", "secagg_round_s_median", "secagg_round_ratio", "upload_ratio",
             "wire_over_ledger", "control_bytes_per_round", "sim_50_sites_round_s")  # fmt: skip
 
@@ -72,8 +77,11 @@ def main() -> int:
     args.out.mkdir(parents=True)
     figures: dict[str, Any] = {}
     if not args.skip_secagg:
-        tensors = _last_block_tensors(args.out / "initial.npz", args.layout)
-        figures.update(_secagg_vs_plain(args.out, tensors, args.pairs))
+        tensors = _last_block_tensors(args.out, args.layout)
+        counted = _secagg_vs_plain(args.out / "counted", tensors, args.pairs, counted=True)
+        timed = _secagg_vs_plain(args.out / "timed", tensors, args.pairs, counted=False)
+        figures.update(counted | timed)
+        figures["counted_run"] = {key: counted[key] for key in TIMING}
         figures["update_layout"] = args.layout
     if args.sim_sites:
         figures.update(_simulation(args))
@@ -131,11 +139,13 @@ def _last_block_tensors(out: Path, layout: str = "flat") -> int:
     arrays["head.bias"] = np.zeros(HEAD_LABELS, dtype=np.float32)
     if layout == "flat":
         arrays = {"update": np.concatenate([a.ravel() for a in arrays.values()])}
-    np.savez(out, **arrays)
+    np.savez(out / "initial.npz", **arrays)
     return int(sum(a.size for a in arrays.values()) * 4)
 
 
-def _secagg_vs_plain(out: Path, fp32_bytes: int, pairs: int) -> dict[str, Any]:
+def _secagg_vs_plain(out: Path, fp32_bytes: int, pairs: int, counted: bool) -> dict[str, Any]:
+    """One Flower run of ``pairs`` SecAgg+ and plain rounds: its round times; ``counted``: each site
+    dials through a byte-counting proxy, and the byte figures come with the times."""
     from edge_agent.federation.supernode import JoinConfig, SuperNode
     from edge_agent.federation.traffic_report import control_traffic
     from edge_agent.site_init import enrol_site, init_site
@@ -147,6 +157,7 @@ def _secagg_vs_plain(out: Path, fp32_bytes: int, pairs: int) -> dict[str, Any]:
     from server.superlink import ServerConfig, SuperLink
 
     proxy_module = _load(Path(__file__).parent.parent / "tests" / "server" / "byte_proxy.py")
+    out.mkdir(parents=True)
     folder = provision(ProvisionConfig(out=out / "it", server_host="127.0.0.1", port=free_loopback_port()))
     for name in SITES:  # each site makes its own keys and request; IT answers with a kit
         enrol_site(out / name, name, out / f"{name}-request.json")
@@ -154,10 +165,11 @@ def _secagg_vs_plain(out: Path, fp32_bytes: int, pairs: int) -> dict[str, Any]:
     sites = [init_site(out / name, site_name=None, kit=folder.kits / name) for name in SITES]
     with SuperLink(ServerConfig(kit=folder.root)) as link:
         link.sync_sites()
-        proxies = [proxy_module.ByteCountingProxy(link.port).__enter__() for _ in sites]
+        proxies = [proxy_module.ByteCountingProxy(link.port).__enter__() for _ in sites] if counted else []
+        dials = [proxy.port for proxy in proxies] if counted else [link.port] * len(sites)
         nodes = [
-            SuperNode(JoinConfig(data=site.root, superlink=f"127.0.0.1:{proxy.port}", benchmark=True)).start()
-            for site, proxy in zip(sites, proxies, strict=True)
+            SuperNode(JoinConfig(data=site.root, superlink=f"127.0.0.1:{port}", benchmark=True)).start()
+            for site, port in zip(sites, dials, strict=True)
         ]
         try:
             run_dir = new_run_dir(link.server.root / "runs")
@@ -170,7 +182,7 @@ def _secagg_vs_plain(out: Path, fp32_bytes: int, pairs: int) -> dict[str, Any]:
                     "num-server-rounds": 2 * pairs,
                     "min-sites": 3,
                     "secagg-timeout-s": 600.0,
-                    "initial-head": str(out / "initial.npz"),
+                    "initial-head": str(out.parent / "initial.npz"),
                     "expected-sites": len(sites),
                     "wait-s": 60.0,
                 },
@@ -181,12 +193,16 @@ def _secagg_vs_plain(out: Path, fp32_bytes: int, pairs: int) -> dict[str, Any]:
                 node.stop()
             for proxy in proxies:
                 proxy.__exit__()
+    if not counted:
+        return _timing_figures(results)
     ledgers, reports = [], []
     for site in sites:
         with SiteStore.read_only(site.store_file) as store:
             ledgers.append([entry.fields for entry in store.egress(limit=100_000)])
             reports.append(control_traffic(site.root, store.egress_payload, last=10_000) or {"rounds": []})
-    figures = _figures(results, ledgers, [p.counts.upstream for p in proxies], fp32_bytes)
+    figures = _timing_figures(results) | _byte_figures(
+        results, ledgers, [p.counts.upstream for p in proxies], fp32_bytes
+    )
     return figures | _control_figures(results, reports, ledgers, [p.counts.upstream for p in proxies])
 
 
@@ -214,12 +230,21 @@ def _control_figures(
     }
 
 
-def _figures(
-    results: dict[str, Any], ledgers: list[list[dict[str, Any]]], upstream: list[int], fp32_bytes: int
-) -> dict[str, Any]:
+def _timing_figures(results: dict[str, Any]) -> dict[str, Any]:
     timings = results["timings"].values()
     secagg_s = [t["seconds"] for t in timings if t["kind"] == "secagg"]
     plain_s = [t["seconds"] for t in timings if t["kind"] == "plain"]
+    return {
+        "secagg_round_s_median": round(statistics.median(secagg_s), 2),
+        "plain_round_s_median": round(statistics.median(plain_s), 2),
+        "secagg_round_ratio": round(statistics.median(secagg_s) / statistics.median(plain_s), 3),
+        "rounds": {str(r): t for r, t in sorted(results["timings"].items(), key=lambda item: int(item[0]))},
+    }
+
+
+def _byte_figures(
+    results: dict[str, Any], ledgers: list[list[dict[str, Any]]], upstream: list[int], fp32_bytes: int
+) -> dict[str, Any]:
     secagg_rounds = {int(r) for r, t in results["timings"].items() if t["kind"] == "secagg"}
     per_round, masked, plain = [], [], []
     for ledger in ledgers:
@@ -234,16 +259,12 @@ def _figures(
     return {
         "sites": len(ledgers),
         "trainable_fp32_bytes": fp32_bytes,
-        "secagg_round_s_median": round(statistics.median(secagg_s), 2),
-        "plain_round_s_median": round(statistics.median(plain_s), 2),
-        "secagg_round_ratio": round(statistics.median(secagg_s) / statistics.median(plain_s), 3),
         "upload_bytes_per_round": int(round_bytes),
         "upload_ratio": round(round_bytes / fp32_bytes, 3),
         "fixed_overhead_bytes": int(round_bytes - masked_bytes),
         "masked_update_over_fp32": round(masked_bytes / fp32_bytes, 3),
         "plain_update_over_fp32": round(statistics.median(plain) / fp32_bytes, 3) if plain else None,
         "wire_over_ledger": round(sum(upstream) / ledger_total, 3),
-        "rounds": {str(r): t for r, t in sorted(results["timings"].items(), key=lambda item: int(item[0]))},
     }
 
 

@@ -12,10 +12,14 @@ stream's all-zero nonce is never reused with one key). For a power-of-two range 
 (Genba's is 2**32) each value is the low bits of a 32-bit word, exactly uniform; for another
 range, a 64-bit word reduced modulo the range (a bias below 2**-32).
 
-**Width.** The masked update is a value modulo ``modulus_range`` (2**32), which Flower sends as
-int64: twice the bytes of the fp32 update. :func:`narrow_masked` sends it as uint32 (every value
-fits), and :func:`widen_masked` gives the server's workflow int64 arrays again before it adds
-them, so the arithmetic is Flower's own.
+**Width and record.** The masked update is a value modulo ``modulus_range`` (2**32), which Flower
+sends as int64 arrays serialised into one bytes list of its ``secaggplus_configs`` ConfigRecord:
+twice the bytes of the fp32 update, and slow to move (building the object id, tree and serialised
+objects of a reply holding a 7.1 MB update took 607 ms as a ConfigRecord, 18 ms as an ArrayRecord,
+a cost paid at every hop that serialises or checks it). :func:`narrow_masked` gives the site's
+arrays as uint32 (every value fits), sent as the ArrayRecord :data:`MASKED_RECORD` (Flower chunks
+it like any array), and :func:`widen_masked` gives the server's workflow its int64 blobs again, in
+the ConfigRecord where it reads them, before it adds them, so the arithmetic is Flower's own.
 
 Both sides must use the same masks, so :func:`use_genba_masks` installs them in Flower's SecAgg+
 client mod and server workflow at once; Genba's FAB version (``genba/federation_fab``) changed
@@ -32,6 +36,8 @@ import numpy as np
 
 #: Domain label of the ChaCha20 key derived from a SecAgg+ seed.
 MASK_KEY_LABEL = b"genba secagg+ mask v1\x00"
+#: The ArrayRecord a site's masked update travels in (arrays "0", "1", ... in Flower's order).
+MASKED_RECORD = "secaggplus_masked"
 #: The widest modulus a narrowed masked update holds.
 NARROW_LIMIT = 2**32
 _ZERO_NONCE = bytes(16)
@@ -64,11 +70,11 @@ def mask_arrays(seed: bytes, num_range: int, dimensions_list: Sequence[tuple[int
     return masks
 
 
-def narrow_masked(blobs: Iterable[bytes]) -> list[bytes]:
-    """Masked arrays (Flower's ``ndarray_to_bytes``, int64 values in ``[0, modulus)``) as uint32.
+def narrow_masked(blobs: Iterable[bytes]) -> list[np.ndarray]:
+    """Masked arrays (Flower's ``ndarray_to_bytes``, int64 values in ``[0, modulus)``) as uint32 arrays.
 
     An array with a value outside ``[0, 2**32)`` is not a reduced masked update: ValueError."""
-    from flwr.common import bytes_to_ndarray, ndarray_to_bytes
+    from flwr.common import bytes_to_ndarray
 
     narrowed = []
     for blob in blobs:
@@ -80,20 +86,20 @@ def narrow_masked(blobs: Iterable[bytes]) -> list[bytes]:
             if not reduced:
                 raise ValueError("a masked update holds values outside [0, 2**32): it was not reduced")
             array = array.astype(np.uint32)
-        narrowed.append(ndarray_to_bytes(array))
+        narrowed.append(array)
     return narrowed
 
 
-def widen_masked(blobs: Iterable[bytes]) -> list[bytes]:
-    """Masked arrays as int64 again (unsigned values of at most 32 bits widen exactly)."""
-    from flwr.common import bytes_to_ndarray, ndarray_to_bytes
+def widen_masked(arrays: Iterable[np.ndarray]) -> list[bytes]:
+    """Narrowed masked arrays as the int64 blobs Flower's workflow adds (unsigned values of at most
+    32 bits widen exactly); any other array is refused: ValueError."""
+    from flwr.common import ndarray_to_bytes
 
     widened = []
-    for blob in blobs:
-        array = bytes_to_ndarray(blob)
-        if array.dtype.kind == "u" and array.dtype.itemsize <= 4:
-            blob = ndarray_to_bytes(array.astype(np.int64))
-        widened.append(blob)
+    for array in arrays:
+        if array.dtype != np.uint32:
+            raise ValueError(f"a masked update must arrive as uint32 arrays, not {array.dtype}")
+        widened.append(ndarray_to_bytes(array.astype(np.int64)))
     return widened
 
 

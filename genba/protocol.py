@@ -57,6 +57,9 @@ _METRICS = "metrics"  # marker: any subset of METRICS
 _STATUS = {"code": INT, "message": STR}
 
 
+_ARRAYS = "arrays"  # marker: any number of named arrays (serialised bytes)
+
+
 @dataclass(frozen=True)
 class Shape:
     kind: str  # the egress ledger's kind for this message
@@ -69,7 +72,8 @@ SHAPES: tuple[Shape, ...] = (
     Shape(
         "masked_update",
         {
-            "secaggplus_configs": {"masked_params": BYTES_LIST},
+            "secaggplus_configs": {},
+            "secaggplus_masked": _ARRAYS,
             "fitres.parameters": {},
             "fitres.num_examples": {"num_examples": INT},
             "fitres.metrics": _METRICS,
@@ -90,7 +94,6 @@ SHAPES: tuple[Shape, ...] = (
 )
 
 
-_ARRAYS = "arrays"  # marker: any number of named arrays (serialised bytes)
 #: A plain, unmasked update: allowed only from a SuperNode started for a benchmark
 #: (``genba agent join`` never allows it), to measure what SecAgg+ costs against plain FedAvg.
 UNMASKED_SHAPE = Shape(

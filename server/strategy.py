@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+from flwr.app import ConfigRecord
 from flwr.common import parameters_to_ndarrays
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 from flwr.common.secure_aggregation.secaggplus_constants import Key as SecAggKey
@@ -17,7 +18,7 @@ from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD
 from flwr.server.workflow.constant import Key as WorkflowKey
 
-from genba.masking import use_genba_masks, widen_masked
+from genba.masking import MASKED_RECORD, use_genba_masks, widen_masked
 from genba.protocol import MIN_SITES_PER_ROUND as PRIVACY_FLOOR
 
 
@@ -174,8 +175,9 @@ class SecAggPlus(SecAggPlusWorkflow):
 
 
 class WideningGrid:
-    """The Grid, giving Flower's workflow each site's uint32 masked update as int64 again
-    (:func:`genba.masking.widen_masked`), so its sum is computed as Flower computes it."""
+    """The Grid, giving Flower's workflow each site's masked update (uint32 arrays in the ArrayRecord
+    ``MASKED_RECORD``) as int64 blobs in SecAgg+'s ConfigRecord again (:func:`genba.masking.widen_masked`),
+    so its sum is computed as Flower computes it."""
 
     def __init__(self, grid: Any) -> None:
         self._grid = grid
@@ -185,15 +187,29 @@ class WideningGrid:
 
     def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> list[Any]:
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
-        for reply in replies:
-            if reply.has_error() or RECORD_KEY_CONFIGS not in reply.content.config_records:
-                continue
-            configs = reply.content.config_records[RECORD_KEY_CONFIGS]
-            if SecAggKey.MASKED_PARAMETERS in configs:
-                configs[SecAggKey.MASKED_PARAMETERS] = widen_masked(
-                    cast(list[bytes], configs[SecAggKey.MASKED_PARAMETERS])
-                )
-        return replies
+        return [reply for reply in replies if _widened(reply)]
+
+
+def _widened(reply: Any) -> bool:
+    """Move a reply's masked update into SecAgg+'s ConfigRecord as int64 blobs; False for a malformed
+    one (arrays not named 0..n-1, or not uint32), which the workflow then counts as not received."""
+    if reply.has_error() or MASKED_RECORD not in reply.content.array_records:
+        return True
+    masked = reply.content.array_records[MASKED_RECORD]
+    del reply.content[MASKED_RECORD]
+    if RECORD_KEY_CONFIGS not in reply.content.config_records or set(masked) != {
+        str(index) for index in range(len(masked))
+    }:
+        return False
+    try:
+        widened = widen_masked(masked[str(index)].numpy() for index in range(len(masked)))
+    except Exception:  # not uint32, or not a serialised array at all: a site that sent no usable update
+        return False
+    # A new record, not the received one changed: an inflated message shares one object between its
+    # records of equal content (SecAgg+'s empty ConfigRecord and empty metrics, say).
+    configs = dict(reply.content.config_records[RECORD_KEY_CONFIGS])
+    reply.content[RECORD_KEY_CONFIGS] = ConfigRecord({**configs, SecAggKey.MASKED_PARAMETERS: widened})
+    return True
 
 
 def _recording(strategy: Any) -> RecordingFedAvg | None:

@@ -54,7 +54,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 from edge_agent.federation.dp import distributed_noise_mod
 from edge_agent.federation.floor import privacy_floor_mod
 from edge_agent.federation.node import site_data
-from genba.masking import narrow_masked, use_genba_masks
+from genba.masking import MASKED_RECORD, narrow_masked, use_genba_masks
 
 log = logging.getLogger(__name__)
 #: The reply this thread ledgered last: an egress mod around another that already ledgered it lets it
@@ -168,12 +168,17 @@ def secure_aggregation_mod(msg: Message, context: Any, call_next: Any) -> Messag
 
 
 def _narrowed(reply: Message) -> Message:
-    """The masked update as uint32 (:func:`genba.masking.narrow_masked`); any other reply as it is."""
+    """The masked update as uint32 arrays in the ArrayRecord ``MASKED_RECORD`` instead of int64 blobs
+    in SecAgg+'s ConfigRecord (:mod:`genba.masking`); any other reply as it is."""
+    from flwr.app import ArrayRecord, ConfigRecord
+
     if not reply.has_content() or RECORD_KEY_CONFIGS not in reply.content.config_records:
         return reply
-    configs = reply.content.config_records[RECORD_KEY_CONFIGS]
+    configs = dict(reply.content.config_records[RECORD_KEY_CONFIGS])
     if Key.MASKED_PARAMETERS in configs:
-        configs[Key.MASKED_PARAMETERS] = narrow_masked(cast(list[bytes], configs[Key.MASKED_PARAMETERS]))
+        arrays = narrow_masked(cast(list[bytes], configs.pop(Key.MASKED_PARAMETERS)))
+        reply.content[RECORD_KEY_CONFIGS] = ConfigRecord(configs)
+        reply.content[MASKED_RECORD] = ArrayRecord(arrays)
     return reply
 
 

@@ -64,9 +64,9 @@ def test_narrowed_masked_updates_sum_to_what_flowers_int64_sum_gives() -> None:
     rng = np.random.default_rng(0)
     updates = [[rng.integers(0, MODULUS, size=s, dtype=np.int64) for s in SHAPES] for _ in range(3)]
     sent = [narrow_masked(ndarray_to_bytes(a) for a in update) for update in updates]
-    assert all(bytes_to_ndarray(blob).dtype == np.uint32 for blobs in sent for blob in blobs)
-    assert len(sent[0][0]) < 0.51 * len(ndarray_to_bytes(updates[0][0]))
-    received = [[bytes_to_ndarray(b) for b in widen_masked(blobs)] for blobs in sent]
+    assert all(array.dtype == np.uint32 for arrays in sent for array in arrays)
+    assert len(ndarray_to_bytes(sent[0][0])) < 0.51 * len(ndarray_to_bytes(updates[0][0]))
+    received = [[bytes_to_ndarray(b) for b in widen_masked(arrays)] for arrays in sent]
     for index in range(len(SHAPES)):
         expected = sum(update[index] for update in updates) % MODULUS
         got = sum(update[index] for update in received) % MODULUS
@@ -77,6 +77,11 @@ def test_narrowed_masked_updates_sum_to_what_flowers_int64_sum_gives() -> None:
 def test_an_unreduced_masked_update_is_refused_not_truncated(bad: np.ndarray) -> None:
     with pytest.raises(ValueError, match="not reduced"):
         narrow_masked([ndarray_to_bytes(bad)])
+
+
+def test_the_server_widens_only_uint32_masked_arrays() -> None:
+    with pytest.raises(ValueError, match="uint32"):
+        widen_masked([np.array([1, 2], dtype=np.int64)])
 
 
 def test_flowers_secaggplus_client_and_server_draw_genbas_masks() -> None:

@@ -18,7 +18,8 @@ REPLIES: dict[str, dict[str, dict[str, Any]]] = {
         "fitres.num_examples": {"num_examples": 120},
         "fitres.parameters": {},
         "fitres.status": STATUS,
-        "secaggplus_configs": {"masked_params": [b"m" * 136, b"m" * 136]},
+        "secaggplus_configs": {},
+        "secaggplus_masked": {"0": b"m" * 136, "1": b"m" * 136},
     },
     "secagg_unmask_shares": {"secaggplus_configs": {"nids": [11, 12, 13], "shares": [b"s" * 52] * 3}},
     "evaluation": {

@@ -26,6 +26,7 @@ from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
 from export.head_swap import read_head
 from genba.bundle import verify_directory
+from genba.masking import MASKED_RECORD
 from genba.protocol import ERROR_REASONS, ERROR_ROUND_REFUSED
 from genba.tools import free_loopback_port
 from server.federated_run import TrainConfig, train_federated
@@ -245,9 +246,10 @@ def _masked_vectors(received: list[dict[str, Any]], link_nodes: dict[str, Any]) 
 
     vectors = []
     for reply in received:
-        fields = reply["content"].get("secaggplus_configs", {})
-        if "masked_params" in fields:
-            arrays = [bytes_to_ndarray(base64.b64decode(item["b64"])) for item in fields["masked_params"]]
+        masked = reply["content"].get(MASKED_RECORD)  # uint32 arrays "0", "1", ... as the site sent them
+        if masked is not None:
+            blobs = [base64.b64decode(masked[key]["b64"]) for key in sorted(masked, key=int)]
+            arrays = [bytes_to_ndarray(blob) for blob in blobs]
             vectors.append(np.concatenate([a.ravel() for a in arrays[1:]]))  # [0] carries the weight factor
     return vectors
 

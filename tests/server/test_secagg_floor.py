@@ -39,6 +39,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import (
 from edge_agent.federation.floor import PRIVACY_FLOOR, BelowPrivacyFloorError, privacy_floor_mod
 from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
+from genba.masking import MASKED_RECORD
 
 HERE = Path(__file__).parent
 SITE, OTHERS = 11, (12, 13, 14)
@@ -343,13 +344,15 @@ def _heard(path: Path) -> Heard:
     for line in path.read_text(encoding="utf-8").splitlines():
         reply = _unplain(json.loads(line))
         node, fields = int(reply["node"]), reply["content"].get(RECORD_KEY_CONFIGS, {})
+        masked = reply["content"].get(MASKED_RECORD)  # the site's uint32 arrays "0", "1", ...
         kind = "error" if reply["error"] else "evaluation"
         if Key.PUBLIC_KEY_1 in fields:
             heard.public_keys[node], kind = fields[Key.PUBLIC_KEY_1], "public keys"
         elif Key.DESTINATION_LIST in fields:
             heard.shared_to[node], kind = list(fields[Key.DESTINATION_LIST]), "key shares"
-        elif Key.MASKED_PARAMETERS in fields:
-            heard.masked[node] = [bytes_to_ndarray(b).astype(np.int64) for b in fields[Key.MASKED_PARAMETERS]]
+        elif masked is not None:
+            ordered = sorted(masked, key=int)
+            heard.masked[node] = [bytes_to_ndarray(masked[key]).astype(np.int64) for key in ordered]
             kind = "masked update"
         elif Key.NODE_ID_LIST in fields:
             heard.revealed.append((list(fields[Key.NODE_ID_LIST]), list(fields[Key.SHARE_LIST])))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 from genba import keys
 from genba.errors import AgentUnavailableError, KeyFileError, UsageError
+from genba.files import write_json_atomically
 
 TOKEN_MODE_GROUP = 0o640
 TOKEN_MODE_PRIVATE = 0o600
@@ -185,10 +185,7 @@ class SiteFolder:
         return data
 
     def write_address(self, url: str, pid: int) -> None:
-        payload = json.dumps({"url": url, "pid": pid, "openapi": url + "/openapi.json"})
-        temporary = self.address_file.with_suffix(".addr.tmp")
-        temporary.write_text(payload, encoding="utf-8")
-        os.replace(temporary, self.address_file)
+        write_json_atomically(self.address_file, {"url": url, "pid": pid, "openapi": url + "/openapi.json"})
 
     def clear_address(self, pid: int) -> None:
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, AgentUnavailableError):

@@ -60,10 +60,11 @@ class RegistryLinkState(InMemoryLinkState):
 
     def initialize(self) -> None:
         """Read the registrations kept by an earlier run of the SuperLink (none on first start)."""
+        earlier = self.registry.with_name(EARLIER_DATABASE)
         if self.registry.is_file():
             kept = json.loads(self.registry.read_text(encoding="utf-8"))["nodes"]
-        elif self.registry.with_name(EARLIER_DATABASE).is_file():
-            kept = [_kept(node) for node in _registrations_in(self.registry.with_name(EARLIER_DATABASE))]
+        elif earlier.is_file():
+            kept = [_kept(node) for node in _registrations_in(earlier)]
         else:
             return
         with self.lock:

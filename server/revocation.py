@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from server.provision import ITFolder
+from server.provision import ITFolder, write_crl
 
 CRL_DAYS = 7
 #: How often a running server rewrites the CRL even when nothing changed (well within CRL_DAYS).
@@ -23,6 +21,4 @@ REFRESH_S = 24 * 3600.0
 def write_revocation_list(folder: ITFolder, now: dt.datetime | None = None) -> Path:
     """``it/crl.pem`` for the registry as it is now, valid :data:`CRL_DAYS` days (atomically
     replaced, its CRL number one above the last): the same list ``revoke-site`` writes."""
-    from server.provision import write_crl
-
     return write_crl(folder, now=now, days=CRL_DAYS)

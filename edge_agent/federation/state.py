@@ -18,6 +18,7 @@ from edge_agent.federation.budget import privacy_budget
 from edge_agent.federation.traffic_report import control_traffic
 from edge_agent.site import SiteFolder
 from edge_agent.store import SiteStore
+from genba.files import write_json_atomically
 
 UPDATE_KIND = "masked_update"
 
@@ -29,11 +30,7 @@ def state_file(site: SiteFolder) -> Path:
 def write_joined(site: SiteFolder, pid: int, superlink: str) -> None:
     path = state_file(site)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(
-        json.dumps({"pid": pid, "superlink": superlink, "started_at": time.time()}), encoding="utf-8"
-    )
-    os.replace(temporary, path)
+    write_json_atomically(path, {"pid": pid, "superlink": superlink, "started_at": time.time()})
 
 
 def clear_joined(site: SiteFolder, pid: int) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from genba.files import replace_atomically
+
 MODELS = (("untuned", "untuned (IT's export)"), ("local_only", "local only"), ("federated", "federated"))
 
 
@@ -250,10 +252,7 @@ def _save(figure: Any, path: Path) -> None:
 
 def _atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return replace_atomically(path, text.encode("utf-8"))
 
 
 def _pct(value: float | None) -> str:

@@ -13,11 +13,13 @@ import pytest
 from edge_agent.agent import Agent
 from edge_agent.answers import Item
 from edge_agent.config import StoreConfig
+from edge_agent.federation.client_app import BACKBONE_PIN, SiteClient
 from edge_agent.site import SiteFolder
 from edge_agent.split import SplitRule
 from edge_agent.store import SiteStore
 from edge_agent.training import train_candidate
 from edge_agent.training.errors import UnlabelledOptionError
+from export.head_swap import backbone_sha256, read_head
 from genba.bundle import verify_directory
 from genba.runtime.config import RuntimeConfig
 from genba.runtime.model import BundleModel
@@ -43,8 +45,15 @@ def _everything_written(site: SiteFolder, bundle: Path) -> bytes:
     return b"".join(p.read_bytes() for p in files) + ledger
 
 
+def _global_head(production_dir: Path) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """A federated round's global head and fit config: production's own head, pinned to its backbone."""
+    production = verify_directory(production_dir, None)
+    head = read_head(production)
+    return [head.weight, head.bias], {BACKBONE_PIN: backbone_sha256(production.manifest)}
+
+
 def test_adapt_learns_from_the_training_split_of_unlabelled_reports_and_records_it(
-    st_site: Callable[..., SiteFolder], tmp_path: Path
+    st_site: Callable[..., SiteFolder], tmp_path: Path, sentence_site: Any
 ) -> None:
     site = st_site()
     expected = _serve_unlabelled(site)
@@ -63,6 +72,18 @@ def test_adapt_learns_from_the_training_split_of_unlabelled_reports_and_records_
     written = _everything_written(site, tmp_path / "candidate")
     for text in UNLABELLED:
         assert text.split("lot ")[1].encode() not in written
+
+    # Nor in what the site's ClientApp would hand SecAgg+ to mask in a federated round, nor in its
+    # evaluation reply: the update is fitted on the labels alone and weighs exactly them.
+    round_head = _global_head(sentence_site.production_dir(site))
+    fitted, weight, fit_metrics = SiteClient(site.root).fit(*round_head)
+    evaluated = SiteClient(site.root).evaluate(*round_head)
+    assert weight == sum(1 for _, _, split in sentence_site.TRAIN if split == "train")
+    payload = (
+        b"".join(np.ascontiguousarray(a).tobytes() for a in fitted) + repr((fit_metrics, evaluated)).encode()
+    )
+    for text in UNLABELLED:
+        assert text.split("lot ")[1].encode() not in payload
 
 
 def test_pseudo_adds_productions_sure_answers_to_head_mode(

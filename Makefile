@@ -50,6 +50,7 @@ bench: $(STAMP) nginx
 	$(BIN)/python bench/agent_api.py
 	$(BIN)/python bench/serving_under_polling.py
 	$(BIN)/python bench/few_labels.py
+	$(BIN)/python bench/head_fit_threads.py --out bench-out/head_fit_threads.json
 	$(BIN)/python bench/federated.py --before docs/bench/federated.json   # the committed figures as 'before'
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/rollout_safety.py

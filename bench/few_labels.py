@@ -15,8 +15,9 @@ from the same bundle. Then, on the evaluation split:
   pool (``fit_head_with_pseudo_labels``), thresholds 0.9 and 0.95, with the 20-label site
   head as the teacher (and, for comparison, the production default head).
 
-``head_train_s_1000``: median seconds of ``fit_head`` on 1,000 cached embeddings, torch on
-2 threads, after a warm-up. Prints one JSON document and writes it with a PNG plot to --out
+``head_train_s_1000``: median seconds of ``fit_head`` on 1,000 cached embeddings, on the fit's
+own torch threads (``HeadTrainingConfig.threads``: one; 2 before docs/bench/head_fit_threads.json),
+after a warm-up. Prints one JSON document and writes it with a PNG plot to --out
 and to docs/bench/.
 
     .venv/bin/python bench/few_labels.py [--out bench-out/few_labels] [--seeds 3]
@@ -147,7 +148,8 @@ def main() -> int:
             "unlabelled_gain_pts": "best threshold, chosen on the evaluation split (so optimistic)",
             "head_train_s_1000_runs": [round(s, 3) for s in head_runs],
             "head_train": "fit_head on 1,000 cached pool embeddings (5-value L2 grid on a validation "
-            "split + refit), torch.set_num_threads(2), median after one warm-up",
+            "split + refit), on the fit's own torch threads (HeadTrainingConfig.threads), median after one "
+            "warm-up",
             "threads": THREADS,
             "wall_s": round(time.perf_counter() - started, 1),
         },

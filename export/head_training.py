@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from export.graphs import HeadWeights
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run torch on ``threads`` intra-op threads inside the block (0: leave torch's own setting).
+
+    torch's setting is process-wide: it is put back when the block ends, however it ends.
+    """
+    import torch
+
+    if threads <= 0:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def fit_linear_head(

@@ -38,6 +38,11 @@ class HeadTrainingConfig:
     #: Used when the labels are too few to hold any out (each class needs two to lend one).
     default_l2: float = 1e-3
     anchored_default_l2: float = 1e-1
+    #: torch threads for the fit (0: torch's default, one per core). A head is a few hundred
+    #: labels by a few hundred numbers: more threads save nothing on it, and when the cores are
+    #: shared (the agent serving, other processes fitting) their waiting turns each of the fit's
+    #: thousands of small steps into a wait for the cores (bench/head_fit_threads.py).
+    threads: int = 1
 
     def __post_init__(self) -> None:
         problems = []
@@ -54,6 +59,8 @@ class HeadTrainingConfig:
             problems.append("cv_max_labels must be >= 0")
         if not (math.isfinite(self.default_l2) and self.default_l2 >= 0):
             problems.append("default_l2 must be a finite value >= 0")
+        if self.threads < 0:
+            problems.append("threads must be >= 0 (0 = torch's default, one per core)")
         if problems:
             raise ConfigError(problems)
 
@@ -93,7 +100,21 @@ def fit_head(
     handful of site labels refine IT's head instead of replacing it (measured in
     bench/few_labels.py: from scratch, 20 labels per class fall short of the default head).
     """
+    from export.head_training import torch_threads
+
     config = config or HeadTrainingConfig()
+    with torch_threads(config.threads):
+        return _fit_head(embeddings, label_indices, num_labels, seed, config, prior)
+
+
+def _fit_head(
+    embeddings: np.ndarray,
+    label_indices: np.ndarray,
+    num_labels: int,
+    seed: int,
+    config: HeadTrainingConfig,
+    prior: HeadWeights | None,
+) -> HeadFit:
     start = time.perf_counter()
     features = np.ascontiguousarray(embeddings, dtype=np.float32)
     targets = np.asarray(label_indices, dtype=np.int64)

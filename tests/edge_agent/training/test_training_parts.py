@@ -195,8 +195,45 @@ def test_too_few_labels_to_hold_out_fit_with_the_default_l2() -> None:
 
 def test_a_head_config_reports_every_problem_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
-        HeadTrainingConfig(l2_grid=(), max_iterations=0, validation_fraction=1.0, folds=1)
-    assert len(caught.value.problems) == 4
+        HeadTrainingConfig(l2_grid=(), max_iterations=0, validation_fraction=1.0, folds=1, threads=-1)
+    assert len(caught.value.problems) == 5
+    assert any("threads" in problem for problem in caught.value.problems)
+
+
+@pytest.mark.parametrize(("threads", "inside"), [(1, 1), (0, 3)])
+def test_a_head_fits_on_its_own_torch_threads_and_gives_the_callers_back(
+    monkeypatch: pytest.MonkeyPatch, threads: int, inside: int
+) -> None:
+    """Every fit of the grid and the refit run on ``threads`` torch threads (0: the caller's
+    setting, here 3); after the fit, and after a fit that fails, torch has the caller's again."""
+    import torch
+
+    from edge_agent.training import head
+
+    seen: list[int] = []
+    failing: list[bool] = []
+    real_fit = head._fit
+
+    def fit_counting_threads(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        if failing:
+            raise RuntimeError("the fit failed")
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(head, "_fit", fit_counting_threads)
+    caller = torch.get_num_threads()
+    features, targets = clusters(5, seed=1)
+    try:
+        torch.set_num_threads(3)
+        fit_head(features, targets, 3, seed=0, config=HeadTrainingConfig(threads=threads))
+        assert len(seen) == 5 * 5 + 1 and set(seen) == {inside}
+        assert torch.get_num_threads() == 3
+        failing.append(True)
+        with pytest.raises(RuntimeError, match="the fit failed"):
+            fit_head(features, targets, 3, seed=0, config=HeadTrainingConfig(threads=threads))
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(caller)
 
 
 # ---------------------------------------------------------------- the cache table

@@ -6,7 +6,7 @@ embeddings, 26 fits of thousands of small torch steps. The demo, the tests and a
 serves while it trains run several such processes on the same cores. This benchmark fits heads
 the size of the demo's (280 labels, 384-dimensional embeddings, the default bundle's labels,
 starting from a parent head) in ``--processes`` processes at once, and in one process alone,
-with ``threads = 0`` (torch's default: one per core, the setting before this benchmark) and
+with ``threads = 0`` (torch's default: one per core, what every head fit used before this setting) and
 ``threads = 1`` (the default now), all in one run. Each process fits once to warm up (torch's
 first call), then ``--fits`` times; the figures are medians of the warm fits.
 

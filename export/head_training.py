@@ -37,8 +37,10 @@ def fit_linear_head(
     seed: int = 0,
     l2: float = 1e-3,
     max_iterations: int = 200,
+    threads: int = 1,
 ) -> HeadWeights:
-    """Class-balanced, L2-regularised softmax regression, fitted full-batch with L-BFGS.
+    """Class-balanced, L2-regularised softmax regression, fitted full-batch with L-BFGS on
+    ``threads`` torch threads (:func:`torch_threads`).
 
     Balanced weights keep a rare class (a site's few missing-part reports) from
     being ignored; L2 keeps the head stable with only a handful of labels.
@@ -51,7 +53,10 @@ def fit_linear_head(
     linear = starting_head(features.shape[1], num_labels, seed, prior=None)
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_balancing(counts, num_labels))
     return _minimise(
-        linear, lambda: loss_fn(linear(features), targets) + l2 * linear.weight.pow(2).sum(), max_iterations
+        linear,
+        lambda: loss_fn(linear(features), targets) + l2 * linear.weight.pow(2).sum(),
+        max_iterations,
+        threads,
     )
 
 
@@ -65,6 +70,7 @@ def fit_weighted_linear_head(
     l2: float = 1e-3,
     max_iterations: int = 200,
     prior: HeadWeights | None = None,
+    threads: int = 1,
 ) -> HeadWeights:
     """``fit_linear_head`` with a weight per example and, optionally, a prior head.
 
@@ -98,7 +104,7 @@ def fit_weighted_linear_head(
             value = value + l2 * (linear.bias - bias_anchor).pow(2).sum()
         return value
 
-    return _minimise(linear, loss, max_iterations)
+    return _minimise(linear, loss, max_iterations, threads)
 
 
 def _checked(
@@ -139,18 +145,21 @@ def starting_head(dim: int, num_labels: int, seed: int, prior: HeadWeights | Non
     return linear
 
 
-def _minimise(linear: Any, loss: Callable[[], Any], max_iterations: int) -> HeadWeights:
+def _minimise(linear: Any, loss: Callable[[], Any], max_iterations: int, threads: int) -> HeadWeights:
+    """L-BFGS on ``threads`` torch threads: a head's steps are too small to share out, and with the
+    cores busy elsewhere more threads make each of them wait (bench/head_fit_threads.py)."""
     import torch
 
-    optimizer = torch.optim.LBFGS(
-        linear.parameters(), lr=1.0, max_iter=max_iterations, line_search_fn="strong_wolfe"
-    )
+    with torch_threads(threads):
+        optimizer = torch.optim.LBFGS(
+            linear.parameters(), lr=1.0, max_iter=max_iterations, line_search_fn="strong_wolfe"
+        )
 
-    def closure() -> Any:
-        optimizer.zero_grad()
-        value = loss()
-        value.backward()
-        return value
+        def closure() -> Any:
+            optimizer.zero_grad()
+            value = loss()
+            value.backward()
+            return value
 
-    optimizer.step(closure)
+        optimizer.step(closure)
     return HeadWeights(linear.weight.detach().numpy().copy(), linear.bias.detach().numpy().copy())

@@ -100,21 +100,7 @@ def fit_head(
     handful of site labels refine IT's head instead of replacing it (measured in
     bench/few_labels.py: from scratch, 20 labels per class fall short of the default head).
     """
-    from export.head_training import torch_threads
-
     config = config or HeadTrainingConfig()
-    with torch_threads(config.threads):
-        return _fit_head(embeddings, label_indices, num_labels, seed, config, prior)
-
-
-def _fit_head(
-    embeddings: np.ndarray,
-    label_indices: np.ndarray,
-    num_labels: int,
-    seed: int,
-    config: HeadTrainingConfig,
-    prior: HeadWeights | None,
-) -> HeadFit:
     start = time.perf_counter()
     features = np.ascontiguousarray(embeddings, dtype=np.float32)
     targets = np.asarray(label_indices, dtype=np.int64)
@@ -126,9 +112,7 @@ def _fit_head(
         for l2 in grid_values:
             right, loss_sum = 0.0, 0.0
             for train, validation in folds:
-                head = _fit(
-                    features[train], targets[train], num_labels, seed, l2, config.max_iterations, prior
-                )
+                head = _fit(features[train], targets[train], num_labels, seed, l2, config, prior)
                 accuracy, loss = score_head(head, features[validation], targets[validation])
                 right, loss_sum = right + accuracy * len(validation), loss_sum + loss * len(validation)
             grid.append(
@@ -143,7 +127,7 @@ def _fit_head(
     else:
         chosen_l2 = config.default_l2 if prior is None else config.anchored_default_l2
         validation_accuracy = None
-    weights = _fit(features, targets, num_labels, seed, chosen_l2, config.max_iterations, prior)
+    weights = _fit(features, targets, num_labels, seed, chosen_l2, config, prior)
     report = {
         "examples": int(len(targets)),
         "folds": len(folds),
@@ -212,18 +196,20 @@ def _fit(
     num_labels: int,
     seed: int,
     l2: float,
-    iterations: int,
+    config: HeadTrainingConfig,
     prior: HeadWeights | None = None,
 ) -> HeadWeights:
+    iterations, threads = config.max_iterations, config.threads
     if prior is not None:
         from export.head_training import fit_weighted_linear_head
 
         ones = np.ones(len(targets))
         return fit_weighted_linear_head(
-            features, targets, ones, num_labels, seed=seed, l2=l2, max_iterations=iterations, prior=prior
-        )
+            features, targets, ones, num_labels, seed=seed, l2=l2, max_iterations=iterations, prior=prior,
+            threads=threads,
+        )  # fmt: skip
     return fit_linear_head(
-        features, targets.tolist(), num_labels, seed=seed, l2=l2, max_iterations=iterations
+        features, targets.tolist(), num_labels, seed=seed, l2=l2, max_iterations=iterations, threads=threads
     )
 
 

@@ -77,6 +77,7 @@ def fit_head_with_pseudo_labels(
         l2=chosen["l2"],
         max_iterations=chosen["max_iterations"],
         prior=prior,
+        threads=base.report["config"]["threads"],
     )
     report = {
         **base.report,

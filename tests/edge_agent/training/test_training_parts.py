@@ -208,19 +208,17 @@ def test_a_head_fits_on_its_own_torch_threads_and_gives_the_callers_back(
     setting, here 3); after the fit, and after a fit that fails, torch has the caller's again."""
     import torch
 
-    from edge_agent.training import head
-
     seen: list[int] = []
     failing: list[bool] = []
-    real_fit = head._fit
+    real_lbfgs = torch.optim.LBFGS
 
-    def fit_counting_threads(*args: Any, **kwargs: Any) -> Any:
+    def lbfgs_counting_threads(*args: Any, **kwargs: Any) -> Any:
         seen.append(torch.get_num_threads())
         if failing:
             raise RuntimeError("the fit failed")
-        return real_fit(*args, **kwargs)
+        return real_lbfgs(*args, **kwargs)
 
-    monkeypatch.setattr(head, "_fit", fit_counting_threads)
+    monkeypatch.setattr(torch.optim, "LBFGS", lbfgs_counting_threads)
     caller = torch.get_num_threads()
     features, targets = clusters(5, seed=1)
     try:

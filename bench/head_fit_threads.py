@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
+    if min(args.processes, args.fits, args.examples, args.dim) < 1:
+        parser.error("--processes, --fits, --examples and --dim must each be 1 or more")
     from export.datasets import LABELS
 
     started = time.perf_counter()

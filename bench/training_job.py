@@ -44,6 +44,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1, help="runs of every mode, in turn")
     parser.add_argument("--out", type=Path, default=Path("bench-out/training_job"))
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be 1 or more")
     bundle, trust = bundle_and_trust(parser, args)
     site = serving_site(args.out / "site-a", bundle, trust, "site-a", gates={"auto_advance": False})
     agent = start_agent(site, args.out / "agent.log")
